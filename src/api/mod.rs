@@ -1,0 +1,121 @@
+//! The gRPC edge: validate, call the provider, convert. No business logic lives here.
+
+mod deadline;
+pub mod status;
+pub mod validate;
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+pub use self::deadline::{Deadline, DeadlineLayer};
+use crate::provider::{
+    BankCardRecognizer, CallContext, InvoiceTitle, InvoiceTitleParser, ProviderError, TitleType,
+};
+
+/// Code generated from `proto/ocrgate/v1/ocrgate.proto`.
+pub mod pb {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("ocrgate.v1");
+
+    /// The encoded descriptors of the API, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/ocrgate_descriptor.bin"));
+}
+
+/// `ocrgate.v1.OcrService` over the provider traits.
+pub struct OcrApi {
+    bank_cards: Arc<dyn BankCardRecognizer>,
+    invoice_titles: Arc<dyn InvoiceTitleParser>,
+}
+
+impl OcrApi {
+    pub fn new(
+        bank_cards: Arc<dyn BankCardRecognizer>,
+        invoice_titles: Arc<dyn InvoiceTitleParser>,
+    ) -> Self {
+        Self {
+            bank_cards,
+            invoice_titles,
+        }
+    }
+
+    pub fn into_server(self) -> pb::ocr_service_server::OcrServiceServer<Self> {
+        pb::ocr_service_server::OcrServiceServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::ocr_service_server::OcrService for OcrApi {
+    async fn recognize_bank_card(
+        &self,
+        request: Request<pb::RecognizeBankCardRequest>,
+    ) -> Result<Response<pb::RecognizeBankCardResponse>, Status> {
+        let call = call_context(&request);
+        let request = validate::bank_card_request(request.into_inner())?;
+        let card = self
+            .bank_cards
+            .recognize_bank_card(request, &call)
+            .await
+            .map_err(|err| failed("RecognizeBankCard", &err))?;
+        tracing::debug!(card_number = %card.number, "bank card recognised");
+        Ok(Response::new(pb::RecognizeBankCardResponse {
+            card_number: card.number.digits().to_owned(),
+            provider: self.bank_cards.name().to_owned(),
+        }))
+    }
+
+    async fn parse_invoice_title(
+        &self,
+        request: Request<pb::ParseInvoiceTitleRequest>,
+    ) -> Result<Response<pb::ParseInvoiceTitleResponse>, Status> {
+        let call = call_context(&request);
+        let request = validate::invoice_title_request(request.into_inner())?;
+        let title = self
+            .invoice_titles
+            .parse_invoice_title(request, &call)
+            .await
+            .map_err(|err| failed("ParseInvoiceTitle", &err))?;
+        Ok(Response::new(invoice_title_response(
+            title,
+            self.invoice_titles.name(),
+        )))
+    }
+}
+
+fn call_context<T>(request: &Request<T>) -> CallContext {
+    CallContext {
+        deadline: request.extensions().get::<Deadline>().map(|d| d.0),
+    }
+}
+
+fn failed(method: &'static str, err: &ProviderError) -> Status {
+    let status = status::provider_error(err);
+    tracing::warn!(
+        method,
+        provider = err.provider,
+        kind = err.kind.as_str(),
+        code = ?status.code(),
+        error = %err,
+        "call failed"
+    );
+    status
+}
+
+fn invoice_title_response(title: InvoiceTitle, provider: &str) -> pb::ParseInvoiceTitleResponse {
+    let title_type = match title.title_type {
+        TitleType::Unspecified => pb::TitleType::Unspecified,
+        TitleType::Organization => pb::TitleType::Organization,
+        TitleType::Individual => pb::TitleType::Individual,
+    };
+    pb::ParseInvoiceTitleResponse {
+        title_type: title_type.into(),
+        title: title.title,
+        phone: title.phone,
+        tax_number: title.tax_number,
+        address: title.address,
+        bank_name: title.bank_name,
+        bank_account: title.bank_account,
+        provider: provider.to_owned(),
+    }
+}

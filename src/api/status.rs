@@ -1,0 +1,93 @@
+//! Errors as gRPC statuses: the one place that decides codes, reasons and details.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::provider::{ErrorKind, ProviderError};
+
+/// The `domain` of every `google.rpc.ErrorInfo` ocrgate sends.
+pub const ERROR_DOMAIN: &str = "ocrgate";
+
+/// `reason` of a request that broke a documented rule, before any provider was called.
+pub const REASON_INVALID_REQUEST: &str = "INVALID_REQUEST";
+
+/// `reason` when the client's deadline ran out.
+pub const REASON_DEADLINE_EXCEEDED: &str = "DEADLINE_EXCEEDED";
+
+/// The gRPC code for each kind of provider error (see `wechat-protocol.md`).
+pub fn code_for(kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::InvalidInput => Code::InvalidArgument,
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::QuotaExhausted => Code::ResourceExhausted,
+        ErrorKind::Unauthenticated => Code::Unauthenticated,
+        ErrorKind::PermissionDenied => Code::PermissionDenied,
+        ErrorKind::Misconfigured => Code::FailedPrecondition,
+        ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
+        ErrorKind::Unknown => Code::Unknown,
+    }
+}
+
+/// A provider's failure as the client sees it: code, message, and an `ErrorInfo` whose reason is
+/// `<PROVIDER>_<KIND>` and whose metadata carries the provider, the vendor errcode and whether a
+/// retry may help.
+pub fn provider_error(err: &ProviderError) -> Status {
+    let mut metadata = HashMap::from([
+        ("provider".to_owned(), err.provider.to_owned()),
+        ("retryable".to_owned(), err.retryable.to_string()),
+    ]);
+    if let Some(vendor) = &err.vendor {
+        metadata.insert("errcode".to_owned(), vendor.code.to_string());
+    }
+    let reason = format!(
+        "{}_{}",
+        err.provider.to_ascii_uppercase(),
+        err.kind.as_str()
+    );
+    Status::with_error_details(
+        code_for(err.kind),
+        err.to_string(),
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+    )
+}
+
+/// A request field that breaks the API's rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {description}")]
+pub struct InvalidRequest {
+    pub field: &'static str,
+    pub description: String,
+}
+
+impl InvalidRequest {
+    pub fn new(field: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            field,
+            description: description.into(),
+        }
+    }
+}
+
+impl From<InvalidRequest> for Status {
+    fn from(err: InvalidRequest) -> Self {
+        let mut details = ErrorDetails::with_error_info(
+            REASON_INVALID_REQUEST,
+            ERROR_DOMAIN,
+            HashMap::from([("field".to_owned(), err.field.to_owned())]),
+        );
+        details.add_bad_request_violation(err.field, err.description.clone());
+        Status::with_error_details(Code::InvalidArgument, err.to_string(), details)
+    }
+}
+
+/// The status for a call whose deadline ran out inside the gateway.
+pub fn deadline_exceeded() -> Status {
+    Status::with_error_details(
+        Code::DeadlineExceeded,
+        "the call's deadline ran out before an answer",
+        ErrorDetails::with_error_info(REASON_DEADLINE_EXCEEDED, ERROR_DOMAIN, HashMap::new()),
+    )
+}

@@ -1,0 +1,119 @@
+//! Request rules, checked before any provider is called. Each failure names the field.
+
+use url::Url;
+
+use super::{pb, status::InvalidRequest};
+use crate::provider::{
+    BankCardRequest, ImageFormat, ImageSource, InvoiceTitleRequest, RecognitionMode,
+};
+
+/// Largest image accepted, as WeChat's own limit: 2 MiB.
+pub const MAX_IMAGE_BYTES: usize = 2 * 1024 * 1024;
+/// Longest image URL accepted.
+pub const MAX_IMAGE_URL_BYTES: usize = 2048;
+/// Longest QR code text accepted (a QR code holds at most 2,953 bytes).
+pub const MAX_SCAN_TEXT_BYTES: usize = 4096;
+
+pub fn bank_card_request(
+    request: pb::RecognizeBankCardRequest,
+) -> Result<BankCardRequest, InvalidRequest> {
+    use pb::recognize_bank_card_request::Source;
+
+    let mode = match pb::RecognitionMode::try_from(request.mode) {
+        Ok(pb::RecognitionMode::Unspecified | pb::RecognitionMode::Photo) => RecognitionMode::Photo,
+        Ok(pb::RecognitionMode::Scan) => RecognitionMode::Scan,
+        Err(_) => {
+            return Err(InvalidRequest::new(
+                "mode",
+                format!("unknown recognition mode {}", request.mode),
+            ));
+        }
+    };
+    let image = match request.source {
+        None => {
+            return Err(InvalidRequest::new(
+                "image",
+                "no image: set `image` (the file's bytes) or `image_url`",
+            ));
+        }
+        Some(Source::Image(bytes)) => {
+            if bytes.is_empty() {
+                return Err(InvalidRequest::new("image", "the image is empty"));
+            }
+            if bytes.len() > MAX_IMAGE_BYTES {
+                return Err(InvalidRequest::new(
+                    "image",
+                    format!(
+                        "the image is {} bytes; the limit is {MAX_IMAGE_BYTES} bytes (2 MiB)",
+                        bytes.len()
+                    ),
+                ));
+            }
+            let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
+                InvalidRequest::new(
+                    "image",
+                    "the bytes are not a JPEG, PNG, BMP, GIF or WebP image",
+                )
+            })?;
+            ImageSource::Upload { bytes, format }
+        }
+        Some(Source::ImageUrl(url)) => ImageSource::Url(image_url(&url)?),
+    };
+    Ok(BankCardRequest {
+        image,
+        mode,
+        account: account(request.account),
+    })
+}
+
+pub fn invoice_title_request(
+    request: pb::ParseInvoiceTitleRequest,
+) -> Result<InvoiceTitleRequest, InvalidRequest> {
+    let scan_text = request.scan_text.trim();
+    if scan_text.is_empty() {
+        return Err(InvalidRequest::new(
+            "scan_text",
+            "empty: pass the text of the scanned QR code",
+        ));
+    }
+    if scan_text.len() > MAX_SCAN_TEXT_BYTES {
+        return Err(InvalidRequest::new(
+            "scan_text",
+            format!(
+                "{} bytes; the limit is {MAX_SCAN_TEXT_BYTES} bytes",
+                scan_text.len()
+            ),
+        ));
+    }
+    Ok(InvoiceTitleRequest {
+        scan_text: scan_text.to_owned(),
+        account: account(request.account),
+    })
+}
+
+fn image_url(raw: &str) -> Result<Url, InvalidRequest> {
+    let invalid = |why: String| InvalidRequest::new("image_url", why);
+    if raw.len() > MAX_IMAGE_URL_BYTES {
+        return Err(invalid(format!(
+            "{} bytes; the limit is {MAX_IMAGE_URL_BYTES} bytes",
+            raw.len()
+        )));
+    }
+    let url = Url::parse(raw.trim())
+        .map_err(|err| invalid(format!("not an absolute http(s) URL: {err}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(format!(
+            "scheme `{}` is not allowed; use http or https",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("the URL has no host".into()));
+    }
+    Ok(url)
+}
+
+fn account(name: String) -> Option<String> {
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}

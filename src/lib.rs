@@ -1,0 +1,11 @@
+//! ocrgate: one gRPC service for bank card OCR and invoice titles, whichever vendor is behind it.
+//!
+//! Data flows one way: [`api`] (the gRPC edge) calls the [`provider`] traits, which the vendor
+//! adapters in [`providers`] implement.
+
+pub mod api;
+pub mod config;
+pub mod provider;
+pub mod providers;
+pub mod server;
+pub mod telemetry;

@@ -1,0 +1,99 @@
+use std::fmt;
+
+/// What went wrong, in words every provider shares. The gRPC edge maps each kind to one status
+/// code; providers map their own codes to a kind in one place each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The vendor rejected the input: an unreadable image, a bad URL, bad scan text.
+    InvalidInput,
+    /// The input was fine but held nothing to recognise, e.g. no card in the image.
+    NotFound,
+    /// The account's quota is used up.
+    QuotaExhausted,
+    /// The vendor kept rejecting the credentials the gateway presented.
+    Unauthenticated,
+    /// The account may not call this API, or the gateway's address is not allowed.
+    PermissionDenied,
+    /// The gateway is set up wrongly: no account, an unknown account, a bad app id or secret.
+    Misconfigured,
+    /// The vendor is busy or unreachable.
+    Unavailable,
+    /// The call's deadline ran out.
+    DeadlineExceeded,
+    /// The vendor answered with an error the gateway does not know.
+    Unknown,
+}
+
+impl ErrorKind {
+    /// Upper-snake name, used in the stable `reason` of error details.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidInput => "INVALID_INPUT",
+            Self::NotFound => "NOT_FOUND",
+            Self::QuotaExhausted => "QUOTA_EXHAUSTED",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::PermissionDenied => "PERMISSION_DENIED",
+            Self::Misconfigured => "MISCONFIGURED",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// The vendor's own error code and message, kept for the client and the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorCode {
+    pub code: i64,
+    pub message: String,
+}
+
+/// The one error type every provider returns.
+///
+/// Its message must never hold a secret, an access token or a full card number: it reaches
+/// clients and logs as it is.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ProviderError {
+    pub kind: ErrorKind,
+    /// Which provider failed, e.g. `wechat`.
+    pub provider: &'static str,
+    pub message: String,
+    pub vendor: Option<VendorCode>,
+    /// Whether the same call may succeed if tried again later.
+    pub retryable: bool,
+}
+
+impl ProviderError {
+    pub fn new(provider: &'static str, kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            provider,
+            message: message.into(),
+            vendor: None,
+            retryable: matches!(kind, ErrorKind::Unavailable),
+        }
+    }
+
+    pub fn with_vendor_code(mut self, code: i64, message: impl Into<String>) -> Self {
+        self.vendor = Some(VendorCode {
+            code,
+            message: message.into(),
+        });
+        self
+    }
+
+    pub fn retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.provider, self.message)?;
+        if let Some(vendor) = &self.vendor {
+            write!(f, " (errcode {}: {})", vendor.code, vendor.message)?;
+        }
+        Ok(())
+    }
+}

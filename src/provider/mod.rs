@@ -1,0 +1,270 @@
+//! The vendor-neutral core: what ocrgate can do, in its own words.
+//!
+//! The gRPC edge (`api`) speaks to these traits only, and each vendor adapter (`providers::*`)
+//! implements them. Nothing here knows about protobuf or any vendor's JSON.
+
+mod error;
+
+use std::{fmt, time::Duration};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::time::Instant;
+use url::Url;
+
+pub use error::{ErrorKind, ProviderError, VendorCode};
+
+/// Reads bank card numbers from images.
+#[async_trait]
+pub trait BankCardRecognizer: Send + Sync + 'static {
+    /// The provider's name as clients see it in responses and error details, e.g. `wechat`.
+    fn name(&self) -> &'static str;
+
+    async fn recognize_bank_card(
+        &self,
+        request: BankCardRequest,
+        call: &CallContext,
+    ) -> Result<BankCard, ProviderError>;
+}
+
+/// Reads invoice titles from the text of the QR code a user shows.
+#[async_trait]
+pub trait InvoiceTitleParser: Send + Sync + 'static {
+    /// The provider's name as clients see it in responses and error details, e.g. `wechat`.
+    fn name(&self) -> &'static str;
+
+    async fn parse_invoice_title(
+        &self,
+        request: InvoiceTitleRequest,
+        call: &CallContext,
+    ) -> Result<InvoiceTitle, ProviderError>;
+}
+
+/// What a provider needs to know about the call it serves, beyond the request itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallContext {
+    /// When the client stops waiting. Everything downstream (token fetches, retries, the vendor
+    /// call) must finish before it.
+    pub deadline: Option<Instant>,
+}
+
+impl CallContext {
+    /// Time left before the deadline; `None` when the call has no deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// An image format the vendors accept, sniffed from the bytes themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+    Bmp,
+    Gif,
+    WebP,
+}
+
+impl ImageFormat {
+    /// The format of `bytes`, or `None` when they are not one of the accepted formats.
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        match infer::get(bytes)?.mime_type() {
+            "image/jpeg" => Some(Self::Jpeg),
+            "image/png" => Some(Self::Png),
+            "image/bmp" => Some(Self::Bmp),
+            "image/gif" => Some(Self::Gif),
+            "image/webp" => Some(Self::WebP),
+            _ => None,
+        }
+    }
+
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Bmp => "image/bmp",
+            Self::Gif => "image/gif",
+            Self::WebP => "image/webp",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+            Self::Bmp => "bmp",
+            Self::Gif => "gif",
+            Self::WebP => "webp",
+        }
+    }
+}
+
+/// An image to recognise: uploaded bytes, or a URL the provider fetches.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    Upload { bytes: Bytes, format: ImageFormat },
+    Url(Url),
+}
+
+impl fmt::Debug for ImageSource {
+    // The bytes of a card photo are as sensitive as the number on it: show their size only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Upload { bytes, format } => f
+                .debug_struct("Upload")
+                .field("format", format)
+                .field("len", &bytes.len())
+                .finish(),
+            Self::Url(url) => f.debug_tuple("Url").field(&url.as_str()).finish(),
+        }
+    }
+}
+
+/// How the image was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecognitionMode {
+    #[default]
+    Photo,
+    Scan,
+}
+
+#[derive(Debug, Clone)]
+pub struct BankCardRequest {
+    pub image: ImageSource,
+    pub mode: RecognitionMode,
+    /// The configured vendor account to use; `None` for the default one.
+    pub account: Option<String>,
+}
+
+/// A bank card number, digits only. Its `Debug` and `Display` show it masked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CardNumber(String);
+
+impl CardNumber {
+    /// Keeps the digits of `raw`, dropping the spaces and dashes vendors put between groups.
+    /// `None` when nothing but digits, spaces and dashes was there, or no digit at all.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let cleaned = raw.trim();
+        if !cleaned
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
+        {
+            return None;
+        }
+        let digits: String = cleaned.chars().filter(char::is_ascii_digit).collect();
+        (!digits.is_empty()).then_some(Self(digits))
+    }
+
+    /// The full number. Only the response to the client may carry it.
+    pub fn digits(&self) -> &str {
+        &self.0
+    }
+
+    /// First six and last four digits, the rest as `*`: safe to log.
+    pub fn masked(&self) -> String {
+        let n = self.0.len();
+        if n <= 10 {
+            return "*".repeat(n);
+        }
+        format!("{}{}{}", &self.0[..6], "*".repeat(n - 10), &self.0[n - 4..])
+    }
+}
+
+impl fmt::Debug for CardNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CardNumber").field(&self.masked()).finish()
+    }
+}
+
+impl fmt::Display for CardNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankCard {
+    pub number: CardNumber,
+}
+
+#[derive(Debug, Clone)]
+pub struct InvoiceTitleRequest {
+    /// The text of the scanned QR code, trimmed and non-empty.
+    pub scan_text: String,
+    /// The configured vendor account to use; `None` for the default one.
+    pub account: Option<String>,
+}
+
+/// Whom an invoice is made out to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TitleType {
+    #[default]
+    Unspecified,
+    Organization,
+    Individual,
+}
+
+/// An invoice title as the user shared it. Empty strings mean the user left a field blank.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InvoiceTitle {
+    pub title_type: TitleType,
+    pub title: String,
+    pub phone: String,
+    pub tax_number: String,
+    pub address: String,
+    pub bank_name: String,
+    pub bank_account: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_number_keeps_digits_and_drops_group_separators() {
+        let number = CardNumber::parse(" 6222 0202-0011 2345 678 ").expect("digits");
+        assert_eq!(number.digits(), "6222020200112345678");
+    }
+
+    #[test]
+    fn card_number_rejects_text_that_is_not_a_number() {
+        assert_eq!(CardNumber::parse("6222x0202"), None);
+        assert_eq!(CardNumber::parse(" - "), None);
+        assert_eq!(CardNumber::parse(""), None);
+    }
+
+    #[test]
+    fn card_number_shows_only_first_six_and_last_four_when_formatted() {
+        let number = CardNumber::parse("6222020200112345678").expect("digits");
+        assert_eq!(number.masked(), "622202*********5678");
+        assert_eq!(format!("{number}"), "622202*********5678");
+        assert!(!format!("{number:?}").contains("6222020200112345678"));
+    }
+
+    #[test]
+    fn short_card_number_is_masked_whole() {
+        let number = CardNumber::parse("1234567890").expect("digits");
+        assert_eq!(number.masked(), "**********");
+    }
+
+    #[test]
+    fn image_formats_are_sniffed_from_magic_bytes() {
+        assert_eq!(
+            ImageFormat::sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            Some(ImageFormat::Png)
+        );
+        assert_eq!(
+            ImageFormat::sniff(b"\xFF\xD8\xFF\xE0\0\x10JFIF\0"),
+            Some(ImageFormat::Jpeg)
+        );
+        assert_eq!(ImageFormat::sniff(b"GIF89a\x01\0\x01\0"), Some(ImageFormat::Gif));
+        assert_eq!(ImageFormat::sniff(b"BM\x3a\0\0\0\0\0\0\0\x36\0\0\0\x28\0"), Some(ImageFormat::Bmp));
+        assert_eq!(
+            ImageFormat::sniff(b"RIFF\x1a\0\0\0WEBPVP8 "),
+            Some(ImageFormat::WebP)
+        );
+        assert_eq!(ImageFormat::sniff(b"%PDF-1.7\n"), None);
+        assert_eq!(ImageFormat::sniff(b""), None);
+    }
+}

@@ -1,0 +1,3 @@
+//! Vendor adapters behind the `provider` traits, one folder each.
+
+pub mod wechat;

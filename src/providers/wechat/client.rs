@@ -1,0 +1,314 @@
+//! WeChat's HTTP API: one method per endpoint, replies parsed tolerantly.
+//!
+//! Access tokens and app secrets travel in URLs and bodies here, so no URL, body or
+//! `reqwest::Error` with its URL ever leaves this module.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::multipart::{Form, Part};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_with::{DisplayFromStr, PickFirst, serde_as};
+use tokio::time::Instant;
+use url::Url;
+
+use super::{
+    Account, TokenEndpoint, WechatConfig, WechatError,
+    token::{AccessToken, FreshToken},
+};
+use crate::provider::{CallContext, ImageSource, InvoiceTitle, RecognitionMode, TitleType};
+
+pub(super) struct WechatClient {
+    http: reqwest::Client,
+    base_url: Url,
+    token_endpoint: TokenEndpoint,
+    request_timeout: Duration,
+}
+
+impl WechatClient {
+    pub(super) fn new(config: &WechatConfig) -> Result<Self, reqwest::Error> {
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            // WeChat never redirects; following one would hand the token in the URL to another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("ocrgate/", env!("CARGO_PKG_VERSION")));
+        if let Some(proxy) = &config.proxy {
+            http = http.proxy(reqwest::Proxy::all(proxy.as_str())?);
+        }
+        let mut base_url = config.base_url.clone();
+        if !base_url.path().ends_with('/') {
+            // Url::join would otherwise replace the last path segment.
+            base_url.set_path(&format!("{}/", base_url.path()));
+        }
+        Ok(Self {
+            http: http.build()?,
+            base_url,
+            token_endpoint: config.token_endpoint,
+            request_timeout: config.request_timeout,
+        })
+    }
+
+    /// Fetches the account's current access token, in normal mode: never forces a new one.
+    pub(super) async fn fetch_token(
+        &self,
+        account: &Account,
+        call: &CallContext,
+    ) -> Result<FreshToken, WechatError> {
+        let request = match self.token_endpoint {
+            TokenEndpoint::Stable => self
+                .http
+                .post(self.endpoint("cgi-bin/stable_token")?)
+                .json(&StableTokenRequest {
+                    grant_type: "client_credential",
+                    appid: &account.app_id,
+                    secret: account.app_secret.expose_secret(),
+                    force_refresh: false,
+                }),
+            TokenEndpoint::Legacy => {
+                let mut url = self.endpoint("cgi-bin/token")?;
+                url.query_pairs_mut()
+                    .append_pair("grant_type", "client_credential")
+                    .append_pair("appid", &account.app_id)
+                    .append_pair("secret", account.app_secret.expose_secret());
+                self.http.get(url)
+            }
+        };
+        let reply: TokenReply = self.send(request, call).await?;
+        check(reply.errcode, reply.errmsg)?;
+        match reply.access_token {
+            Some(token) if !token.is_empty() => Ok(FreshToken {
+                token: AccessToken::new(SecretString::from(token)),
+                expires_in: Duration::from_secs(reply.expires_in.unwrap_or(0).max(0).unsigned_abs()),
+            }),
+            _ => Err(WechatError::Malformed(
+                "token reply without access_token".into(),
+            )),
+        }
+    }
+
+    /// Returns the card number as WeChat wrote it (it may hold spaces or dashes).
+    pub(super) async fn recognize_bank_card(
+        &self,
+        token: &AccessToken,
+        image: &ImageSource,
+        mode: RecognitionMode,
+        call: &CallContext,
+    ) -> Result<String, WechatError> {
+        let mut url = self.endpoint_with_token("cv/ocr/bankcard", token)?;
+        let mode = match mode {
+            RecognitionMode::Photo => "photo",
+            RecognitionMode::Scan => "scan",
+        };
+        url.query_pairs_mut().append_pair("type", mode);
+        let request = match image {
+            ImageSource::Url(image_url) => {
+                url.query_pairs_mut().append_pair("img_url", image_url.as_str());
+                self.http.post(url)
+            }
+            ImageSource::Upload { bytes, format } => {
+                // A stream part over the same `Bytes`: the upload is not copied again.
+                let part = Part::stream_with_length(Bytes::clone(bytes), bytes.len() as u64)
+                    .file_name(format!("image.{}", format.extension()))
+                    .mime_str(format.mime_type())
+                    .map_err(|err| WechatError::Transport(err.without_url().to_string()))?;
+                self.http.post(url).multipart(Form::new().part("img", part))
+            }
+        };
+        let reply: BankCardReply = self.send(request, call).await?;
+        check(reply.errcode, reply.errmsg)?;
+        reply
+            .number
+            .or(reply.id)
+            .filter(|number| !number.trim().is_empty())
+            .ok_or_else(|| WechatError::Malformed("bank card reply without a number".into()))
+    }
+
+    pub(super) async fn scan_invoice_title(
+        &self,
+        token: &AccessToken,
+        scan_text: &str,
+        call: &CallContext,
+    ) -> Result<InvoiceTitle, WechatError> {
+        let url = self.endpoint_with_token("card/invoice/scantitle", token)?;
+        let request = self.http.post(url).json(&ScanTitleRequest { scan_text });
+        let reply: ScanTitleReply = self.send(request, call).await?;
+        check(reply.errcode, reply.errmsg)?;
+        Ok(InvoiceTitle {
+            title_type: match reply.title_type {
+                Some(0) => TitleType::Organization,
+                Some(1) => TitleType::Individual,
+                _ => TitleType::Unspecified,
+            },
+            title: reply.title,
+            phone: reply.phone,
+            tax_number: reply.tax_no,
+            address: reply.addr,
+            bank_name: reply.bank_type,
+            bank_account: reply.bank_no,
+        })
+    }
+
+    fn endpoint(&self, path: &str) -> Result<Url, WechatError> {
+        self.base_url
+            .join(path)
+            .map_err(|err| WechatError::NotConfigured(format!("bad WeChat base URL: {err}")))
+    }
+
+    fn endpoint_with_token(&self, path: &str, token: &AccessToken) -> Result<Url, WechatError> {
+        let mut url = self.endpoint(path)?;
+        url.query_pairs_mut()
+            .append_pair("access_token", token.expose());
+        Ok(url)
+    }
+
+    /// Sends within the call's deadline and decodes the JSON reply, whatever its content type.
+    async fn send<T: for<'de> Deserialize<'de>>(
+        &self,
+        request: reqwest::RequestBuilder,
+        call: &CallContext,
+    ) -> Result<T, WechatError> {
+        let timeout = match call.remaining() {
+            Some(left) if left.is_zero() => return Err(WechatError::DeadlineExceeded),
+            Some(left) => left.min(self.request_timeout),
+            None => self.request_timeout,
+        };
+        let started = Instant::now();
+        let body = async {
+            let response = request.timeout(timeout).send().await?;
+            let status = response.status();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, body))
+        }
+        .await;
+        let (status, body) = body.map_err(|err| {
+            if err.is_timeout() && call.deadline.is_some_and(|d| d <= started + timeout) {
+                WechatError::DeadlineExceeded
+            } else {
+                WechatError::Transport(err.without_url().to_string())
+            }
+        })?;
+        if !status.is_success() {
+            return Err(WechatError::Http(status));
+        }
+        serde_json::from_slice(&body).map_err(|err| WechatError::Malformed(err.to_string()))
+    }
+}
+
+fn check(errcode: i64, errmsg: String) -> Result<(), WechatError> {
+    if errcode == 0 {
+        Ok(())
+    } else {
+        Err(WechatError::Api { errcode, errmsg })
+    }
+}
+
+#[derive(serde::Serialize)]
+struct StableTokenRequest<'a> {
+    grant_type: &'static str,
+    appid: &'a str,
+    secret: &'a str,
+    force_refresh: bool,
+}
+
+#[derive(serde::Serialize)]
+struct ScanTitleRequest<'a> {
+    scan_text: &'a str,
+}
+
+// WeChat sends numbers sometimes as JSON numbers, sometimes as strings ("errcode":"0").
+#[serde_as]
+#[derive(Deserialize)]
+struct TokenReply {
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+    access_token: Option<String>,
+    #[serde_as(as = "Option<PickFirst<(_, DisplayFromStr)>>")]
+    #[serde(default)]
+    expires_in: Option<i64>,
+}
+
+#[serde_as]
+#[derive(Deserialize)]
+struct BankCardReply {
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+    number: Option<String>,
+    /// Where the vendor's own example puts the number.
+    id: Option<String>,
+}
+
+#[serde_as]
+#[derive(Deserialize)]
+struct ScanTitleReply {
+    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+    #[serde_as(as = "Option<PickFirst<(_, DisplayFromStr)>>")]
+    #[serde(default)]
+    title_type: Option<i64>,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    tax_no: String,
+    #[serde(default)]
+    addr: String,
+    #[serde(default)]
+    bank_type: String,
+    #[serde(default)]
+    bank_no: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bank_card_reply_accepts_string_errcode_and_id_field() {
+        let reply: BankCardReply =
+            serde_json::from_str(r#"{"errcode":"0","errmsg":"ok","id":"6222 1234"}"#)
+                .expect("parses");
+        assert_eq!(reply.errcode, 0);
+        assert_eq!(reply.number.or(reply.id).as_deref(), Some("6222 1234"));
+    }
+
+    #[test]
+    fn bank_card_reply_accepts_numeric_errcode_and_number_field() {
+        let reply: BankCardReply =
+            serde_json::from_str(r#"{"errcode":101001,"errmsg":"certificate not found"}"#)
+                .expect("parses");
+        assert_eq!(reply.errcode, 101001);
+        assert_eq!(reply.number, None);
+    }
+
+    #[test]
+    fn title_reply_tolerates_missing_fields_and_string_title_type() {
+        let reply: ScanTitleReply =
+            serde_json::from_str(r#"{"errcode":0,"title":"ACME","title_type":"1"}"#)
+                .expect("parses");
+        assert_eq!(reply.title_type, Some(1));
+        assert_eq!(reply.tax_no, "");
+        let reply: ScanTitleReply =
+            serde_json::from_str(r#"{"errcode":0,"title":"ACME"}"#).expect("parses");
+        assert_eq!(reply.title_type, None);
+    }
+
+    #[test]
+    fn token_reply_without_errcode_is_success() {
+        let reply: TokenReply =
+            serde_json::from_str(r#"{"access_token":"abc","expires_in":7200}"#).expect("parses");
+        assert_eq!(reply.errcode, 0);
+        assert_eq!(reply.expires_in, Some(7200));
+    }
+}

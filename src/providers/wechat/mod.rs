@@ -1,0 +1,401 @@
+//! The WeChat adapter: bank card OCR and invoice titles through the WeChat server API.
+
+mod client;
+mod errcode;
+mod token;
+
+use std::{collections::BTreeMap, fmt, future::Future, time::Duration};
+
+use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+use self::{
+    client::WechatClient,
+    token::{AccessToken, TokenCache},
+};
+use crate::provider::{
+    BankCard, BankCardRecognizer, BankCardRequest, CallContext, CardNumber, ErrorKind,
+    InvoiceTitle, InvoiceTitleParser, InvoiceTitleRequest, ProviderError,
+};
+
+const PROVIDER: &str = "wechat";
+
+/// Name of the account that `app_id` / `app_secret` (and their environment variables) define.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// Which endpoint hands out access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenEndpoint {
+    /// `cgi-bin/stable_token`: every replica gets the same token. Use this.
+    #[default]
+    Stable,
+    /// `cgi-bin/token`: each fetch invalidates the previous token for everybody after 5 minutes.
+    /// Only for accounts that cannot use the stable endpoint.
+    Legacy,
+}
+
+/// The `[wechat]` section of the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WechatConfig {
+    /// The app id of the account named `default`.
+    pub app_id: Option<String>,
+    /// The app secret of the account named `default`.
+    pub app_secret: Option<SecretString>,
+    /// More accounts, by name; a request picks one with its `account` field.
+    pub accounts: BTreeMap<String, AccountConfig>,
+    /// The account used when a request names none.
+    pub default_account: Option<String>,
+    pub base_url: Url,
+    pub token_endpoint: TokenEndpoint,
+    pub proxy: Option<Url>,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Upper bound for one HTTP exchange; the client's deadline may cut it shorter.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How long before WeChat's expiry a cached token is dropped and fetched again.
+    #[serde(with = "humantime_serde")]
+    pub token_refresh_margin: Duration,
+    /// Retries after "system busy" (errcode -1), HTTP 5xx or a broken connection.
+    pub busy_retries: usize,
+    /// First backoff before such a retry; it doubles each time, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub busy_backoff: Duration,
+}
+
+impl Default for WechatConfig {
+    #[allow(clippy::expect_used, reason = "a constant URL, checked by every test run")]
+    fn default() -> Self {
+        Self {
+            app_id: None,
+            app_secret: None,
+            accounts: BTreeMap::new(),
+            default_account: None,
+            base_url: Url::parse("https://api.weixin.qq.com/").expect("static URL is valid"),
+            token_endpoint: TokenEndpoint::Stable,
+            proxy: None,
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(10),
+            token_refresh_margin: Duration::from_secs(300),
+            busy_retries: 2,
+            busy_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    pub app_id: String,
+    pub app_secret: SecretString,
+}
+
+impl WechatConfig {
+    /// Every configured account by name, the `default` one included.
+    fn all_accounts(&self) -> Result<BTreeMap<String, Account>, String> {
+        let mut accounts: BTreeMap<String, Account> = self
+            .accounts
+            .iter()
+            .map(|(name, account)| (name.clone(), Account::new(name, account)))
+            .collect();
+        match (&self.app_id, &self.app_secret) {
+            (Some(app_id), Some(app_secret)) => {
+                let account = AccountConfig {
+                    app_id: app_id.clone(),
+                    app_secret: app_secret.clone(),
+                };
+                if accounts
+                    .insert(DEFAULT_ACCOUNT.into(), Account::new(DEFAULT_ACCOUNT, &account))
+                    .is_some()
+                {
+                    return Err(format!(
+                        "account `{DEFAULT_ACCOUNT}` is defined twice: by wechat.app_id and in wechat.accounts"
+                    ));
+                }
+            }
+            (None, None) => {}
+            (Some(_), None) => return Err("wechat.app_id is set but wechat.app_secret is not (OCRGATE_WECHAT_APP_SECRET)".into()),
+            (None, Some(_)) => return Err("wechat.app_secret is set but wechat.app_id is not (OCRGATE_WECHAT_APP_ID)".into()),
+        }
+        if let Some((name, _)) = accounts
+            .iter()
+            .find(|(_, account)| account.app_id.trim().is_empty())
+        {
+            return Err(format!("account `{name}` has an empty app_id"));
+        }
+        Ok(accounts)
+    }
+
+    fn default_account_name(&self, accounts: &BTreeMap<String, Account>) -> Result<Option<String>, String> {
+        match &self.default_account {
+            Some(name) if accounts.contains_key(name) => Ok(Some(name.clone())),
+            Some(name) => Err(format!("wechat.default_account `{name}` is not a configured account")),
+            None if accounts.contains_key(DEFAULT_ACCOUNT) => Ok(Some(DEFAULT_ACCOUNT.into())),
+            None if accounts.len() == 1 => Ok(accounts.keys().next().cloned()),
+            None => Ok(None),
+        }
+    }
+}
+
+/// One WeChat official account the gateway may bill.
+struct Account {
+    name: String,
+    app_id: String,
+    app_secret: SecretString,
+}
+
+impl Account {
+    fn new(name: &str, config: &AccountConfig) -> Self {
+        Self {
+            name: name.to_owned(),
+            app_id: config.app_id.clone(),
+            app_secret: config.app_secret.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.name)
+            .field("app_id", &self.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What can go wrong talking to WeChat. Never holds a URL, a token or a secret.
+#[derive(Debug, Clone, thiserror::Error)]
+enum WechatError {
+    #[error("WeChat answered errcode {errcode}: {errmsg}")]
+    Api { errcode: i64, errmsg: String },
+    #[error("WeChat answered HTTP {0}")]
+    Http(StatusCode),
+    #[error("could not reach WeChat: {0}")]
+    Transport(String),
+    #[error("WeChat did not answer before the deadline")]
+    DeadlineExceeded,
+    #[error("WeChat sent a reply that could not be read: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    NotConfigured(String),
+}
+
+impl WechatError {
+    /// Worth another try after a backoff: busy platform, server error, broken connection.
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Api { errcode, .. } => errcode::is_busy(*errcode),
+            Self::Http(status) => status.is_server_error(),
+            Self::Transport(_) => true,
+            Self::DeadlineExceeded | Self::Malformed(_) | Self::NotConfigured(_) => false,
+        }
+    }
+
+    fn is_token_rejected(&self) -> bool {
+        matches!(self, Self::Api { errcode, .. } if errcode::is_token_rejected(*errcode))
+    }
+}
+
+impl From<WechatError> for ProviderError {
+    fn from(err: WechatError) -> Self {
+        let retryable = err.is_transient();
+        let message = err.to_string();
+        let (kind, vendor) = match err {
+            WechatError::Api { errcode, errmsg } => {
+                (errcode::classify(errcode, &errmsg), Some((errcode, errmsg)))
+            }
+            WechatError::Http(_) | WechatError::Transport(_) => (ErrorKind::Unavailable, None),
+            WechatError::DeadlineExceeded => (ErrorKind::DeadlineExceeded, None),
+            WechatError::Malformed(_) => (ErrorKind::Unknown, None),
+            WechatError::NotConfigured(_) => (ErrorKind::Misconfigured, None),
+        };
+        let error = ProviderError::new(PROVIDER, kind, message).retryable(retryable);
+        match vendor {
+            Some((code, errmsg)) => error.with_vendor_code(code, errmsg),
+            None => error,
+        }
+    }
+}
+
+/// Why a WeChat provider could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("invalid [wechat] configuration: {0}")]
+    Config(String),
+    #[error("could not build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// Bank cards and invoice titles through WeChat, for any number of configured accounts.
+pub struct WechatProvider {
+    client: WechatClient,
+    tokens: TokenCache,
+    accounts: BTreeMap<String, Account>,
+    default_account: Option<String>,
+    backoff: ExponentialBuilder,
+}
+
+impl WechatProvider {
+    pub fn new(config: &WechatConfig) -> Result<Self, BuildError> {
+        let accounts = config.all_accounts().map_err(BuildError::Config)?;
+        let default_account = config
+            .default_account_name(&accounts)
+            .map_err(BuildError::Config)?;
+        Ok(Self {
+            client: WechatClient::new(config)?,
+            tokens: TokenCache::new(config.token_refresh_margin),
+            accounts,
+            default_account,
+            backoff: ExponentialBuilder::default()
+                .with_min_delay(config.busy_backoff)
+                .with_max_delay(config.busy_backoff * 8)
+                .with_max_times(config.busy_retries)
+                .with_jitter(),
+        })
+    }
+
+    /// Names of the configured accounts.
+    pub fn account_names(&self) -> impl Iterator<Item = &str> {
+        self.accounts.keys().map(String::as_str)
+    }
+
+    fn account(&self, name: Option<&str>) -> Result<&Account, WechatError> {
+        let name = match name.or(self.default_account.as_deref()) {
+            Some(name) => name,
+            None if self.accounts.is_empty() => {
+                return Err(WechatError::NotConfigured(
+                    "no WeChat account is configured: set OCRGATE_WECHAT_APP_ID and \
+                     OCRGATE_WECHAT_APP_SECRET, or [wechat] app_id and app_secret in the config file"
+                        .into(),
+                ));
+            }
+            None => {
+                return Err(WechatError::NotConfigured(format!(
+                    "the request names no account and no default is configured \
+                     (wechat.default_account); configured accounts: {}",
+                    self.known_accounts()
+                )));
+            }
+        };
+        self.accounts.get(name).ok_or_else(|| {
+            WechatError::NotConfigured(format!(
+                "no WeChat account named `{name}` is configured; configured accounts: {}",
+                self.known_accounts()
+            ))
+        })
+    }
+
+    fn known_accounts(&self) -> String {
+        if self.accounts.is_empty() {
+            return "none".into();
+        }
+        self.account_names().collect::<Vec<_>>().join(", ")
+    }
+
+    /// Runs `api` with the account's token. A rejected token is dropped (if still current),
+    /// fetched again and the call retried once; transient failures are retried with backoff
+    /// while the deadline allows.
+    async fn with_token<T, F, Fut>(
+        &self,
+        account: Option<&str>,
+        call: &CallContext,
+        api: F,
+    ) -> Result<T, WechatError>
+    where
+        F: Fn(AccessToken) -> Fut,
+        Fut: Future<Output = Result<T, WechatError>>,
+    {
+        let account = self.account(account)?;
+        let mut backoff = self.backoff.build();
+        let mut token_refreshed = false;
+        loop {
+            let attempt = async {
+                let (token, _lookup) = self
+                    .tokens
+                    .get_or_fetch(&account.app_id, self.client.fetch_token(account, call))
+                    .await
+                    .map_err(|err| (err, None))?;
+                api(token.clone()).await.map_err(|err| (err, Some(token)))
+            }
+            .await;
+            let (err, token) = match attempt {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            if err.is_token_rejected() && !token_refreshed {
+                if let Some(token) = &token {
+                    token_refreshed = true;
+                    tracing::info!(account = %account.name, error = %err, "WeChat rejected the access token; fetching a new one");
+                    self.tokens.invalidate_if_current(&account.app_id, token).await;
+                    continue;
+                }
+            }
+            if !err.is_transient() {
+                return Err(err);
+            }
+            match backoff.next() {
+                Some(delay) if call.remaining().is_none_or(|left| left > delay) => {
+                    tracing::info!(account = %account.name, error = %err, ?delay, "WeChat call failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                _ => return Err(err),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BankCardRecognizer for WechatProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn recognize_bank_card(
+        &self,
+        request: BankCardRequest,
+        call: &CallContext,
+    ) -> Result<BankCard, ProviderError> {
+        let (image, mode) = (&request.image, request.mode);
+        let raw = self
+            .with_token(request.account.as_deref(), call, |token| async move {
+                self.client
+                    .recognize_bank_card(&token, image, mode, call)
+                    .await
+            })
+            .await?;
+        let number = CardNumber::parse(&raw).ok_or_else(|| {
+            ProviderError::new(
+                PROVIDER,
+                ErrorKind::Unknown,
+                format!("WeChat returned a card number that is not digits ({} characters)", raw.len()),
+            )
+        })?;
+        Ok(BankCard { number })
+    }
+}
+
+#[async_trait]
+impl InvoiceTitleParser for WechatProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn parse_invoice_title(
+        &self,
+        request: InvoiceTitleRequest,
+        call: &CallContext,
+    ) -> Result<InvoiceTitle, ProviderError> {
+        let scan_text = request.scan_text.as_str();
+        Ok(self
+            .with_token(request.account.as_deref(), call, |token| async move {
+                self.client.scan_invoice_title(&token, scan_text, call).await
+            })
+            .await?)
+    }
+}

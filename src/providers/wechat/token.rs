@@ -1,0 +1,169 @@
+//! Access tokens, cached per app id: one fetch per app however many calls miss at once.
+
+use std::{fmt, future::Future, time::Duration};
+
+use moka::{Expiry, future::Cache, ops::compute::Op};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::WechatError;
+
+/// A WeChat access token. Its `Debug` is redacted; only the client module exposes it.
+#[derive(Clone)]
+pub(super) struct AccessToken(SecretString);
+
+impl AccessToken {
+    pub(super) fn new(token: SecretString) -> Self {
+        Self(token)
+    }
+
+    pub(super) fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl PartialEq for AccessToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken([REDACTED])")
+    }
+}
+
+/// A token as the token endpoint returned it, with its remaining life.
+pub(super) struct FreshToken {
+    pub(super) token: AccessToken,
+    pub(super) expires_in: Duration,
+}
+
+#[derive(Clone)]
+struct CachedToken {
+    token: AccessToken,
+    ttl: Duration,
+}
+
+struct TokenExpiry;
+
+impl Expiry<String, CachedToken> for TokenExpiry {
+    fn expire_after_create(
+        &self,
+        _app_id: &String,
+        value: &CachedToken,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// Shortest time a token stays cached, even when WeChat says it is about to expire.
+const MIN_TTL: Duration = Duration::from_secs(1);
+
+/// Tokens keyed by app id (never by secret), each expiring `margin` before WeChat's own expiry.
+pub(super) struct TokenCache {
+    cache: Cache<String, CachedToken>,
+    margin: Duration,
+}
+
+/// Whether a token came from the cache or was fetched for this very call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lookup {
+    Hit,
+    Miss,
+}
+
+impl TokenCache {
+    pub(super) fn new(margin: Duration) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(10_000)
+                .expire_after(TokenExpiry)
+                .build(),
+            margin,
+        }
+    }
+
+    /// The cached token for `app_id`, or the one `fetch` gets. Concurrent misses for one app id
+    /// share a single `fetch`; a failed fetch is not cached.
+    pub(super) async fn get_or_fetch(
+        &self,
+        app_id: &str,
+        fetch: impl Future<Output = Result<FreshToken, WechatError>>,
+    ) -> Result<(AccessToken, Lookup), WechatError> {
+        let entry = self
+            .cache
+            .entry_by_ref(app_id)
+            .or_try_insert_with(async {
+                let fresh = fetch.await?;
+                Ok(CachedToken {
+                    ttl: self.ttl(fresh.expires_in),
+                    token: fresh.token,
+                })
+            })
+            .await
+            .map_err(|err: std::sync::Arc<WechatError>| WechatError::clone(&err))?;
+        let lookup = if entry.is_fresh() {
+            Lookup::Miss
+        } else {
+            Lookup::Hit
+        };
+        Ok((entry.into_value().token, lookup))
+    }
+
+    /// Drops the cached token for `app_id` only if it is still `rejected`: another call may have
+    /// replaced it already, and that newer token must stay.
+    pub(super) async fn invalidate_if_current(&self, app_id: &str, rejected: &AccessToken) {
+        self.cache
+            .entry_by_ref(app_id)
+            .and_compute_with(|current| {
+                let op = match current {
+                    Some(entry) if entry.value().token == *rejected => Op::Remove,
+                    _ => Op::Nop,
+                };
+                std::future::ready(op)
+            })
+            .await;
+    }
+
+    /// How long to keep a token WeChat says lives `expires_in` more: `margin` less, but never
+    /// less than half its life (WeChat may hand out tokens with only minutes left) nor zero.
+    fn ttl(&self, expires_in: Duration) -> Duration {
+        expires_in
+            .saturating_sub(self.margin)
+            .max(expires_in / 2)
+            .max(MIN_TTL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_keeps_margin_before_expiry() {
+        let cache = TokenCache::new(Duration::from_secs(300));
+        assert_eq!(cache.ttl(Duration::from_secs(7200)), Duration::from_secs(6900));
+    }
+
+    #[test]
+    fn ttl_of_short_lived_token_is_clamped_to_half_its_life() {
+        let cache = TokenCache::new(Duration::from_secs(300));
+        assert_eq!(cache.ttl(Duration::from_secs(300)), Duration::from_secs(150));
+        assert_eq!(cache.ttl(Duration::from_secs(200)), Duration::from_secs(100));
+    }
+
+    #[test]
+    fn ttl_never_reaches_zero() {
+        let cache = TokenCache::new(Duration::from_secs(300));
+        assert_eq!(cache.ttl(Duration::ZERO), MIN_TTL);
+        assert_eq!(cache.ttl(Duration::from_secs(1)), MIN_TTL);
+    }
+
+    #[test]
+    fn access_token_debug_is_redacted() {
+        let token = AccessToken::new(SecretString::from("very-secret-token"));
+        assert!(!format!("{token:?}").contains("very-secret-token"));
+    }
+}
