@@ -1,0 +1,168 @@
+//! Shared by the integration tests: the real server on loopback, the simulator, a real client.
+#![allow(dead_code)]
+
+use std::{collections::HashMap, io::Cursor, net::SocketAddr, time::Duration};
+
+use ocrgate::{
+    api::pb::{self, ocr_service_client::OcrServiceClient},
+    config::Config,
+};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::{Code, Status, transport::Channel};
+use tonic_types::StatusExt as _;
+use wechat_sim::{SimConfig, Simulator};
+
+pub const APP_ID: &str = "wx-test-app";
+pub const APP_SECRET: &str = "s3cr3t-app-secret-value-0123456789";
+
+/// A gateway serving on loopback in this process, talking to its own simulator.
+pub struct Gateway {
+    pub sim: Simulator,
+    pub address: SocketAddr,
+    pub client: OcrServiceClient<Channel>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+/// The configuration of a gateway that uses `sim` with the test app as its default account.
+pub fn config_for(sim: &Simulator) -> Config {
+    let mut config = Config::default();
+    config.wechat.base_url = sim.base_url().parse().expect("simulator URL");
+    config.wechat.app_id = Some(APP_ID.into());
+    config.wechat.app_secret = Some(APP_SECRET.into());
+    // Short backoffs keep the retry tests quick; the policy is the same.
+    config.wechat.busy_backoff = Duration::from_millis(10);
+    config
+}
+
+impl Gateway {
+    /// A gateway with the test app registered at a fresh simulator.
+    pub async fn start() -> Self {
+        Self::start_with(SimConfig::default(), |_| {}).await
+    }
+
+    /// A gateway over a simulator started with `sim_config`, its configuration adjusted by `tweak`.
+    pub async fn start_with(sim_config: SimConfig, tweak: impl FnOnce(&mut Config)) -> Self {
+        let sim = Simulator::start(sim_config).await.expect("simulator starts");
+        sim.add_app(APP_ID, APP_SECRET);
+        let mut config = config_for(&sim);
+        tweak(&mut config);
+        Self::serve(sim, config).await
+    }
+
+    pub async fn serve(sim: Simulator, config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            ocrgate::server::serve(&config, listener, async {
+                stopped.await.ok();
+            })
+            .await
+            .expect("server runs");
+        });
+        let client = OcrServiceClient::connect(format!("http://{address}"))
+            .await
+            .expect("client connects");
+        Self {
+            sim,
+            address,
+            client,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.address))
+            .expect("uri")
+            .connect_lazy()
+    }
+
+    pub async fn recognize(
+        &self,
+        request: pb::RecognizeBankCardRequest,
+    ) -> Result<pb::RecognizeBankCardResponse, Status> {
+        self.client
+            .clone()
+            .recognize_bank_card(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn parse_title(
+        &self,
+        scan_text: &str,
+    ) -> Result<pb::ParseInvoiceTitleResponse, Status> {
+        self.client
+            .clone()
+            .parse_invoice_title(pb::ParseInvoiceTitleRequest {
+                scan_text: scan_text.into(),
+                account: String::new(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn stop(mut self) {
+        self.stop.take().map(|stop| stop.send(()));
+        self.task.await.expect("server task ends cleanly");
+    }
+}
+
+pub fn upload(image: Vec<u8>) -> pb::RecognizeBankCardRequest {
+    pb::RecognizeBankCardRequest {
+        source: Some(pb::recognize_bank_card_request::Source::Image(image.into())),
+        ..Default::default()
+    }
+}
+
+pub fn by_url(url: &str) -> pb::RecognizeBankCardRequest {
+    pb::RecognizeBankCardRequest {
+        source: Some(pb::recognize_bank_card_request::Source::ImageUrl(url.into())),
+        ..Default::default()
+    }
+}
+
+/// A real PNG, different for every `seed`.
+pub fn png(seed: u8) -> Vec<u8> {
+    encode(seed, image::ImageFormat::Png)
+}
+
+/// A real JPEG, different for every `seed`.
+pub fn jpeg(seed: u8) -> Vec<u8> {
+    encode(seed, image::ImageFormat::Jpeg)
+}
+
+fn encode(seed: u8, format: image::ImageFormat) -> Vec<u8> {
+    let picture = image::RgbImage::from_fn(32, 20, |x, y| {
+        image::Rgb([seed, (x * 8) as u8, (y * 12) as u8])
+    });
+    let mut bytes = Cursor::new(Vec::new());
+    picture.write_to(&mut bytes, format).expect("encodes");
+    bytes.into_inner()
+}
+
+/// The `google.rpc.ErrorInfo` of a status, as (reason, metadata).
+pub fn error_info(status: &Status) -> (String, HashMap<String, String>) {
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    assert_eq!(info.domain, "ocrgate");
+    (info.reason, info.metadata)
+}
+
+/// Asserts `status` is INVALID_ARGUMENT naming `field` in its message and its BadRequest detail.
+pub fn assert_invalid_field(status: &Status, field: &str) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().starts_with(&format!("{field}: ")),
+        "message should name `{field}`: {}",
+        status.message()
+    );
+    let (reason, metadata) = error_info(status);
+    assert_eq!(reason, "INVALID_REQUEST");
+    assert_eq!(metadata.get("field").map(String::as_str), Some(field));
+    let bad_request = status.get_details_bad_request().expect("BadRequest detail");
+    assert_eq!(bad_request.field_violations[0].field, field);
+}

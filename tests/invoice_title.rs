@@ -1,0 +1,90 @@
+//! ParseInvoiceTitle end to end: real gRPC client, real server, simulated WeChat.
+
+mod common;
+
+use common::Gateway;
+use ocrgate::api::pb::TitleType;
+use serde_json::json;
+use wechat_sim::Endpoint;
+
+const SCAN_TEXT: &str =
+    "https://mp.weixin.qq.com/intp/invoice/usertitlewxa?action=list_auth&invoice_key=abcd";
+
+#[tokio::test]
+async fn organisation_title_arrives_with_every_field_renamed() {
+    let gateway = Gateway::start().await;
+    gateway.sim.add_invoice_title(
+        SCAN_TEXT,
+        json!({
+            "title_type": 0,
+            "title": "深圳市腾讯计算机系统有限公司",
+            "phone": "0755-86013388",
+            "tax_no": "91440300708461136T",
+            "addr": "深圳市南山区",
+            "bank_type": "招商银行深圳分行",
+            "bank_no": "755900012345678",
+        }),
+    );
+
+    let reply = gateway.parse_title(SCAN_TEXT).await.expect("parsed");
+
+    assert_eq!(reply.title_type(), TitleType::Organization);
+    assert_eq!(reply.title, "深圳市腾讯计算机系统有限公司");
+    assert_eq!(reply.phone, "0755-86013388");
+    assert_eq!(reply.tax_number, "91440300708461136T");
+    assert_eq!(reply.address, "深圳市南山区");
+    assert_eq!(reply.bank_name, "招商银行深圳分行");
+    assert_eq!(reply.bank_account, "755900012345678");
+    assert_eq!(reply.provider, "wechat");
+}
+
+#[tokio::test]
+async fn individual_title_with_missing_fields_arrives_with_empty_strings() {
+    let gateway = Gateway::start().await;
+    gateway
+        .sim
+        .add_invoice_title(SCAN_TEXT, json!({"title_type": 1, "title": "张三"}));
+
+    let reply = gateway.parse_title(SCAN_TEXT).await.expect("parsed");
+
+    assert_eq!(reply.title_type(), TitleType::Individual);
+    assert_eq!(reply.title, "张三");
+    assert_eq!(reply.tax_number, "");
+    assert_eq!(reply.bank_account, "");
+}
+
+#[tokio::test]
+async fn missing_title_type_is_unspecified() {
+    let gateway = Gateway::start().await;
+    gateway
+        .sim
+        .add_invoice_title(SCAN_TEXT, json!({"title": "用户抬头", "tax_no": "1286715052"}));
+
+    let reply = gateway.parse_title(SCAN_TEXT).await.expect("parsed");
+
+    assert_eq!(reply.title_type(), TitleType::Unspecified);
+    assert_eq!(reply.tax_number, "1286715052");
+}
+
+#[tokio::test]
+async fn scan_text_travels_trimmed_in_the_json_body_not_the_query() {
+    let gateway = Gateway::start().await;
+    gateway
+        .sim
+        .add_invoice_title(SCAN_TEXT, json!({"title_type": 1, "title": "李四"}));
+
+    gateway
+        .parse_title(&format!("  {SCAN_TEXT}\n"))
+        .await
+        .expect("parsed");
+
+    let call = gateway
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.endpoint == Endpoint::ScanTitle)
+        .expect("scantitle call");
+    assert_eq!(call.method, "POST");
+    assert_eq!(call.query_param("scan_text"), None);
+    assert_eq!(call.json, Some(json!({"scan_text": SCAN_TEXT})));
+}
