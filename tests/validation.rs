@@ -1,0 +1,106 @@
+//! Bad input is refused with INVALID_ARGUMENT naming the field, before any call to WeChat.
+
+mod common;
+
+use common::{Gateway, assert_invalid_field, by_url, png, upload};
+use ocrgate::api::pb;
+
+async fn refused_before_upstream(gateway: &Gateway, request: pb::RecognizeBankCardRequest, field: &str) {
+    let status = gateway.recognize(request).await.expect_err("refused");
+    assert_invalid_field(&status, field);
+    assert!(gateway.sim.requests().is_empty(), "WeChat was called");
+}
+
+#[tokio::test]
+async fn request_without_image_is_refused() {
+    let gateway = Gateway::start().await;
+    refused_before_upstream(&gateway, pb::RecognizeBankCardRequest::default(), "image").await;
+}
+
+#[tokio::test]
+async fn empty_image_is_refused() {
+    let gateway = Gateway::start().await;
+    refused_before_upstream(&gateway, upload(Vec::new()), "image").await;
+}
+
+#[tokio::test]
+async fn image_over_2_mib_is_refused() {
+    let gateway = Gateway::start().await;
+    let mut image = png(1);
+    image.resize(2 * 1024 * 1024 + 1, 0);
+    refused_before_upstream(&gateway, upload(image), "image").await;
+}
+
+#[tokio::test]
+async fn image_of_exactly_2_mib_passes_validation_and_reaches_wechat() {
+    let gateway = Gateway::start().await;
+    let mut image = png(1);
+    image.resize(2 * 1024 * 1024, 0);
+    let status = gateway.recognize(upload(image)).await.expect_err("WeChat refuses 2 MB");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let (reason, metadata) = common::error_info(&status);
+    assert_eq!(reason, "WECHAT_INVALID_INPUT", "WeChat's own size check answered");
+    assert_eq!(metadata.get("errcode").map(String::as_str), Some("101002"));
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_an_image_are_refused() {
+    let gateway = Gateway::start().await;
+    refused_before_upstream(&gateway, upload(b"%PDF-1.7\n%binary".to_vec()), "image").await;
+    refused_before_upstream(&gateway, upload(b"just some text".to_vec()), "image").await;
+}
+
+#[tokio::test]
+async fn relative_url_is_refused() {
+    let gateway = Gateway::start().await;
+    refused_before_upstream(&gateway, by_url("/cards/front.jpg"), "image_url").await;
+}
+
+#[tokio::test]
+async fn non_http_url_is_refused() {
+    let gateway = Gateway::start().await;
+    refused_before_upstream(&gateway, by_url("ftp://example.com/card.jpg"), "image_url").await;
+    refused_before_upstream(&gateway, by_url("file:///etc/passwd"), "image_url").await;
+}
+
+#[tokio::test]
+async fn empty_url_is_refused() {
+    let gateway = Gateway::start().await;
+    refused_before_upstream(&gateway, by_url(""), "image_url").await;
+}
+
+#[tokio::test]
+async fn overlong_url_is_refused() {
+    let gateway = Gateway::start().await;
+    let url = format!("https://example.com/{}", "a".repeat(2100));
+    refused_before_upstream(&gateway, by_url(&url), "image_url").await;
+}
+
+#[tokio::test]
+async fn unknown_recognition_mode_is_refused() {
+    let gateway = Gateway::start().await;
+    let mut request = upload(png(1));
+    request.mode = 42;
+    refused_before_upstream(&gateway, request, "mode").await;
+}
+
+#[tokio::test]
+async fn empty_scan_text_is_refused() {
+    let gateway = Gateway::start().await;
+    for scan_text in ["", "   \n\t"] {
+        let status = gateway.parse_title(scan_text).await.expect_err("refused");
+        assert_invalid_field(&status, "scan_text");
+    }
+    assert!(gateway.sim.requests().is_empty());
+}
+
+#[tokio::test]
+async fn oversized_scan_text_is_refused() {
+    let gateway = Gateway::start().await;
+    let status = gateway
+        .parse_title(&"x".repeat(4097))
+        .await
+        .expect_err("refused");
+    assert_invalid_field(&status, "scan_text");
+    assert!(gateway.sim.requests().is_empty());
+}
