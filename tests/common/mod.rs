@@ -73,6 +73,23 @@ impl Gateway {
         }
     }
 
+    /// A client whose transport does not enforce `grpc-timeout` itself (tonic's `Channel` does,
+    /// answering CANCELLED on its own), so tests see the deadline status the server sends.
+    pub fn client_without_local_deadline(
+        &self,
+    ) -> OcrServiceClient<
+        hyper_util::client::legacy::Client<
+            hyper_util::client::legacy::connect::HttpConnector,
+            tonic::body::Body,
+        >,
+    > {
+        let http2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+        let origin = format!("http://{}", self.address).parse().expect("uri");
+        OcrServiceClient::with_origin(http2, origin)
+    }
+
     pub fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.address))
             .expect("uri")
