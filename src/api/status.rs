@@ -33,7 +33,8 @@ pub fn code_for(kind: ErrorKind) -> Code {
 
 /// A provider's failure as the client sees it: code, message, and an `ErrorInfo` whose reason is
 /// `<PROVIDER>_<KIND>` and whose metadata carries the provider, the vendor errcode and whether a
-/// retry may help.
+/// retry may help. A deadline is the client's, not the provider's: its reason is always
+/// `DEADLINE_EXCEEDED`, whichever timer noticed first.
 pub fn provider_error(err: &ProviderError) -> Status {
     let mut metadata = HashMap::from([
         ("provider".to_owned(), err.provider.to_owned()),
@@ -42,11 +43,10 @@ pub fn provider_error(err: &ProviderError) -> Status {
     if let Some(vendor) = &err.vendor {
         metadata.insert("errcode".to_owned(), vendor.code.to_string());
     }
-    let reason = format!(
-        "{}_{}",
-        err.provider.to_ascii_uppercase(),
-        err.kind.as_str()
-    );
+    let reason = match err.kind {
+        ErrorKind::DeadlineExceeded => REASON_DEADLINE_EXCEEDED.to_owned(),
+        kind => format!("{}_{}", err.provider.to_ascii_uppercase(), kind.as_str()),
+    };
     Status::with_error_details(
         code_for(err.kind),
         err.to_string(),

@@ -183,3 +183,88 @@ pub fn assert_invalid_field(status: &Status, field: &str) {
     let bad_request = status.get_details_bad_request().expect("BadRequest detail");
     assert_eq!(bad_request.field_violations[0].field, field);
 }
+
+/// The `ocrgate` binary running as its own process, configured through the environment only.
+pub struct GatewayProcess {
+    pub child: tokio::process::Child,
+    pub address: SocketAddr,
+    logs: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl GatewayProcess {
+    /// Starts `ocrgate serve` with JSON logs against `sim`, plus the extra `env`.
+    pub async fn start(sim: &Simulator, env: &[(&str, &str)]) -> Self {
+        use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ocrgate"))
+            .args(["--log-format", "json", "serve"])
+            .env_clear()
+            .env("OCRGATE_LISTEN", "127.0.0.1:0")
+            .env("OCRGATE_WECHAT_APP_ID", APP_ID)
+            .env("OCRGATE_WECHAT_APP_SECRET", APP_SECRET)
+            .env("OCRGATE_WECHAT_BASE_URL", sim.base_url())
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("ocrgate starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (found, address) = oneshot::channel();
+        let logs = tokio::spawn(async move {
+            let mut found = Some(found);
+            let mut lines = BufReader::new(stderr).lines();
+            let mut all = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(address) = listening_address(&line) {
+                    found.take().map(|found| found.send(address));
+                }
+                all.push(line);
+            }
+            all
+        });
+        let address = address.await.expect("ocrgate logs its listening address");
+        Self {
+            child,
+            address,
+            logs,
+        }
+    }
+
+    pub async fn client(&self) -> OcrServiceClient<Channel> {
+        OcrServiceClient::connect(format!("http://{}", self.address))
+            .await
+            .expect("connects")
+    }
+
+    pub fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.address))
+            .expect("uri")
+            .connect_lazy()
+    }
+
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("running") as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM)
+            .expect("SIGTERM sent");
+    }
+
+    /// Waits for the process to exit by itself and returns its status and every log line.
+    pub async fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("exits within 30 s")
+            .expect("exit status");
+        let logs = self.logs.await.expect("log reader");
+        (status, logs)
+    }
+}
+
+fn listening_address(line: &str) -> Option<SocketAddr> {
+    let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+    if entry["message"] != "listening" {
+        return None;
+    }
+    entry["address"].as_str()?.parse().ok()
+}

@@ -1,0 +1,88 @@
+//! The real binary as a process: configured by environment, stopped by SIGTERM, logging safely.
+
+mod common;
+
+use common::{APP_ID, APP_SECRET, GatewayProcess, png, upload};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use wechat_sim::{Endpoint, Fault, SimConfig, Simulator};
+
+const NUMBER: &str = "6222020200112345678";
+
+#[tokio::test]
+async fn sigterm_turns_health_not_serving_lets_the_call_in_flight_finish_and_exits_zero() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("simulator");
+    sim.add_app(APP_ID, APP_SECRET);
+    sim.add_card_image(png(1), NUMBER);
+    sim.inject(Endpoint::BankCard, Fault::Hold, 1);
+    let gateway = GatewayProcess::start(&sim, &[]).await;
+
+    let mut health = HealthClient::new(gateway.channel());
+    let mut watch = health
+        .watch(HealthCheckRequest { service: String::new() })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.message().await.expect("status").expect("one");
+    assert_eq!(first.status(), ServingStatus::Serving);
+
+    let mut client = gateway.client().await;
+    let in_flight = tokio::spawn(async move { client.recognize_bank_card(upload(png(1))).await });
+    sim.wait_for_requests(Endpoint::BankCard, 1).await;
+
+    gateway.terminate();
+    let next = watch.message().await.expect("status").expect("one");
+    assert_eq!(next.status(), ServingStatus::NotServing);
+    drop(watch);
+
+    sim.release_held(1);
+    let reply = in_flight.await.expect("task").expect("the call in flight completes");
+    assert_eq!(reply.into_inner().card_number, NUMBER);
+    let (status, _logs) = gateway.wait().await;
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn debug_logs_never_contain_the_secret_a_token_or_a_full_card_number() {
+    let sim = Simulator::start(SimConfig::default()).await.expect("simulator");
+    sim.add_app(APP_ID, APP_SECRET);
+    sim.add_card_image(png(1), NUMBER);
+    let gateway = GatewayProcess::start(&sim, &[("RUST_LOG", "debug")]).await;
+    let mut client = gateway.client().await;
+
+    // Success, a token rejected and refreshed, busy retries, a broken connection, vendor errors.
+    client.recognize_bank_card(upload(png(1))).await.expect("recognised");
+    sim.revoke_tokens(APP_ID);
+    client.recognize_bank_card(upload(png(1))).await.expect("recovered");
+    sim.inject(Endpoint::BankCard, Fault::errcode(-1, "system error"), 1);
+    sim.inject(Endpoint::BankCard, Fault::DropConnection, 1);
+    client.recognize_bank_card(upload(png(1))).await.expect("recovered");
+    sim.inject(Endpoint::ScanTitle, Fault::errcode(40001, "invalid credential"), 2);
+    client
+        .parse_invoice_title(ocrgate::api::pb::ParseInvoiceTitleRequest {
+            scan_text: "https://mp.weixin.qq.com/intp/invoice/usertitlewxa?invoice_key=k".into(),
+            account: String::new(),
+        })
+        .await
+        .expect_err("unauthenticated");
+    client.recognize_bank_card(upload(png(9))).await.expect_err("no card");
+
+    gateway.terminate();
+    let (status, logs) = gateway.wait().await;
+    assert!(status.success());
+
+    let tokens = sim.issued_tokens();
+    assert_eq!(tokens.len(), 2, "a first token and the refreshed one");
+    let all = logs.join("\n");
+    assert!(logs.len() > 10, "debug logging produced too little to judge: {all}");
+    assert!(all.contains("622202*********5678"), "the masked number is logged at debug: {all}");
+    for line in &logs {
+        assert!(!line.contains(APP_SECRET), "secret in: {line}");
+        for token in &tokens {
+            assert!(!line.contains(token.as_str()), "token in: {line}");
+        }
+        assert!(!line.contains(NUMBER), "card number in: {line}");
+        assert!(!line.contains("access_token="), "token URL in: {line}");
+    }
+}
