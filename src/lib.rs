@@ -3,6 +3,9 @@
 //! Data flows one way: [`api`] (the gRPC edge) calls the [`provider`] traits, which the vendor
 //! adapters in [`providers`] implement.
 
+// Request paths answer with typed errors, never a panic.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod api;
 pub mod config;
 pub mod provider;

@@ -10,7 +10,9 @@ use wechat_sim::{Endpoint, ReplyShape};
 async fn uploaded_image_is_recognised() {
     let gateway = Gateway::start().await;
     let image = png(1);
-    gateway.sim.add_card_image(image.clone(), "6222020200112345678");
+    gateway
+        .sim
+        .add_card_image(image.clone(), "6222020200112345678");
 
     let reply = gateway.recognize(upload(image)).await.expect("recognised");
 
@@ -22,9 +24,14 @@ async fn uploaded_image_is_recognised() {
 async fn upload_is_sent_as_multipart_img_part_with_file_name_and_content_type() {
     let gateway = Gateway::start().await;
     let image = jpeg(2);
-    gateway.sim.add_card_image(image.clone(), "6222020200112345678");
+    gateway
+        .sim
+        .add_card_image(image.clone(), "6222020200112345678");
 
-    gateway.recognize(upload(image.clone())).await.expect("recognised");
+    gateway
+        .recognize(upload(image.clone()))
+        .await
+        .expect("recognised");
 
     let call = gateway
         .sim
@@ -33,7 +40,12 @@ async fn upload_is_sent_as_multipart_img_part_with_file_name_and_content_type() 
         .find(|r| r.endpoint == Endpoint::BankCard)
         .expect("bank card call");
     assert_eq!(call.method, "POST");
-    assert!(call.content_type.as_deref().unwrap_or_default().starts_with("multipart/form-data"));
+    assert!(
+        call.content_type
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("multipart/form-data")
+    );
     assert_eq!(call.files.len(), 1);
     let part = &call.files[0];
     assert_eq!(part.field, "img");
@@ -49,7 +61,9 @@ async fn example_reply_shape_with_string_errcode_and_id_field_is_understood() {
     let gateway = Gateway::start().await;
     gateway.sim.set_reply_shape(ReplyShape::Example);
     let image = png(3);
-    gateway.sim.add_card_image(image.clone(), "6217 0032-1000 4567 890");
+    gateway
+        .sim
+        .add_card_image(image.clone(), "6217 0032-1000 4567 890");
 
     let reply = gateway.recognize(upload(image)).await.expect("recognised");
 
@@ -71,7 +85,11 @@ async fn image_url_is_passed_url_encoded_in_the_query() {
         .into_iter()
         .find(|r| r.endpoint == Endpoint::BankCard)
         .expect("bank card call");
-    assert_eq!(call.query_param("img_url"), Some(url), "decodes back to the URL");
+    assert_eq!(
+        call.query_param("img_url"),
+        Some(url),
+        "decodes back to the URL"
+    );
     assert!(call.files.is_empty(), "no upload when a URL is given");
 }
 
@@ -79,7 +97,9 @@ async fn image_url_is_passed_url_encoded_in_the_query() {
 async fn scan_mode_is_passed_as_type_scan() {
     let gateway = Gateway::start().await;
     let image = png(4);
-    gateway.sim.add_card_image(image.clone(), "6222020200112345678");
+    gateway
+        .sim
+        .add_card_image(image.clone(), "6222020200112345678");
     let mut request = upload(image);
     request.mode = pb::RecognitionMode::Scan.into();
 

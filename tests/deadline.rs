@@ -28,8 +28,16 @@ async fn upstream_that_never_answers_ends_in_deadline_exceeded_at_the_deadline()
 
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert_eq!(error_info(&status).0, "DEADLINE_EXCEEDED");
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
-    assert_eq!(gateway.sim.count(Endpoint::BankCard), 1, "the call did reach WeChat");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        gateway.sim.count(Endpoint::BankCard),
+        1,
+        "the call did reach WeChat"
+    );
 }
 
 #[tokio::test]
@@ -63,7 +71,10 @@ async fn call_waiting_on_another_calls_token_fetch_still_ends_at_its_own_deadlin
         let mut client = gateway.client.clone();
         async move { client.recognize_bank_card(upload(png(1))).await }
     });
-    gateway.sim.wait_for_requests(Endpoint::StableToken, 1).await;
+    gateway
+        .sim
+        .wait_for_requests(Endpoint::StableToken, 1)
+        .await;
 
     let hurried = gateway
         .client_without_local_deadline()
@@ -99,7 +110,11 @@ async fn busy_retries_stop_when_the_next_backoff_would_pass_the_deadline() {
         .expect_err("gives up");
 
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    assert!(started.elapsed() < Duration::from_secs(4), "waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "waited {:?}",
+        started.elapsed()
+    );
     assert_eq!(gateway.sim.count(Endpoint::BankCard), 1);
 }
 
@@ -107,9 +122,11 @@ async fn busy_retries_stop_when_the_next_backoff_would_pass_the_deadline() {
 async fn slow_upstream_within_the_deadline_succeeds() {
     let gateway = Gateway::start().await;
     gateway.sim.add_card_image(png(1), "6222020200112345678");
-    gateway
-        .sim
-        .inject(Endpoint::BankCard, Fault::Delay(Duration::from_millis(50)), 1);
+    gateway.sim.inject(
+        Endpoint::BankCard,
+        Fault::Delay(Duration::from_millis(50)),
+        1,
+    );
 
     let reply = gateway
         .client

@@ -56,9 +56,10 @@ async fn individual_title_with_missing_fields_arrives_with_empty_strings() {
 #[tokio::test]
 async fn missing_title_type_is_unspecified() {
     let gateway = Gateway::start().await;
-    gateway
-        .sim
-        .add_invoice_title(SCAN_TEXT, json!({"title": "用户抬头", "tax_no": "1286715052"}));
+    gateway.sim.add_invoice_title(
+        SCAN_TEXT,
+        json!({"title": "用户抬头", "tax_no": "1286715052"}),
+    );
 
     let reply = gateway.parse_title(SCAN_TEXT).await.expect("parsed");
 

@@ -12,7 +12,9 @@ const NUMBER: &str = "6222020200112345678";
 
 #[tokio::test]
 async fn sigterm_turns_health_not_serving_lets_the_call_in_flight_finish_and_exits_zero() {
-    let sim = Simulator::start(SimConfig::default()).await.expect("simulator");
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
     sim.add_app(APP_ID, APP_SECRET);
     sim.add_card_image(png(1), NUMBER);
     sim.inject(Endpoint::BankCard, Fault::Hold, 1);
@@ -20,7 +22,9 @@ async fn sigterm_turns_health_not_serving_lets_the_call_in_flight_finish_and_exi
 
     let mut health = HealthClient::new(gateway.channel());
     let mut watch = health
-        .watch(HealthCheckRequest { service: String::new() })
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .expect("watch")
         .into_inner();
@@ -37,7 +41,10 @@ async fn sigterm_turns_health_not_serving_lets_the_call_in_flight_finish_and_exi
     drop(watch);
 
     sim.release_held(1);
-    let reply = in_flight.await.expect("task").expect("the call in flight completes");
+    let reply = in_flight
+        .await
+        .expect("task")
+        .expect("the call in flight completes");
     assert_eq!(reply.into_inner().card_number, NUMBER);
     let (status, _logs) = gateway.wait().await;
     assert!(status.success(), "exit status {status:?}");
@@ -45,20 +52,35 @@ async fn sigterm_turns_health_not_serving_lets_the_call_in_flight_finish_and_exi
 
 #[tokio::test]
 async fn debug_logs_never_contain_the_secret_a_token_or_a_full_card_number() {
-    let sim = Simulator::start(SimConfig::default()).await.expect("simulator");
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
     sim.add_app(APP_ID, APP_SECRET);
     sim.add_card_image(png(1), NUMBER);
     let gateway = GatewayProcess::start(&sim, &[("RUST_LOG", "debug")]).await;
     let mut client = gateway.client().await;
 
     // Success, a token rejected and refreshed, busy retries, a broken connection, vendor errors.
-    client.recognize_bank_card(upload(png(1))).await.expect("recognised");
+    client
+        .recognize_bank_card(upload(png(1)))
+        .await
+        .expect("recognised");
     sim.revoke_tokens(APP_ID);
-    client.recognize_bank_card(upload(png(1))).await.expect("recovered");
+    client
+        .recognize_bank_card(upload(png(1)))
+        .await
+        .expect("recovered");
     sim.inject(Endpoint::BankCard, Fault::errcode(-1, "system error"), 1);
     sim.inject(Endpoint::BankCard, Fault::DropConnection, 1);
-    client.recognize_bank_card(upload(png(1))).await.expect("recovered");
-    sim.inject(Endpoint::ScanTitle, Fault::errcode(40001, "invalid credential"), 2);
+    client
+        .recognize_bank_card(upload(png(1)))
+        .await
+        .expect("recovered");
+    sim.inject(
+        Endpoint::ScanTitle,
+        Fault::errcode(40001, "invalid credential"),
+        2,
+    );
     client
         .parse_invoice_title(ocrgate::api::pb::ParseInvoiceTitleRequest {
             scan_text: "https://mp.weixin.qq.com/intp/invoice/usertitlewxa?invoice_key=k".into(),
@@ -66,7 +88,10 @@ async fn debug_logs_never_contain_the_secret_a_token_or_a_full_card_number() {
         })
         .await
         .expect_err("unauthenticated");
-    client.recognize_bank_card(upload(png(9))).await.expect_err("no card");
+    client
+        .recognize_bank_card(upload(png(9)))
+        .await
+        .expect_err("no card");
 
     gateway.terminate();
     let (status, logs) = gateway.wait().await;
@@ -75,8 +100,14 @@ async fn debug_logs_never_contain_the_secret_a_token_or_a_full_card_number() {
     let tokens = sim.issued_tokens();
     assert_eq!(tokens.len(), 2, "a first token and the refreshed one");
     let all = logs.join("\n");
-    assert!(logs.len() > 10, "debug logging produced too little to judge: {all}");
-    assert!(all.contains("622202*********5678"), "the masked number is logged at debug: {all}");
+    assert!(
+        logs.len() > 10,
+        "debug logging produced too little to judge: {all}"
+    );
+    assert!(
+        all.contains("622202*********5678"),
+        "the masked number is logged at debug: {all}"
+    );
     for line in &logs {
         assert!(!line.contains(APP_SECRET), "secret in: {line}");
         for token in &tokens {

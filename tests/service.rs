@@ -2,31 +2,38 @@
 
 mod common;
 
-use common::{Gateway, config_for, png, upload};
+use common::{Gateway, png, upload};
 use tokio_stream::StreamExt as _;
 use tonic::Code;
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
-use wechat_sim::{SimConfig, Simulator};
-
-async fn gateway_without_credentials() -> Gateway {
-    let sim = Simulator::start(SimConfig::default()).await.expect("simulator");
-    let mut config = config_for(&sim);
-    config.wechat.app_id = None;
-    config.wechat.app_secret = None;
-    Gateway::serve(sim, config).await
-}
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 #[tokio::test]
 async fn without_credentials_calls_fail_with_failed_precondition_saying_what_to_set() {
-    let gateway = gateway_without_credentials().await;
+    let gateway = Gateway::start_without_credentials().await;
 
-    let card = gateway.recognize(upload(png(1))).await.expect_err("not configured");
-    let title = gateway.parse_title("text").await.expect_err("not configured");
+    let card = gateway
+        .recognize(upload(png(1)))
+        .await
+        .expect_err("not configured");
+    let title = gateway
+        .parse_title("text")
+        .await
+        .expect_err("not configured");
 
     for status in [card, title] {
         assert_eq!(status.code(), Code::FailedPrecondition);
-        assert!(status.message().contains("OCRGATE_WECHAT_APP_ID"), "{}", status.message());
-        assert!(status.message().contains("OCRGATE_WECHAT_APP_SECRET"), "{}", status.message());
+        assert!(
+            status.message().contains("OCRGATE_WECHAT_APP_ID"),
+            "{}",
+            status.message()
+        );
+        assert!(
+            status.message().contains("OCRGATE_WECHAT_APP_SECRET"),
+            "{}",
+            status.message()
+        );
         assert_eq!(common::error_info(&status).0, "WECHAT_MISCONFIGURED");
     }
     assert!(gateway.sim.requests().is_empty());
@@ -34,16 +41,22 @@ async fn without_credentials_calls_fail_with_failed_precondition_saying_what_to_
 
 #[tokio::test]
 async fn without_credentials_health_still_reports_serving() {
-    let gateway = gateway_without_credentials().await;
+    let gateway = Gateway::start_without_credentials().await;
     let mut health = HealthClient::new(gateway.channel());
 
     for service in ["", "ocrgate.v1.OcrService"] {
         let reply = health
-            .check(HealthCheckRequest { service: service.into() })
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
             .await
             .expect("health answers")
             .into_inner();
-        assert_eq!(reply.status(), ServingStatus::Serving, "service {service:?}");
+        assert_eq!(
+            reply.status(),
+            ServingStatus::Serving,
+            "service {service:?}"
+        );
     }
 }
 
@@ -71,8 +84,14 @@ async fn reflection_v1_lists_the_services() {
         panic!("unexpected reply {reply:?}");
     };
     let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(names.contains(&"ocrgate.v1.OcrService".to_owned()), "{names:?}");
-    assert!(names.contains(&"grpc.health.v1.Health".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"ocrgate.v1.OcrService".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_owned()),
+        "{names:?}"
+    );
 }
 
 #[tokio::test]

@@ -24,13 +24,24 @@ async fn token_is_fetched_once_and_reused_across_calls() {
     let (gateway, image) = gateway_with_card().await;
 
     for _ in 0..3 {
-        gateway.recognize(upload(image.clone())).await.expect("recognised");
-        gateway.parse_title("text").await.expect_err("no such title");
+        gateway
+            .recognize(upload(image.clone()))
+            .await
+            .expect("recognised");
+        gateway
+            .parse_title("text")
+            .await
+            .expect_err("no such title");
     }
 
     assert_eq!(gateway.sim.count(Endpoint::StableToken), 1);
     let tokens = gateway.sim.issued_tokens();
-    for call in gateway.sim.requests().iter().filter(|r| r.endpoint == Endpoint::BankCard) {
+    for call in gateway
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::BankCard)
+    {
         assert_eq!(call.query_param("access_token"), Some(tokens[0].as_str()));
     }
 }
@@ -55,12 +66,20 @@ async fn token_fetch_uses_stable_token_in_normal_mode() {
 async fn sixty_four_concurrent_calls_on_a_cold_cache_fetch_one_token() {
     let (gateway, image) = gateway_with_card().await;
     // Hold the one token fetch until every call is waiting on it.
-    gateway.sim.inject(Endpoint::StableToken, Fault::Delay(Duration::from_millis(200)), 1);
+    gateway.sim.inject(
+        Endpoint::StableToken,
+        Fault::Delay(Duration::from_millis(200)),
+        1,
+    );
 
     let calls = (0..64).map(|_| gateway.recognize(upload(image.clone())));
     let replies = futures_util::future::join_all(calls).await;
 
-    assert!(replies.iter().all(|r| r.as_ref().is_ok_and(|r| r.card_number == NUMBER)));
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.card_number == NUMBER))
+    );
     assert_eq!(gateway.sim.count(Endpoint::StableToken), 1);
     assert_eq!(gateway.sim.count(Endpoint::BankCard), 64);
 }
@@ -68,7 +87,10 @@ async fn sixty_four_concurrent_calls_on_a_cold_cache_fetch_one_token() {
 #[tokio::test]
 async fn sixty_four_concurrent_calls_after_revocation_refetch_one_token() {
     let (gateway, image) = gateway_with_card().await;
-    gateway.recognize(upload(image.clone())).await.expect("warm");
+    gateway
+        .recognize(upload(image.clone()))
+        .await
+        .expect("warm");
     gateway.sim.revoke_tokens(APP_ID);
 
     let calls = (0..64).map(|_| gateway.recognize(upload(image.clone())));
@@ -77,13 +99,20 @@ async fn sixty_four_concurrent_calls_after_revocation_refetch_one_token() {
     for reply in &replies {
         assert_eq!(reply.as_ref().expect("recovered").card_number, NUMBER);
     }
-    assert_eq!(gateway.sim.count(Endpoint::StableToken), 2, "one fetch to warm, one after revocation");
+    assert_eq!(
+        gateway.sim.count(Endpoint::StableToken),
+        2,
+        "one fetch to warm, one after revocation"
+    );
 }
 
 #[tokio::test]
 async fn token_revoked_upstream_is_refreshed_and_the_call_succeeds() {
     let (gateway, image) = gateway_with_card().await;
-    gateway.recognize(upload(image.clone())).await.expect("warm");
+    gateway
+        .recognize(upload(image.clone()))
+        .await
+        .expect("warm");
     gateway.sim.revoke_tokens(APP_ID);
 
     let reply = gateway.recognize(upload(image)).await.expect("recovered");
@@ -98,7 +127,10 @@ async fn token_revoked_upstream_is_refreshed_and_the_call_succeeds() {
 #[tokio::test]
 async fn expired_token_is_refreshed_and_the_call_succeeds() {
     let (gateway, image) = gateway_with_card().await;
-    gateway.parse_title("warm").await.expect_err("no such title");
+    gateway
+        .parse_title("warm")
+        .await
+        .expect_err("no such title");
     gateway.sim.expire_tokens(APP_ID);
 
     gateway.recognize(upload(image)).await.expect("recovered");
@@ -115,13 +147,29 @@ async fn token_rejected_twice_is_refreshed_once_then_unauthenticated() {
         100,
     );
 
-    let status = gateway.recognize(upload(image)).await.expect_err("gives up");
+    let status = gateway
+        .recognize(upload(image))
+        .await
+        .expect_err("gives up");
 
     assert_eq!(status.code(), Code::Unauthenticated);
-    assert_eq!(gateway.sim.count(Endpoint::BankCard), 2, "one retry, no loop");
+    assert_eq!(
+        gateway.sim.count(Endpoint::BankCard),
+        2,
+        "one retry, no loop"
+    );
     assert_eq!(gateway.sim.count(Endpoint::StableToken), 2);
-    for fetch in gateway.sim.requests().iter().filter(|r| r.endpoint == Endpoint::StableToken) {
-        assert_eq!(fetch.json.as_ref().expect("body")["force_refresh"], false, "never forced");
+    for fetch in gateway
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::StableToken)
+    {
+        assert_eq!(
+            fetch.json.as_ref().expect("body")["force_refresh"],
+            false,
+            "never forced"
+        );
     }
 }
 
@@ -145,10 +193,17 @@ async fn persistent_busy_gives_up_after_the_retry_cap() {
         .sim
         .inject(Endpoint::BankCard, Fault::errcode(-1, "system error"), 100);
 
-    let status = gateway.recognize(upload(image)).await.expect_err("gives up");
+    let status = gateway
+        .recognize(upload(image))
+        .await
+        .expect_err("gives up");
 
     assert_eq!(status.code(), Code::Unavailable);
-    assert_eq!(gateway.sim.count(Endpoint::BankCard), 3, "one try and two retries");
+    assert_eq!(
+        gateway.sim.count(Endpoint::BankCard),
+        3,
+        "one try and two retries"
+    );
 }
 
 #[tokio::test]
@@ -219,14 +274,22 @@ async fn each_account_has_its_own_token_and_a_request_can_name_one() {
     let mut request = upload(png(7));
     request.account = "shop".into();
     gateway.recognize(request).await.expect("shop account");
-    gateway.recognize(upload(png(7))).await.expect("default account");
+    gateway
+        .recognize(upload(png(7)))
+        .await
+        .expect("default account");
 
     let fetched: Vec<String> = gateway
         .sim
         .requests()
         .iter()
         .filter(|r| r.endpoint == Endpoint::StableToken)
-        .map(|r| r.json.as_ref().expect("body")["appid"].as_str().unwrap_or_default().to_owned())
+        .map(|r| {
+            r.json.as_ref().expect("body")["appid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
     assert_eq!(fetched, ["wx-shop", APP_ID]);
 }
@@ -247,6 +310,10 @@ async fn unknown_account_is_failed_precondition_naming_the_configured_ones() {
 
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert_eq!(error_info(&status).0, "WECHAT_MISCONFIGURED");
-    assert!(status.message().contains("`nope`") && status.message().contains("default"), "{}", status.message());
+    assert!(
+        status.message().contains("`nope`") && status.message().contains("default"),
+        "{}",
+        status.message()
+    );
     assert!(gateway.sim.requests().is_empty());
 }

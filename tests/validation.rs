@@ -5,7 +5,11 @@ mod common;
 use common::{Gateway, assert_invalid_field, by_url, png, upload};
 use ocrgate::api::pb;
 
-async fn refused_before_upstream(gateway: &Gateway, request: pb::RecognizeBankCardRequest, field: &str) {
+async fn refused_before_upstream(
+    gateway: &Gateway,
+    request: pb::RecognizeBankCardRequest,
+    field: &str,
+) {
     let status = gateway.recognize(request).await.expect_err("refused");
     assert_invalid_field(&status, field);
     assert!(gateway.sim.requests().is_empty(), "WeChat was called");
@@ -36,10 +40,16 @@ async fn image_of_exactly_2_mib_passes_validation_and_reaches_wechat() {
     let gateway = Gateway::start().await;
     let mut image = png(1);
     image.resize(2 * 1024 * 1024, 0);
-    let status = gateway.recognize(upload(image)).await.expect_err("WeChat refuses 2 MB");
+    let status = gateway
+        .recognize(upload(image))
+        .await
+        .expect_err("WeChat refuses 2 MB");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     let (reason, metadata) = common::error_info(&status);
-    assert_eq!(reason, "WECHAT_INVALID_INPUT", "WeChat's own size check answered");
+    assert_eq!(
+        reason, "WECHAT_INVALID_INPUT",
+        "WeChat's own size check answered"
+    );
     assert_eq!(metadata.get("errcode").map(String::as_str), Some("101002"));
 }
 

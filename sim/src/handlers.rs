@@ -44,7 +44,7 @@ async fn receive(state: &State, endpoint: Endpoint, request: Request) -> Receive
     let query: Vec<(String, String)> = request
         .uri()
         .query()
-        .map(|q| url_decode_pairs(q))
+        .map(url_decode_pairs)
         .unwrap_or_default();
     let headers = request.headers().clone();
     let content_type = header_str(&headers, header::CONTENT_TYPE);
@@ -60,7 +60,9 @@ async fn receive(state: &State, endpoint: Endpoint, request: Request) -> Receive
                 let name = field.name().unwrap_or_default().to_owned();
                 let file_name = field.file_name().map(str::to_owned);
                 let field_type = field.content_type().map(str::to_owned);
-                let Ok(bytes) = field.bytes().await else { break };
+                let Ok(bytes) = field.bytes().await else {
+                    break;
+                };
                 files.push(UploadedFile {
                     field: name.clone(),
                     file_name,

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
-pub use state::{Endpoint, Fault, RecordedRequest, ReplyShape, UploadedFile};
 use state::State;
+pub use state::{Endpoint, Fault, RecordedRequest, ReplyShape, UploadedFile};
 
 /// Settings fixed when the simulator starts.
 #[derive(Debug, Clone)]

@@ -18,7 +18,11 @@ struct Args {
     #[arg(long, default_value = "wxsimulator", env = "WECHAT_SIM_APP_ID")]
     app_id: String,
     /// Its app secret.
-    #[arg(long, default_value = "simulator-secret", env = "WECHAT_SIM_APP_SECRET")]
+    #[arg(
+        long,
+        default_value = "simulator-secret",
+        env = "WECHAT_SIM_APP_SECRET"
+    )]
     app_secret: String,
     /// The number every image reads as.
     #[arg(long, default_value = "6222020200112345678")]
@@ -32,8 +36,7 @@ struct Args {
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();

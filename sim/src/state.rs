@@ -150,7 +150,9 @@ impl State {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panicking test thread must not take the simulator down with it.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn add_app(&self, app_id: &str, secret: &str) {
@@ -274,7 +276,11 @@ impl State {
     }
 
     /// Checks an app's credentials: `Err((errcode, errmsg))` as WeChat would answer.
-    pub(crate) fn check_credentials(&self, app_id: &str, secret: &str) -> Result<(), (i64, &'static str)> {
+    pub(crate) fn check_credentials(
+        &self,
+        app_id: &str,
+        secret: &str,
+    ) -> Result<(), (i64, &'static str)> {
         match self.lock().apps.get(app_id) {
             None => Err((40013, "invalid appid")),
             Some(app) if app.secret != secret => Err((40125, "invalid appsecret")),
@@ -301,13 +307,11 @@ impl State {
             app.current = None;
             app.superseded.clear();
         }
-        if let Some(current) = &app.current {
-            if current.expires_at > now {
-                return (
-                    current.value.clone(),
-                    current.expires_at.duration_since(now).as_secs(),
-                );
-            }
+        if let Some(current) = app.current.as_ref().filter(|token| token.expires_at > now) {
+            return (
+                current.value.clone(),
+                current.expires_at.duration_since(now).as_secs(),
+            );
         }
         if let Some(old) = app.current.take() {
             app.expired.push(old.value);

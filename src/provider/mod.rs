@@ -258,8 +258,14 @@ mod tests {
             ImageFormat::sniff(b"\xFF\xD8\xFF\xE0\0\x10JFIF\0"),
             Some(ImageFormat::Jpeg)
         );
-        assert_eq!(ImageFormat::sniff(b"GIF89a\x01\0\x01\0"), Some(ImageFormat::Gif));
-        assert_eq!(ImageFormat::sniff(b"BM\x3a\0\0\0\0\0\0\0\x36\0\0\0\x28\0"), Some(ImageFormat::Bmp));
+        assert_eq!(
+            ImageFormat::sniff(b"GIF89a\x01\0\x01\0"),
+            Some(ImageFormat::Gif)
+        );
+        assert_eq!(
+            ImageFormat::sniff(b"BM\x3a\0\0\0\0\0\0\0\x36\0\0\0\x28\0"),
+            Some(ImageFormat::Bmp)
+        );
         assert_eq!(
             ImageFormat::sniff(b"RIFF\x1a\0\0\0WEBPVP8 "),
             Some(ImageFormat::WebP)

@@ -1,5 +1,9 @@
 //! Shared by the integration tests: the real server on loopback, the simulator, a real client.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::expect_used,
+    reason = "test support: a failed expectation is a failed test"
+)]
 
 use std::{collections::HashMap, io::Cursor, net::SocketAddr, time::Duration};
 
@@ -43,11 +47,22 @@ impl Gateway {
 
     /// A gateway over a simulator started with `sim_config`, its configuration adjusted by `tweak`.
     pub async fn start_with(sim_config: SimConfig, tweak: impl FnOnce(&mut Config)) -> Self {
-        let sim = Simulator::start(sim_config).await.expect("simulator starts");
+        let sim = Simulator::start(sim_config)
+            .await
+            .expect("simulator starts");
         sim.add_app(APP_ID, APP_SECRET);
         let mut config = config_for(&sim);
         tweak(&mut config);
         Self::serve(sim, config).await
+    }
+
+    /// A gateway with no WeChat account configured at all.
+    pub async fn start_without_credentials() -> Self {
+        Self::start_with(SimConfig::default(), |config| {
+            config.wechat.app_id = None;
+            config.wechat.app_secret = None;
+        })
+        .await
     }
 
     pub async fn serve(sim: Simulator, config: Config) -> Self {
@@ -83,9 +98,10 @@ impl Gateway {
             tonic::body::Body,
         >,
     > {
-        let http2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .http2_only(true)
-            .build_http();
+        let http2 =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .http2_only(true)
+                .build_http();
         let origin = format!("http://{}", self.address).parse().expect("uri");
         OcrServiceClient::with_origin(http2, origin)
     }
@@ -136,7 +152,9 @@ pub fn upload(image: Vec<u8>) -> pb::RecognizeBankCardRequest {
 
 pub fn by_url(url: &str) -> pb::RecognizeBankCardRequest {
     pb::RecognizeBankCardRequest {
-        source: Some(pb::recognize_bank_card_request::Source::ImageUrl(url.into())),
+        source: Some(pb::recognize_bank_card_request::Source::ImageUrl(
+            url.into(),
+        )),
         ..Default::default()
     }
 }
@@ -246,8 +264,11 @@ impl GatewayProcess {
 
     pub fn terminate(&self) {
         let pid = self.child.id().expect("running") as i32;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM)
-            .expect("SIGTERM sent");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM sent");
     }
 
     /// Waits for the process to exit by itself and returns its status and every log line.

@@ -57,15 +57,16 @@ impl WechatClient {
         call: &CallContext,
     ) -> Result<FreshToken, WechatError> {
         let request = match self.token_endpoint {
-            TokenEndpoint::Stable => self
-                .http
-                .post(self.endpoint("cgi-bin/stable_token")?)
-                .json(&StableTokenRequest {
-                    grant_type: "client_credential",
-                    appid: &account.app_id,
-                    secret: account.app_secret.expose_secret(),
-                    force_refresh: false,
-                }),
+            TokenEndpoint::Stable => {
+                self.http
+                    .post(self.endpoint("cgi-bin/stable_token")?)
+                    .json(&StableTokenRequest {
+                        grant_type: "client_credential",
+                        appid: &account.app_id,
+                        secret: account.app_secret.expose_secret(),
+                        force_refresh: false,
+                    })
+            }
             TokenEndpoint::Legacy => {
                 let mut url = self.endpoint("cgi-bin/token")?;
                 url.query_pairs_mut()
@@ -80,7 +81,9 @@ impl WechatClient {
         match reply.access_token {
             Some(token) if !token.is_empty() => Ok(FreshToken {
                 token: AccessToken::new(SecretString::from(token)),
-                expires_in: Duration::from_secs(reply.expires_in.unwrap_or(0).max(0).unsigned_abs()),
+                expires_in: Duration::from_secs(
+                    reply.expires_in.unwrap_or(0).max(0).unsigned_abs(),
+                ),
             }),
             _ => Err(WechatError::Malformed(
                 "token reply without access_token".into(),
@@ -104,7 +107,8 @@ impl WechatClient {
         url.query_pairs_mut().append_pair("type", mode);
         let request = match image {
             ImageSource::Url(image_url) => {
-                url.query_pairs_mut().append_pair("img_url", image_url.as_str());
+                url.query_pairs_mut()
+                    .append_pair("img_url", image_url.as_str());
                 self.http.post(url)
             }
             ImageSource::Upload { bytes, format } => {

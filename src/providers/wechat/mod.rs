@@ -70,7 +70,10 @@ pub struct WechatConfig {
 }
 
 impl Default for WechatConfig {
-    #[allow(clippy::expect_used, reason = "a constant URL, checked by every test run")]
+    #[allow(
+        clippy::expect_used,
+        reason = "a constant URL, checked by every test run"
+    )]
     fn default() -> Self {
         Self {
             app_id: None,
@@ -111,7 +114,10 @@ impl WechatConfig {
                     app_secret: app_secret.clone(),
                 };
                 if accounts
-                    .insert(DEFAULT_ACCOUNT.into(), Account::new(DEFAULT_ACCOUNT, &account))
+                    .insert(
+                        DEFAULT_ACCOUNT.into(),
+                        Account::new(DEFAULT_ACCOUNT, &account),
+                    )
                     .is_some()
                 {
                     return Err(format!(
@@ -120,8 +126,18 @@ impl WechatConfig {
                 }
             }
             (None, None) => {}
-            (Some(_), None) => return Err("wechat.app_id is set but wechat.app_secret is not (OCRGATE_WECHAT_APP_SECRET)".into()),
-            (None, Some(_)) => return Err("wechat.app_secret is set but wechat.app_id is not (OCRGATE_WECHAT_APP_ID)".into()),
+            (Some(_), None) => {
+                return Err(
+                    "wechat.app_id is set but wechat.app_secret is not (OCRGATE_WECHAT_APP_SECRET)"
+                        .into(),
+                );
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "wechat.app_secret is set but wechat.app_id is not (OCRGATE_WECHAT_APP_ID)"
+                        .into(),
+                );
+            }
         }
         if let Some((name, _)) = accounts
             .iter()
@@ -132,10 +148,15 @@ impl WechatConfig {
         Ok(accounts)
     }
 
-    fn default_account_name(&self, accounts: &BTreeMap<String, Account>) -> Result<Option<String>, String> {
+    fn default_account_name(
+        &self,
+        accounts: &BTreeMap<String, Account>,
+    ) -> Result<Option<String>, String> {
         match &self.default_account {
             Some(name) if accounts.contains_key(name) => Ok(Some(name.clone())),
-            Some(name) => Err(format!("wechat.default_account `{name}` is not a configured account")),
+            Some(name) => Err(format!(
+                "wechat.default_account `{name}` is not a configured account"
+            )),
             None if accounts.contains_key(DEFAULT_ACCOUNT) => Ok(Some(DEFAULT_ACCOUNT.into())),
             None if accounts.len() == 1 => Ok(accounts.keys().next().cloned()),
             None => Ok(None),
@@ -328,13 +349,13 @@ impl WechatProvider {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
-            if err.is_token_rejected() && !token_refreshed {
-                if let Some(token) = &token {
-                    token_refreshed = true;
-                    tracing::info!(account = %account.name, error = %err, "WeChat rejected the access token; fetching a new one");
-                    self.tokens.invalidate_if_current(&account.app_id, token).await;
-                    continue;
-                }
+            if let Some(token) = token.filter(|_| err.is_token_rejected() && !token_refreshed) {
+                token_refreshed = true;
+                tracing::info!(account = %account.name, error = %err, "WeChat rejected the access token; fetching a new one");
+                self.tokens
+                    .invalidate_if_current(&account.app_id, &token)
+                    .await;
+                continue;
             }
             if !err.is_transient() {
                 return Err(err);
@@ -373,7 +394,10 @@ impl BankCardRecognizer for WechatProvider {
             ProviderError::new(
                 PROVIDER,
                 ErrorKind::Unknown,
-                format!("WeChat returned a card number that is not digits ({} characters)", raw.len()),
+                format!(
+                    "WeChat returned a card number that is not digits ({} characters)",
+                    raw.len()
+                ),
             )
         })?;
         Ok(BankCard { number })
@@ -394,7 +418,9 @@ impl InvoiceTitleParser for WechatProvider {
         let scan_text = request.scan_text.as_str();
         Ok(self
             .with_token(request.account.as_deref(), call, |token| async move {
-                self.client.scan_invoice_title(&token, scan_text, call).await
+                self.client
+                    .scan_invoice_title(&token, scan_text, call)
+                    .await
             })
             .await?)
     }

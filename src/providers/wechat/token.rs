@@ -144,14 +144,23 @@ mod tests {
     #[test]
     fn ttl_keeps_margin_before_expiry() {
         let cache = TokenCache::new(Duration::from_secs(300));
-        assert_eq!(cache.ttl(Duration::from_secs(7200)), Duration::from_secs(6900));
+        assert_eq!(
+            cache.ttl(Duration::from_secs(7200)),
+            Duration::from_secs(6900)
+        );
     }
 
     #[test]
     fn ttl_of_short_lived_token_is_clamped_to_half_its_life() {
         let cache = TokenCache::new(Duration::from_secs(300));
-        assert_eq!(cache.ttl(Duration::from_secs(300)), Duration::from_secs(150));
-        assert_eq!(cache.ttl(Duration::from_secs(200)), Duration::from_secs(100));
+        assert_eq!(
+            cache.ttl(Duration::from_secs(300)),
+            Duration::from_secs(150)
+        );
+        assert_eq!(
+            cache.ttl(Duration::from_secs(200)),
+            Duration::from_secs(100)
+        );
     }
 
     #[test]
