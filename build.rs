@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         descriptors.encode_to_vec(),
     )?;
     tonic_prost_build::configure()
+        .codec_path("crate::api::codec::OcrCodec")
         // Images reach the vendor as the very buffer that came off the wire, never copied.
         .bytes(".ocrgate.v1.RecognizeBankCardRequest.image")
         .compile_fds(descriptors)?;

@@ -60,6 +60,38 @@ async fn bytes_that_are_not_an_image_are_refused() {
     refused_before_upstream(&gateway, upload(b"just some text".to_vec()), "image").await;
 }
 
+/// What a buggy client in any language can put on the wire: both members of the `source` oneof.
+#[derive(Clone, PartialEq, prost::Message)]
+struct BothSources {
+    #[prost(bytes = "vec", tag = "1")]
+    image: Vec<u8>,
+    #[prost(string, tag = "2")]
+    image_url: String,
+}
+
+#[tokio::test]
+async fn image_and_url_together_are_refused() {
+    let gateway = Gateway::start().await;
+    let mut grpc = tonic::client::Grpc::new(gateway.channel());
+    grpc.ready().await.expect("ready");
+
+    let status = grpc
+        .unary::<_, pb::RecognizeBankCardResponse, _>(
+            tonic::Request::new(BothSources {
+                image: png(1),
+                image_url: "https://example.com/card.jpg".into(),
+            }),
+            http::uri::PathAndQuery::from_static("/ocrgate.v1.OcrService/RecognizeBankCard"),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .expect_err("refused");
+
+    assert_invalid_field(&status, "image_url");
+    assert!(status.message().contains("both"), "{}", status.message());
+    assert!(gateway.sim.requests().is_empty());
+}
+
 #[tokio::test]
 async fn relative_url_is_refused() {
     let gateway = Gateway::start().await;

@@ -1,5 +1,6 @@
 //! The gRPC edge: validate, call the provider, convert. No business logic lives here.
 
+pub mod codec;
 mod deadline;
 pub mod status;
 pub mod validate;
