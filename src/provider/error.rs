@@ -90,10 +90,6 @@ impl ProviderError {
 
 impl fmt::Display for ProviderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.provider, self.message)?;
-        if let Some(vendor) = &self.vendor {
-            write!(f, " (errcode {}: {})", vendor.code, vendor.message)?;
-        }
-        Ok(())
+        f.write_str(&self.message)
     }
 }
