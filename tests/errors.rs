@@ -1,4 +1,4 @@
-//! Every row of the errcode table in `wechat-protocol.md` reaches the client as its gRPC status,
+//! Every row of WeChat's errcode table reaches the client as its gRPC status,
 //! with a `google.rpc.ErrorInfo` carrying a stable reason and the vendor errcode.
 
 mod common;

@@ -1,5 +1,5 @@
 //! A WeChat server API simulator: `cgi-bin/stable_token`, `cgi-bin/token`, `cv/ocr/bankcard` and
-//! `card/invoice/scantitle`, behaving as ocrgate's `wechat-protocol.md` describes, quirks included.
+//! `card/invoice/scantitle`, behaving as the real API does, quirks included.
 //!
 //! Tests drive it through this library: register apps, cards and titles, inject faults, revoke
 //! tokens, then read back what it received. The `wechat-sim` binary serves the same thing for

@@ -16,7 +16,7 @@ pub const REASON_INVALID_REQUEST: &str = "INVALID_REQUEST";
 /// `reason` when the client's deadline ran out.
 pub const REASON_DEADLINE_EXCEEDED: &str = "DEADLINE_EXCEEDED";
 
-/// The gRPC code for each kind of provider error (see `wechat-protocol.md`).
+/// The gRPC code for each kind of provider error.
 pub fn code_for(kind: ErrorKind) -> Code {
     match kind {
         ErrorKind::InvalidInput => Code::InvalidArgument,

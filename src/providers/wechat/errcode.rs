@@ -1,4 +1,4 @@
-//! The one place that knows WeChat's error codes (see `wechat-protocol.md`).
+//! The one place that knows WeChat's error codes and what each means for the caller.
 
 use crate::provider::ErrorKind;
 
