@@ -125,3 +125,110 @@ fn env_key(name: &UncasedStr) -> Uncased<'_> {
     };
     key.into()
 }
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret as _;
+
+    use super::*;
+    use crate::providers::wechat::TokenEndpoint;
+
+    #[test]
+    fn environment_overrides_the_file_and_the_documented_names_work() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "ocrgate.toml",
+                r#"
+                listen = "127.0.0.1:7000"
+                [log]
+                format = "json"
+                [wechat]
+                request_timeout = "4s"
+                [wechat.accounts.shop]
+                app_id = "wx-shop"
+                app_secret = "shop-secret"
+                "#,
+            )?;
+            jail.set_env("OCRGATE_LISTEN", "127.0.0.1:7001");
+            jail.set_env("OCRGATE_WECHAT_APP_ID", "wx-main");
+            jail.set_env("OCRGATE_WECHAT_APP_SECRET", "main-secret");
+            jail.set_env("OCRGATE_WECHAT_BASE_URL", "http://127.0.0.1:9/");
+            jail.set_env("OCRGATE_WECHAT__TOKEN_ENDPOINT", "legacy");
+            jail.set_env("OCRGATE_CONFIG", "ignored-here.toml");
+
+            let config = Config::load(Some(Path::new("ocrgate.toml"))).expect("loads");
+
+            assert_eq!(config.listen, "127.0.0.1:7001".parse().expect("addr"));
+            assert_eq!(config.log.format, LogFormat::Json);
+            assert_eq!(config.wechat.request_timeout, Duration::from_secs(4));
+            assert_eq!(config.wechat.app_id.as_deref(), Some("wx-main"));
+            assert_eq!(
+                config.wechat.app_secret.as_ref().map(|s| s.expose_secret()),
+                Some("main-secret")
+            );
+            assert_eq!(config.wechat.base_url.as_str(), "http://127.0.0.1:9/");
+            assert_eq!(config.wechat.token_endpoint, TokenEndpoint::Legacy);
+            assert_eq!(config.wechat.accounts["shop"].app_id, "wx-shop");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_environment() {
+        figment::Jail::expect_with(|_| {
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.listen, "0.0.0.0:50051".parse().expect("addr"));
+            assert_eq!(
+                config.wechat.base_url.as_str(),
+                "https://api.weixin.qq.com/"
+            );
+            assert_eq!(config.wechat.token_endpoint, TokenEndpoint::Stable);
+            assert!(config.wechat.app_id.is_none());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn all_digit_secret_from_the_environment_stays_a_string() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("OCRGATE_WECHAT_APP_SECRET", "0012345678901234");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(
+                config.wechat.app_secret.as_ref().map(|s| s.expose_secret()),
+                Some("0012345678901234")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_by_name() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("ocrgate.toml", "[wechat]\nrequest_timout = \"4s\"\n")?;
+            let err = Config::load(Some(Path::new("ocrgate.toml"))).expect_err("typo");
+            assert!(err.to_string().contains("request_timout"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn mistyped_secret_is_reported_without_its_value() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("ocrgate.toml", "[wechat]\napp_secret = 98765432123\n")?;
+            let err = Config::load(Some(Path::new("ocrgate.toml"))).expect_err("not a string");
+            let message = err.to_string();
+            assert!(message.contains("app_secret"), "{message}");
+            assert!(!message.contains("98765432123"), "{message}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        figment::Jail::expect_with(|_| {
+            let err = Config::load(Some(Path::new("nowhere.toml"))).expect_err("missing");
+            assert!(err.to_string().contains("nowhere.toml"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -117,3 +117,56 @@ async fn debug_logs_never_contain_the_secret_a_token_or_a_full_card_number() {
         assert!(!line.contains("access_token="), "token URL in: {line}");
     }
 }
+
+#[tokio::test]
+async fn config_file_named_by_ocrgate_config_defines_accounts_a_request_can_pick() {
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    sim.add_app(APP_ID, APP_SECRET);
+    sim.add_app("wx-shop", "shop-secret");
+    sim.add_card_image(png(1), NUMBER);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("ocrgate.toml");
+    std::fs::write(
+        &file,
+        "[wechat.accounts.shop]\napp_id = \"wx-shop\"\napp_secret = \"shop-secret\"\n",
+    )
+    .expect("config written");
+    let gateway = GatewayProcess::start(
+        &sim,
+        &[("OCRGATE_CONFIG", file.to_str().expect("utf-8 path"))],
+    )
+    .await;
+
+    let mut request = upload(png(1));
+    request.account = "shop".into();
+    let reply = gateway
+        .client()
+        .await
+        .recognize_bank_card(request)
+        .await
+        .expect("recognised with the shop account");
+
+    assert_eq!(reply.into_inner().card_number, NUMBER);
+    let fetch = &sim.requests()[0];
+    assert_eq!(fetch.json.as_ref().expect("body")["appid"], "wx-shop");
+    gateway.terminate();
+    assert!(gateway.wait().await.0.success());
+}
+
+#[tokio::test]
+async fn invalid_configuration_stops_the_process_with_a_clear_message() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ocrgate"))
+        .arg("serve")
+        .env_clear()
+        .env("OCRGATE_WECHAT_APP_ID", APP_ID)
+        .env("OCRGATE_LISTEN", "127.0.0.1:0")
+        .output()
+        .await
+        .expect("runs");
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("OCRGATE_WECHAT_APP_SECRET"), "{stderr}");
+}

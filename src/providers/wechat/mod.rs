@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, fmt, future::Future, time::Duration};
 use async_trait::async_trait;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::StatusCode;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use url::Url;
 
@@ -107,7 +107,13 @@ impl WechatConfig {
             .iter()
             .map(|(name, account)| (name.clone(), Account::new(name, account)))
             .collect();
-        match (&self.app_id, &self.app_secret) {
+        // An empty variable, as deployment templates leave behind, counts as unset.
+        let app_id = self.app_id.as_ref().filter(|id| !id.trim().is_empty());
+        let app_secret = self
+            .app_secret
+            .as_ref()
+            .filter(|secret| !secret.expose_secret().is_empty());
+        match (app_id, app_secret) {
             (Some(app_id), Some(app_secret)) => {
                 let account = AccountConfig {
                     app_id: app_id.clone(),
