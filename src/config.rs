@@ -127,6 +127,7 @@ fn env_key(name: &UncasedStr) -> Uncased<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err, reason = "figment::Jail's closures return figment::Error")]
 mod tests {
     use secrecy::ExposeSecret as _;
 
