@@ -19,6 +19,8 @@ pub const ENV_PREFIX: &str = "OCRGATE_";
 pub struct Config {
     /// Address of the gRPC server.
     pub listen: SocketAddr,
+    /// Address of the admin HTTP server: `/metrics`, `/healthz`, `/readyz`.
+    pub admin_listen: SocketAddr,
     /// After SIGTERM, how long health reports NOT_SERVING before the listener closes, so load
     /// balancers stop sending new calls first.
     #[serde(with = "humantime_serde")]
@@ -34,6 +36,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 50051)),
+            admin_listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
             drain_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(20),
             log: LogConfig::default(),
@@ -127,7 +130,10 @@ fn env_key(name: &UncasedStr) -> Uncased<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::result_large_err, reason = "figment::Jail's closures return figment::Error")]
+#[allow(
+    clippy::result_large_err,
+    reason = "figment::Jail's closures return figment::Error"
+)]
 mod tests {
     use secrecy::ExposeSecret as _;
 

@@ -6,6 +6,7 @@
 // Request paths answer with typed errors, never a panic.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod provider;

@@ -1,8 +1,11 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use ocrgate::config::{Config, LogFormat};
-use tokio::net::TcpListener;
+use ocrgate::{
+    config::{Config, LogFormat},
+    server::{Listeners, serve},
+    telemetry::Telemetry,
+};
 
 /// ocrgate: bank card OCR and invoice titles over gRPC, whichever vendor is behind it.
 #[derive(Debug, Parser)]
@@ -45,16 +48,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(format) = cli.log_format {
         config.log.format = format;
     }
-    ocrgate::telemetry::init_logging(config.log.format, &config.log.level)?;
+    let telemetry = Telemetry::from_env()?;
+    telemetry.install(config.log.format, &config.log.level)?;
     match cli.command {
         Command::Serve { listen } => {
             if let Some(listen) = listen {
                 config.listen = listen;
             }
-            let listener = TcpListener::bind(config.listen)
-                .await
-                .map_err(|err| format!("cannot listen on {}: {err}", config.listen))?;
-            ocrgate::server::serve(&config, listener, shutdown_signal()).await?;
+            let listeners = Listeners::bind(&config).await?;
+            let served = serve(&config, listeners, &telemetry, shutdown_signal()).await;
+            telemetry.shutdown();
+            served?;
         }
     }
     Ok(())

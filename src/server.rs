@@ -8,9 +8,11 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::{
-    api::{DeadlineLayer, OcrApi, pb},
+    admin,
+    api::{DeadlineLayer, OcrApi, TelemetryLayer, pb},
     config::Config,
     providers::wechat::{self, WechatProvider},
+    telemetry::Telemetry,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -25,14 +27,37 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Serves on `listener` until `shutdown` completes, then drains: health turns NOT_SERVING, new
+/// Where the server listens: gRPC, and the admin HTTP port (metrics, probes).
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses `config` names.
+    pub async fn bind(config: &Config) -> Result<Self, std::io::Error> {
+        let bind = |address| async move {
+            TcpListener::bind(address).await.map_err(|err| {
+                std::io::Error::new(err.kind(), format!("cannot listen on {address}: {err}"))
+            })
+        };
+        Ok(Self {
+            grpc: bind(config.listen).await?,
+            admin: bind(config.admin_listen).await?,
+        })
+    }
+}
+
+/// Serves until `shutdown` completes, then drains: health and `/readyz` turn NOT_SERVING, new
 /// connections stop after `drain_delay`, in-flight calls get `shutdown_grace` to finish.
 pub async fn serve(
     config: &Config,
-    listener: TcpListener,
+    listeners: Listeners,
+    telemetry: &Telemetry,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let wechat = Arc::new(WechatProvider::new(&config.wechat)?);
+    let metrics = telemetry.metrics().clone();
+    let wechat = Arc::new(WechatProvider::new(&config.wechat, metrics.clone())?);
     let accounts: Vec<&str> = wechat.account_names().collect();
     if accounts.is_empty() {
         tracing::warn!(
@@ -42,7 +67,7 @@ pub async fn serve(
     } else {
         tracing::info!(?accounts, "WeChat accounts configured");
     }
-    let api = OcrApi::new(wechat.clone(), wechat);
+    let api = OcrApi::new(wechat.clone(), wechat, metrics.clone());
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -57,24 +82,44 @@ pub async fn serve(
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
 
+    let (ready, ready_for_admin) = tokio::sync::watch::channel(true);
+    let admin_address = listeners.admin.local_addr()?;
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = tokio::spawn(
+        axum::serve(
+            listeners.admin,
+            admin::router(telemetry.registry().clone(), ready_for_admin),
+        )
+        .with_graceful_shutdown(async {
+            admin_stopped.await.ok();
+        })
+        .into_future(),
+    );
+    tracing::info!(address = %admin_address, "admin port listening (/metrics, /healthz, /readyz)");
+
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-    let address = listener.local_addr()?;
+    let address = listeners.grpc.local_addr()?;
     let server = Server::builder()
+        .layer(TelemetryLayer::new(metrics))
         .layer(DeadlineLayer)
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(api.into_server())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), async {
             stopped.await.ok();
         });
     tokio::pin!(server);
     tracing::info!(%address, "listening");
 
     tokio::select! {
-        result = &mut server => return Ok(result?),
+        result = &mut server => {
+            stop_admin.send(()).ok();
+            return Ok(result?);
+        }
         () = shutdown => {}
     }
+    ready.send_replace(false);
     tracing::info!(drain_delay = ?config.drain_delay, "shutting down: health is NOT_SERVING");
     health
         .set_not_serving::<pb::ocr_service_server::OcrServiceServer<OcrApi>>()
@@ -90,6 +135,10 @@ pub async fn serve(
             grace = ?config.shutdown_grace,
             "in-flight calls did not finish within the shutdown grace; exiting anyway"
         ),
+    }
+    stop_admin.send(()).ok();
+    if let Ok(Err(err)) = admin.await {
+        tracing::warn!(%err, "admin port failed");
     }
     tracing::info!("stopped");
     Ok(())

@@ -162,6 +162,7 @@ async fn invalid_configuration_stops_the_process_with_a_clear_message() {
         .env_clear()
         .env("OCRGATE_WECHAT_APP_ID", APP_ID)
         .env("OCRGATE_LISTEN", "127.0.0.1:0")
+        .env("OCRGATE_ADMIN_LISTEN", "127.0.0.1:0")
         .output()
         .await
         .expect("runs");

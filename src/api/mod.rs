@@ -3,15 +3,23 @@
 pub mod codec;
 mod deadline;
 pub mod status;
+mod telemetry;
 pub mod validate;
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-pub use self::deadline::{Deadline, DeadlineLayer};
-use crate::provider::{
-    BankCardRecognizer, CallContext, InvoiceTitle, InvoiceTitleParser, ProviderError, TitleType,
+pub use self::{
+    deadline::{Deadline, DeadlineLayer},
+    telemetry::TelemetryLayer,
+};
+use crate::{
+    provider::{
+        BankCardRecognizer, CallContext, ErrorKind, InvoiceTitle, InvoiceTitleParser,
+        ProviderError, TitleType,
+    },
+    telemetry::Metrics,
 };
 
 /// Code generated from `proto/ocrgate/v1/ocrgate.proto`.
@@ -28,16 +36,19 @@ pub mod pb {
 pub struct OcrApi {
     bank_cards: Arc<dyn BankCardRecognizer>,
     invoice_titles: Arc<dyn InvoiceTitleParser>,
+    metrics: Metrics,
 }
 
 impl OcrApi {
     pub fn new(
         bank_cards: Arc<dyn BankCardRecognizer>,
         invoice_titles: Arc<dyn InvoiceTitleParser>,
+        metrics: Metrics,
     ) -> Self {
         Self {
             bank_cards,
             invoice_titles,
+            metrics,
         }
     }
 
@@ -58,7 +69,7 @@ impl pb::ocr_service_server::OcrService for OcrApi {
             .bank_cards
             .recognize_bank_card(request, &call)
             .await
-            .map_err(|err| failed("RecognizeBankCard", &err))?;
+            .map_err(|err| self.failed("RecognizeBankCard", &err))?;
         tracing::debug!(card_number = %card.number, "bank card recognised");
         Ok(Response::new(pb::RecognizeBankCardResponse {
             card_number: card.number.digits().to_owned(),
@@ -76,7 +87,7 @@ impl pb::ocr_service_server::OcrService for OcrApi {
             .invoice_titles
             .parse_invoice_title(request, &call)
             .await
-            .map_err(|err| failed("ParseInvoiceTitle", &err))?;
+            .map_err(|err| self.failed("ParseInvoiceTitle", &err))?;
         Ok(Response::new(invoice_title_response(
             title,
             self.invoice_titles.name(),
@@ -90,17 +101,22 @@ fn call_context<T>(request: &Request<T>) -> CallContext {
     }
 }
 
-fn failed(method: &'static str, err: &ProviderError) -> Status {
-    let status = status::provider_error(err);
-    tracing::warn!(
-        method,
-        provider = err.provider,
-        kind = err.kind.as_str(),
-        code = ?status.code(),
-        error = %err,
-        "call failed"
-    );
-    status
+impl OcrApi {
+    fn failed(&self, method: &'static str, err: &ProviderError) -> Status {
+        if err.kind == ErrorKind::QuotaExhausted {
+            self.metrics.quota_exhausted(err.provider, method);
+        }
+        let status = status::provider_error(err);
+        tracing::warn!(
+            method,
+            provider = err.provider,
+            kind = err.kind.as_str(),
+            code = ?status.code(),
+            error = %err,
+            "call failed"
+        );
+        status
+    }
 }
 
 fn invoice_title_response(title: InvoiceTitle, provider: &str) -> pb::ParseInvoiceTitleResponse {

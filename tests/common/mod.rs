@@ -5,11 +5,13 @@
     reason = "test support: a failed expectation is a failed test"
 )]
 
-use std::{collections::HashMap, io::Cursor, net::SocketAddr, time::Duration};
+use std::{collections::HashMap, io::Cursor, net::SocketAddr, sync::Arc, time::Duration};
 
 use ocrgate::{
     api::pb::{self, ocr_service_client::OcrServiceClient},
     config::Config,
+    server::Listeners,
+    telemetry::Telemetry,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Code, Status, transport::Channel};
@@ -23,6 +25,7 @@ pub const APP_SECRET: &str = "s3cr3t-app-secret-value-0123456789";
 pub struct Gateway {
     pub sim: Simulator,
     pub address: SocketAddr,
+    pub admin_address: SocketAddr,
     pub client: OcrServiceClient<Channel>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -66,11 +69,24 @@ impl Gateway {
     }
 
     pub async fn serve(sim: Simulator, config: Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
+        let telemetry = Telemetry::without_exporters().expect("telemetry");
+        Self::serve_with_telemetry(sim, config, Arc::new(telemetry)).await
+    }
+
+    pub async fn serve_with_telemetry(
+        sim: Simulator,
+        config: Config,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        let listeners = Listeners {
+            grpc: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+            admin: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        };
+        let address = listeners.grpc.local_addr().expect("address");
+        let admin_address = listeners.admin.local_addr().expect("address");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            ocrgate::server::serve(&config, listener, async {
+            ocrgate::server::serve(&config, listeners, &telemetry, async {
                 stopped.await.ok();
             })
             .await
@@ -82,10 +98,20 @@ impl Gateway {
         Self {
             sim,
             address,
+            admin_address,
             client,
             stop: Some(stop),
             task,
         }
+    }
+
+    /// GETs a path of the admin port: (status, body).
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::get(format!("http://{}{path}", self.admin_address))
+            .await
+            .expect("admin port answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
     }
 
     /// A client whose transport does not enforce `grpc-timeout` itself (tonic's `Channel` does,
@@ -218,6 +244,7 @@ impl GatewayProcess {
             .args(["--log-format", "json", "serve"])
             .env_clear()
             .env("OCRGATE_LISTEN", "127.0.0.1:0")
+            .env("OCRGATE_ADMIN_LISTEN", "127.0.0.1:0")
             .env("OCRGATE_WECHAT_APP_ID", APP_ID)
             .env("OCRGATE_WECHAT_APP_SECRET", APP_SECRET)
             .env("OCRGATE_WECHAT_BASE_URL", sim.base_url())

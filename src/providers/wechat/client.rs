@@ -11,23 +11,28 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_with::{DisplayFromStr, PickFirst, serde_as};
 use tokio::time::Instant;
+use tracing::{Instrument as _, field::Empty};
 use url::Url;
 
 use super::{
-    Account, TokenEndpoint, WechatConfig, WechatError,
+    Account, PROVIDER, TokenEndpoint, WechatConfig, WechatError,
     token::{AccessToken, FreshToken},
 };
-use crate::provider::{CallContext, ImageSource, InvoiceTitle, RecognitionMode, TitleType};
+use crate::{
+    provider::{CallContext, ImageSource, InvoiceTitle, RecognitionMode, TitleType},
+    telemetry::{Metrics, propagation},
+};
 
 pub(super) struct WechatClient {
     http: reqwest::Client,
     base_url: Url,
     token_endpoint: TokenEndpoint,
     request_timeout: Duration,
+    metrics: Metrics,
 }
 
 impl WechatClient {
-    pub(super) fn new(config: &WechatConfig) -> Result<Self, reqwest::Error> {
+    pub(super) fn new(config: &WechatConfig, metrics: Metrics) -> Result<Self, reqwest::Error> {
         let mut http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -47,6 +52,7 @@ impl WechatClient {
             base_url,
             token_endpoint: config.token_endpoint,
             request_timeout: config.request_timeout,
+            metrics,
         })
     }
 
@@ -56,27 +62,29 @@ impl WechatClient {
         account: &Account,
         call: &CallContext,
     ) -> Result<FreshToken, WechatError> {
-        let request = match self.token_endpoint {
+        let (endpoint, request) = match self.token_endpoint {
             TokenEndpoint::Stable => {
-                self.http
-                    .post(self.endpoint("cgi-bin/stable_token")?)
-                    .json(&StableTokenRequest {
-                        grant_type: "client_credential",
-                        appid: &account.app_id,
-                        secret: account.app_secret.expose_secret(),
-                        force_refresh: false,
-                    })
+                let request =
+                    self.http
+                        .post(self.endpoint(STABLE_TOKEN)?)
+                        .json(&StableTokenRequest {
+                            grant_type: "client_credential",
+                            appid: &account.app_id,
+                            secret: account.app_secret.expose_secret(),
+                            force_refresh: false,
+                        });
+                (STABLE_TOKEN, request)
             }
             TokenEndpoint::Legacy => {
-                let mut url = self.endpoint("cgi-bin/token")?;
+                let mut url = self.endpoint(LEGACY_TOKEN)?;
                 url.query_pairs_mut()
                     .append_pair("grant_type", "client_credential")
                     .append_pair("appid", &account.app_id)
                     .append_pair("secret", account.app_secret.expose_secret());
-                self.http.get(url)
+                (LEGACY_TOKEN, self.http.get(url))
             }
         };
-        let reply: TokenReply = self.send(request, call).await?;
+        let reply: TokenReply = self.send(endpoint, request, call).await?;
         check(reply.errcode, reply.errmsg)?;
         match reply.access_token {
             Some(token) if !token.is_empty() => Ok(FreshToken {
@@ -99,7 +107,7 @@ impl WechatClient {
         mode: RecognitionMode,
         call: &CallContext,
     ) -> Result<String, WechatError> {
-        let mut url = self.endpoint_with_token("cv/ocr/bankcard", token)?;
+        let mut url = self.endpoint_with_token(BANK_CARD, token)?;
         let mode = match mode {
             RecognitionMode::Photo => "photo",
             RecognitionMode::Scan => "scan",
@@ -120,7 +128,7 @@ impl WechatClient {
                 self.http.post(url).multipart(Form::new().part("img", part))
             }
         };
-        let reply: BankCardReply = self.send(request, call).await?;
+        let reply: BankCardReply = self.send(BANK_CARD, request, call).await?;
         check(reply.errcode, reply.errmsg)?;
         reply
             .number
@@ -135,9 +143,9 @@ impl WechatClient {
         scan_text: &str,
         call: &CallContext,
     ) -> Result<InvoiceTitle, WechatError> {
-        let url = self.endpoint_with_token("card/invoice/scantitle", token)?;
+        let url = self.endpoint_with_token(SCAN_TITLE, token)?;
         let request = self.http.post(url).json(&ScanTitleRequest { scan_text });
-        let reply: ScanTitleReply = self.send(request, call).await?;
+        let reply: ScanTitleReply = self.send(SCAN_TITLE, request, call).await?;
         check(reply.errcode, reply.errmsg)?;
         Ok(InvoiceTitle {
             title_type: match reply.title_type {
@@ -167,9 +175,11 @@ impl WechatClient {
         Ok(url)
     }
 
-    /// Sends within the call's deadline and decodes the JSON reply, whatever its content type.
-    async fn send<T: for<'de> Deserialize<'de>>(
+    /// Sends within the call's deadline and decodes the JSON reply, whatever its content type,
+    /// inside a client span that carries the trace context to WeChat.
+    async fn send<T: Reply>(
         &self,
+        endpoint: &'static str,
         request: reqwest::RequestBuilder,
         call: &CallContext,
     ) -> Result<T, WechatError> {
@@ -178,25 +188,95 @@ impl WechatClient {
             Some(left) => left.min(self.request_timeout),
             None => self.request_timeout,
         };
+        let mut request = request
+            .timeout(timeout)
+            .build()
+            .map_err(|err| WechatError::Transport(err.without_url().to_string()))?;
+        let (method, url) = (request.method().clone(), request.url());
+        // The query holds the access token or the secret: only the path is recorded.
+        let span = tracing::info_span!(
+            "http client",
+            otel.name = %format_args!("{method} {}", url.path()),
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = %method,
+            server.address = url.host_str().unwrap_or_default(),
+            server.port = url.port_or_known_default().unwrap_or_default(),
+            url.path = url.path(),
+            http.response.status_code = Empty,
+            wechat.errcode = Empty,
+        );
+        request.headers_mut().extend(propagation::inject(&span));
         let started = Instant::now();
-        let body = async {
-            let response = request.timeout(timeout).send().await?;
+        let exchange = async {
+            let response = self.http.execute(request).await?;
             let status = response.status();
-            let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, body))
+            Ok::<_, reqwest::Error>((status, response.bytes().await?))
         }
+        .instrument(span.clone())
         .await;
-        let (status, body) = body.map_err(|err| {
-            if err.is_timeout() && call.deadline.is_some_and(|d| d <= started + timeout) {
-                WechatError::DeadlineExceeded
-            } else {
-                WechatError::Transport(err.without_url().to_string())
+        let reply = match exchange {
+            Ok((status, body)) => {
+                span.record("http.response.status_code", status.as_u16());
+                if status.is_success() {
+                    serde_json::from_slice::<T>(&body)
+                        .map_err(|err| WechatError::Malformed(err.to_string()))
+                } else {
+                    Err(WechatError::Http(status))
+                }
             }
-        })?;
-        if !status.is_success() {
-            return Err(WechatError::Http(status));
+            Err(err)
+                if err.is_timeout() && call.deadline.is_some_and(|d| d <= started + timeout) =>
+            {
+                Err(WechatError::DeadlineExceeded)
+            }
+            Err(err) => Err(WechatError::Transport(err.without_url().to_string())),
+        };
+        let errcode = match &reply {
+            Ok(reply) => {
+                span.record("wechat.errcode", reply.errcode());
+                reply.errcode().to_string()
+            }
+            Err(_) => "none".to_owned(),
+        };
+        if reply.as_ref().map_or(true, |reply| reply.errcode() != 0) {
+            span.record("otel.status_code", "ERROR");
         }
-        serde_json::from_slice(&body).map_err(|err| WechatError::Malformed(err.to_string()))
+        self.metrics.upstream_call(
+            PROVIDER,
+            endpoint,
+            &errcode,
+            started.elapsed().as_secs_f64(),
+        );
+        reply
+    }
+}
+
+const STABLE_TOKEN: &str = "cgi-bin/stable_token";
+const LEGACY_TOKEN: &str = "cgi-bin/token";
+const BANK_CARD: &str = "cv/ocr/bankcard";
+const SCAN_TITLE: &str = "card/invoice/scantitle";
+
+/// A WeChat reply: whatever else it holds, it has an errcode (0 when absent).
+trait Reply: for<'de> Deserialize<'de> {
+    fn errcode(&self) -> i64;
+}
+
+impl Reply for TokenReply {
+    fn errcode(&self) -> i64 {
+        self.errcode
+    }
+}
+
+impl Reply for BankCardReply {
+    fn errcode(&self) -> i64 {
+        self.errcode
+    }
+}
+
+impl Reply for ScanTitleReply {
+    fn errcode(&self) -> i64 {
+        self.errcode
     }
 }
 

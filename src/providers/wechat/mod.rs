@@ -11,15 +11,19 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
+use tracing::{Instrument as _, field::Empty};
 use url::Url;
 
 use self::{
     client::WechatClient,
-    token::{AccessToken, TokenCache},
+    token::{AccessToken, Lookup, TokenCache},
 };
-use crate::provider::{
-    BankCard, BankCardRecognizer, BankCardRequest, CallContext, CardNumber, ErrorKind,
-    InvoiceTitle, InvoiceTitleParser, InvoiceTitleRequest, ProviderError,
+use crate::{
+    provider::{
+        BankCard, BankCardRecognizer, BankCardRequest, CallContext, CardNumber, ErrorKind,
+        InvoiceTitle, InvoiceTitleParser, InvoiceTitleRequest, ProviderError,
+    },
+    telemetry::Metrics,
 };
 
 const PROVIDER: &str = "wechat";
@@ -263,20 +267,22 @@ pub enum BuildError {
 pub struct WechatProvider {
     client: WechatClient,
     tokens: TokenCache,
+    metrics: Metrics,
     accounts: BTreeMap<String, Account>,
     default_account: Option<String>,
     backoff: ExponentialBuilder,
 }
 
 impl WechatProvider {
-    pub fn new(config: &WechatConfig) -> Result<Self, BuildError> {
+    pub fn new(config: &WechatConfig, metrics: Metrics) -> Result<Self, BuildError> {
         let accounts = config.all_accounts().map_err(BuildError::Config)?;
         let default_account = config
             .default_account_name(&accounts)
             .map_err(BuildError::Config)?;
         Ok(Self {
-            client: WechatClient::new(config)?,
+            client: WechatClient::new(config, metrics.clone())?,
             tokens: TokenCache::new(config.token_refresh_margin),
+            metrics,
             accounts,
             default_account,
             backoff: ExponentialBuilder::default()
@@ -325,11 +331,12 @@ impl WechatProvider {
         self.account_names().collect::<Vec<_>>().join(", ")
     }
 
-    /// Runs `api` with the account's token. A rejected token is dropped (if still current),
-    /// fetched again and the call retried once; transient failures are retried with backoff
-    /// while the deadline allows.
+    /// Runs `api` with the account's token, in a span for the provider call. A rejected token is
+    /// dropped (if still current), fetched again and the call retried once; transient failures
+    /// are retried with backoff while the deadline allows.
     async fn with_token<T, F, Fut>(
         &self,
+        operation: &'static str,
         account: Option<&str>,
         call: &CallContext,
         api: F,
@@ -338,40 +345,109 @@ impl WechatProvider {
         F: Fn(AccessToken) -> Fut,
         Fut: Future<Output = Result<T, WechatError>>,
     {
-        let account = self.account(account)?;
-        let mut backoff = self.backoff.build();
-        let mut token_refreshed = false;
-        loop {
-            let attempt = async {
-                let (token, _lookup) = self
-                    .tokens
-                    .get_or_fetch(&account.app_id, self.client.fetch_token(account, call))
-                    .await
-                    .map_err(|err| (err, None))?;
-                api(token.clone()).await.map_err(|err| (err, Some(token)))
-            }
-            .await;
-            let (err, token) = match attempt {
-                Ok(value) => return Ok(value),
-                Err(failure) => failure,
-            };
-            if let Some(token) = token.filter(|_| err.is_token_rejected() && !token_refreshed) {
-                token_refreshed = true;
-                tracing::info!(account = %account.name, error = %err, "WeChat rejected the access token; fetching a new one");
-                self.tokens
-                    .invalidate_if_current(&account.app_id, &token)
-                    .await;
-                continue;
-            }
-            if !err.is_transient() {
-                return Err(err);
-            }
-            match backoff.next() {
-                Some(delay) if call.remaining().is_none_or(|left| left > delay) => {
-                    tracing::info!(account = %account.name, error = %err, ?delay, "WeChat call failed; retrying");
-                    tokio::time::sleep(delay).await;
+        let span = tracing::info_span!(
+            "provider call",
+            otel.name = %format_args!("{PROVIDER} {operation}"),
+            otel.status_code = Empty,
+            provider.name = PROVIDER,
+            provider.operation = operation,
+            provider.account = Empty,
+            provider.retries = 0,
+        );
+        let result = async {
+            let account = self.account(account)?;
+            tracing::Span::current().record("provider.account", account.name.as_str());
+            let mut backoff = self.backoff.build();
+            let mut token_refreshed = false;
+            let mut retries = 0_u32;
+            loop {
+                let attempt = async {
+                    let token = self.token(account, call).await.map_err(|err| (err, None))?;
+                    api(token.clone()).await.map_err(|err| (err, Some(token)))
                 }
-                _ => return Err(err),
+                .await;
+                let (err, token) = match attempt {
+                    Ok(value) => return Ok(value),
+                    Err(failure) => failure,
+                };
+                let retry = if let Some(token) =
+                    token.filter(|_| err.is_token_rejected() && !token_refreshed)
+                {
+                    token_refreshed = true;
+                    tracing::info!(account = %account.name, error = %err, "WeChat rejected the access token; fetching a new one");
+                    self.tokens
+                        .invalidate_if_current(&account.app_id, &token)
+                        .await;
+                    true
+                } else if err.is_transient() {
+                    match backoff.next() {
+                        Some(delay) if call.remaining().is_none_or(|left| left > delay) => {
+                            tracing::info!(account = %account.name, error = %err, ?delay, "WeChat call failed; retrying");
+                            tokio::time::sleep(delay).await;
+                            true
+                        }
+                        _ => false,
+                    }
+                } else {
+                    false
+                };
+                if !retry {
+                    return Err(err);
+                }
+                retries += 1;
+                tracing::Span::current().record("provider.retries", retries);
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        if let Err(err) = &result {
+            span.record("otel.status_code", "ERROR");
+            span.in_scope(|| tracing::info!(error = %err, "provider call failed"));
+        }
+        result
+    }
+
+    /// The account's access token, from the cache or fetched, in a span that says which.
+    async fn token(
+        &self,
+        account: &Account,
+        call: &CallContext,
+    ) -> Result<AccessToken, WechatError> {
+        let span = tracing::info_span!(
+            "token lookup",
+            wechat.app_id = %account.app_id,
+            token.cache_hit = Empty,
+            otel.status_code = Empty,
+        );
+        let fetch = async {
+            let fetched = self
+                .client
+                .fetch_token(account, call)
+                .instrument(tracing::info_span!(
+                    "token fetch",
+                    wechat.app_id = %account.app_id,
+                    otel.status_code = Empty,
+                ))
+                .await;
+            self.metrics.token_fetch(&account.app_id, fetched.is_ok());
+            fetched
+        };
+        let lookup = self
+            .tokens
+            .get_or_fetch(&account.app_id, fetch)
+            .instrument(span.clone())
+            .await;
+        match lookup {
+            Ok((token, lookup)) => {
+                let hit = lookup == Lookup::Hit;
+                span.record("token.cache_hit", hit);
+                self.metrics.token_lookup(&account.app_id, hit);
+                Ok(token)
+            }
+            Err(err) => {
+                span.record("otel.status_code", "ERROR");
+                self.metrics.token_lookup(&account.app_id, false);
+                Err(err)
             }
         }
     }
@@ -390,11 +466,16 @@ impl BankCardRecognizer for WechatProvider {
     ) -> Result<BankCard, ProviderError> {
         let (image, mode) = (&request.image, request.mode);
         let raw = self
-            .with_token(request.account.as_deref(), call, |token| async move {
-                self.client
-                    .recognize_bank_card(&token, image, mode, call)
-                    .await
-            })
+            .with_token(
+                "RecognizeBankCard",
+                request.account.as_deref(),
+                call,
+                |token| async move {
+                    self.client
+                        .recognize_bank_card(&token, image, mode, call)
+                        .await
+                },
+            )
             .await?;
         let number = CardNumber::parse(&raw).ok_or_else(|| {
             ProviderError::new(
@@ -423,11 +504,16 @@ impl InvoiceTitleParser for WechatProvider {
     ) -> Result<InvoiceTitle, ProviderError> {
         let scan_text = request.scan_text.as_str();
         Ok(self
-            .with_token(request.account.as_deref(), call, |token| async move {
-                self.client
-                    .scan_invoice_title(&token, scan_text, call)
-                    .await
-            })
+            .with_token(
+                "ParseInvoiceTitle",
+                request.account.as_deref(),
+                call,
+                |token| async move {
+                    self.client
+                        .scan_invoice_title(&token, scan_text, call)
+                        .await
+                },
+            )
             .await?)
     }
 }

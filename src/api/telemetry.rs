@@ -1,0 +1,135 @@
+//! One span and one duration sample per `OcrService` call, parented to the client's trace.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use http::{Request, Response};
+use tokio::time::Instant;
+use tower::{Layer, Service};
+use tracing::{Instrument as _, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::telemetry::{Metrics, propagation};
+
+/// The gRPC service this layer instruments; health checks and reflection pass through untouched.
+const SERVICE: &str = "ocrgate.v1.OcrService";
+
+#[derive(Clone)]
+pub struct TelemetryLayer {
+    metrics: Metrics,
+}
+
+impl TelemetryLayer {
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> Layer<S> for TelemetryLayer {
+    type Service = TelemetryService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TelemetryService {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct TelemetryService<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TelemetryService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let Some(method) = request
+            .uri()
+            .path()
+            .strip_prefix("/ocrgate.v1.OcrService/")
+            .map(str::to_owned)
+        else {
+            return Box::pin(self.inner.call(request));
+        };
+        let span = tracing::info_span!(
+            "grpc server",
+            otel.name = %format_args!("{SERVICE}/{method}"),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            rpc.system = "grpc",
+            rpc.service = SERVICE,
+            rpc.method = %method,
+            rpc.grpc.status_code = Empty,
+        );
+        // The parent must be set before the span is first entered.
+        if let Err(err) = span.set_parent(propagation::extract(request.headers())) {
+            tracing::debug!(%err, "trace context not attached");
+        }
+        let in_flight = InFlight::start(self.metrics.clone(), method);
+        let started = Instant::now();
+        let response = span.in_scope(|| self.inner.call(request));
+        Box::pin(
+            async move {
+                let result = response.await;
+                // Unary errors travel as trailers-only responses: grpc-status is in the headers.
+                let code = match &result {
+                    Ok(response) => response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|value| value.to_str().ok()?.parse().ok())
+                        .unwrap_or(0),
+                    Err(_) => tonic::Code::Unknown as i32,
+                };
+                let span = tracing::Span::current();
+                span.record("rpc.grpc.status_code", code);
+                if code != 0 {
+                    span.record("otel.status_code", "ERROR");
+                }
+                in_flight.finish(code, started.elapsed().as_secs_f64());
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// Counts a call as in flight until it finishes or is dropped (the client went away).
+struct InFlight {
+    metrics: Metrics,
+    method: String,
+}
+
+impl InFlight {
+    fn start(metrics: Metrics, method: String) -> Self {
+        metrics.rpc_in_flight(&method, 1);
+        Self { metrics, method }
+    }
+
+    fn finish(&self, code: i32, seconds: f64) {
+        self.metrics
+            .rpc_finished(SERVICE, &self.method, code, seconds);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.metrics.rpc_in_flight(&self.method, -1);
+    }
+}

@@ -1,0 +1,130 @@
+//! The instruments ocrgate records, named after OpenTelemetry's semantic conventions where they
+//! have one (`rpc.server.call.duration`) and under `ocrgate.` where they do not.
+
+use opentelemetry::{
+    KeyValue,
+    metrics::{Counter, Histogram, MeterProvider as _, UpDownCounter},
+};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+
+/// Cheap to clone: every instrument is shared.
+#[derive(Clone)]
+pub struct Metrics {
+    rpc_duration: Histogram<f64>,
+    rpc_in_flight: UpDownCounter<i64>,
+    upstream_duration: Histogram<f64>,
+    token_lookups: Counter<u64>,
+    token_fetches: Counter<u64>,
+    quota_exhausted: Counter<u64>,
+}
+
+/// Latency buckets in seconds, from a fast cache hit to a slow vendor.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+impl Metrics {
+    pub fn new(provider: &SdkMeterProvider) -> Self {
+        let meter = provider.meter("ocrgate");
+        Self {
+            rpc_duration: meter
+                .f64_histogram("rpc.server.call.duration")
+                .with_unit("s")
+                .with_description("Duration of gRPC calls served, by method and status code")
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build(),
+            rpc_in_flight: meter
+                .i64_up_down_counter("ocrgate.rpc.in_flight")
+                .with_description("gRPC calls being served now")
+                .build(),
+            upstream_duration: meter
+                .f64_histogram("ocrgate.upstream.duration")
+                .with_unit("s")
+                .with_description("Duration of calls to vendors, by provider, endpoint and errcode")
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build(),
+            token_lookups: meter
+                .u64_counter("ocrgate.token.lookups")
+                .with_description("Access token lookups, by app and cache result")
+                .build(),
+            token_fetches: meter
+                .u64_counter("ocrgate.token.fetches")
+                .with_description("Access token fetches from the vendor, by app and outcome")
+                .build(),
+            quota_exhausted: meter
+                .u64_counter("ocrgate.quota.exhausted")
+                .with_description(
+                    "Calls answered RESOURCE_EXHAUSTED because a vendor quota ran out",
+                )
+                .build(),
+        }
+    }
+
+    /// A gRPC call served.
+    pub fn rpc_finished(&self, service: &str, method: &str, grpc_status: i32, seconds: f64) {
+        self.rpc_duration.record(
+            seconds,
+            &[
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", service.to_owned()),
+                KeyValue::new("rpc.method", method.to_owned()),
+                KeyValue::new("rpc.grpc.status_code", i64::from(grpc_status)),
+            ],
+        );
+    }
+
+    /// A gRPC call started (`+1`) or finished (`-1`).
+    pub fn rpc_in_flight(&self, method: &str, delta: i64) {
+        self.rpc_in_flight
+            .add(delta, &[KeyValue::new("rpc.method", method.to_owned())]);
+    }
+
+    /// One HTTP exchange with a vendor. `errcode` is the vendor's code, or `none` when no
+    /// readable reply arrived.
+    pub fn upstream_call(
+        &self,
+        provider: &'static str,
+        endpoint: &'static str,
+        errcode: &str,
+        seconds: f64,
+    ) {
+        self.upstream_duration.record(
+            seconds,
+            &[
+                KeyValue::new("provider", provider),
+                KeyValue::new("endpoint", endpoint),
+                KeyValue::new("errcode", errcode.to_owned()),
+            ],
+        );
+    }
+
+    pub fn token_lookup(&self, app_id: &str, hit: bool) {
+        self.token_lookups.add(
+            1,
+            &[
+                KeyValue::new("app_id", app_id.to_owned()),
+                KeyValue::new("cache", if hit { "hit" } else { "miss" }),
+            ],
+        );
+    }
+
+    pub fn token_fetch(&self, app_id: &str, ok: bool) {
+        self.token_fetches.add(
+            1,
+            &[
+                KeyValue::new("app_id", app_id.to_owned()),
+                KeyValue::new("outcome", if ok { "ok" } else { "error" }),
+            ],
+        );
+    }
+
+    pub fn quota_exhausted(&self, provider: &'static str, method: &str) {
+        self.quota_exhausted.add(
+            1,
+            &[
+                KeyValue::new("provider", provider),
+                KeyValue::new("rpc.method", method.to_owned()),
+            ],
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! Logs, traces and metrics.
+//!
+//! - Logs go through `tracing` to stderr, as text or JSON.
+//! - Traces: when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set,
+//!   spans are exported over OTLP/gRPC, sampled parent-based (`OTEL_TRACES_SAMPLER`), described by
+//!   `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`. Without an endpoint there is no exporter
+//!   and no OpenTelemetry layer at all.
+//! - Metrics: always kept for the Prometheus `/metrics` page; also pushed over OTLP when an endpoint
+//!   (or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`) is set.
+
+mod metrics;
+pub mod propagation;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::{
+    Resource,
+    metrics::SdkMeterProvider,
+    propagation::TraceContextPropagator,
+    trace::{SdkTracerProvider, SpanExporter},
+};
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::{
+    EnvFilter, Layer as _, filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+};
+
+pub use self::metrics::Metrics;
+use crate::config::LogFormat;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("invalid log filter: {0}")]
+    Filter(#[from] tracing_subscriber::filter::ParseError),
+    #[error("could not build the OTLP exporter: {0}")]
+    Otlp(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error("could not build the Prometheus exporter: {0}")]
+    Prometheus(#[from] opentelemetry_sdk::error::OTelSdkError),
+    #[error("a global subscriber is already installed: {0}")]
+    Install(#[from] tracing_subscriber::util::TryInitError),
+}
+
+/// The process's telemetry pipeline. Call [`Telemetry::shutdown`] before exit to flush spans.
+pub struct Telemetry {
+    tracer_provider: Option<SdkTracerProvider>,
+    meter_provider: SdkMeterProvider,
+    metrics: Metrics,
+    registry: prometheus::Registry,
+}
+
+const SERVICE_NAME: &str = "ocrgate";
+
+impl Telemetry {
+    /// Exporters as the standard `OTEL_*` variables configure them.
+    pub fn from_env() -> Result<Self, TelemetryError> {
+        let tracer_provider = if otlp_configured("TRACES") {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .build()?;
+            Some(
+                SdkTracerProvider::builder()
+                    .with_resource(resource())
+                    .with_batch_exporter(exporter)
+                    .build(),
+            )
+        } else {
+            None
+        };
+        let otlp_metrics = if otlp_configured("METRICS") {
+            Some(
+                opentelemetry_otlp::MetricExporter::builder()
+                    .with_tonic()
+                    .build()?,
+            )
+        } else {
+            None
+        };
+        Self::build(tracer_provider, otlp_metrics)
+    }
+
+    /// Spans go to `exporter` as they end (for tests); metrics only to the Prometheus page.
+    pub fn with_span_exporter(
+        exporter: impl SpanExporter + 'static,
+    ) -> Result<Self, TelemetryError> {
+        let tracer_provider = SdkTracerProvider::builder()
+            .with_resource(resource())
+            .with_simple_exporter(exporter)
+            .build();
+        Self::build(Some(tracer_provider), None)
+    }
+
+    /// No span exporter; metrics only to the Prometheus page.
+    pub fn without_exporters() -> Result<Self, TelemetryError> {
+        Self::build(None, None)
+    }
+
+    fn build(
+        tracer_provider: Option<SdkTracerProvider>,
+        otlp_metrics: Option<opentelemetry_otlp::MetricExporter>,
+    ) -> Result<Self, TelemetryError> {
+        let registry = prometheus::Registry::new();
+        let prometheus = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .scope_info_enabled(false)
+            .build()?;
+        let mut meters = SdkMeterProvider::builder()
+            .with_resource(resource())
+            .with_reader(prometheus);
+        if let Some(exporter) = otlp_metrics {
+            meters = meters.with_periodic_exporter(exporter);
+        }
+        let meter_provider = meters.build();
+        let metrics = Metrics::new(&meter_provider);
+        Ok(Self {
+            tracer_provider,
+            meter_provider,
+            metrics,
+            registry,
+        })
+    }
+
+    /// Installs the global `tracing` subscriber (logs, and spans to OpenTelemetry when a tracer
+    /// is configured) and the W3C trace-context propagator. `RUST_LOG` overrides `level`.
+    pub fn install(&self, format: LogFormat, level: &str) -> Result<(), TelemetryError> {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let filter = match std::env::var("RUST_LOG") {
+            Ok(directives) if !directives.is_empty() => EnvFilter::try_new(directives)?,
+            _ => EnvFilter::try_new(level)?,
+        };
+        let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+        let logs = match format {
+            LogFormat::Text => logs.boxed(),
+            LogFormat::Json => logs.json().flatten_event(true).boxed(),
+        };
+        let spans = self.tracer_provider.as_ref().map(|provider| {
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer(SERVICE_NAME))
+                .with_error_records_to_exceptions(true)
+                .with_filter(Targets::new().with_target("ocrgate", LevelFilter::INFO))
+        });
+        tracing_subscriber::registry()
+            .with(logs.with_filter(filter).with_filter(secret_safe()))
+            .with(spans)
+            .try_init()?;
+        Ok(())
+    }
+
+    /// The instruments the server and providers record into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The registry behind the Prometheus `/metrics` page.
+    pub fn registry(&self) -> &prometheus::Registry {
+        &self.registry
+    }
+
+    /// Flushes and stops the exporters.
+    pub fn shutdown(&self) {
+        if let Some(Err(err)) = self
+            .tracer_provider
+            .as_ref()
+            .map(SdkTracerProvider::shutdown)
+        {
+            tracing::warn!(%err, "could not flush spans");
+        }
+        if let Err(err) = self.meter_provider.shutdown() {
+            tracing::warn!(%err, "could not flush metrics");
+        }
+    }
+}
+
+/// `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` win; `ocrgate` is the default name.
+fn resource() -> Resource {
+    let builder = Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_some() {
+        builder.build()
+    } else {
+        builder.with_service_name(SERVICE_NAME).build()
+    }
+}
+
+fn otlp_configured(signal: &str) -> bool {
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+        format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"),
+    ]
+    .iter()
+    .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+}
+
+/// HTTP/2 frame logs below INFO print request paths, and an outgoing path carries the access
+/// token in its query: those never reach a log, whatever the filter asks for.
+fn secret_safe() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("h2", LevelFilter::INFO)
+}
