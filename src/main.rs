@@ -57,7 +57,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             let listeners = Listeners::bind(&config).await?;
             let served = serve(&config, listeners, &telemetry, shutdown_signal()).await;
-            telemetry.shutdown();
+            // Flushing blocks until the exporters are done: keep it off the async workers.
+            tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
             served?;
         }
     }

@@ -28,40 +28,110 @@ async fn metrics_count_calls_upstream_requests_tokens_and_quota_by_their_labels(
     gateway.sim.add_card_image(png(1), "6222020200112345678");
     gateway.recognize(upload(png(1))).await.expect("recognised");
     gateway.recognize(upload(png(1))).await.expect("recognised");
-    gateway.recognize(upload(png(2))).await.expect_err("no card");
     gateway
-        .sim
-        .inject(Endpoint::BankCard, Fault::errcode(101003, "not enough market quota"), 1);
+        .recognize(upload(png(2)))
+        .await
+        .expect_err("no card");
+    gateway.sim.inject(
+        Endpoint::BankCard,
+        Fault::errcode(101003, "not enough market quota"),
+        1,
+    );
     gateway.recognize(upload(png(1))).await.expect_err("quota");
-    gateway.parse_title("text").await.expect_err("unknown title");
+    gateway
+        .parse_title("text")
+        .await
+        .expect_err("unknown title");
 
     let (status, page) = gateway.admin_get("/metrics").await;
 
     assert_eq!(status, 200);
     let card = [("rpc_method", "RecognizeBankCard")];
     let rpc = "rpc_server_call_duration_seconds_count";
-    assert_eq!(sample(&page, rpc, &[card[0], ("rpc_grpc_status_code", "0")]), Some(2.0), "{page}");
-    assert_eq!(sample(&page, rpc, &[card[0], ("rpc_grpc_status_code", "5")]), Some(1.0));
-    assert_eq!(sample(&page, rpc, &[card[0], ("rpc_grpc_status_code", "8")]), Some(1.0));
     assert_eq!(
-        sample(&page, rpc, &[("rpc_method", "ParseInvoiceTitle"), ("rpc_grpc_status_code", "3")]),
+        sample(&page, rpc, &[card[0], ("rpc_grpc_status_code", "0")]),
+        Some(2.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, rpc, &[card[0], ("rpc_grpc_status_code", "5")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&page, rpc, &[card[0], ("rpc_grpc_status_code", "8")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            rpc,
+            &[
+                ("rpc_method", "ParseInvoiceTitle"),
+                ("rpc_grpc_status_code", "3")
+            ]
+        ),
         Some(1.0)
     );
     assert_eq!(sample(&page, "ocrgate_rpc_in_flight", &card), Some(0.0));
 
     let upstream = "ocrgate_upstream_duration_seconds_count";
     let bank = ("endpoint", "cv/ocr/bankcard");
-    assert_eq!(sample(&page, upstream, &[bank, ("errcode", "0"), ("provider", "wechat")]), Some(2.0));
-    assert_eq!(sample(&page, upstream, &[bank, ("errcode", "101001")]), Some(1.0));
-    assert_eq!(sample(&page, upstream, &[bank, ("errcode", "101003")]), Some(1.0));
-    assert_eq!(sample(&page, upstream, &[("endpoint", "cgi-bin/stable_token"), ("errcode", "0")]), Some(1.0));
+    assert_eq!(
+        sample(
+            &page,
+            upstream,
+            &[bank, ("errcode", "0"), ("provider", "wechat")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&page, upstream, &[bank, ("errcode", "101001")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&page, upstream, &[bank, ("errcode", "101003")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            upstream,
+            &[("endpoint", "cgi-bin/stable_token"), ("errcode", "0")]
+        ),
+        Some(1.0)
+    );
 
     let app = ("app_id", common::APP_ID);
-    assert_eq!(sample(&page, "ocrgate_token_fetches_total", &[app, ("outcome", "ok")]), Some(1.0));
-    assert_eq!(sample(&page, "ocrgate_token_lookups_total", &[app, ("cache", "miss")]), Some(1.0));
-    assert_eq!(sample(&page, "ocrgate_token_lookups_total", &[app, ("cache", "hit")]), Some(4.0));
     assert_eq!(
-        sample(&page, "ocrgate_quota_exhausted_total", &[("provider", "wechat"), card[0]]),
+        sample(
+            &page,
+            "ocrgate_token_fetches_total",
+            &[app, ("outcome", "ok")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "ocrgate_token_lookups_total",
+            &[app, ("cache", "miss")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "ocrgate_token_lookups_total",
+            &[app, ("cache", "hit")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "ocrgate_quota_exhausted_total",
+            &[("provider", "wechat"), card[0]]
+        ),
         Some(1.0)
     );
 }

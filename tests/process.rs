@@ -2,7 +2,13 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
+
 use common::{APP_ID, APP_SECRET, GatewayProcess, png, upload};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
+};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -170,4 +176,96 @@ async fn invalid_configuration_stops_the_process_with_a_clear_message() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("OCRGATE_WECHAT_APP_SECRET"), "{stderr}");
+}
+
+/// An OTLP/gRPC trace receiver on loopback that keeps what it is sent.
+#[derive(Clone, Default)]
+struct TraceReceiver(Arc<Mutex<Vec<ExportTraceServiceRequest>>>);
+
+#[tonic::async_trait]
+impl TraceService for TraceReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.0.lock().expect("lock").push(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+#[tokio::test]
+async fn spans_are_exported_over_otlp_to_the_endpoint_the_standard_variables_name() {
+    let receiver = TraceReceiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(receiver.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    sim.add_app(APP_ID, APP_SECRET);
+    sim.add_card_image(png(1), NUMBER);
+    let gateway = GatewayProcess::start(
+        &sim,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_SERVICE_NAME", "ocrgate-e2e"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test"),
+        ],
+    )
+    .await;
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let mut request = tonic::Request::new(upload(png(1)));
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-b7ad6b7169203331-01")
+            .parse()
+            .expect("ascii"),
+    );
+
+    gateway
+        .client()
+        .await
+        .recognize_bank_card(request)
+        .await
+        .expect("recognised");
+    gateway.terminate();
+    let (status, _) = gateway.wait().await;
+
+    assert!(status.success());
+    // Spans are flushed on shutdown, before the process exits.
+    let exports = receiver.0.lock().expect("lock").clone();
+    let resource_spans: Vec<_> = exports.iter().flat_map(|e| &e.resource_spans).collect();
+    assert!(!resource_spans.is_empty(), "nothing exported");
+    let resource = resource_spans[0].resource.as_ref().expect("resource");
+    let resource_attribute = |key: &str| {
+        resource
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref())
+            .map(|value| format!("{value:?}"))
+            .unwrap_or_default()
+    };
+    assert!(resource_attribute("service.name").contains("ocrgate-e2e"));
+    assert!(resource_attribute("deployment.environment").contains("test"));
+    let spans: Vec<_> = resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .collect();
+    let server = spans
+        .iter()
+        .find(|span| span.name == "ocrgate.v1.OcrService/RecognizeBankCard")
+        .expect("server span exported");
+    let hex: String = server.trace_id.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, trace_id, "the client's trace");
+    assert!(spans.iter().any(|span| span.name == "token fetch"));
 }

@@ -24,13 +24,17 @@ fn telemetry() -> &'static (Arc<Telemetry>, InMemorySpanExporter) {
     TELEMETRY.get_or_init(|| {
         let exporter = InMemorySpanExporter::default();
         let telemetry = Telemetry::with_span_exporter(exporter.clone()).expect("telemetry");
-        telemetry.install(LogFormat::Text, "off").expect("installed");
+        telemetry
+            .install(LogFormat::Text, "off")
+            .expect("installed");
         (Arc::new(telemetry), exporter)
     })
 }
 
 async fn traced_gateway() -> Gateway {
-    let sim = Simulator::start(SimConfig::default()).await.expect("simulator");
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
     sim.add_app(APP_ID, APP_SECRET);
     sim.add_card_image(png(1), NUMBER);
     let config = config_for(&sim);
@@ -39,7 +43,8 @@ async fn traced_gateway() -> Gateway {
 
 /// A client-side parent: a fresh trace id for each test, so tests running at once stay apart.
 fn client_parent(test: u8) -> (TraceId, SpanId, String) {
-    let trace_id = TraceId::from_hex(&format!("4bf92f3577b34da6a3ce929d0e0e47{test:02x}")).expect("hex");
+    let trace_id =
+        TraceId::from_hex(&format!("4bf92f3577b34da6a3ce929d0e0e47{test:02x}")).expect("hex");
     let span_id = SpanId::from_hex("00f067aa0ba902b7").expect("hex");
     (trace_id, span_id, format!("00-{trace_id}-{span_id}-01"))
 }
@@ -94,7 +99,9 @@ fn http_span<'a>(spans: &'a [SpanData], path: &str) -> &'a SpanData {
 }
 
 fn attribute_is(span: &SpanData, key: &str, value: &str) -> bool {
-    attributes(span).get(key).is_some_and(|v| v.to_string() == value)
+    attributes(span)
+        .get(key)
+        .is_some_and(|v| v.to_string() == value)
 }
 
 #[tokio::test]
@@ -112,7 +119,10 @@ async fn one_call_is_one_trace_from_the_client_through_the_provider_and_token_fe
     let spans = spans_of(trace_id);
     let server = named(&spans, "ocrgate.v1.OcrService/RecognizeBankCard");
     assert_eq!(server.span_kind, SpanKind::Server);
-    assert_eq!(server.parent_span_id, client_span, "child of the client's span");
+    assert_eq!(
+        server.parent_span_id, client_span,
+        "child of the client's span"
+    );
     assert_eq!(attribute(server, "rpc.system"), "grpc");
     assert_eq!(attribute(server, "rpc.service"), "ocrgate.v1.OcrService");
     assert_eq!(attribute(server, "rpc.method"), "RecognizeBankCard");
@@ -121,7 +131,10 @@ async fn one_call_is_one_trace_from_the_client_through_the_provider_and_token_fe
     let provider = named(&spans, "wechat RecognizeBankCard");
     assert_eq!(provider.parent_span_id, server.span_context.span_id());
     assert_eq!(attribute(provider, "provider.name"), "wechat");
-    assert_eq!(attribute(provider, "provider.operation"), "RecognizeBankCard");
+    assert_eq!(
+        attribute(provider, "provider.operation"),
+        "RecognizeBankCard"
+    );
     assert_eq!(attribute(provider, "provider.retries"), "0");
 
     let lookup = named(&spans, "token lookup");
@@ -167,16 +180,21 @@ async fn a_second_call_records_a_cache_hit_and_no_fetch() {
         .expect("recognised");
 
     let spans = spans_of(trace_id);
-    assert_eq!(attribute(named(&spans, "token lookup"), "token.cache_hit"), "true");
+    assert_eq!(
+        attribute(named(&spans, "token lookup"), "token.cache_hit"),
+        "true"
+    );
     assert!(spans.iter().all(|span| span.name != "token fetch"));
 }
 
 #[tokio::test]
 async fn a_failing_call_records_the_error_and_its_status_on_every_span() {
     let gateway = traced_gateway().await;
-    gateway
-        .sim
-        .inject(Endpoint::BankCard, Fault::errcode(101001, "certificate not found"), 1);
+    gateway.sim.inject(
+        Endpoint::BankCard,
+        Fault::errcode(101001, "certificate not found"),
+        1,
+    );
     let (trace_id, _, traceparent) = client_parent(3);
 
     let status = gateway
@@ -190,11 +208,22 @@ async fn a_failing_call_records_the_error_and_its_status_on_every_span() {
     let spans = spans_of(trace_id);
     let server = named(&spans, "ocrgate.v1.OcrService/RecognizeBankCard");
     assert_eq!(attribute(server, "rpc.grpc.status_code"), "5");
-    assert!(matches!(server.status, Status::Error { .. }), "{:?}", server.status);
-    let provider = named(&spans, "wechat RecognizeBankCard");
-    assert!(matches!(provider.status, Status::Error { .. }), "{:?}", provider.status);
     assert!(
-        provider.events.iter().any(|event| event.attributes.iter().any(|kv| kv.value.to_string().contains("101001"))),
+        matches!(server.status, Status::Error { .. }),
+        "{:?}",
+        server.status
+    );
+    let provider = named(&spans, "wechat RecognizeBankCard");
+    assert!(
+        matches!(provider.status, Status::Error { .. }),
+        "{:?}",
+        provider.status
+    );
+    assert!(
+        provider.events.iter().any(|event| event
+            .attributes
+            .iter()
+            .any(|kv| kv.value.to_string().contains("101001"))),
         "the provider span says what failed: {:?}",
         provider.events
     );
@@ -219,8 +248,20 @@ async fn retries_are_counted_on_the_provider_span() {
         .expect("recovered");
 
     let spans = spans_of(trace_id);
-    assert_eq!(attribute(named(&spans, "wechat RecognizeBankCard"), "provider.retries"), "2");
-    assert_eq!(spans.iter().filter(|s| attribute_is(s, "url.path", "/cv/ocr/bankcard")).count(), 3);
+    assert_eq!(
+        attribute(
+            named(&spans, "wechat RecognizeBankCard"),
+            "provider.retries"
+        ),
+        "2"
+    );
+    assert_eq!(
+        spans
+            .iter()
+            .filter(|s| attribute_is(s, "url.path", "/cv/ocr/bankcard"))
+            .count(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -230,14 +271,35 @@ async fn no_span_attribute_or_event_holds_the_secret_a_token_or_the_card_number(
     let call = |message| with_traceparent(message, &traceparent);
     let mut client = gateway.client.clone();
 
-    client.recognize_bank_card(call(upload(png(1)))).await.expect("recognised");
+    client
+        .recognize_bank_card(call(upload(png(1))))
+        .await
+        .expect("recognised");
     gateway.sim.revoke_tokens(APP_ID);
-    client.recognize_bank_card(call(upload(png(1)))).await.expect("recovered");
-    gateway.sim.inject(Endpoint::BankCard, Fault::DropConnection, 1);
-    client.recognize_bank_card(call(upload(png(1)))).await.expect("recovered");
-    gateway.sim.inject(Endpoint::BankCard, Fault::errcode(40001, "invalid credential"), 2);
-    client.recognize_bank_card(call(upload(png(1)))).await.expect_err("unauthenticated");
-    client.recognize_bank_card(call(upload(png(2)))).await.expect_err("no card");
+    client
+        .recognize_bank_card(call(upload(png(1))))
+        .await
+        .expect("recovered");
+    gateway
+        .sim
+        .inject(Endpoint::BankCard, Fault::DropConnection, 1);
+    client
+        .recognize_bank_card(call(upload(png(1))))
+        .await
+        .expect("recovered");
+    gateway.sim.inject(
+        Endpoint::BankCard,
+        Fault::errcode(40001, "invalid credential"),
+        2,
+    );
+    client
+        .recognize_bank_card(call(upload(png(1))))
+        .await
+        .expect_err("unauthenticated");
+    client
+        .recognize_bank_card(call(upload(png(2))))
+        .await
+        .expect_err("no card");
 
     let spans = spans_of(trace_id);
     assert!(spans.len() > 20, "too few spans to judge: {}", spans.len());
@@ -245,17 +307,42 @@ async fn no_span_attribute_or_event_holds_the_secret_a_token_or_the_card_number(
     assert_eq!(tokens.len(), 2);
     for span in &spans {
         let mut texts = vec![span.name.to_string(), format!("{:?}", span.status)];
-        texts.extend(span.attributes.iter().map(|kv| format!("{}={}", kv.key, kv.value)));
+        texts.extend(
+            span.attributes
+                .iter()
+                .map(|kv| format!("{}={}", kv.key, kv.value)),
+        );
         for event in span.events.iter() {
             texts.push(event.name.to_string());
-            texts.extend(event.attributes.iter().map(|kv| format!("{}={}", kv.key, kv.value)));
+            texts.extend(
+                event
+                    .attributes
+                    .iter()
+                    .map(|kv| format!("{}={}", kv.key, kv.value)),
+            );
         }
         for text in texts {
-            assert!(!text.contains(APP_SECRET), "secret in span {:?}: {text}", span.name);
-            assert!(!text.contains(NUMBER), "card number in span {:?}: {text}", span.name);
-            assert!(!text.contains("access_token="), "token URL in span {:?}: {text}", span.name);
+            assert!(
+                !text.contains(APP_SECRET),
+                "secret in span {:?}: {text}",
+                span.name
+            );
+            assert!(
+                !text.contains(NUMBER),
+                "card number in span {:?}: {text}",
+                span.name
+            );
+            assert!(
+                !text.contains("access_token="),
+                "token URL in span {:?}: {text}",
+                span.name
+            );
             for token in &tokens {
-                assert!(!text.contains(token.as_str()), "token in span {:?}: {text}", span.name);
+                assert!(
+                    !text.contains(token.as_str()),
+                    "token in span {:?}: {text}",
+                    span.name
+                );
             }
         }
     }
