@@ -41,10 +41,14 @@ async fn sigterm_turns_health_not_serving_lets_the_call_in_flight_finish_and_exi
     let in_flight = tokio::spawn(async move { client.recognize_bank_card(upload(png(1))).await });
     sim.wait_for_requests(Endpoint::BankCard, 1).await;
 
+    let readyz = format!("http://{}/readyz", gateway.admin_address);
+    assert_eq!(reqwest::get(&readyz).await.expect("readyz").status(), 200);
+
     gateway.terminate();
     let next = watch.message().await.expect("status").expect("one");
     assert_eq!(next.status(), ServingStatus::NotServing);
     drop(watch);
+    assert_eq!(reqwest::get(&readyz).await.expect("readyz").status(), 503, "draining");
 
     sim.release_held(1);
     let reply = in_flight

@@ -232,6 +232,7 @@ pub fn assert_invalid_field(status: &Status, field: &str) {
 pub struct GatewayProcess {
     pub child: tokio::process::Child,
     pub address: SocketAddr,
+    pub admin_address: SocketAddr,
     logs: tokio::task::JoinHandle<Vec<String>>,
 }
 
@@ -256,23 +257,31 @@ impl GatewayProcess {
             .spawn()
             .expect("ocrgate starts");
         let stderr = child.stderr.take().expect("stderr");
-        let (found, address) = oneshot::channel();
+        let (found_grpc, grpc) = oneshot::channel();
+        let (found_admin, admin) = oneshot::channel();
         let logs = tokio::spawn(async move {
-            let mut found = Some(found);
+            let (mut found_grpc, mut found_admin) = (Some(found_grpc), Some(found_admin));
             let mut lines = BufReader::new(stderr).lines();
             let mut all = Vec::new();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(address) = listening_address(&line) {
-                    found.take().map(|found| found.send(address));
+                let found = match logged_address(&line) {
+                    Some(("listening", address)) => found_grpc.take().zip(Some(address)),
+                    Some((_, address)) => found_admin.take().zip(Some(address)),
+                    None => None,
+                };
+                if let Some((found, address)) = found {
+                    found.send(address).ok();
                 }
                 all.push(line);
             }
             all
         });
-        let address = address.await.expect("ocrgate logs its listening address");
+        let admin_address = admin.await.expect("ocrgate logs its admin address");
+        let address = grpc.await.expect("ocrgate logs its listening address");
         Self {
             child,
             address,
+            admin_address,
             logs,
         }
     }
@@ -309,10 +318,16 @@ impl GatewayProcess {
     }
 }
 
-fn listening_address(line: &str) -> Option<SocketAddr> {
+/// The address in a JSON log line that announces a listener, with its message.
+fn logged_address(line: &str) -> Option<(&'static str, SocketAddr)> {
     let entry: serde_json::Value = serde_json::from_str(line).ok()?;
-    if entry["message"] != "listening" {
+    let message = entry["message"].as_str()?;
+    let kind = if message == "listening" {
+        "listening"
+    } else if message.starts_with("admin port listening") {
+        "admin"
+    } else {
         return None;
-    }
-    entry["address"].as_str()?.parse().ok()
+    };
+    Some((kind, entry["address"].as_str()?.parse().ok()?))
 }
