@@ -48,7 +48,11 @@ async fn sigterm_turns_health_not_serving_lets_the_call_in_flight_finish_and_exi
     let next = watch.message().await.expect("status").expect("one");
     assert_eq!(next.status(), ServingStatus::NotServing);
     drop(watch);
-    assert_eq!(reqwest::get(&readyz).await.expect("readyz").status(), 503, "draining");
+    assert_eq!(
+        reqwest::get(&readyz).await.expect("readyz").status(),
+        503,
+        "draining"
+    );
 
     sim.release_held(1);
     let reply = in_flight
