@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod enrich;
 pub mod provider;
 pub mod providers;
 pub mod server;

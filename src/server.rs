@@ -11,6 +11,7 @@ use crate::{
     admin,
     api::{DeadlineLayer, OcrApi, TelemetryLayer, pb},
     config::Config,
+    enrich::BinTable,
     providers::wechat::{self, WechatProvider},
     telemetry::Telemetry,
 };
@@ -25,6 +26,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("could not read the listener's address: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the built-in BIN table is broken: {0}")]
+    BinTable(#[from] crate::enrich::BinTableError),
 }
 
 /// Where the server listens: gRPC, and the admin HTTP port (metrics, probes).
@@ -67,7 +70,9 @@ pub async fn serve(
     } else {
         tracing::info!(?accounts, "WeChat accounts configured");
     }
-    let api = OcrApi::new(wechat.clone(), wechat, metrics.clone());
+    let bins = Arc::new(BinTable::embedded()?);
+    tracing::debug!(prefixes = bins.len(), "BIN table loaded");
+    let api = OcrApi::new(wechat.clone(), wechat, bins, metrics.clone());
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health

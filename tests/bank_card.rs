@@ -113,3 +113,53 @@ async fn scan_mode_is_passed_as_type_scan() {
         .expect("bank card call");
     assert_eq!(call.query_param("type"), Some("scan"));
 }
+
+#[tokio::test]
+async fn answer_carries_masked_number_luhn_issuer_and_network() {
+    let gateway = Gateway::start().await;
+    gateway
+        .sim
+        .add_card_image(png(5), "6222 0202 0011 2345 679");
+
+    let reply = gateway.recognize(upload(png(5))).await.expect("recognised");
+
+    assert_eq!(reply.card_number, "6222020200112345679");
+    assert_eq!(reply.masked_number, "622202*********5679");
+    assert!(reply.luhn_valid);
+    let issuer = reply.issuer.clone().expect("ICBC is in the BIN table");
+    assert_eq!(issuer.bank_code, "ICBC");
+    assert_eq!(issuer.bank_name, "中国工商银行");
+    assert_eq!(issuer.card_type(), pb::CardType::Debit);
+    assert_eq!(reply.network(), pb::CardNetwork::Unionpay);
+}
+
+#[tokio::test]
+async fn luhn_failure_is_a_warning_not_a_rejection() {
+    let gateway = Gateway::start().await;
+    gateway.sim.add_card_image(png(6), "6222020200112345678");
+
+    let reply = gateway
+        .recognize(upload(png(6)))
+        .await
+        .expect("still answered");
+
+    assert!(!reply.luhn_valid);
+    assert_eq!(reply.issuer.expect("known BIN").bank_code, "ICBC");
+}
+
+#[tokio::test]
+async fn unknown_bin_leaves_the_issuer_unset_but_names_the_network() {
+    let gateway = Gateway::start().await;
+    gateway
+        .sim
+        .add_card_url("https://example.com/visa.jpg", "4111111111111111");
+
+    let reply = gateway
+        .recognize(by_url("https://example.com/visa.jpg"))
+        .await
+        .expect("recognised");
+
+    assert_eq!(reply.issuer, None);
+    assert_eq!(reply.network(), pb::CardNetwork::Visa);
+    assert!(reply.luhn_valid);
+}

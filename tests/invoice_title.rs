@@ -3,7 +3,7 @@
 mod common;
 
 use common::Gateway;
-use ocrgate::api::pb::TitleType;
+use ocrgate::api::pb::{TaxNumberFormat, TitleType};
 use serde_json::json;
 use wechat_sim::Endpoint;
 
@@ -88,4 +88,62 @@ async fn scan_text_travels_trimmed_in_the_json_body_not_the_query() {
     assert_eq!(call.method, "POST");
     assert_eq!(call.query_param("scan_text"), None);
     assert_eq!(call.json, Some(json!({"scan_text": SCAN_TEXT})));
+}
+
+#[tokio::test]
+async fn fields_are_trimmed_and_a_valid_credit_code_is_recognised() {
+    let gateway = Gateway::start().await;
+    gateway.sim.add_invoice_title(
+        SCAN_TEXT,
+        json!({"title_type": 0, "title": "  Example Co.  ", "tax_no": " 91440300708461136T\n", "phone": ""}),
+    );
+
+    let reply = gateway.parse_title(SCAN_TEXT).await.expect("parsed");
+
+    assert_eq!(reply.title, "Example Co.");
+    assert_eq!(reply.tax_number, "91440300708461136T");
+    assert_eq!(reply.phone, "");
+    assert_eq!(
+        reply.tax_number_format(),
+        TaxNumberFormat::UnifiedSocialCreditCode
+    );
+    assert!(reply.tax_number_valid);
+}
+
+#[tokio::test]
+async fn a_credit_code_with_a_wrong_check_character_is_reported_not_refused() {
+    let gateway = Gateway::start().await;
+    gateway.sim.add_invoice_title(
+        SCAN_TEXT,
+        json!({"title": "Example Co.", "tax_no": "91440300708461136A"}),
+    );
+
+    let reply = gateway.parse_title(SCAN_TEXT).await.expect("parsed");
+
+    assert_eq!(reply.tax_number, "91440300708461136A");
+    assert_eq!(
+        reply.tax_number_format(),
+        TaxNumberFormat::UnifiedSocialCreditCode
+    );
+    assert!(!reply.tax_number_valid);
+}
+
+#[tokio::test]
+async fn an_older_15_character_taxpayer_number_is_recognised_and_a_missing_one_is_unspecified() {
+    let gateway = Gateway::start().await;
+    gateway.sim.add_invoice_title(
+        SCAN_TEXT,
+        json!({"title": "Old Co.", "tax_no": "440300708461136"}),
+    );
+    gateway
+        .sim
+        .add_invoice_title("no-tax-number", json!({"title_type": 1, "title": "张三"}));
+
+    let old = gateway.parse_title(SCAN_TEXT).await.expect("parsed");
+    let none = gateway.parse_title("no-tax-number").await.expect("parsed");
+
+    assert_eq!(old.tax_number_format(), TaxNumberFormat::Taxpayer15);
+    assert!(old.tax_number_valid);
+    assert_eq!(none.tax_number_format(), TaxNumberFormat::Unspecified);
+    assert!(!none.tax_number_valid);
 }

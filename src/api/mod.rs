@@ -1,6 +1,7 @@
 //! The gRPC edge: validate, call the provider, convert. No business logic lives here.
 
 pub mod codec;
+mod convert;
 mod deadline;
 pub mod status;
 mod telemetry;
@@ -15,10 +16,8 @@ pub use self::{
     telemetry::TelemetryLayer,
 };
 use crate::{
-    provider::{
-        BankCardRecognizer, CallContext, ErrorKind, InvoiceTitle, InvoiceTitleParser,
-        ProviderError, TitleType,
-    },
+    enrich::BinTable,
+    provider::{BankCardRecognizer, CallContext, ErrorKind, InvoiceTitleParser, ProviderError},
     telemetry::Metrics,
 };
 
@@ -36,6 +35,7 @@ pub mod pb {
 pub struct OcrApi {
     bank_cards: Arc<dyn BankCardRecognizer>,
     invoice_titles: Arc<dyn InvoiceTitleParser>,
+    bins: Arc<BinTable>,
     metrics: Metrics,
 }
 
@@ -43,11 +43,13 @@ impl OcrApi {
     pub fn new(
         bank_cards: Arc<dyn BankCardRecognizer>,
         invoice_titles: Arc<dyn InvoiceTitleParser>,
+        bins: Arc<BinTable>,
         metrics: Metrics,
     ) -> Self {
         Self {
             bank_cards,
             invoice_titles,
+            bins,
             metrics,
         }
     }
@@ -71,10 +73,11 @@ impl pb::ocr_service_server::OcrService for OcrApi {
             .await
             .map_err(|err| self.failed("RecognizeBankCard", &err))?;
         tracing::debug!(card_number = %card.number, "bank card recognised");
-        Ok(Response::new(pb::RecognizeBankCardResponse {
-            card_number: card.number.digits().to_owned(),
-            provider: self.bank_cards.name().to_owned(),
-        }))
+        Ok(Response::new(convert::bank_card_response(
+            &card,
+            self.bank_cards.name(),
+            &self.bins,
+        )))
     }
 
     async fn parse_invoice_title(
@@ -88,7 +91,7 @@ impl pb::ocr_service_server::OcrService for OcrApi {
             .parse_invoice_title(request, &call)
             .await
             .map_err(|err| self.failed("ParseInvoiceTitle", &err))?;
-        Ok(Response::new(invoice_title_response(
+        Ok(Response::new(convert::invoice_title_response(
             title,
             self.invoice_titles.name(),
         )))
@@ -116,23 +119,5 @@ impl OcrApi {
             "call failed"
         );
         status
-    }
-}
-
-fn invoice_title_response(title: InvoiceTitle, provider: &str) -> pb::ParseInvoiceTitleResponse {
-    let title_type = match title.title_type {
-        TitleType::Unspecified => pb::TitleType::Unspecified,
-        TitleType::Organization => pb::TitleType::Organization,
-        TitleType::Individual => pb::TitleType::Individual,
-    };
-    pb::ParseInvoiceTitleResponse {
-        title_type: title_type.into(),
-        title: title.title,
-        phone: title.phone,
-        tax_number: title.tax_number,
-        address: title.address,
-        bank_name: title.bank_name,
-        bank_account: title.bank_account,
-        provider: provider.to_owned(),
     }
 }
