@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod enrich;
 pub mod provider;

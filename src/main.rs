@@ -1,5 +1,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
+mod cli;
+
 use clap::{Parser, Subcommand};
 use ocrgate::{
     config::{Config, LogFormat},
@@ -11,12 +13,6 @@ use ocrgate::{
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// TOML configuration file; `OCRGATE_*` environment variables override what it sets.
-    #[arg(long, global = true, env = "OCRGATE_CONFIG")]
-    config: Option<PathBuf>,
-    /// Log format (default: text; also `OCRGATE_LOG_FORMAT` or `log.format` in the file).
-    #[arg(long, global = true, value_enum)]
-    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -25,44 +21,78 @@ struct Cli {
 enum Command {
     /// Run the gRPC server.
     Serve {
+        /// TOML configuration file; `OCRGATE_*` environment variables override what it sets.
+        #[arg(long, env = "OCRGATE_CONFIG")]
+        config: Option<PathBuf>,
         /// Address to listen on (default 0.0.0.0:50051; also `OCRGATE_LISTEN`).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Log format (default text; also `OCRGATE_LOG_FORMAT` or `log.format`).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+    },
+    /// Ask a running server for the card number in an image file or at a URL.
+    Card {
+        /// A JPEG, PNG, BMP, GIF or WebP file, or an http(s) URL the vendor fetches.
+        image_or_url: String,
+        /// How the image was taken.
+        #[arg(long, value_enum, default_value = "photo")]
+        mode: cli::Mode,
+        #[command(flatten)]
+        call: cli::CallOptions,
+    },
+    /// Ask a running server for the invoice title behind a scanned QR code's text.
+    Title {
+        /// The text of the QR code, typically a https://mp.weixin.qq.com/... URL.
+        scan_text: String,
+        #[command(flatten)]
+        call: cli::CallOptions,
     },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("ocrgate: {err}");
-            ExitCode::FAILURE
-        }
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            log_format,
+        } => match run_server(config, log_format, listen).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("ocrgate: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Card {
+            image_or_url,
+            mode,
+            call,
+        } => cli::card(&image_or_url, mode, &call).await,
+        Command::Title { scan_text, call } => cli::title(&scan_text, &call).await,
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
-    let mut config = Config::load(cli.config.as_deref())?;
-    if let Some(format) = cli.log_format {
+async fn run_server(
+    config_file: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = Config::load(config_file.as_deref())?;
+    if let Some(format) = log_format {
         config.log.format = format;
+    }
+    if let Some(listen) = listen {
+        config.listen = listen;
     }
     let telemetry = Telemetry::from_env()?;
     telemetry.install(config.log.format, &config.log.level)?;
-    match cli.command {
-        Command::Serve { listen } => {
-            if let Some(listen) = listen {
-                config.listen = listen;
-            }
-            let listeners = Listeners::bind(&config).await?;
-            let served = serve(&config, listeners, &telemetry, shutdown_signal()).await;
-            // Flushing blocks until the exporters are done: keep it off the async workers.
-            tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
-            served?;
-        }
-    }
-    Ok(())
+    let listeners = Listeners::bind(&config).await?;
+    let served = serve(&config, listeners, &telemetry, shutdown_signal()).await;
+    // Flushing blocks until the exporters are done: keep it off the async workers.
+    tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
+    Ok(served?)
 }
 
 /// Completes on SIGTERM or SIGINT.

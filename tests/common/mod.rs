@@ -242,7 +242,7 @@ impl GatewayProcess {
         use tokio::io::{AsyncBufReadExt as _, BufReader};
 
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ocrgate"))
-            .args(["--log-format", "json", "serve"])
+            .args(["serve", "--log-format", "json"])
             .env_clear()
             .env("OCRGATE_LISTEN", "127.0.0.1:0")
             .env("OCRGATE_ADMIN_LISTEN", "127.0.0.1:0")

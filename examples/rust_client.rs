@@ -1,0 +1,33 @@
+//! Calling ocrgate from another Rust service with the crate's typed client.
+//!
+//! ```sh
+//! cargo run --example rust_client -- http://127.0.0.1:50051 card.jpg 'https://mp.weixin.qq.com/…'
+//! ```
+
+use std::time::Duration;
+
+use ocrgate::client::OcrClient;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let (Some(address), Some(image), Some(scan_text)) = (args.next(), args.next(), args.next())
+    else {
+        return Err("usage: rust_client ADDRESS IMAGE_FILE SCAN_TEXT".into());
+    };
+    let client = OcrClient::connect(address)
+        .await?
+        .with_timeout(Duration::from_secs(10));
+
+    match client.recognize_bank_card(std::fs::read(image)?).await {
+        Ok(card) => println!("card {} ({})", card.masked_number, card.provider),
+        // Branch on the stable reason, never on the message.
+        Err(err) if err.reason.as_deref() == Some("WECHAT_NOT_FOUND") => {
+            println!("no card in the image")
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let title = client.parse_invoice_title(scan_text).await?;
+    println!("title {} / tax number {}", title.title, title.tax_number);
+    Ok(())
+}
