@@ -121,6 +121,7 @@ fn env_key(name: &UncasedStr) -> Uncased<'_> {
     let key = match name.as_str() {
         "wechat_app_id" => "wechat.app_id".to_owned(),
         "wechat_app_secret" => "wechat.app_secret".to_owned(),
+        "wechat_app_secret_file" => "wechat.app_secret_file".to_owned(),
         "wechat_base_url" => "wechat.base_url".to_owned(),
         "log_format" => "log.format".to_owned(),
         "log_level" => "log.level".to_owned(),

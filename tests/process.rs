@@ -277,3 +277,37 @@ async fn spans_are_exported_over_otlp_to_the_endpoint_the_standard_variables_nam
     assert_eq!(hex, trace_id, "the client's trace");
     assert!(spans.iter().any(|span| span.name == "token fetch"));
 }
+
+#[tokio::test]
+async fn app_secret_can_come_from_a_file_as_a_mounted_secret_provides_it() {
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    sim.add_app(APP_ID, APP_SECRET);
+    sim.add_card_image(png(1), NUMBER);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("app-secret");
+    std::fs::write(&file, format!("{APP_SECRET}\n")).expect("secret written");
+    let gateway = GatewayProcess::start(
+        &sim,
+        &[
+            ("OCRGATE_WECHAT_APP_SECRET", ""),
+            (
+                "OCRGATE_WECHAT_APP_SECRET_FILE",
+                file.to_str().expect("utf-8"),
+            ),
+        ],
+    )
+    .await;
+
+    let reply = gateway
+        .client()
+        .await
+        .recognize_bank_card(upload(png(1)))
+        .await
+        .expect("recognised with the secret from the file");
+
+    assert_eq!(reply.into_inner().card_number, NUMBER);
+    gateway.terminate();
+    assert!(gateway.wait().await.0.success());
+}

@@ -263,7 +263,8 @@ async fn each_account_has_its_own_token_and_a_request_can_name_one() {
             "shop".into(),
             AccountConfig {
                 app_id: "wx-shop".into(),
-                app_secret: "shop-secret".into(),
+                app_secret: Some("shop-secret".into()),
+                app_secret_file: None,
             },
         );
     })

@@ -4,7 +4,13 @@ mod client;
 mod errcode;
 mod token;
 
-use std::{collections::BTreeMap, fmt, future::Future, time::Duration};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    future::Future,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -51,6 +57,8 @@ pub struct WechatConfig {
     pub app_id: Option<String>,
     /// The app secret of the account named `default`.
     pub app_secret: Option<SecretString>,
+    /// A file holding that app secret instead, such as a mounted Kubernetes Secret.
+    pub app_secret_file: Option<PathBuf>,
     /// More accounts, by name; a request picks one with its `account` field.
     pub accounts: BTreeMap<String, AccountConfig>,
     /// The account used when a request names none.
@@ -82,6 +90,7 @@ impl Default for WechatConfig {
         Self {
             app_id: None,
             app_secret: None,
+            app_secret_file: None,
             accounts: BTreeMap::new(),
             default_account: None,
             base_url: Url::parse("https://api.weixin.qq.com/").expect("static URL is valid"),
@@ -100,33 +109,42 @@ impl Default for WechatConfig {
 #[serde(deny_unknown_fields)]
 pub struct AccountConfig {
     pub app_id: String,
-    pub app_secret: SecretString,
+    /// The app secret; or give `app_secret_file`.
+    #[serde(default)]
+    pub app_secret: Option<SecretString>,
+    /// A file holding the app secret, such as a mounted Kubernetes Secret.
+    #[serde(default)]
+    pub app_secret_file: Option<PathBuf>,
 }
 
 impl WechatConfig {
-    /// Every configured account by name, the `default` one included.
+    /// Every configured account by name, the `default` one included, secrets read.
     fn all_accounts(&self) -> Result<BTreeMap<String, Account>, String> {
-        let mut accounts: BTreeMap<String, Account> = self
-            .accounts
-            .iter()
-            .map(|(name, account)| (name.clone(), Account::new(name, account)))
-            .collect();
+        let mut accounts = BTreeMap::new();
+        for (name, account) in &self.accounts {
+            let secret = read_secret(
+                name,
+                account.app_secret.as_ref(),
+                account.app_secret_file.as_deref(),
+            )?
+            .ok_or_else(|| {
+                format!("account `{name}` has neither app_secret nor app_secret_file")
+            })?;
+            accounts.insert(name.clone(), Account::new(name, &account.app_id, secret));
+        }
         // An empty variable, as deployment templates leave behind, counts as unset.
         let app_id = self.app_id.as_ref().filter(|id| !id.trim().is_empty());
-        let app_secret = self
-            .app_secret
-            .as_ref()
-            .filter(|secret| !secret.expose_secret().is_empty());
+        let app_secret = read_secret(
+            DEFAULT_ACCOUNT,
+            self.app_secret.as_ref(),
+            self.app_secret_file.as_deref(),
+        )?;
         match (app_id, app_secret) {
             (Some(app_id), Some(app_secret)) => {
-                let account = AccountConfig {
-                    app_id: app_id.clone(),
-                    app_secret: app_secret.clone(),
-                };
                 if accounts
                     .insert(
                         DEFAULT_ACCOUNT.into(),
-                        Account::new(DEFAULT_ACCOUNT, &account),
+                        Account::new(DEFAULT_ACCOUNT, app_id, app_secret),
                     )
                     .is_some()
                 {
@@ -182,12 +200,38 @@ struct Account {
 }
 
 impl Account {
-    fn new(name: &str, config: &AccountConfig) -> Self {
+    fn new(name: &str, app_id: &str, app_secret: SecretString) -> Self {
         Self {
             name: name.to_owned(),
-            app_id: config.app_id.clone(),
-            app_secret: config.app_secret.clone(),
+            app_id: app_id.to_owned(),
+            app_secret,
         }
+    }
+}
+
+/// An account's secret, given as a value or in a file (whose trailing newline is dropped).
+/// An empty value counts as unset.
+fn read_secret(
+    account: &str,
+    value: Option<&SecretString>,
+    file: Option<&Path>,
+) -> Result<Option<SecretString>, String> {
+    let value = value.filter(|secret| !secret.expose_secret().is_empty());
+    match (value, file) {
+        (Some(_), Some(_)) => Err(format!(
+            "account `{account}`: set app_secret or app_secret_file, not both"
+        )),
+        (Some(secret), None) => Ok(Some(secret.clone())),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(secret) => Ok(Some(SecretString::from(
+                secret.trim_end_matches(['\n', '\r']).to_owned(),
+            ))),
+            Err(err) => Err(format!(
+                "account `{account}`: cannot read app_secret_file {}: {err}",
+                path.display()
+            )),
+        },
+        (None, None) => Ok(None),
     }
 }
 
