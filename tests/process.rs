@@ -311,3 +311,31 @@ async fn app_secret_can_come_from_a_file_as_a_mounted_secret_provides_it() {
     gateway.terminate();
     assert!(gateway.wait().await.0.success());
 }
+
+#[tokio::test]
+async fn check_config_reports_a_valid_configuration_and_refuses_an_invalid_one() {
+    let run = |env: &[(&str, &str)]| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_ocrgate"))
+            .arg("check-config")
+            .env_clear()
+            .envs(env.iter().copied())
+            .output()
+    };
+
+    let valid = run(&[
+        ("OCRGATE_WECHAT_APP_ID", APP_ID),
+        ("OCRGATE_WECHAT_APP_SECRET", APP_SECRET),
+    ])
+    .await
+    .expect("runs");
+    let invalid = run(&[("OCRGATE_WECHAT__TOKEN_ENDPOINT", "sometimes")])
+        .await
+        .expect("runs");
+
+    assert!(valid.status.success());
+    let summary = String::from_utf8_lossy(&valid.stdout);
+    assert!(summary.contains("WeChat accounts: default"), "{summary}");
+    assert!(!summary.contains(APP_SECRET));
+    assert_eq!(invalid.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&invalid.stderr).contains("sometimes"));
+}
