@@ -20,6 +20,6 @@ npm ci --prefix examples/node --no-audit --no-fund --loglevel=error
 scripts/check-proto.sh "$tools/bin/buf"
 
 # The client tests fail, rather than skip, when a tool is missing.
-OCRGATE_TOOLS="$tools/bin" OCRGATE_REQUIRE_TOOLS=1 cargo test --workspace --locked
+TEST_TOOLS_BIN="$tools/bin" TEST_REQUIRE_TOOLS=1 cargo test --workspace --locked
 
 scripts/check-chart.sh "$tools/bin" target/debug/ocrgate

@@ -83,7 +83,10 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let env = Env::prefixed(ENV_PREFIX).ignore(&["config"]).map(env_key);
+        // OCRGATE_CONFIG names the file; OCRGATE_ADDR is the CLI's.
+        let env = Env::prefixed(ENV_PREFIX)
+            .ignore(&["config", "addr"])
+            .map(env_key);
         figment = figment.merge(env.clone().filter(|name| !is_secret(name.as_str())));
         // Secrets go in as strings, never parsed: an all-digit secret must not become a number.
         for (key, value) in env.iter().filter(|(key, _)| is_secret(key.as_str())) {
@@ -163,6 +166,7 @@ mod tests {
             jail.set_env("OCRGATE_WECHAT_BASE_URL", "http://127.0.0.1:9/");
             jail.set_env("OCRGATE_WECHAT__TOKEN_ENDPOINT", "legacy");
             jail.set_env("OCRGATE_CONFIG", "ignored-here.toml");
+            jail.set_env("OCRGATE_ADDR", "http://127.0.0.1:1");
 
             let config = Config::load(Some(Path::new("ocrgate.toml"))).expect("loads");
 

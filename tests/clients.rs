@@ -1,7 +1,7 @@
 //! Clients in other languages, run as their users would run them, against the real server.
 //!
 //! They need tools from outside cargo (Python's grpcio, Node's grpc-js, grpcurl), which
-//! `scripts/test.sh` installs and names in `OCRGATE_TOOLS`; it also sets `OCRGATE_REQUIRE_TOOLS`,
+//! `scripts/test.sh` installs and names in `TEST_TOOLS_BIN`; it also sets `TEST_REQUIRE_TOOLS`,
 //! so that there a missing tool fails the test instead of skipping it.
 
 mod common;
@@ -19,13 +19,13 @@ const SCAN_TEXT: &str = "https://mp.weixin.qq.com/intp/invoice/usertitlewxa?invo
 /// The path of `name` among the installed tools, or `None` (after saying so) when the tests run
 /// without them.
 fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("OCRGATE_TOOLS")
+    let found = std::env::var_os("TEST_TOOLS_BIN")
         .map(|dir| Path::new(&dir).join(name))
         .filter(|path| path.exists());
     if found.is_none() {
         assert!(
-            std::env::var_os("OCRGATE_REQUIRE_TOOLS").is_none(),
-            "{name} is not installed in OCRGATE_TOOLS"
+            std::env::var_os("TEST_REQUIRE_TOOLS").is_none(),
+            "{name} is not installed in TEST_TOOLS_BIN"
         );
         eprintln!("skipped: {name} not installed; run scripts/test.sh");
     }
@@ -153,7 +153,7 @@ async fn node_example_reads_a_card_and_a_title_and_an_error_reason() {
     let node = PathBuf::from("node");
     if !project("examples/node/node_modules").exists() {
         assert!(
-            std::env::var_os("OCRGATE_REQUIRE_TOOLS").is_none(),
+            std::env::var_os("TEST_REQUIRE_TOOLS").is_none(),
             "examples/node has no node_modules"
         );
         eprintln!("skipped: run `npm ci --prefix examples/node` (scripts/test.sh does)");
