@@ -139,22 +139,19 @@ async fn stable_token(AxumState(state): Shared, request: Request) -> Response {
         return errcode_reply(47001, "data format error");
     };
     let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default();
-    if field("grant_type") != "client_credential" {
-        return errcode_reply(40002, "invalid grant_type");
-    }
-    let (app_id, secret) = (field("appid"), field("secret"));
-    if let Err((errcode, errmsg)) = state.check_credentials(app_id, secret) {
-        return errcode_reply(errcode, errmsg);
-    }
-    if !state.take_quota(Endpoint::StableToken) {
-        return errcode_reply(45009, "reach max api daily quota limit");
-    }
     let force = body
         .get("force_refresh")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let (token, expires_in) = state.stable_token(app_id, force);
-    Json(json!({"access_token": token, "expires_in": expires_in})).into_response()
+    let (app_id, secret) = (field("appid"), field("secret"));
+    grant(
+        &state,
+        Endpoint::StableToken,
+        field("grant_type"),
+        app_id,
+        secret,
+        || state.stable_token(app_id, force),
+    )
 }
 
 async fn legacy_token(AxumState(state): Shared, request: Request) -> Response {
@@ -163,17 +160,36 @@ async fn legacy_token(AxumState(state): Shared, request: Request) -> Response {
         return response;
     }
     let param = |name: &str| received.record.query_param(name).unwrap_or_default();
-    if param("grant_type") != "client_credential" {
+    let (app_id, secret) = (param("appid"), param("secret"));
+    grant(
+        &state,
+        Endpoint::Token,
+        param("grant_type"),
+        app_id,
+        secret,
+        || state.legacy_token(app_id),
+    )
+}
+
+/// A token endpoint's checks, in WeChat's order, then the token `issue` hands out.
+fn grant(
+    state: &State,
+    endpoint: Endpoint,
+    grant_type: &str,
+    app_id: &str,
+    secret: &str,
+    issue: impl FnOnce() -> (String, u64),
+) -> Response {
+    if grant_type != "client_credential" {
         return errcode_reply(40002, "invalid grant_type");
     }
-    let (app_id, secret) = (param("appid"), param("secret"));
     if let Err((errcode, errmsg)) = state.check_credentials(app_id, secret) {
         return errcode_reply(errcode, errmsg);
     }
-    if !state.take_quota(Endpoint::Token) {
+    if !state.take_quota(endpoint) {
         return errcode_reply(45009, "reach max api daily quota limit");
     }
-    let (token, expires_in) = state.legacy_token(app_id);
+    let (token, expires_in) = issue();
     Json(json!({"access_token": token, "expires_in": expires_in})).into_response()
 }
 

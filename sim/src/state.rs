@@ -316,12 +316,7 @@ impl State {
         if let Some(old) = app.current.take() {
             app.expired.push(old.value);
         }
-        let token = self.mint(now);
-        token_owner.insert(token.value.clone(), app_id.to_owned());
-        issued.push(token.value.clone());
-        let reply = (token.value.clone(), self.config.token_lifetime.as_secs());
-        app.current = Some(token);
-        reply
+        self.issue(app, app_id, token_owner, issued, now)
     }
 
     /// Legacy `cgi-bin/token`: always a new token; the previous one works for the overlap only.
@@ -341,6 +336,18 @@ impl State {
             previous.expires_at = previous.expires_at.min(now + self.config.token_overlap);
             app.superseded.push(previous);
         }
+        self.issue(app, app_id, token_owner, issued, now)
+    }
+
+    /// Mints a token, records who owns it, and makes it `app`'s current one.
+    fn issue(
+        &self,
+        app: &mut App,
+        app_id: &str,
+        token_owner: &mut HashMap<String, String>,
+        issued: &mut Vec<String>,
+        now: Instant,
+    ) -> (String, u64) {
         let token = self.mint(now);
         token_owner.insert(token.value.clone(), app_id.to_owned());
         issued.push(token.value.clone());
