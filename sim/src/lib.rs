@@ -10,6 +10,7 @@ mod state;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use axum::serve::ListenerExt as _;
 use bytes::Bytes;
 use serde_json::Value;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -63,6 +64,12 @@ impl Simulator {
         let (stop, stopped) = oneshot::channel::<()>();
         let app = handlers::router(state.clone());
         let task = tokio::spawn(async move {
+            // As a real vendor's front end would: no Nagle delay on small replies.
+            let listener = listener.tap_io(|stream| {
+                if let Err(err) = stream.set_nodelay(true) {
+                    tracing::warn!(%err, "could not set TCP_NODELAY");
+                }
+            });
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     stopped.await.ok();
