@@ -130,16 +130,19 @@ impl Telemetry {
             LogFormat::Text => logs.boxed(),
             LogFormat::Json => logs.json().flatten_event(true).boxed(),
         };
-        let spans = self.tracer_provider.as_ref().map(|provider| {
-            tracing_opentelemetry::layer()
-                .with_tracer(provider.tracer(SERVICE_NAME))
-                .with_error_records_to_exceptions(true)
-                .with_filter(Targets::new().with_target("ocrgate", LevelFilter::INFO))
-        });
-        tracing_subscriber::registry()
-            .with(logs.with_filter(filter).with_filter(secret_safe()))
-            .with(spans)
-            .try_init()?;
+        // A `Vec`, not an `Option`: a `None` layer counts as one that wants every span, so the
+        // registry would build spans (h2's and hyper's too) that no layer records.
+        let mut layers = vec![logs.with_filter(filter).with_filter(secret_safe()).boxed()];
+        if let Some(provider) = &self.tracer_provider {
+            layers.push(
+                tracing_opentelemetry::layer()
+                    .with_tracer(provider.tracer(SERVICE_NAME))
+                    .with_error_records_to_exceptions(true)
+                    .with_filter(Targets::new().with_target("ocrgate", LevelFilter::INFO))
+                    .boxed(),
+            );
+        }
+        tracing_subscriber::registry().with(layers).try_init()?;
         Ok(())
     }
 
