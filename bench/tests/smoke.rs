@@ -1,0 +1,72 @@
+//! The benchmark command runs end to end against the real gateway binary: a short run, so that it
+//! keeps working. Its figures are not judged (timed tests on shared machines only measure noise);
+//! the command itself fails when a call fails or the stampede fetches more than one token.
+
+use std::{path::PathBuf, process::Command};
+
+/// The `ocrgate` binary next to this package's binary, built first if this package is tested on
+/// its own.
+fn gateway_binary() -> PathBuf {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_ocrgate-bench"));
+    let gateway = bench.with_file_name(format!("ocrgate{}", std::env::consts::EXE_SUFFIX));
+    if !gateway.exists() {
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--bin", "ocrgate", "--package", "ocrgate"])
+            .status()
+            .expect("cargo runs");
+        assert!(built.success(), "cargo build of the gateway failed");
+    }
+    gateway
+}
+
+#[test]
+fn a_short_run_prints_every_headline_figure() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ocrgate-bench"))
+        .arg("--gateway")
+        .arg(gateway_binary())
+        .args(["--seconds", "0.3", "--concurrency", "1,4"])
+        .args(["--stampede", "50", "--uploads", "4"])
+        .output()
+        .expect("the benchmark starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the benchmark failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for rpc in ["RecognizeBankCard", "ParseInvoiceTitle"] {
+        for concurrency in [1, 4] {
+            let line = format!("ratio throughput gateway/direct {rpc} c={concurrency}: ");
+            let ratio: f64 = stdout
+                .lines()
+                .find_map(|text| text.strip_prefix(&line))
+                .unwrap_or_else(|| panic!("no `{line}` line in:\n{stdout}"))
+                .parse()
+                .expect("the ratio is a number");
+            assert!(ratio > 0.0, "{line}{ratio}");
+            assert!(
+                stdout.contains(&format!("added latency p50 {rpc} c={concurrency}: ")),
+                "{stdout}"
+            );
+        }
+    }
+    assert!(
+        stdout.contains("stampede token fetches c=50: 1\n"),
+        "{stdout}"
+    );
+    // "memory: gateway peak RSS 145.4 MiB with 4 x 2 MiB uploads in flight (idle 12.7 MiB; …"
+    let memory = stdout
+        .lines()
+        .find_map(|text| text.strip_prefix("memory: gateway peak RSS "))
+        .unwrap_or_else(|| panic!("no memory line in:\n{stdout}"));
+    let figure = |text: &str| -> f64 {
+        text.split_whitespace()
+            .next()
+            .and_then(|number| number.parse().ok())
+            .unwrap_or_else(|| panic!("no figure at the start of `{text}`"))
+    };
+    let peak = figure(memory);
+    let idle = figure(memory.split_once("(idle ").expect("an idle figure").1);
+    // Four 2 MiB uploads were held in the gateway at its peak.
+    assert!(peak - idle >= 7.5, "peak {peak} MiB, idle {idle} MiB");
+}
