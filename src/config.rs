@@ -9,7 +9,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::providers::wechat::WechatConfig;
+use crate::providers::{local::LocalConfig, wechat::WechatConfig};
 
 /// Prefix of every environment variable ocrgate reads.
 pub const ENV_PREFIX: &str = "OCRGATE_";
@@ -30,6 +30,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub log: LogConfig,
     pub wechat: WechatConfig,
+    pub local: LocalConfig,
 }
 
 impl Default for Config {
@@ -41,6 +42,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(20),
             log: LogConfig::default(),
             wechat: WechatConfig::default(),
+            local: LocalConfig::default(),
         }
     }
 }

@@ -1,3 +1,4 @@
-//! Vendor adapters behind the `provider` traits, one folder each.
+//! Providers behind the `provider` traits, one folder each: vendor adapters and the local engine.
 
+pub mod local;
 pub mod wechat;

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Fetches what the local provider runs on into a models directory (default: models/):
+# PaddleOCR's PP-OCRv4 detection and recognition models from the rapidocr-onnxruntime wheel and
+# libonnxruntime.so from the onnxruntime wheel, both from PyPI, pinned by hash in
+# scripts/models-requirements.txt. Does nothing when the directory already holds them.
+# Needs python3 with pip, and PyPI; nothing is fetched at run time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dir="${1:-models}"
+requirements=scripts/models-requirements.txt
+wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+if [[ "$(cat "$dir/.fetched" 2>/dev/null)" == "$wanted" ]]; then
+  exit 0
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+python3 -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
+  --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 \
+  --implementation cp --abi cp311 -r "$requirements" -d "$work"
+
+mkdir -p "$dir"
+python3 - "$work" "$dir" <<'PY'
+import pathlib, sys, zipfile
+
+work, target = map(pathlib.Path, sys.argv[1:])
+wanted = {
+    "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx": "ch_PP-OCRv4_det_infer.onnx",
+    "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx": "ch_PP-OCRv4_rec_infer.onnx",
+}
+for wheel in work.glob("*.whl"):
+    with zipfile.ZipFile(wheel) as archive:
+        for name in archive.namelist():
+            if name.startswith("onnxruntime/capi/libonnxruntime.so."):
+                wanted[name] = "libonnxruntime.so"
+            if name in wanted:
+                (target / wanted.pop(name)).write_bytes(archive.read(name))
+if not (target / "libonnxruntime.so").is_file():
+    wanted["onnxruntime/capi/libonnxruntime.so.*"] = "libonnxruntime.so"
+if wanted:
+    sys.exit(f"not found in the wheels: {', '.join(wanted)}")
+PY
+echo "$wanted" >"$dir/.fetched"
+echo "local provider files in $dir:" >&2
+ls -l "$dir" >&2

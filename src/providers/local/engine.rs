@@ -1,0 +1,380 @@
+//! PaddleOCR's PP-OCRv4 text detection (DB) and recognition (SVTR, CTC) on ONNX Runtime.
+//!
+//! Pre- and post-processing follow PaddleOCR's own: pixels scaled to `[-1, 1]` in BGR order, a
+//! probability map thresholded at 0.3 whose regions are kept when their mean probability reaches
+//! 0.5 and grown by `area × 1.6 / perimeter`, line crops resized to 48 pixels high, greedy CTC
+//! decoding with the dictionary the recognition model carries in its metadata.
+//!
+//! Boxes are axis-aligned: a card photographed a few degrees off still gives one box per line, and
+//! the recogniser reads slightly tilted text.
+
+use std::path::Path;
+
+use image::{
+    GrayImage, Luma, RgbImage,
+    imageops::{self, FilterType},
+};
+use imageproc::region_labelling::{Connectivity, connected_components};
+use ort::{
+    environment::Environment,
+    session::{Session, builder::GraphOptimizationLevel},
+    value::TensorRef,
+};
+
+/// The longer side of the image the detector sees. Card numbers stay several pixels high at this
+/// size, and detection time grows with the square of it.
+const DETECTION_SIDE: u32 = 512;
+/// Pixels of the probability map above this are text.
+const TEXT_THRESHOLD: f32 = 0.3;
+/// A region whose mean probability is below this is dropped.
+const BOX_THRESHOLD: f32 = 0.5;
+/// How far a region is grown, as PaddleOCR's `unclip_ratio`: the DB model predicts shrunk text.
+const UNCLIP_RATIO: f32 = 1.6;
+/// Height of the line images the recogniser reads.
+const LINE_HEIGHT: u32 = 48;
+/// Narrower line images are padded to this width, as in PaddleOCR's inference.
+const MIN_LINE_WIDTH: u32 = 64;
+/// Longer lines are squeezed to this width; card numbers are far shorter.
+const MAX_LINE_WIDTH: u32 = 1600;
+
+/// Where a line of text is in the original image, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Bounds {
+    pub fn center_y(&self) -> f32 {
+        self.y as f32 + self.height as f32 / 2.0
+    }
+}
+
+/// A detected line and what the recogniser read in it.
+#[derive(Debug, Clone)]
+pub struct TextLine {
+    pub bounds: Bounds,
+    pub text: String,
+}
+
+/// The two models of one inference slot. ONNX Runtime sessions run one call at a time, so the
+/// provider keeps one engine per concurrent recognition.
+pub struct Engine {
+    detector: Session,
+    recognizer: Session,
+    /// Index `i` of the recogniser's output is `charset[i]`; 0 is the CTC blank.
+    charset: Vec<String>,
+}
+
+impl Engine {
+    /// Loads the detection and recognition models, each session using `threads` threads.
+    pub fn load(
+        environment: &Environment,
+        detection_model: &Path,
+        recognition_model: &Path,
+        threads: usize,
+    ) -> ort::Result<Self> {
+        let session = |model: &Path| -> ort::Result<Session> {
+            Session::builder(environment)?
+                .with_optimization_level(GraphOptimizationLevel::Level3)?
+                .with_intra_threads(threads)?
+                .with_inter_threads(1)?
+                // Idle threads spinning for work would eat the cores the server needs.
+                .with_intra_op_spinning(false)?
+                .commit_from_file(model)
+        };
+        let detector = session(detection_model)?;
+        let recognizer = session(recognition_model)?;
+        let dictionary = recognizer.metadata()?.custom("character").ok_or_else(|| {
+            ort::Error::new("the recognition model has no `character` dictionary in its metadata")
+        })?;
+        // PaddleOCR's layout: the blank first, then the dictionary a character a line, then space.
+        let charset = std::iter::once(String::new())
+            .chain(dictionary.lines().map(str::to_owned))
+            .chain(std::iter::once(" ".to_owned()))
+            .collect();
+        Ok(Self {
+            detector,
+            recognizer,
+            charset,
+        })
+    }
+
+    /// Finds the lines of text in `image` and reads each, top to bottom.
+    pub fn read(&mut self, image: &RgbImage) -> ort::Result<Vec<TextLine>> {
+        let mut lines = Vec::new();
+        for bounds in self.detect(image)? {
+            let crop = imageops::crop_imm(image, bounds.x, bounds.y, bounds.width, bounds.height);
+            let text = self.recognize(&crop.to_image())?;
+            if !text.trim().is_empty() {
+                lines.push(TextLine { bounds, text });
+            }
+        }
+        Ok(lines)
+    }
+
+    fn detect(&mut self, image: &RgbImage) -> ort::Result<Vec<Bounds>> {
+        let (width, height) = image.dimensions();
+        let scale = DETECTION_SIDE as f32 / width.max(height) as f32;
+        // The DB network downsamples by 32.
+        let fit = |side: u32| (((side as f32 * scale) / 32.0).round() as u32).max(1) * 32;
+        let (input_width, input_height) = (fit(width), fit(height));
+        let resized = imageops::resize(image, input_width, input_height, FilterType::Triangle);
+        let input = to_tensor(&resized);
+        let shape = [1, 3, input_height as usize, input_width as usize];
+        let outputs = self
+            .detector
+            .run(ort::inputs![TensorRef::from_array_view((shape, &*input))?])?;
+        let (_, probabilities) = outputs[0].try_extract_tensor::<f32>()?;
+
+        let mask = GrayImage::from_fn(input_width, input_height, |x, y| {
+            let p = probabilities[(y * input_width + x) as usize];
+            Luma([u8::from(p > TEXT_THRESHOLD)])
+        });
+        let labels = connected_components(&mask, Connectivity::Eight, Luma([0]));
+        let mut regions: Vec<Region> = Vec::new();
+        for (x, y, label) in labels.enumerate_pixels() {
+            let label = label.0[0] as usize;
+            if label == 0 {
+                continue;
+            }
+            if regions.len() < label {
+                regions.resize(label, Region::default());
+            }
+            regions[label - 1].add(x, y, probabilities[(y * input_width + x) as usize]);
+        }
+
+        let (sx, sy) = (
+            width as f32 / input_width as f32,
+            height as f32 / input_height as f32,
+        );
+        let mut boxes: Vec<Bounds> = regions
+            .iter()
+            .filter(|region| region.pixels >= 3 && region.mean() >= BOX_THRESHOLD)
+            .filter_map(|region| region.unclipped(sx, sy, width, height))
+            .collect();
+        separate_neighbours(&mut boxes);
+        boxes.sort_by(|a, b| a.center_y().total_cmp(&b.center_y()).then(a.x.cmp(&b.x)));
+        Ok(boxes)
+    }
+
+    fn recognize(&mut self, line: &RgbImage) -> ort::Result<String> {
+        let (width, height) = line.dimensions();
+        let scaled = (width as f32 * LINE_HEIGHT as f32 / height as f32).ceil() as u32;
+        let scaled = scaled.clamp(1, MAX_LINE_WIDTH);
+        let resized = imageops::resize(line, scaled, LINE_HEIGHT, FilterType::Triangle);
+        let padded_width = scaled.max(MIN_LINE_WIDTH);
+        let mut input = vec![0.0f32; 3 * (LINE_HEIGHT * padded_width) as usize];
+        write_planes(&resized, &mut input, padded_width);
+        let shape = [1, 3, LINE_HEIGHT as usize, padded_width as usize];
+        let outputs = self
+            .recognizer
+            .run(ort::inputs![TensorRef::from_array_view((shape, &*input))?])?;
+        let (shape, scores) = outputs[0].try_extract_tensor::<f32>()?;
+        let classes = shape.last().copied().unwrap_or(0).max(1) as usize;
+        Ok(ctc_greedy(scores, classes, &self.charset))
+    }
+}
+
+/// Pixels of one connected region of the probability map.
+#[derive(Debug, Clone, Copy)]
+struct Region {
+    min_x: u32,
+    min_y: u32,
+    max_x: u32,
+    max_y: u32,
+    pixels: u32,
+    probability: f32,
+}
+
+impl Default for Region {
+    fn default() -> Self {
+        Self {
+            min_x: u32::MAX,
+            min_y: u32::MAX,
+            max_x: 0,
+            max_y: 0,
+            pixels: 0,
+            probability: 0.0,
+        }
+    }
+}
+
+impl Region {
+    fn add(&mut self, x: u32, y: u32, probability: f32) {
+        self.min_x = self.min_x.min(x);
+        self.min_y = self.min_y.min(y);
+        self.max_x = self.max_x.max(x);
+        self.max_y = self.max_y.max(y);
+        self.pixels += 1;
+        self.probability += probability;
+    }
+
+    fn mean(&self) -> f32 {
+        self.probability / self.pixels as f32
+    }
+
+    /// The region's box grown as DB's unclip does, scaled to the original image and clipped to it.
+    ///
+    /// DB grows a text polygon by `area × ratio / perimeter`. The region's pixels are its area; a
+    /// line's length is about its box's width, so its thickness is about `area / width` however
+    /// tilted the line is (the box's height would overstate it).
+    fn unclipped(&self, sx: f32, sy: f32, width: u32, height: u32) -> Option<Bounds> {
+        let length = (self.max_x - self.min_x + 1) as f32;
+        let area = self.pixels as f32;
+        let thickness = area / length;
+        let grow = area * UNCLIP_RATIO / (2.0 * (length + thickness));
+        let x0 = ((self.min_x as f32 - grow) * sx).max(0.0) as u32;
+        let y0 = ((self.min_y as f32 - grow) * sy).max(0.0) as u32;
+        let x1 = (((self.max_x as f32 + 1.0 + grow) * sx).ceil() as u32).min(width);
+        let y1 = (((self.max_y as f32 + 1.0 + grow) * sy).ceil() as u32).min(height);
+        (x1 > x0 + 3 && y1 > y0 + 3).then(|| Bounds {
+            x: x0,
+            y: y0,
+            width: x1 - x0,
+            height: y1 - y0,
+        })
+    }
+}
+
+/// Growing boxes can make neighbours on one line overlap, so the digits between two closely spaced
+/// groups would be read twice. Overlapping boxes on the same line are cut apart in the middle of
+/// their overlap.
+fn separate_neighbours(boxes: &mut [Bounds]) {
+    boxes.sort_by_key(|b| b.x);
+    for i in 0..boxes.len() {
+        for j in i + 1..boxes.len() {
+            let (left, right) = (boxes[i], boxes[j]);
+            let left_end = left.x + left.width;
+            if right.x >= left_end {
+                continue;
+            }
+            let top = left.y.max(right.y);
+            let bottom = (left.y + left.height).min(right.y + right.height);
+            let same_line = 2 * bottom.saturating_sub(top) > left.height.min(right.height);
+            // A box inside another is not a neighbour.
+            if !same_line || left_end >= right.x + right.width {
+                continue;
+            }
+            let cut = (right.x + left_end) / 2;
+            boxes[i].width = cut - left.x;
+            boxes[j].width = right.x + right.width - cut;
+            boxes[j].x = cut;
+        }
+    }
+}
+
+/// `image` as a 1×3×H×W tensor in BGR order, scaled to `[-1, 1]` as PaddleOCR's models expect.
+fn to_tensor(image: &RgbImage) -> Vec<f32> {
+    let mut planes = vec![0.0f32; 3 * (image.width() * image.height()) as usize];
+    write_planes(image, &mut planes, image.width());
+    planes
+}
+
+/// Writes `image` into the BGR planes of a tensor `stride` pixels wide, leaving the rest as it is.
+fn write_planes(image: &RgbImage, planes: &mut [f32], stride: u32) {
+    let plane = planes.len() / 3;
+    for (x, y, pixel) in image.enumerate_pixels() {
+        let at = (y * stride + x) as usize;
+        for (channel, &value) in pixel.0.iter().rev().enumerate() {
+            planes[channel * plane + at] = f32::from(value) / 127.5 - 1.0;
+        }
+    }
+}
+
+/// Greedy CTC decoding: the best class at each step, repeats merged, blanks dropped.
+fn ctc_greedy(scores: &[f32], classes: usize, charset: &[String]) -> String {
+    let mut text = String::new();
+    let mut previous = 0;
+    for step in scores.chunks_exact(classes) {
+        let best = step
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(index, _)| index);
+        if best != 0
+            && best != previous
+            && let Some(character) = charset.get(best)
+        {
+            text.push_str(character);
+        }
+        previous = best;
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn charset() -> Vec<String> {
+        ["", "1", "2", " "]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    }
+
+    fn one_hot(indices: &[usize]) -> Vec<f32> {
+        indices
+            .iter()
+            .flat_map(|&i| (0..4).map(move |c| if c == i { 1.0 } else { 0.0 }))
+            .collect()
+    }
+
+    #[test]
+    fn ctc_merges_repeats_and_drops_blanks() {
+        let scores = one_hot(&[1, 1, 0, 1, 2, 2, 0, 0, 3, 2]);
+        assert_eq!(ctc_greedy(&scores, 4, &charset()), "112 2");
+    }
+
+    #[test]
+    fn unclip_grows_a_thin_region_by_its_area_over_perimeter() {
+        let mut region = Region::default();
+        for x in 10..50 {
+            for y in 10..14 {
+                region.add(x, y, 1.0);
+            }
+        }
+        // 40×4: grows by 40·4·1.6 / 88 ≈ 2.9 on every side.
+        let bounds = region.unclipped(1.0, 1.0, 100, 100).expect("box");
+        assert_eq!(
+            (bounds.x, bounds.y, bounds.width, bounds.height),
+            (7, 7, 46, 10)
+        );
+    }
+
+    #[test]
+    fn overlapping_boxes_on_one_line_are_cut_apart_in_the_middle() {
+        let bounds = |x, y, width, height| Bounds {
+            x,
+            y,
+            width,
+            height,
+        };
+        let mut boxes = [
+            bounds(580, 350, 125, 47),
+            bounds(680, 352, 150, 46),
+            bounds(700, 450, 180, 30),
+        ];
+        separate_neighbours(&mut boxes);
+        assert_eq!(boxes[0], bounds(580, 350, 112, 47));
+        assert_eq!(boxes[1], bounds(692, 352, 138, 46));
+        // Another line is left alone.
+        assert_eq!(boxes[2], bounds(700, 450, 180, 30));
+    }
+
+    #[test]
+    fn tensor_planes_are_bgr_in_minus_one_to_one() {
+        let image = RgbImage::from_pixel(1, 1, image::Rgb([255, 0, 127]));
+        let planes = to_tensor(&image);
+        assert_eq!(planes.len(), 3);
+        assert!(
+            (planes[0] - (127.0 / 127.5 - 1.0)).abs() < 1e-6,
+            "{planes:?}"
+        );
+        assert_eq!(planes[1], -1.0);
+        assert_eq!(planes[2], 1.0);
+    }
+}

@@ -1,0 +1,279 @@
+//! The local provider: bank card numbers read inside the process by PaddleOCR's PP-OCRv4 models on
+//! ONNX Runtime. No vendor, no quota; the image never leaves the gateway.
+//!
+//! `scripts/fetch-models.sh` puts the models and the ONNX Runtime library in one directory, which
+//! `[local] models_dir` names. Inference runs on Tokio's blocking pool, at most `concurrency`
+//! images at a time, so the async workers keep serving other calls while a card is read.
+
+mod card;
+mod engine;
+
+use std::{
+    io::Cursor,
+    num::NonZeroUsize,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use image::{ImageReader, Limits};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+use self::engine::Engine;
+use crate::provider::{
+    BankCard, BankCardRecognizer, BankCardRequest, CallContext, ErrorKind, ImageSource,
+    ProviderError,
+};
+
+const PROVIDER: &str = "local";
+
+/// File names inside `models_dir`, as `scripts/fetch-models.sh` writes them.
+const DETECTION_MODEL: &str = "ch_PP-OCRv4_det_infer.onnx";
+const RECOGNITION_MODEL: &str = "ch_PP-OCRv4_rec_infer.onnx";
+const RUNTIME_LIBRARY: &str = "libonnxruntime.so";
+
+/// Decoding stops at images larger than this many pixels (a 2 MiB file can claim far more).
+const MAX_PIXELS: u64 = 40_000_000;
+
+/// The `[local]` section of the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalConfig {
+    /// Directory with the detection and recognition models and `libonnxruntime.so`.
+    pub models_dir: PathBuf,
+    /// The ONNX Runtime library, when not in `models_dir`.
+    pub onnxruntime_library: Option<PathBuf>,
+    /// Images recognised at once; more calls wait. Defaults to the number of CPUs.
+    pub concurrency: Option<NonZeroUsize>,
+    /// Threads each recognition uses.
+    pub threads_per_image: NonZeroUsize,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self {
+            models_dir: PathBuf::from("models"),
+            onnxruntime_library: None,
+            concurrency: None,
+            threads_per_image: NonZeroUsize::MIN,
+        }
+    }
+}
+
+impl LocalConfig {
+    fn runtime_library(&self) -> PathBuf {
+        self.onnxruntime_library
+            .clone()
+            .unwrap_or_else(|| self.models_dir.join(RUNTIME_LIBRARY))
+    }
+
+    /// The files the provider needs that are not there, to tell the operator what to fetch.
+    pub fn missing_files(&self) -> Vec<PathBuf> {
+        [
+            self.models_dir.join(DETECTION_MODEL),
+            self.models_dir.join(RECOGNITION_MODEL),
+            self.runtime_library(),
+        ]
+        .into_iter()
+        .filter(|path| !path.is_file())
+        .collect()
+    }
+}
+
+/// Why the local provider could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(
+        "the local provider's files are missing: {}; run scripts/fetch-models.sh, or set \
+         [local] models_dir", .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    Missing(Vec<PathBuf>),
+    #[error("could not load ONNX Runtime from {path}: {message}")]
+    Runtime { path: PathBuf, message: String },
+    #[error("could not load the OCR models from {dir}: {source}")]
+    Models { dir: PathBuf, source: ort::Error },
+}
+
+/// Bank card numbers read by PP-OCR inside the process.
+pub struct LocalProvider {
+    /// One engine per permit of `permits`: a holder of a permit always finds one.
+    engines: Arc<Mutex<Vec<Engine>>>,
+    permits: Arc<Semaphore>,
+}
+
+impl LocalProvider {
+    pub fn new(config: &LocalConfig) -> Result<Self, BuildError> {
+        let missing = config.missing_files();
+        if !missing.is_empty() {
+            return Err(BuildError::Missing(missing));
+        }
+        let environment = runtime(&config.runtime_library())?;
+        let concurrency = config
+            .concurrency
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get);
+        let engines = (0..concurrency)
+            .map(|_| {
+                Engine::load(
+                    &environment,
+                    &config.models_dir.join(DETECTION_MODEL),
+                    &config.models_dir.join(RECOGNITION_MODEL),
+                    config.threads_per_image.get(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| BuildError::Models {
+                dir: config.models_dir.clone(),
+                source,
+            })?;
+        Ok(Self {
+            engines: Arc::new(Mutex::new(engines)),
+            permits: Arc::new(Semaphore::new(concurrency)),
+        })
+    }
+
+    /// Reads the card number in `bytes` on the blocking pool, waiting for a free engine first.
+    async fn recognize(&self, bytes: Bytes, call: &CallContext) -> Result<BankCard, ProviderError> {
+        let acquire = Arc::clone(&self.permits).acquire_owned();
+        let permit = match call.remaining() {
+            Some(left) => tokio::time::timeout(left, acquire)
+                .await
+                .map_err(|_| deadline_exceeded("waiting for a free OCR engine"))?,
+            None => acquire.await,
+        }
+        .map_err(|_| ProviderError::new(PROVIDER, ErrorKind::Unavailable, "shutting down"))?;
+
+        let engines = Arc::clone(&self.engines);
+        let span = tracing::Span::current();
+        let work = tokio::task::spawn_blocking(move || {
+            // Held until the work is done, even when the caller stopped waiting.
+            let _permit = permit;
+            span.in_scope(|| read_card(&engines, &bytes))
+        });
+        let joined = match call.remaining() {
+            Some(left) => tokio::time::timeout(left, work)
+                .await
+                .map_err(|_| deadline_exceeded("reading the card"))?,
+            None => work.await,
+        };
+        joined.map_err(|err| {
+            ProviderError::new(
+                PROVIDER,
+                ErrorKind::Unknown,
+                format!("the recognition task failed: {err}"),
+            )
+        })?
+    }
+}
+
+#[async_trait]
+impl BankCardRecognizer for LocalProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    #[tracing::instrument(name = "local.recognize_bank_card", skip_all)]
+    async fn recognize_bank_card(
+        &self,
+        request: BankCardRequest,
+        call: &CallContext,
+    ) -> Result<BankCard, ProviderError> {
+        match request.image {
+            ImageSource::Upload { bytes, .. } => self.recognize(bytes, call).await,
+            ImageSource::Url(_) => Err(ProviderError::new(
+                PROVIDER,
+                ErrorKind::InvalidInput,
+                "the local provider reads uploaded images only and does not fetch URLs: \
+                 send the image bytes in `image`",
+            )),
+        }
+    }
+}
+
+/// Decodes `bytes`, reads its text and picks the card number. Runs on a blocking thread.
+fn read_card(engines: &Mutex<Vec<Engine>>, bytes: &[u8]) -> Result<BankCard, ProviderError> {
+    let image = decode(bytes)?;
+    let mut engine = lock(engines)?
+        .pop()
+        .ok_or_else(|| ProviderError::new(PROVIDER, ErrorKind::Unknown, "no free OCR engine"))?;
+    let lines = engine.read(&image);
+    lock(engines)?.push(engine);
+    let lines = lines.map_err(|err| {
+        ProviderError::new(
+            PROVIDER,
+            ErrorKind::Unknown,
+            format!("OCR inference failed: {err}"),
+        )
+    })?;
+    tracing::debug!(lines = lines.len(), "text lines read");
+    card::pick_number(&lines)
+        .map(|number| BankCard { number })
+        .ok_or_else(|| {
+            ProviderError::new(
+                PROVIDER,
+                ErrorKind::NotFound,
+                "no bank card number (16 to 19 digits) was found in the image",
+            )
+        })
+}
+
+fn lock(
+    engines: &Mutex<Vec<Engine>>,
+) -> Result<std::sync::MutexGuard<'_, Vec<Engine>>, ProviderError> {
+    engines.lock().map_err(|_| {
+        ProviderError::new(
+            PROVIDER,
+            ErrorKind::Unknown,
+            "the OCR engine pool is poisoned",
+        )
+    })
+}
+
+fn decode(bytes: &[u8]) -> Result<image::RgbImage, ProviderError> {
+    let invalid = |err: image::ImageError| {
+        ProviderError::new(
+            PROVIDER,
+            ErrorKind::InvalidInput,
+            format!("the image could not be decoded: {err}"),
+        )
+    };
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|err| invalid(err.into()))?;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_PIXELS * 4);
+    reader.limits(limits);
+    Ok(reader.decode().map_err(invalid)?.into_rgb8())
+}
+
+fn deadline_exceeded(what: &str) -> ProviderError {
+    ProviderError::new(
+        PROVIDER,
+        ErrorKind::DeadlineExceeded,
+        format!("the deadline ran out {what}"),
+    )
+}
+
+/// ONNX Runtime allows one environment per process; every provider built shares it.
+fn runtime(library: &Path) -> Result<ort::environment::Environment, BuildError> {
+    static RUNTIME: Mutex<Option<ort::environment::Environment>> = Mutex::new(None);
+    let failed = |message: String| BuildError::Runtime {
+        path: library.to_owned(),
+        message,
+    };
+    let mut runtime = RUNTIME
+        .lock()
+        .map_err(|_| failed("a previous load panicked".into()))?;
+    if let Some(environment) = runtime.as_ref() {
+        return Ok(environment.clone());
+    }
+    let environment = ort::init_from(library)
+        .map_err(|err| failed(err.to_string()))?
+        .with_name("ocrgate")
+        .build()
+        .map_err(|err| failed(err.to_string()))?;
+    *runtime = Some(environment.clone());
+    Ok(environment)
+}
