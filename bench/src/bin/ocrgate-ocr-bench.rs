@@ -1,0 +1,162 @@
+//! `ocrgate-ocr-bench`: how well and how fast the local provider reads bank cards.
+//!
+//! Renders `--count` synthetic card photos (ocrgate-cardgen, seeds 0..count), reads each through
+//! the local provider one at a time with one inference thread, and reports exact-match accuracy
+//! (overall, per grouping, per font, hard cases) and p50/p95 latency per image. Misreads are listed
+//! by seed with masked numbers; `cardgen OUT_DIR 1 SEED` renders one to look at.
+
+use std::{collections::BTreeMap, num::NonZeroUsize, path::PathBuf, time::Instant};
+
+use bytes::Bytes;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use ocrgate::{
+    provider::{
+        BankCardRecognizer as _, BankCardRequest, CallContext, CardNumber, ImageFormat,
+        ImageSource, RecognitionMode,
+    },
+    providers::local::{LocalConfig, LocalProvider},
+};
+use ocrgate_cardgen::CardGenerator;
+
+#[derive(Debug, Parser)]
+#[command(about)]
+struct Args {
+    /// Cards to render and read.
+    #[arg(long, default_value_t = 300)]
+    count: u64,
+    /// The directory scripts/fetch-models.sh filled.
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    /// Fonts for the generator (scripts/fetch-fonts.sh).
+    #[arg(long)]
+    fonts: Option<PathBuf>,
+}
+
+#[derive(Default)]
+struct Tally {
+    total: u64,
+    exact: u64,
+}
+
+impl Tally {
+    fn add(&mut self, exact: bool) {
+        self.total += 1;
+        self.exact += u64::from(exact);
+    }
+
+    fn percent(&self) -> f64 {
+        100.0 * self.exact as f64 / self.total.max(1) as f64
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let generator =
+        CardGenerator::new(&args.fonts.unwrap_or_else(CardGenerator::default_fonts_dir))?;
+    let provider = LocalProvider::new(&LocalConfig {
+        models_dir: args.models,
+        concurrency: Some(NonZeroUsize::MIN),
+        threads_per_image: NonZeroUsize::MIN,
+        ..LocalConfig::default()
+    })?;
+
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut overall = Tally::default();
+    let mut by_grouping: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut by_font: BTreeMap<&str, Tally> = BTreeMap::new();
+    let mut hard = Tally::default();
+    let mut misses = Vec::new();
+    for seed in 0..args.count {
+        let card = generator.card(seed);
+        let request = BankCardRequest {
+            image: ImageSource::Upload {
+                bytes: Bytes::from(card.jpeg.clone()),
+                format: ImageFormat::Jpeg,
+            },
+            mode: RecognitionMode::Photo,
+            account: None,
+        };
+        let started = Instant::now();
+        let read = provider
+            .recognize_bank_card(request, &CallContext::default())
+            .await;
+        latency.record(started.elapsed().as_micros().max(1) as u64)?;
+        let exact = read
+            .as_ref()
+            .is_ok_and(|read| read.number.digits() == card.number);
+        overall.add(exact);
+        by_grouping
+            .entry(format!("{:?}", card.grouping))
+            .or_default()
+            .add(exact);
+        by_font.entry(card.font).or_default().add(exact);
+        if card.hard {
+            hard.add(exact);
+        }
+        if !exact {
+            let expected = CardNumber::parse(&card.number).map(|n| n.masked());
+            let got = match &read {
+                Ok(read) => read.number.masked(),
+                Err(err) => format!("{:?}: {err}", err.kind),
+            };
+            misses.push(format!(
+                "  seed {seed}: expected {} got {got} ({:?}, {}, hard={})",
+                expected.unwrap_or_default(),
+                card.grouping,
+                card.font,
+                card.hard
+            ));
+        }
+    }
+
+    println!(
+        "local provider, {} synthetic cards, 1 inference thread",
+        overall.total
+    );
+    for (name, tally) in &by_grouping {
+        println!(
+            "  grouping {name:<12} {:>3}/{:<3} {:6.1}%",
+            tally.exact,
+            tally.total,
+            tally.percent()
+        );
+    }
+    for (name, tally) in &by_font {
+        println!(
+            "  font {name:<24} {:>3}/{:<3} {:6.1}%",
+            tally.exact,
+            tally.total,
+            tally.percent()
+        );
+    }
+    println!(
+        "  hard cases              {:>3}/{:<3} {:6.1}%",
+        hard.exact,
+        hard.total,
+        hard.percent()
+    );
+    if !misses.is_empty() {
+        println!("misreads:");
+        for miss in &misses {
+            println!("{miss}");
+        }
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    println!(
+        "exact match: {:.1}% ({}/{})",
+        overall.percent(),
+        overall.exact,
+        overall.total
+    );
+    println!(
+        "latency per image p50: {:.1} ms",
+        ms(latency.value_at_quantile(0.5))
+    );
+    println!(
+        "latency per image p95: {:.1} ms",
+        ms(latency.value_at_quantile(0.95))
+    );
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! Writes synthetic card photos to look at: `cargo run -p ocrgate-cardgen -- OUT_DIR [COUNT] [FIRST_SEED]`.
+//! Each file is named `<seed>-<number>.jpg`.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use ocrgate_cardgen::CardGenerator;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let Some(out) = args.next().map(PathBuf::from) else {
+        eprintln!("usage: cardgen OUT_DIR [COUNT] [FIRST_SEED]");
+        return ExitCode::from(2);
+    };
+    let count: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(10);
+    let first: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let generator = match CardGenerator::new(&CardGenerator::default_fonts_dir()) {
+        Ok(generator) => generator,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(err) = std::fs::create_dir_all(&out) {
+        eprintln!("cannot create {}: {err}", out.display());
+        return ExitCode::FAILURE;
+    }
+    for seed in first..first + count {
+        let card = generator.card(seed);
+        let path = out.join(format!("{seed}-{}.jpg", card.number));
+        if let Err(err) = std::fs::write(&path, &card.jpeg) {
+            eprintln!("cannot write {}: {err}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!(
+            "{} {:?} {} hard={}",
+            path.display(),
+            card.grouping,
+            card.font,
+            card.hard
+        );
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Fetches the fonts the synthetic card generator (cardgen/) draws with into a directory (default:
+# target/fonts): OCR-A, DejaVu, Liberation and FreeFont, as Debian packages, unpacked without
+# installing (no root needed). Does nothing when they are already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dir="${1:-target/fonts}"
+packages=(fonts-ocr-a fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf)
+if [[ "$(cat "$dir/.fetched" 2>/dev/null)" == "${packages[*]}" ]]; then
+  exit 0
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+(cd "$work" && apt-get download "${packages[@]}" >/dev/null)
+mkdir -p "$dir"
+for deb in "$work"/*.deb; do
+  dpkg-deb -x "$deb" "$work/root"
+done
+find "$work/root" -name '*.ttf' -exec cp {} "$dir/" \;
+echo "${packages[*]}" >"$dir/.fetched"
