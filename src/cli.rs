@@ -18,6 +18,9 @@ pub struct CallOptions {
     /// The configured vendor account to use (default: the server's default account).
     #[arg(long)]
     account: Option<String>,
+    /// Ask this provider only, e.g. `local` or `wechat` (default: the server's routing).
+    #[arg(long)]
+    provider: Option<String>,
     /// How long to wait for the answer, e.g. `10s` or `500ms`.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -54,6 +57,7 @@ pub async fn card(image: &str, mode: Mode, options: &CallOptions) -> ExitCode {
         }
         .into(),
         account: options.account.clone().unwrap_or_default(),
+        provider: options.provider.clone().unwrap_or_default(),
     };
     let Some(client) = connect(options).await else {
         return ExitCode::FAILURE;
@@ -73,6 +77,7 @@ pub async fn title(scan_text: &str, options: &CallOptions) -> ExitCode {
     let request = ParseInvoiceTitleRequest {
         scan_text: scan_text.to_owned(),
         account: options.account.clone().unwrap_or_default(),
+        provider: options.provider.clone().unwrap_or_default(),
     };
     finish(
         client.parse(request).await,

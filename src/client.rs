@@ -90,7 +90,7 @@ impl OcrClient {
         .await
     }
 
-    /// Reads the card in the image at `url`, which the vendor fetches.
+    /// Reads the card in the image at `url`, which the vendor fetches (`local` does not fetch URLs).
     pub async fn recognize_bank_card_url(
         &self,
         url: impl Into<String>,
@@ -102,7 +102,7 @@ impl OcrClient {
         .await
     }
 
-    /// Any bank card request: mode, account and all.
+    /// Any bank card request: mode, account, provider and all.
     pub async fn recognize(
         &self,
         request: RecognizeBankCardRequest,
@@ -123,12 +123,12 @@ impl OcrClient {
     ) -> Result<ParseInvoiceTitleResponse, CallError> {
         self.parse(ParseInvoiceTitleRequest {
             scan_text: scan_text.into(),
-            account: String::new(),
+            ..Default::default()
         })
         .await
     }
 
-    /// Any invoice title request, account and all.
+    /// Any invoice title request, account, provider and all.
     pub async fn parse(
         &self,
         request: ParseInvoiceTitleRequest,

@@ -9,7 +9,10 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::providers::{local::LocalConfig, wechat::WechatConfig};
+use crate::{
+    providers::{local::LocalConfig, wechat::WechatConfig},
+    routing::RoutingConfig,
+};
 
 /// Prefix of every environment variable ocrgate reads.
 pub const ENV_PREFIX: &str = "OCRGATE_";
@@ -31,6 +34,7 @@ pub struct Config {
     pub log: LogConfig,
     pub wechat: WechatConfig,
     pub local: LocalConfig,
+    pub routing: RoutingConfig,
 }
 
 impl Default for Config {
@@ -43,6 +47,7 @@ impl Default for Config {
             log: LogConfig::default(),
             wechat: WechatConfig::default(),
             local: LocalConfig::default(),
+            routing: RoutingConfig::default(),
         }
     }
 }

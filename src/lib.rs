@@ -13,5 +13,6 @@ pub mod config;
 pub mod enrich;
 pub mod provider;
 pub mod providers;
+pub mod routing;
 pub mod server;
 pub mod telemetry;

@@ -5,7 +5,8 @@ mod cli;
 use clap::{Parser, Subcommand};
 use ocrgate::{
     config::{Config, LogFormat},
-    providers::wechat::WechatProvider,
+    providers::{local, wechat::WechatProvider},
+    routing::ProviderName,
     server::{Listeners, serve},
     telemetry::Telemetry,
 };
@@ -118,15 +119,32 @@ fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::e
     let telemetry = Telemetry::without_exporters()?;
     let wechat = WechatProvider::new(&config.wechat, telemetry.metrics().clone())?;
     let accounts: Vec<&str> = wechat.account_names().collect();
+    let missing = config.local.missing_files();
+    let routes = config
+        .routing
+        .resolve(!accounts.is_empty(), missing.is_empty())?;
+    if routes.uses(ProviderName::Local) && !missing.is_empty() {
+        return Err(local::BuildError::Missing(missing).into());
+    }
+    let route = |providers: &[ProviderName]| {
+        providers
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    };
     Ok(format!(
-        "configuration is valid: gRPC on {}, admin on {}, WeChat accounts: {}",
+        "configuration is valid: gRPC on {}, admin on {}, WeChat accounts: {}, bank cards: {}, \
+         invoice titles: {}",
         config.listen,
         config.admin_listen,
         if accounts.is_empty() {
             "none".to_owned()
         } else {
             accounts.join(", ")
-        }
+        },
+        route(&routes.bank_card),
+        route(&routes.invoice_title),
     ))
 }
 

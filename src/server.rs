@@ -11,14 +11,25 @@ use crate::{
     api::{DeadlineLayer, OcrApi, TelemetryLayer, pb, validate::MAX_IMAGE_BYTES},
     config::Config,
     enrich::BinTable,
-    providers::wechat::{self, WechatProvider},
-    telemetry::Telemetry,
+    provider::{BankCardRecognizer, InvoiceTitleParser},
+    providers::{
+        local::{self, LocalProvider},
+        wechat::{self, WechatProvider},
+    },
+    routing::{ProviderName, Route},
+    telemetry::{Metrics, Telemetry},
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
     Wechat(#[from] wechat::BuildError),
+    #[error(transparent)]
+    Local(#[from] local::BuildError),
+    #[error("invalid configuration: {0}")]
+    Routing(String),
+    #[error("the local provider failed to load: {0}")]
+    LocalPanicked(#[from] tokio::task::JoinError),
     #[error("could not build server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server failed: {0}")]
@@ -50,6 +61,86 @@ impl Listeners {
     }
 }
 
+/// The providers the routes use, built, and the API over them.
+async fn api(config: &Config, metrics: &Metrics) -> Result<OcrApi, ServeError> {
+    let wechat = Arc::new(WechatProvider::new(&config.wechat, metrics.clone())?);
+    let accounts: Vec<&str> = wechat.account_names().collect();
+    let missing = config.local.missing_files();
+    let routes = config
+        .routing
+        .resolve(!accounts.is_empty(), missing.is_empty())
+        .map_err(ServeError::Routing)?;
+    let local = if routes.uses(ProviderName::Local) {
+        let local_config = config.local.clone();
+        // Loading the models reads and optimises tens of megabytes: off the async workers.
+        let local =
+            tokio::task::spawn_blocking(move || LocalProvider::new(&local_config)).await??;
+        Some(Arc::new(local))
+    } else {
+        None
+    };
+    if routes.uses(ProviderName::Wechat) && accounts.is_empty() {
+        tracing::warn!(
+            "no WeChat account configured: WeChat calls will fail with FAILED_PRECONDITION until \
+             OCRGATE_WECHAT_APP_ID and OCRGATE_WECHAT_APP_SECRET are set"
+        );
+        if !missing.is_empty() && config.routing.bank_card.is_none() {
+            tracing::warn!(
+                ?missing,
+                "the local provider's models are not installed either (scripts/fetch-models.sh), \
+                 so bank cards have no provider that can answer"
+            );
+        }
+    } else if !accounts.is_empty() {
+        tracing::info!(?accounts, "WeChat accounts configured");
+    }
+    tracing::info!(
+        bank_card = ?routes.bank_card,
+        invoice_title = ?routes.invoice_title,
+        failover_on = ?config.routing.failover_on,
+        "routes"
+    );
+
+    // `local` is loaded whenever a route names it, and `resolve` keeps it off the invoice route.
+    let bank_card_provider = |name: ProviderName| -> Arc<dyn BankCardRecognizer> {
+        match (name, &local) {
+            (ProviderName::Local, Some(local)) => local.clone(),
+            _ => wechat.clone(),
+        }
+    };
+    let invoice_title_provider =
+        |_: ProviderName| -> Arc<dyn InvoiceTitleParser> { wechat.clone() };
+    let failover_on: Arc<[_]> = config.routing.failover_on.clone().into();
+    let bank_cards = Route::new(
+        "RecognizeBankCard",
+        routes
+            .bank_card
+            .iter()
+            .map(|&name| (name.as_str(), bank_card_provider(name)))
+            .collect(),
+        failover_on.clone(),
+        metrics.clone(),
+    );
+    let invoice_titles = Route::new(
+        "ParseInvoiceTitle",
+        routes
+            .invoice_title
+            .iter()
+            .map(|&name| (name.as_str(), invoice_title_provider(name)))
+            .collect(),
+        failover_on,
+        metrics.clone(),
+    );
+    let bins = Arc::new(BinTable::embedded()?);
+    tracing::debug!(prefixes = bins.len(), "BIN table loaded");
+    Ok(OcrApi::new(
+        bank_cards,
+        invoice_titles,
+        bins,
+        metrics.clone(),
+    ))
+}
+
 /// HTTP/2 flow-control window per stream: the largest image and its framing.
 const STREAM_WINDOW: u32 = (MAX_IMAGE_BYTES + 64 * 1024) as u32;
 /// HTTP/2 flow-control window per connection.
@@ -64,19 +155,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let metrics = telemetry.metrics().clone();
-    let wechat = Arc::new(WechatProvider::new(&config.wechat, metrics.clone())?);
-    let accounts: Vec<&str> = wechat.account_names().collect();
-    if accounts.is_empty() {
-        tracing::warn!(
-            "no WeChat account configured: calls will fail with FAILED_PRECONDITION until \
-             OCRGATE_WECHAT_APP_ID and OCRGATE_WECHAT_APP_SECRET are set"
-        );
-    } else {
-        tracing::info!(?accounts, "WeChat accounts configured");
-    }
-    let bins = Arc::new(BinTable::embedded()?);
-    tracing::debug!(prefixes = bins.len(), "BIN table loaded");
-    let api = OcrApi::new(wechat.clone(), wechat, bins, metrics.clone());
+    let api = api(config, &metrics).await?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health

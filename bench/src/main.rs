@@ -116,7 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut client = client.clone();
             let request = ParseInvoiceTitleRequest {
                 scan_text: SCAN_TEXT.into(),
-                account: String::new(),
+                ..Default::default()
             };
             async move { client.parse_invoice_title(request).await.is_ok() }
         })
@@ -474,7 +474,7 @@ async fn upload_memory(args: &Args, sim: &Simulator) -> Result<Memory, Box<dyn s
     let mut warm = gateway.client.clone();
     warm.parse_invoice_title(ParseInvoiceTitleRequest {
         scan_text: SCAN_TEXT.into(),
-        account: String::new(),
+        ..Default::default()
     })
     .await?;
     let idle_mib = gateway.peak_rss_mib()?;

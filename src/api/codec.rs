@@ -134,7 +134,7 @@ mod tests {
     fn truncated_message_stops_the_scan() {
         let wire = pb::ParseInvoiceTitleRequest {
             scan_text: "abcdef".into(),
-            account: String::new(),
+            ..Default::default()
         }
         .encode_to_vec();
         assert_eq!(top_level_tags(&wire[..4]), Vec::<u32>::new());

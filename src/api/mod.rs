@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use self::status::InvalidRequest;
 pub use self::{
     deadline::{Deadline, DeadlineLayer},
     telemetry::TelemetryLayer,
@@ -18,6 +19,7 @@ pub use self::{
 use crate::{
     enrich::BinTable,
     provider::{BankCardRecognizer, CallContext, ErrorKind, InvoiceTitleParser, ProviderError},
+    routing::{Route, RouteError},
     telemetry::Metrics,
 };
 
@@ -31,18 +33,18 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/ocrgate_descriptor.bin"));
 }
 
-/// `ocrgate.v1.OcrService` over the provider traits.
+/// `ocrgate.v1.OcrService` over the provider traits, each RPC routed to its providers.
 pub struct OcrApi {
-    bank_cards: Arc<dyn BankCardRecognizer>,
-    invoice_titles: Arc<dyn InvoiceTitleParser>,
+    bank_cards: Route<dyn BankCardRecognizer>,
+    invoice_titles: Route<dyn InvoiceTitleParser>,
     bins: Arc<BinTable>,
     metrics: Metrics,
 }
 
 impl OcrApi {
     pub fn new(
-        bank_cards: Arc<dyn BankCardRecognizer>,
-        invoice_titles: Arc<dyn InvoiceTitleParser>,
+        bank_cards: Route<dyn BankCardRecognizer>,
+        invoice_titles: Route<dyn InvoiceTitleParser>,
         bins: Arc<BinTable>,
         metrics: Metrics,
     ) -> Self {
@@ -66,16 +68,21 @@ impl pb::ocr_service_server::OcrService for OcrApi {
         request: Request<pb::RecognizeBankCardRequest>,
     ) -> Result<Response<pb::RecognizeBankCardResponse>, Status> {
         let call = call_context(&request);
-        let request = validate::bank_card_request(request.into_inner())?;
+        let mut request = request.into_inner();
+        let provider = validate::optional(std::mem::take(&mut request.provider));
+        let request = validate::bank_card_request(request)?;
         let card = self
             .bank_cards
-            .recognize_bank_card(request, &call)
+            .call(provider.as_deref(), &call, |provider| {
+                let request = request.clone();
+                async move { provider.recognize_bank_card(request, &call).await }
+            })
             .await
-            .map_err(|err| self.failed("RecognizeBankCard", &err))?;
-        tracing::debug!(card_number = %card.number, "bank card recognised");
+            .map_err(|err| self.failed("RecognizeBankCard", err))?;
+        tracing::debug!(card_number = %card.value.number, provider = card.provider, "bank card recognised");
         Ok(Response::new(convert::bank_card_response(
-            &card,
-            self.bank_cards.name(),
+            &card.value,
+            card.provider,
             &self.bins,
         )))
     }
@@ -85,15 +92,20 @@ impl pb::ocr_service_server::OcrService for OcrApi {
         request: Request<pb::ParseInvoiceTitleRequest>,
     ) -> Result<Response<pb::ParseInvoiceTitleResponse>, Status> {
         let call = call_context(&request);
-        let request = validate::invoice_title_request(request.into_inner())?;
+        let mut request = request.into_inner();
+        let provider = validate::optional(std::mem::take(&mut request.provider));
+        let request = validate::invoice_title_request(request)?;
         let title = self
             .invoice_titles
-            .parse_invoice_title(request, &call)
+            .call(provider.as_deref(), &call, |provider| {
+                let request = request.clone();
+                async move { provider.parse_invoice_title(request, &call).await }
+            })
             .await
-            .map_err(|err| self.failed("ParseInvoiceTitle", &err))?;
+            .map_err(|err| self.failed("ParseInvoiceTitle", err))?;
         Ok(Response::new(convert::invoice_title_response(
-            title,
-            self.invoice_titles.name(),
+            title.value,
+            title.provider,
         )))
     }
 }
@@ -105,7 +117,16 @@ fn call_context<T>(request: &Request<T>) -> CallContext {
 }
 
 impl OcrApi {
-    fn failed(&self, method: &'static str, err: &ProviderError) -> Status {
+    fn failed(&self, method: &'static str, err: RouteError) -> Status {
+        match err {
+            RouteError::Provider(err) => self.provider_failed(method, &err),
+            unknown @ RouteError::UnknownProvider { .. } => {
+                InvalidRequest::new("provider", unknown.to_string()).into()
+            }
+        }
+    }
+
+    fn provider_failed(&self, method: &'static str, err: &ProviderError) -> Status {
         if err.kind == ErrorKind::QuotaExhausted {
             self.metrics.quota_exhausted(err.provider, method);
         }

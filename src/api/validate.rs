@@ -62,7 +62,7 @@ pub fn bank_card_request(
     Ok(BankCardRequest {
         image,
         mode,
-        account: account(request.account),
+        account: optional(request.account),
     })
 }
 
@@ -87,7 +87,7 @@ pub fn invoice_title_request(
     }
     Ok(InvoiceTitleRequest {
         scan_text: scan_text.to_owned(),
-        account: account(request.account),
+        account: optional(request.account),
     })
 }
 
@@ -113,7 +113,8 @@ fn image_url(raw: &str) -> Result<Url, InvalidRequest> {
     Ok(url)
 }
 
-fn account(name: String) -> Option<String> {
+/// A name field: `None` when empty or blank.
+pub fn optional(name: String) -> Option<String> {
     let name = name.trim();
     (!name.is_empty()).then(|| name.to_owned())
 }

@@ -1,8 +1,10 @@
 use std::fmt;
 
 /// What went wrong, in words every provider shares. The gRPC edge maps each kind to one status
-/// code; providers map their own codes to a kind in one place each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// code; providers map their own codes to a kind in one place each. In the configuration
+/// (`routing.failover_on`) kinds are written in snake case, e.g. `quota_exhausted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The vendor rejected the input: an unreadable image, a bad URL, bad scan text.
     InvalidInput,

@@ -7,6 +7,8 @@ use opentelemetry::{
 };
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
+use crate::provider::ErrorKind;
+
 /// Cheap to clone: every instrument is shared.
 #[derive(Clone)]
 pub struct Metrics {
@@ -16,6 +18,7 @@ pub struct Metrics {
     token_lookups: Counter<u64>,
     token_fetches: Counter<u64>,
     quota_exhausted: Counter<u64>,
+    failovers: Counter<u64>,
 }
 
 /// Latency buckets in seconds, from a fast cache hit to a slow vendor.
@@ -55,6 +58,12 @@ impl Metrics {
                 .u64_counter("ocrgate.quota.exhausted")
                 .with_description(
                     "Calls answered RESOURCE_EXHAUSTED because a vendor quota ran out",
+                )
+                .build(),
+            failovers: meter
+                .u64_counter("ocrgate.provider.failovers")
+                .with_description(
+                    "Calls passed on to the next provider, by method, provider and error kind",
                 )
                 .build(),
         }
@@ -124,6 +133,19 @@ impl Metrics {
             &[
                 KeyValue::new("provider", provider),
                 KeyValue::new("rpc.method", method.to_owned()),
+            ],
+        );
+    }
+
+    /// A call that `from` failed with `kind`, passed on to `to`.
+    pub fn failover(&self, method: &str, from: &'static str, to: &'static str, kind: ErrorKind) {
+        self.failovers.add(
+            1,
+            &[
+                KeyValue::new("rpc.method", method.to_owned()),
+                KeyValue::new("from", from),
+                KeyValue::new("to", to),
+                KeyValue::new("kind", kind.as_str()),
             ],
         );
     }

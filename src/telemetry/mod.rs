@@ -121,9 +121,15 @@ impl Telemetry {
     /// is configured) and the W3C trace-context propagator. `RUST_LOG` overrides `level`.
     pub fn install(&self, format: LogFormat, level: &str) -> Result<(), TelemetryError> {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        let filter = match std::env::var("RUST_LOG") {
-            Ok(directives) if !directives.is_empty() => EnvFilter::try_new(directives)?,
-            _ => EnvFilter::try_new(level)?,
+        let directives = match std::env::var("RUST_LOG") {
+            Ok(directives) if !directives.is_empty() => directives,
+            _ => level.to_owned(),
+        };
+        // ONNX Runtime logs every arena allocation at INFO: quiet unless asked for by name.
+        let filter = if directives.contains("ort") {
+            EnvFilter::try_new(directives)?
+        } else {
+            EnvFilter::try_new(format!("{directives},ort=warn"))?
         };
         let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
         let logs = match format {
