@@ -3,7 +3,9 @@
 # test suite (whose client tests run the Python and Node examples and grpcurl against the server),
 # then the Helm chart and Dockerfile checks.
 # Installs what it needs on first use: the tools in scripts/tools-requirements.txt and helm under
-# target/tools, the Node example's packages under examples/node/node_modules.
+# target/tools, the Node example's packages under examples/node/node_modules, the local provider's
+# models and ONNX Runtime under models/ (PyPI), the card generator's fonts under target/fonts
+# (Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,8 @@ if [[ "$(cat "$tools/.installed" 2>/dev/null)" != "$wanted" ]]; then
   echo "$wanted" >"$tools/.installed"
 fi
 npm ci --prefix examples/node --no-audit --no-fund --loglevel=error
+scripts/fetch-models.sh
+scripts/fetch-fonts.sh
 
 scripts/check-proto.sh "$tools/bin/buf"
 

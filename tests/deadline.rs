@@ -50,7 +50,7 @@ async fn token_fetch_that_never_answers_ends_in_deadline_exceeded() {
         .parse_invoice_title(with_deadline(
             ocrgate::api::pb::ParseInvoiceTitleRequest {
                 scan_text: "text".into(),
-                account: String::new(),
+                ..Default::default()
             },
             Duration::from_millis(300),
         ))

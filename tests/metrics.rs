@@ -2,25 +2,8 @@
 
 mod common;
 
-use common::{Gateway, png, upload};
+use common::{Gateway, png, sample, upload};
 use wechat_sim::{Endpoint, Fault};
-
-/// The value of the sample `name{labels…}` in a Prometheus text page, all `labels` matching.
-fn sample(page: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    page.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
-            (metric == name).then_some((rest, value))
-        })
-        .find(|(rest, _)| {
-            labels
-                .iter()
-                .all(|(key, value)| rest.contains(&format!("{key}=\"{value}\"")))
-        })
-        .and_then(|(_, value)| value.parse().ok())
-}
 
 #[tokio::test]
 async fn metrics_count_calls_upstream_requests_tokens_and_quota_by_their_labels() {

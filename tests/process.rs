@@ -98,7 +98,7 @@ async fn debug_logs_never_contain_the_secret_a_token_or_a_full_card_number() {
     client
         .parse_invoice_title(ocrgate::api::pb::ParseInvoiceTitleRequest {
             scan_text: "https://mp.weixin.qq.com/intp/invoice/usertitlewxa?invoice_key=k".into(),
-            account: String::new(),
+            ..Default::default()
         })
         .await
         .expect_err("unauthenticated");

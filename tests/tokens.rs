@@ -305,6 +305,7 @@ async fn unknown_account_is_failed_precondition_naming_the_configured_ones() {
         .parse_invoice_title(pb::ParseInvoiceTitleRequest {
             scan_text: "text".into(),
             account: "nope".into(),
+            ..Default::default()
         })
         .await
         .expect_err("refused");

@@ -5,7 +5,14 @@
     reason = "test support: a failed expectation is a failed test"
 )]
 
-use std::{collections::HashMap, io::Cursor, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    io::Cursor,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use ocrgate::{
     api::pb::{self, ocr_service_client::OcrServiceClient},
@@ -31,15 +38,50 @@ pub struct Gateway {
     task: JoinHandle<()>,
 }
 
-/// The configuration of a gateway that uses `sim` with the test app as its default account.
+/// The configuration of a gateway that uses `sim` with the test app as its default account. The
+/// local provider is off (its models directory does not exist) unless a test turns it on with
+/// [`with_local_models`].
 pub fn config_for(sim: &Simulator) -> Config {
     let mut config = Config::default();
+    config.local.models_dir = std::env::temp_dir().join("ocrgate-tests-have-no-models-here");
     config.wechat.base_url = sim.base_url().parse().expect("simulator URL");
     config.wechat.app_id = Some(APP_ID.into());
     config.wechat.app_secret = Some(APP_SECRET.into());
     // Short backoffs keep the retry tests quick; the policy is the same.
     config.wechat.busy_backoff = Duration::from_millis(10);
     config
+}
+
+/// Where `scripts/fetch-models.sh` puts the local provider's files, if it has run. Without them the
+/// tests of the local provider skip, unless `TEST_REQUIRE_TOOLS` is set (as `scripts/test.sh`
+/// does): then they fail.
+pub fn local_models() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let config = ocrgate::providers::local::LocalConfig {
+        models_dir: dir.clone(),
+        ..Default::default()
+    };
+    let missing = config.missing_files();
+    if missing.is_empty() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("TEST_REQUIRE_TOOLS").is_none(),
+        "the local provider's files are missing ({missing:?}): run scripts/fetch-models.sh"
+    );
+    eprintln!("skipped: no local models; run scripts/fetch-models.sh");
+    None
+}
+
+/// Points `config` at the local provider's models.
+pub fn with_local_models(config: &mut Config, models: &Path) {
+    config.local.models_dir = models.to_owned();
+}
+
+/// The synthetic card generator, with the fonts `scripts/fetch-fonts.sh` fetched.
+pub fn cards() -> ocrgate_cardgen::CardGenerator {
+    ocrgate_cardgen::CardGenerator::new(&ocrgate_cardgen::CardGenerator::default_fonts_dir())
+        .expect("fonts for the card generator: run scripts/fetch-fonts.sh")
 }
 
 impl Gateway {
@@ -157,7 +199,7 @@ impl Gateway {
             .clone()
             .parse_invoice_title(pb::ParseInvoiceTitleRequest {
                 scan_text: scan_text.into(),
-                account: String::new(),
+                ..Default::default()
             })
             .await
             .map(tonic::Response::into_inner)
@@ -211,6 +253,23 @@ pub fn error_info(status: &Status) -> (String, HashMap<String, String>) {
         .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
     assert_eq!(info.domain, "ocrgate");
     (info.reason, info.metadata)
+}
+
+/// The value of the sample `name{labels…}` in a Prometheus text page, all `labels` matching.
+pub fn sample(page: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+            (metric == name).then_some((rest, value))
+        })
+        .find(|(rest, _)| {
+            labels
+                .iter()
+                .all(|(key, value)| rest.contains(&format!("{key}=\"{value}\"")))
+        })
+        .and_then(|(_, value)| value.parse().ok())
 }
 
 /// Asserts `status` is INVALID_ARGUMENT naming `field` in its message and its BadRequest detail.

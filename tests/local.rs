@@ -1,0 +1,253 @@
+//! The local provider and routing, through the real gRPC API: synthetic card photos read exactly,
+//! the errors of bad images, failover from a WeChat out of quota, and a provider named by the
+//! request.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Gateway, by_url, cards, local_models, sample, upload, with_local_models};
+use ocrgate::{
+    api::pb,
+    routing::ProviderName::{Local, Wechat},
+};
+use tonic::Code;
+use wechat_sim::{Endpoint, Fault, SimConfig};
+
+/// A gateway without WeChat credentials whose models are installed: bank cards go to `local`.
+async fn local_only(models: &Path) -> Gateway {
+    Gateway::start_with(SimConfig::default(), |config| {
+        config.wechat.app_id = None;
+        config.wechat.app_secret = None;
+        with_local_models(config, models);
+    })
+    .await
+}
+
+/// The first `n` generated cards that are not among the deliberately hard ones.
+fn ordinary_cards(n: usize) -> Vec<ocrgate_cardgen::Card> {
+    let generator = cards();
+    (0..)
+        .map(|seed| generator.card(seed))
+        .filter(|card| !card.hard)
+        .take(n)
+        .collect()
+}
+
+#[tokio::test]
+async fn without_credentials_cards_are_read_locally_and_titles_need_wechat() {
+    let Some(models) = local_models() else { return };
+    let gateway = local_only(&models).await;
+
+    for card in ordinary_cards(4) {
+        let reply = gateway
+            .recognize(upload(card.jpeg.clone()))
+            .await
+            .unwrap_or_else(|status| panic!("seed {}: {status:?}", card.seed));
+        assert_eq!(reply.card_number, card.number, "seed {}", card.seed);
+        assert_eq!(reply.provider, "local");
+        assert!(reply.luhn_valid);
+    }
+
+    let title = gateway.parse_title("text").await.expect_err("no WeChat");
+    assert_eq!(title.code(), Code::FailedPrecondition);
+    assert_eq!(common::error_info(&title).0, "WECHAT_MISCONFIGURED");
+    assert!(gateway.sim.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_photo_without_a_card_number_is_not_found() {
+    let Some(models) = local_models() else { return };
+    let gateway = local_only(&models).await;
+
+    let status = gateway
+        .recognize(upload(cards().non_card(3)))
+        .await
+        .expect_err("no card number");
+
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert_eq!(common::error_info(&status).0, "LOCAL_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_corrupt_image_is_invalid_argument() {
+    let Some(models) = local_models() else { return };
+    let gateway = local_only(&models).await;
+    // A JPEG's header, then nothing: it passes the format sniff, the decoder refuses it.
+    let mut truncated = ordinary_cards(1).remove(0).jpeg;
+    truncated.truncate(600);
+
+    let status = gateway
+        .recognize(upload(truncated))
+        .await
+        .expect_err("corrupt");
+
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(common::error_info(&status).0, "LOCAL_INVALID_INPUT");
+    assert!(
+        status.message().contains("could not be decoded"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn an_image_url_is_refused_by_the_local_provider_with_what_to_send() {
+    let Some(models) = local_models() else { return };
+    let gateway = local_only(&models).await;
+
+    let status = gateway
+        .recognize(by_url("https://example.com/card.jpg"))
+        .await
+        .expect_err("refused");
+
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(common::error_info(&status).0, "LOCAL_INVALID_INPUT");
+    assert!(status.message().contains("`image`"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn a_wechat_out_of_quota_fails_over_to_local_and_the_failover_is_counted() {
+    let Some(models) = local_models() else { return };
+    let gateway = Gateway::start_with(SimConfig::default(), |config| {
+        config.routing.bank_card = Some(vec![Wechat, Local]);
+        with_local_models(config, &models);
+    })
+    .await;
+    gateway.sim.inject(
+        Endpoint::BankCard,
+        Fault::errcode(45009, "reach max api daily quota limit"),
+        1,
+    );
+    let card = ordinary_cards(1).remove(0);
+
+    let reply = gateway
+        .recognize(upload(card.jpeg.clone()))
+        .await
+        .expect("answered by local");
+
+    assert_eq!(reply.card_number, card.number);
+    assert_eq!(reply.provider, "local");
+    assert_eq!(
+        gateway.sim.count(Endpoint::BankCard),
+        1,
+        "WeChat was asked first"
+    );
+    let (_, page) = gateway.admin_get("/metrics").await;
+    let failovers = sample(
+        &page,
+        "ocrgate_provider_failovers_total",
+        &[
+            ("rpc_method", "RecognizeBankCard"),
+            ("from", "wechat"),
+            ("to", "local"),
+            ("kind", "QUOTA_EXHAUSTED"),
+        ],
+    );
+    assert_eq!(failovers, Some(1.0), "{page}");
+}
+
+#[tokio::test]
+async fn an_error_that_is_not_a_failover_kind_is_answered_as_it_is() {
+    let Some(models) = local_models() else { return };
+    let gateway = Gateway::start_with(SimConfig::default(), |config| {
+        config.routing.bank_card = Some(vec![Wechat, Local]);
+        with_local_models(config, &models);
+    })
+    .await;
+    // No card registered at the simulator: WeChat answers "no card found".
+    let card = ordinary_cards(1).remove(0);
+
+    let status = gateway
+        .recognize(upload(card.jpeg))
+        .await
+        .expect_err("not found");
+
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(common::error_info(&status).0, "WECHAT_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_request_naming_a_provider_gets_that_provider_only() {
+    let Some(models) = local_models() else { return };
+    let gateway = Gateway::start_with(SimConfig::default(), |config| {
+        config.routing.bank_card = Some(vec![Wechat, Local]);
+        with_local_models(config, &models);
+    })
+    .await;
+    let card = ordinary_cards(1).remove(0);
+    let named = |provider: &str| pb::RecognizeBankCardRequest {
+        provider: provider.into(),
+        ..upload(card.jpeg.clone())
+    };
+
+    let local = gateway
+        .recognize(named("local"))
+        .await
+        .expect("local reads it");
+    assert_eq!(
+        (local.provider.as_str(), local.card_number.as_str()),
+        ("local", card.number.as_str())
+    );
+    assert_eq!(gateway.sim.count(Endpoint::BankCard), 0);
+
+    gateway.sim.inject(
+        Endpoint::BankCard,
+        Fault::errcode(45009, "reach max api daily quota limit"),
+        1,
+    );
+    let status = gateway
+        .recognize(named("wechat"))
+        .await
+        .expect_err("no failover");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+
+    let status = gateway.recognize(named("acme")).await.expect_err("unknown");
+    common::assert_invalid_field(&status, "provider");
+    assert!(
+        status.message().contains("wechat, local"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn the_server_answers_other_calls_while_cards_are_being_read() {
+    let Some(models) = local_models() else { return };
+    let gateway = Gateway::start_with(SimConfig::default(), |config| {
+        config.routing.bank_card = Some(vec![Local]);
+        config.local.concurrency = Some(std::num::NonZeroUsize::MIN);
+        with_local_models(config, &models);
+    })
+    .await;
+    let reads: Vec<_> = ordinary_cards(4)
+        .into_iter()
+        .map(|card| {
+            let mut client = gateway.client.clone();
+            tokio::spawn(async move { client.recognize_bank_card(upload(card.jpeg)).await })
+        })
+        .collect();
+
+    // Four cards queue for one engine; an invoice title (WeChat, via the simulator) does not.
+    let card = [("rpc_method", "RecognizeBankCard")];
+    loop {
+        let (_, page) = gateway.admin_get("/metrics").await;
+        if sample(&page, "ocrgate_rpc_in_flight", &card) == Some(4.0) {
+            break;
+        }
+    }
+    gateway.sim.add_invoice_title(
+        "scan",
+        serde_json::json!({"title_type": 0, "title": "ACME"}),
+    );
+    gateway.parse_title("scan").await.expect("title answered");
+    let still_reading = reads.iter().filter(|read| !read.is_finished()).count();
+
+    for read in reads {
+        read.await.expect("task").expect("card read");
+    }
+    assert!(
+        still_reading > 0,
+        "the title was answered only after every card had been read"
+    );
+}
