@@ -1,26 +1,36 @@
 //! Which of the text lines read from a card is its number.
 
-use super::engine::TextLine;
+use super::engine::{Glyph, TextLine};
 use crate::{enrich::luhn_valid, provider::CardNumber};
 
 /// Card numbers have 16 to 19 digits (13- and 15-digit numbers are not issued in China any more
 /// and the vendors we stand in for do not read them either).
 const DIGITS: std::ops::RangeInclusive<usize> = 16..=19;
 
+/// A digit read with less probability than this may be replaced by its runner-up when that makes
+/// a number pass the Luhn check. A number read with certainty is left alone: some real cards fail
+/// Luhn.
+const DOUBTFUL: f32 = 0.9;
+
+/// How many of the least certain digits are tried.
+const CORRECTIONS_TRIED: usize = 3;
+
 /// The card number among `lines`, or `None` when no line holds 16 to 19 digits.
 ///
 /// A number printed in widely spaced groups is often detected as several boxes, so boxes on the
-/// same row are joined first. Among the candidates, one passing the Luhn check wins, then the
-/// tallest text (the number is the largest print on a card's face).
+/// same row are joined first. A number failing the Luhn check is most often one misread digit:
+/// the least certain digits are tried with their runner-up. Among the candidates, one passing the
+/// Luhn check wins, then the tallest text (the number is the largest print on a card's face).
 pub fn pick_number(lines: &[TextLine]) -> Option<CardNumber> {
     rows(lines)
         .iter()
         .flat_map(|row| {
-            digit_runs(&row.text)
+            digit_runs(&row.glyphs)
                 .into_iter()
                 .map(move |digits| (digits, row.height))
         })
         .filter(|(digits, _)| DIGITS.contains(&digits.len()))
+        .map(|(digits, height)| (corrected(&digits), height))
         .max_by(|(a, a_height), (b, b_height)| {
             luhn_valid(a)
                 .cmp(&luhn_valid(b))
@@ -29,42 +39,76 @@ pub fn pick_number(lines: &[TextLine]) -> Option<CardNumber> {
         .and_then(|(digits, _)| CardNumber::parse(&digits))
 }
 
-struct Row {
-    text: String,
+/// The digits as read, or with one doubtful digit replaced by its runner-up if that, and only
+/// that, makes them pass the Luhn check.
+fn corrected(digits: &[&Glyph]) -> String {
+    let read: String = digits.iter().map(|glyph| glyph.text.as_str()).collect();
+    if luhn_valid(&read) {
+        return read;
+    }
+    let mut doubtful: Vec<(usize, char, f32)> = digits
+        .iter()
+        .enumerate()
+        .filter(|(_, glyph)| glyph.confidence < DOUBTFUL)
+        .filter_map(|(at, glyph)| {
+            glyph
+                .runner_up
+                .map(|(digit, _)| (at, digit, glyph.confidence))
+        })
+        .collect();
+    doubtful.sort_by(|a, b| a.2.total_cmp(&b.2));
+    doubtful
+        .into_iter()
+        .take(CORRECTIONS_TRIED)
+        .map(|(at, digit, _)| {
+            read.char_indices()
+                .map(|(i, c)| if i == at { digit } else { c })
+                .collect::<String>()
+        })
+        .find(|candidate| luhn_valid(candidate))
+        .unwrap_or(read)
+}
+
+struct Row<'a> {
+    glyphs: Vec<&'a Glyph>,
     height: f32,
 }
 
-impl Row {
-    /// The row's text, each box's stripped of the marks a crop's edges pick up. Boxes less than
-    /// half as tall as the row's tallest are specks, not print.
-    fn join(boxes: Vec<&TextLine>) -> Self {
+impl<'a> Row<'a> {
+    /// The row's glyphs, each box's stripped of the marks a crop's edges pick up (boxes follow one
+    /// another as spaced groups do). Boxes less than half as tall as the row's tallest are specks,
+    /// not print.
+    fn join(boxes: Vec<&'a TextLine>) -> Self {
         let height = boxes
             .iter()
             .map(|line| line.bounds.height)
             .max()
             .unwrap_or(0);
-        let text = boxes
-            .iter()
-            .filter(|line| 2 * line.bounds.height >= height)
-            .map(|line| line.text.trim_matches(|c: char| !c.is_ascii_digit()))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let mut glyphs = Vec::new();
+        for line in boxes.iter().filter(|line| 2 * line.bounds.height >= height) {
+            let first = line.glyphs.iter().position(is_digit);
+            let last = line.glyphs.iter().rposition(is_digit);
+            if let (Some(first), Some(last)) = (first, last) {
+                glyphs.extend(&line.glyphs[first..=last]);
+            }
+        }
         Self {
-            text,
+            glyphs,
             height: height as f32,
         }
     }
+}
+
+fn is_digit(glyph: &Glyph) -> bool {
+    glyph.text.len() == 1 && glyph.text.as_bytes()[0].is_ascii_digit()
 }
 
 /// Joins boxes into rows, left to right: a box continues the row whose last box ends to its left
 /// at about the same height (within half a line), so a tilted number still forms one row. Only
 /// boxes that are mostly digits take part, so a stray mark read as a letter between two groups
 /// does not split the number.
-fn rows(lines: &[TextLine]) -> Vec<Row> {
-    let mut sorted: Vec<&TextLine> = lines
-        .iter()
-        .filter(|line| mostly_digits(&line.text))
-        .collect();
+fn rows<'a>(lines: &'a [TextLine]) -> Vec<Row<'a>> {
+    let mut sorted: Vec<&TextLine> = lines.iter().filter(|line| mostly_digits(line)).collect();
     sorted.sort_by_key(|line| line.bounds.x);
     let mut rows: Vec<Vec<&TextLine>> = Vec::new();
     for line in sorted {
@@ -90,24 +134,31 @@ fn rows(lines: &[TextLine]) -> Vec<Row> {
     rows.into_iter().map(Row::join).collect()
 }
 
-fn mostly_digits(text: &str) -> bool {
-    let (digits, others) =
-        text.chars()
-            .filter(|c| !c.is_whitespace())
-            .fold((0, 0), |(digits, others), c| {
-                if c.is_ascii_digit() {
-                    (digits + 1, others)
-                } else {
-                    (digits, others + 1)
-                }
-            });
+fn mostly_digits(line: &TextLine) -> bool {
+    let (digits, others) = line
+        .glyphs
+        .iter()
+        .filter(|glyph| !glyph.text.trim().is_empty())
+        .fold((0, 0), |(digits, others), glyph| {
+            if is_digit(glyph) {
+                (digits + 1, others)
+            } else {
+                (digits, others + 1)
+            }
+        });
     digits > 0 && digits >= 2 * others
 }
 
-/// The digit sequences of `text`; spaces and dashes between groups do not break one.
-fn digit_runs(text: &str) -> Vec<String> {
-    text.split(|c: char| !(c.is_ascii_digit() || c == ' ' || c == '-'))
-        .map(|run| run.chars().filter(char::is_ascii_digit).collect::<String>())
+/// The digit sequences of a row; spaces and dashes between groups do not break one.
+fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Vec<&'a Glyph>> {
+    glyphs
+        .split(|glyph| !(is_digit(glyph) || matches!(glyph.text.as_str(), " " | "-")))
+        .map(|run| {
+            run.iter()
+                .copied()
+                .filter(|glyph| is_digit(glyph))
+                .collect::<Vec<_>>()
+        })
         .filter(|digits| !digits.is_empty())
         .collect()
 }
@@ -117,6 +168,7 @@ mod tests {
     use super::*;
     use crate::providers::local::engine::Bounds;
 
+    /// A box whose every character was read with certainty.
     fn line(x: u32, y: u32, height: u32, text: &str) -> TextLine {
         TextLine {
             bounds: Bounds {
@@ -125,8 +177,22 @@ mod tests {
                 width: 100,
                 height,
             },
-            text: text.to_owned(),
+            glyphs: text
+                .chars()
+                .map(|c| Glyph {
+                    text: c.to_string(),
+                    confidence: 1.0,
+                    runner_up: None,
+                })
+                .collect(),
         }
+    }
+
+    /// `line`, with the digit at `at` doubtful and `runner_up` second.
+    fn doubting(mut line: TextLine, at: usize, confidence: f32, runner_up: char) -> TextLine {
+        line.glyphs[at].confidence = confidence;
+        line.glyphs[at].runner_up = Some((runner_up, 1.0 - confidence));
+        line
     }
 
     #[test]
@@ -172,6 +238,31 @@ mod tests {
     }
 
     #[test]
+    fn a_doubtful_digit_is_replaced_by_its_runner_up_when_that_passes_luhn() {
+        // 4111 1111 1111 1111 read with its fifth digit as a doubtful 2.
+        let misread = doubting(line(10, 50, 40, "4111 2111 1111 1111"), 5, 0.6, '1');
+        assert_eq!(
+            pick_number(&[misread]).expect("a number").digits(),
+            "4111111111111111"
+        );
+    }
+
+    #[test]
+    fn a_number_read_with_certainty_is_kept_even_when_it_fails_luhn() {
+        let certain = line(10, 50, 40, "6222 0202 0011 2345 670");
+        assert_eq!(
+            pick_number(&[certain]).expect("a number").digits(),
+            "6222020200112345670"
+        );
+        // A doubtful digit whose runner-up does not pass Luhn either changes nothing.
+        let doubtful = doubting(line(10, 50, 40, "6222 0202 0011 2345 670"), 0, 0.5, '8');
+        assert_eq!(
+            pick_number(&[doubtful]).expect("a number").digits(),
+            "6222020200112345670"
+        );
+    }
+
+    #[test]
     fn short_or_long_digit_runs_are_not_card_numbers() {
         let lines = [
             line(10, 10, 20, "12/30"),
@@ -183,9 +274,12 @@ mod tests {
 
     #[test]
     fn letters_split_runs_and_separators_do_not() {
-        assert_eq!(
-            digit_runs("No. 6222 0202-0011  2345x678 /"),
-            ["6222020200112345", "678"]
-        );
+        let line = line(0, 0, 10, "No. 6222 0202-0011  2345x678 /");
+        let glyphs: Vec<&Glyph> = line.glyphs.iter().collect();
+        let runs: Vec<String> = digit_runs(&glyphs)
+            .iter()
+            .map(|run| run.iter().map(|g| g.text.as_str()).collect())
+            .collect();
+        assert_eq!(runs, ["6222020200112345", "678"]);
     }
 }

@@ -56,7 +56,17 @@ impl Bounds {
 #[derive(Debug, Clone)]
 pub struct TextLine {
     pub bounds: Bounds,
+    pub glyphs: Vec<Glyph>,
+}
+
+/// One character read, and how sure the recogniser was of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Glyph {
     pub text: String,
+    /// Its probability where the recogniser was surest of it.
+    pub confidence: f32,
+    /// For a digit: the next likeliest digit there, and its probability.
+    pub runner_up: Option<(char, f32)>,
 }
 
 /// The two models of one inference slot. ONNX Runtime sessions run one call at a time, so the
@@ -66,6 +76,8 @@ pub struct Engine {
     recognizer: Session,
     /// Index `i` of the recogniser's output is `charset[i]`; 0 is the CTC blank.
     charset: Vec<String>,
+    /// The output index of each digit, `0` to `9`.
+    digits: [usize; 10],
 }
 
 impl Engine {
@@ -91,14 +103,24 @@ impl Engine {
             ort::Error::new("the recognition model has no `character` dictionary in its metadata")
         })?;
         // PaddleOCR's layout: the blank first, then the dictionary a character a line, then space.
-        let charset = std::iter::once(String::new())
+        let charset: Vec<String> = std::iter::once(String::new())
             .chain(dictionary.lines().map(str::to_owned))
             .chain(std::iter::once(" ".to_owned()))
             .collect();
+        let mut digits = [0; 10];
+        for (digit, index) in digits.iter_mut().enumerate() {
+            *index = charset
+                .iter()
+                .position(|c| *c == digit.to_string())
+                .ok_or_else(|| {
+                    ort::Error::new("the recognition model's dictionary lacks a digit")
+                })?;
+        }
         Ok(Self {
             detector,
             recognizer,
             charset,
+            digits,
         })
     }
 
@@ -107,9 +129,9 @@ impl Engine {
         let mut lines = Vec::new();
         for bounds in self.detect(image)? {
             let crop = imageops::crop_imm(image, bounds.x, bounds.y, bounds.width, bounds.height);
-            let text = self.recognize(&crop.to_image())?;
-            if !text.trim().is_empty() {
-                lines.push(TextLine { bounds, text });
+            let glyphs = self.recognize(&crop.to_image())?;
+            if glyphs.iter().any(|glyph| !glyph.text.trim().is_empty()) {
+                lines.push(TextLine { bounds, glyphs });
             }
         }
         Ok(lines)
@@ -160,7 +182,7 @@ impl Engine {
         Ok(boxes)
     }
 
-    fn recognize(&mut self, line: &RgbImage) -> ort::Result<String> {
+    fn recognize(&mut self, line: &RgbImage) -> ort::Result<Vec<Glyph>> {
         let (width, height) = line.dimensions();
         let scaled = (width as f32 * LINE_HEIGHT as f32 / height as f32).ceil() as u32;
         let scaled = scaled.clamp(1, MAX_LINE_WIDTH);
@@ -174,7 +196,7 @@ impl Engine {
             .run(ort::inputs![TensorRef::from_array_view((shape, &*input))?])?;
         let (shape, scores) = outputs[0].try_extract_tensor::<f32>()?;
         let classes = shape.last().copied().unwrap_or(0).max(1) as usize;
-        Ok(ctc_greedy(scores, classes, &self.charset))
+        Ok(ctc_greedy(scores, classes, &self.charset, &self.digits))
     }
 }
 
@@ -284,49 +306,104 @@ fn write_planes(image: &RgbImage, planes: &mut [f32], stride: u32) {
     }
 }
 
-/// Greedy CTC decoding: the best class at each step, repeats merged, blanks dropped.
-fn ctc_greedy(scores: &[f32], classes: usize, charset: &[String]) -> String {
-    let mut text = String::new();
+/// Greedy CTC decoding: the best class at each step, repeats merged, blanks dropped. Each glyph
+/// keeps its best probability over the steps it spans and, for a digit, the runner-up digit there.
+fn ctc_greedy(
+    scores: &[f32],
+    classes: usize,
+    charset: &[String],
+    digits: &[usize; 10],
+) -> Vec<Glyph> {
+    let mut glyphs: Vec<Glyph> = Vec::new();
     let mut previous = 0;
     for step in scores.chunks_exact(classes) {
-        let best = step
+        let (best, probability) = step
             .iter()
+            .copied()
             .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map_or(0, |(index, _)| index);
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((0, 0.0));
         if best != 0
-            && best != previous
             && let Some(character) = charset.get(best)
         {
-            text.push_str(character);
+            let runner_up = || {
+                digits.contains(&best).then(|| {
+                    (0u8..10)
+                        .zip(digits)
+                        .filter(|&(_, &index)| index != best)
+                        .map(|(digit, &index)| (char::from(b'0' + digit), step[index]))
+                        .max_by(|a, b| a.1.total_cmp(&b.1))
+                })?
+            };
+            match glyphs.last_mut() {
+                Some(glyph) if best == previous => {
+                    if probability > glyph.confidence {
+                        glyph.confidence = probability;
+                        glyph.runner_up = runner_up();
+                    }
+                }
+                _ => glyphs.push(Glyph {
+                    text: character.clone(),
+                    confidence: probability,
+                    runner_up: runner_up(),
+                }),
+            }
         }
         previous = best;
     }
-    text
+    glyphs
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn charset() -> Vec<String> {
-        ["", "1", "2", " "]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect()
+    /// Blank, the ten digits, space.
+    fn charset() -> (Vec<String>, [usize; 10]) {
+        let charset = std::iter::once(String::new())
+            .chain((0..10).map(|d: u8| d.to_string()))
+            .chain(std::iter::once(" ".to_owned()))
+            .collect();
+        (charset, std::array::from_fn(|d| d + 1))
     }
 
-    fn one_hot(indices: &[usize]) -> Vec<f32> {
-        indices
+    /// Steps whose best class is `best` with probability `p`, the rest on `second`.
+    fn steps(classes: &[(usize, f32, usize)]) -> Vec<f32> {
+        classes
             .iter()
-            .flat_map(|&i| (0..4).map(move |c| if c == i { 1.0 } else { 0.0 }))
+            .flat_map(|&(best, p, second)| {
+                (0..12).map(move |c| match c {
+                    c if c == best => p,
+                    c if c == second => 1.0 - p,
+                    _ => 0.0,
+                })
+            })
             .collect()
     }
 
     #[test]
-    fn ctc_merges_repeats_and_drops_blanks() {
-        let scores = one_hot(&[1, 1, 0, 1, 2, 2, 0, 0, 3, 2]);
-        assert_eq!(ctc_greedy(&scores, 4, &charset()), "112 2");
+    fn ctc_merges_repeats_drops_blanks_and_keeps_the_runner_up_digit() {
+        let (charset, digits) = charset();
+        // "1" twice (a repeat: one glyph), blank, "1", "2" twice, blank, space, "2".
+        let scores = steps(&[
+            (2, 0.6, 0),
+            (2, 0.9, 3),
+            (0, 1.0, 1),
+            (2, 0.7, 8),
+            (3, 0.8, 0),
+            (3, 0.55, 9),
+            (0, 1.0, 1),
+            (11, 1.0, 0),
+            (3, 1.0, 0),
+        ]);
+        let glyphs = ctc_greedy(&scores, 12, &charset, &digits);
+        let text: String = glyphs.iter().map(|g| g.text.as_str()).collect();
+        assert_eq!(text, "112 2");
+        assert_eq!(glyphs[0].confidence, 0.9);
+        assert_eq!(glyphs[0].runner_up.map(|r| r.0), Some('2'));
+        assert_eq!(glyphs[1].runner_up.map(|r| r.0), Some('7'));
+        assert_eq!(glyphs[2].confidence, 0.8);
+        assert_eq!(glyphs[3].runner_up, None);
     }
 
     #[test]
