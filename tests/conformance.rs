@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Gateway, cards, local_models, upload, with_local_models};
+use common::{Gateway, cards, local_models, ordinary_cards, upload, with_local_models};
 use ocrgate::routing::ProviderName;
 use ocrgate_cardgen::Card;
 use tonic::Code;
@@ -53,17 +53,11 @@ impl Subject {
     }
 }
 
-fn ordinary_cards(n: usize) -> Vec<Card> {
-    let generator = cards();
-    (100..)
-        .map(|seed| generator.card(seed))
-        .filter(|card| !card.hard)
-        .take(n)
-        .collect()
-}
+/// Cards of their own, apart from those the other tests use.
+const FIRST_SEED: u64 = 100;
 
 async fn reads_the_number_and_names_itself(subject: Subject) {
-    for card in ordinary_cards(3) {
+    for card in ordinary_cards(FIRST_SEED, 3) {
         subject.show(&card);
         let reply = subject
             .gateway
@@ -103,7 +97,7 @@ async fn answers_not_found_for_a_photo_without_a_card(subject: Subject) {
 }
 
 async fn answers_concurrent_calls_each_with_its_own_number(subject: Subject) {
-    let cards = ordinary_cards(4);
+    let cards = ordinary_cards(FIRST_SEED, 4);
     for card in &cards {
         subject.show(card);
     }

@@ -6,7 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{Gateway, by_url, cards, local_models, sample, upload, with_local_models};
+use common::{
+    Gateway, by_url, cards, local_models, ordinary_cards, sample, upload, with_local_models,
+};
 use ocrgate::{
     api::pb,
     routing::ProviderName::{Local, Wechat},
@@ -24,22 +26,12 @@ async fn local_only(models: &Path) -> Gateway {
     .await
 }
 
-/// The first `n` generated cards that are not among the deliberately hard ones.
-fn ordinary_cards(n: usize) -> Vec<ocrgate_cardgen::Card> {
-    let generator = cards();
-    (0..)
-        .map(|seed| generator.card(seed))
-        .filter(|card| !card.hard)
-        .take(n)
-        .collect()
-}
-
 #[tokio::test]
 async fn without_credentials_cards_are_read_locally_and_titles_need_wechat() {
     let Some(models) = local_models() else { return };
     let gateway = local_only(&models).await;
 
-    for card in ordinary_cards(4) {
+    for card in ordinary_cards(0, 4) {
         let reply = gateway
             .recognize(upload(card.jpeg.clone()))
             .await
@@ -74,7 +66,7 @@ async fn a_corrupt_image_is_invalid_argument() {
     let Some(models) = local_models() else { return };
     let gateway = local_only(&models).await;
     // A JPEG's header, then nothing: it passes the format sniff, the decoder refuses it.
-    let mut truncated = ordinary_cards(1).remove(0).jpeg;
+    let mut truncated = ordinary_cards(0, 1).remove(0).jpeg;
     truncated.truncate(600);
 
     let status = gateway
@@ -119,7 +111,7 @@ async fn a_wechat_out_of_quota_fails_over_to_local_and_the_failover_is_counted()
         Fault::errcode(45009, "reach max api daily quota limit"),
         1,
     );
-    let card = ordinary_cards(1).remove(0);
+    let card = ordinary_cards(0, 1).remove(0);
 
     let reply = gateway
         .recognize(upload(card.jpeg.clone()))
@@ -156,7 +148,7 @@ async fn an_error_that_is_not_a_failover_kind_is_answered_as_it_is() {
     })
     .await;
     // No card registered at the simulator: WeChat answers "no card found".
-    let card = ordinary_cards(1).remove(0);
+    let card = ordinary_cards(0, 1).remove(0);
 
     let status = gateway
         .recognize(upload(card.jpeg))
@@ -175,7 +167,7 @@ async fn a_request_naming_a_provider_gets_that_provider_only() {
         with_local_models(config, &models);
     })
     .await;
-    let card = ordinary_cards(1).remove(0);
+    let card = ordinary_cards(0, 1).remove(0);
     let named = |provider: &str| pb::RecognizeBankCardRequest {
         provider: provider.into(),
         ..upload(card.jpeg.clone())
@@ -220,7 +212,7 @@ async fn the_server_answers_other_calls_while_cards_are_being_read() {
         with_local_models(config, &models);
     })
     .await;
-    let reads: Vec<_> = ordinary_cards(4)
+    let reads: Vec<_> = ordinary_cards(0, 4)
         .into_iter()
         .map(|card| {
             let mut client = gateway.client.clone();

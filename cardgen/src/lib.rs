@@ -342,6 +342,8 @@ impl CardGenerator {
 }
 
 /// A random number of `digits` digits with a common issuer prefix and a valid Luhn check digit.
+/// The check digit is computed here, not with ocrgate's own Luhn code: the generator is the oracle
+/// the gateway is tested against, so it shares none of its code.
 fn luhn_number(rng: &mut Pcg64, digits: usize) -> String {
     let mut number = PREFIXES[rng.random_range(0..PREFIXES.len())].to_owned();
     while number.len() < digits - 1 {

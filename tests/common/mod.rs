@@ -84,6 +84,16 @@ pub fn cards() -> ocrgate_cardgen::CardGenerator {
         .expect("fonts for the card generator: run scripts/fetch-fonts.sh")
 }
 
+/// The first `n` generated cards from `first_seed` on that are not among the deliberately hard ones.
+pub fn ordinary_cards(first_seed: u64, n: usize) -> Vec<ocrgate_cardgen::Card> {
+    let generator = cards();
+    (first_seed..)
+        .map(|seed| generator.card(seed))
+        .filter(|card| !card.hard)
+        .take(n)
+        .collect()
+}
+
 impl Gateway {
     /// A gateway with the test app registered at a fresh simulator.
     pub async fn start() -> Self {
