@@ -158,3 +158,31 @@ async fn the_library_client_returns_answers_and_typed_errors() {
     assert_eq!(err.reason.as_deref(), Some("WECHAT_INVALID_INPUT"));
     assert_eq!(err.errcode(), Some("40097"));
 }
+
+#[tokio::test]
+async fn card_with_a_provider_asks_that_provider_only() {
+    let Some(models) = common::local_models() else {
+        return;
+    };
+    let gateway = Gateway::start_with(Default::default(), |config| {
+        config.routing.bank_card = Some(vec![
+            ocrgate::routing::ProviderName::Wechat,
+            ocrgate::routing::ProviderName::Local,
+        ]);
+        common::with_local_models(config, &models);
+    })
+    .await;
+    let card = common::ordinary_cards(0, 1).remove(0);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let image = dir.path().join("card.jpg");
+    std::fs::write(&image, &card.jpeg).expect("image written");
+    let path = image.to_str().expect("utf-8");
+
+    let output = ocrgate(&gateway, &["card", path, "--provider", "local", "--json"]).await;
+
+    assert!(output.status.success(), "{}", stderr(&output));
+    let reply: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(reply["card_number"], card.number.as_str());
+    assert_eq!(reply["provider"], "local");
+    assert_eq!(gateway.sim.count(Endpoint::BankCard), 0);
+}
