@@ -12,7 +12,7 @@ use std::{
     io::Cursor,
     num::NonZeroUsize,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, TryLockError},
 };
 
 use async_trait::async_trait;
@@ -98,8 +98,8 @@ pub enum BuildError {
 
 /// Bank card numbers read by PP-OCR inside the process.
 pub struct LocalProvider {
-    /// One engine per permit of `permits`: a holder of a permit always finds one.
-    engines: Arc<Mutex<Vec<Engine>>>,
+    /// One engine per permit of `permits`: a holder of a permit always finds one unlocked.
+    engines: Arc<[Mutex<Engine>]>,
     permits: Arc<Semaphore>,
 }
 
@@ -123,13 +123,14 @@ impl LocalProvider {
                     config.threads_per_image.get(),
                 )
             })
-            .collect::<Result<Vec<_>, _>>()
+            .map(|engine| engine.map(Mutex::new))
+            .collect::<Result<Arc<[_]>, _>>()
             .map_err(|source| BuildError::Models {
                 dir: config.models_dir.clone(),
                 source,
             })?;
         Ok(Self {
-            engines: Arc::new(Mutex::new(engines)),
+            engines,
             permits: Arc::new(Semaphore::new(concurrency)),
         })
     }
@@ -193,13 +194,20 @@ impl BankCardRecognizer for LocalProvider {
 }
 
 /// Decodes `bytes`, reads its text and picks the card number. Runs on a blocking thread.
-fn read_card(engines: &Mutex<Vec<Engine>>, bytes: &[u8]) -> Result<BankCard, ProviderError> {
+fn read_card(engines: &[Mutex<Engine>], bytes: &[u8]) -> Result<BankCard, ProviderError> {
     let image = decode(bytes)?;
-    let mut engine = lock(engines)?
-        .pop()
+    // An engine whose last run panicked is still whole (ONNX Runtime keeps no state between
+    // runs), so a poisoned slot is taken as it is rather than lost.
+    let mut engine = engines
+        .iter()
+        .find_map(|slot| match slot.try_lock() {
+            Ok(engine) => Some(engine),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        })
         .ok_or_else(|| ProviderError::new(PROVIDER, ErrorKind::Unknown, "no free OCR engine"))?;
     let lines = engine.read(&image);
-    lock(engines)?.push(engine);
+    drop(engine);
     let lines = lines.map_err(|err| {
         ProviderError::new(
             PROVIDER,
@@ -217,18 +225,6 @@ fn read_card(engines: &Mutex<Vec<Engine>>, bytes: &[u8]) -> Result<BankCard, Pro
                 "no bank card number (16 to 19 digits) was found in the image",
             )
         })
-}
-
-fn lock(
-    engines: &Mutex<Vec<Engine>>,
-) -> Result<std::sync::MutexGuard<'_, Vec<Engine>>, ProviderError> {
-    engines.lock().map_err(|_| {
-        ProviderError::new(
-            PROVIDER,
-            ErrorKind::Unknown,
-            "the OCR engine pool is poisoned",
-        )
-    })
 }
 
 fn decode(bytes: &[u8]) -> Result<image::RgbImage, ProviderError> {
