@@ -121,15 +121,9 @@ impl Telemetry {
     /// is configured) and the W3C trace-context propagator. `RUST_LOG` overrides `level`.
     pub fn install(&self, format: LogFormat, level: &str) -> Result<(), TelemetryError> {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        let directives = match std::env::var("RUST_LOG") {
-            Ok(directives) if !directives.is_empty() => directives,
-            _ => level.to_owned(),
-        };
-        // ONNX Runtime logs every arena allocation at INFO: quiet unless asked for by name.
-        let filter = if directives.contains("ort") {
-            EnvFilter::try_new(directives)?
-        } else {
-            EnvFilter::try_new(format!("{directives},ort=warn"))?
+        let filter = match std::env::var("RUST_LOG") {
+            Ok(directives) if !directives.is_empty() => log_filter(&directives)?,
+            _ => log_filter(level)?,
         };
         let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
         let logs = match format {
@@ -202,4 +196,40 @@ fn secret_safe() -> Targets {
     Targets::new()
         .with_default(LevelFilter::TRACE)
         .with_target("h2", LevelFilter::INFO)
+}
+
+/// The log filter `directives` ask for, with ONNX Runtime kept at WARN (it logs every arena
+/// allocation at INFO) unless a directive names the `ort` target itself: a later directive for the
+/// same target replaces an earlier one.
+fn log_filter(directives: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    EnvFilter::try_new(format!("ort=warn,{directives}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::log_filter;
+
+    /// Whether `directives` let an INFO event of `target` through.
+    fn logs_info(directives: &str, target: &str) -> bool {
+        let subscriber =
+            tracing_subscriber::registry().with(log_filter(directives).expect("filter"));
+        tracing::subscriber::with_default(subscriber, || match target {
+            "ort::logging" => tracing::enabled!(target: "ort::logging", Level::INFO),
+            "ocrgate" => tracing::enabled!(target: "ocrgate", Level::INFO),
+            other => panic!("no call site for {other}"),
+        })
+    }
+
+    #[test]
+    fn onnx_runtime_is_quiet_at_info_unless_a_directive_names_it() {
+        assert!(logs_info("info", "ocrgate"));
+        assert!(!logs_info("info", "ort::logging"));
+        // `transport` holds the letters `ort`, but names another target.
+        assert!(!logs_info("info,tonic::transport=debug", "ort::logging"));
+        assert!(logs_info("info,ort=info", "ort::logging"));
+        assert!(logs_info("warn,ort::logging=debug", "ort::logging"));
+    }
 }
