@@ -112,20 +112,16 @@ fn rows<'a>(lines: &'a [TextLine]) -> Vec<Row<'a>> {
     sorted.sort_by_key(|line| line.bounds.x);
     let mut rows: Vec<Vec<&TextLine>> = Vec::new();
     for line in sorted {
-        let offset = |row: &Vec<&TextLine>| {
-            row.last().map_or(f32::INFINITY, |last| {
-                (line.bounds.center_y() - last.bounds.center_y()).abs()
-            })
-        };
         let continues = rows
             .iter_mut()
-            .filter(|row| {
-                row.last().is_some_and(|last| {
-                    let height = line.bounds.height.max(last.bounds.height) as f32;
-                    (line.bounds.center_y() - last.bounds.center_y()).abs() < height / 2.0
-                })
+            .filter_map(|row| {
+                let last = row.last()?;
+                let offset = (line.bounds.center_y() - last.bounds.center_y()).abs();
+                let height = line.bounds.height.max(last.bounds.height) as f32;
+                (offset < height / 2.0).then_some((offset, row))
             })
-            .min_by(|a, b| offset(a).total_cmp(&offset(b)));
+            .min_by(|(a, _), (b, _)| a.total_cmp(b))
+            .map(|(_, row)| row);
         match continues {
             Some(row) => row.push(line),
             None => rows.push(vec![line]),
