@@ -137,22 +137,27 @@ pub struct Route<P: ?Sized> {
 }
 
 impl<P: ?Sized> Route<P> {
-    /// `providers` must not be empty; `method` names the RPC in metrics and logs.
+    /// The providers `names` (resolved routes are never empty), each built by `provider`;
+    /// `method` names the RPC in metrics and logs.
     pub fn new(
         method: &'static str,
-        providers: Vec<(&'static str, Arc<P>)>,
+        names: &[ProviderName],
+        provider: impl Fn(ProviderName) -> Arc<P>,
         failover_on: Arc<[ErrorKind]>,
         metrics: Metrics,
     ) -> Self {
         Self {
             method,
-            providers,
+            providers: names
+                .iter()
+                .map(|&name| (name.as_str(), provider(name)))
+                .collect(),
             failover_on,
             metrics,
         }
     }
 
-    pub fn names(&self) -> Vec<&'static str> {
+    fn names(&self) -> Vec<&'static str> {
         self.providers.iter().map(|(name, _)| *name).collect()
     }
 

@@ -113,21 +113,15 @@ async fn api(config: &Config, metrics: &Metrics) -> Result<OcrApi, ServeError> {
     let failover_on: Arc<[_]> = config.routing.failover_on.clone().into();
     let bank_cards = Route::new(
         "RecognizeBankCard",
-        routes
-            .bank_card
-            .iter()
-            .map(|&name| (name.as_str(), bank_card_provider(name)))
-            .collect(),
+        &routes.bank_card,
+        bank_card_provider,
         failover_on.clone(),
         metrics.clone(),
     );
     let invoice_titles = Route::new(
         "ParseInvoiceTitle",
-        routes
-            .invoice_title
-            .iter()
-            .map(|&name| (name.as_str(), invoice_title_provider(name)))
-            .collect(),
+        &routes.invoice_title,
+        invoice_title_provider,
         failover_on,
         metrics.clone(),
     );
