@@ -164,14 +164,7 @@ async fn card_with_a_provider_asks_that_provider_only() {
     let Some(models) = common::local_models() else {
         return;
     };
-    let gateway = Gateway::start_with(Default::default(), |config| {
-        config.routing.bank_card = Some(vec![
-            ocrgate::routing::ProviderName::Wechat,
-            ocrgate::routing::ProviderName::Local,
-        ]);
-        common::with_local_models(config, &models);
-    })
-    .await;
+    let gateway = common::wechat_then_local(&models).await;
     let card = common::ordinary_cards(0, 1).remove(0);
     let dir = tempfile::tempdir().expect("temp dir");
     let image = dir.path().join("card.jpg");

@@ -7,12 +7,10 @@ mod common;
 use std::path::Path;
 
 use common::{
-    Gateway, by_url, cards, local_models, ordinary_cards, sample, upload, with_local_models,
+    Gateway, by_url, cards, local_models, ordinary_cards, sample, upload, wechat_then_local,
+    with_local_models,
 };
-use ocrgate::{
-    api::pb,
-    routing::ProviderName::{Local, Wechat},
-};
+use ocrgate::{api::pb, routing::ProviderName::Local};
 use tonic::Code;
 use wechat_sim::{Endpoint, Fault, SimConfig};
 
@@ -101,11 +99,7 @@ async fn an_image_url_is_refused_by_the_local_provider_with_what_to_send() {
 #[tokio::test]
 async fn a_wechat_out_of_quota_fails_over_to_local_and_the_failover_is_counted() {
     let Some(models) = local_models() else { return };
-    let gateway = Gateway::start_with(SimConfig::default(), |config| {
-        config.routing.bank_card = Some(vec![Wechat, Local]);
-        with_local_models(config, &models);
-    })
-    .await;
+    let gateway = wechat_then_local(&models).await;
     gateway.sim.inject(
         Endpoint::BankCard,
         Fault::errcode(45009, "reach max api daily quota limit"),
@@ -142,11 +136,7 @@ async fn a_wechat_out_of_quota_fails_over_to_local_and_the_failover_is_counted()
 #[tokio::test]
 async fn an_error_that_is_not_a_failover_kind_is_answered_as_it_is() {
     let Some(models) = local_models() else { return };
-    let gateway = Gateway::start_with(SimConfig::default(), |config| {
-        config.routing.bank_card = Some(vec![Wechat, Local]);
-        with_local_models(config, &models);
-    })
-    .await;
+    let gateway = wechat_then_local(&models).await;
     // No card registered at the simulator: WeChat answers "no card found".
     let card = ordinary_cards(0, 1).remove(0);
 
@@ -162,11 +152,7 @@ async fn an_error_that_is_not_a_failover_kind_is_answered_as_it_is() {
 #[tokio::test]
 async fn a_request_naming_a_provider_gets_that_provider_only() {
     let Some(models) = local_models() else { return };
-    let gateway = Gateway::start_with(SimConfig::default(), |config| {
-        config.routing.bank_card = Some(vec![Wechat, Local]);
-        with_local_models(config, &models);
-    })
-    .await;
+    let gateway = wechat_then_local(&models).await;
     let card = ordinary_cards(0, 1).remove(0);
     let named = |provider: &str| pb::RecognizeBankCardRequest {
         provider: provider.into(),

@@ -17,6 +17,7 @@ use std::{
 use ocrgate::{
     api::pb::{self, ocr_service_client::OcrServiceClient},
     config::Config,
+    routing::ProviderName,
     server::Listeners,
     telemetry::Telemetry,
 };
@@ -76,6 +77,15 @@ pub fn local_models() -> Option<PathBuf> {
 /// Points `config` at the local provider's models.
 pub fn with_local_models(config: &mut Config, models: &Path) {
     config.local.models_dir = models.to_owned();
+}
+
+/// A gateway whose bank card route is WeChat (the simulator), then the local provider.
+pub async fn wechat_then_local(models: &Path) -> Gateway {
+    Gateway::start_with(SimConfig::default(), |config| {
+        config.routing.bank_card = Some(vec![ProviderName::Wechat, ProviderName::Local]);
+        with_local_models(config, models);
+    })
+    .await
 }
 
 /// The synthetic card generator, with the fonts `scripts/fetch-fonts.sh` fetched.
