@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the fonts the synthetic card generator (cardgen/) draws with into a directory (default:
 # target/fonts): OCR-A, DejaVu, Liberation and FreeFont, as Debian packages, unpacked without
-# installing (no root needed). Does nothing when they are already there.
+# installing (root only to fetch the package lists, on a machine that has none). Does nothing when
+# they are already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,12 @@ fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get download "${packages[@]}" >/dev/null)
+download() { (cd "$work" && apt-get download "${packages[@]}" >/dev/null); }
+# A machine whose package lists were never fetched, or were cleaned, knows no packages yet.
+if ! download 2>/dev/null; then
+  apt-get update -qq
+  download
+fi
 mkdir -p "$dir"
 for deb in "$work"/*.deb; do
   dpkg-deb -x "$deb" "$work/root"
