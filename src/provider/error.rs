@@ -1,4 +1,6 @@
-use std::fmt;
+use std::{fmt, sync::LazyLock};
+
+use regex::Regex;
 
 /// What went wrong, in words every provider shares. The gRPC edge maps each kind to one status
 /// code; providers map their own codes to a kind in one place each. In the configuration
@@ -93,5 +95,60 @@ impl ProviderError {
 impl fmt::Display for ProviderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+/// Longest vendor message passed on; vendors' own messages are a sentence.
+const MAX_VENDOR_TEXT_CHARS: usize = 200;
+
+/// A vendor's free text made safe to show a client or a log: anything that looks like a card
+/// number (13 or more digits, spaces or dashes between them allowed) is masked to its first six
+/// and last four digits, control characters become spaces, and the text is cut to 200 characters.
+pub fn vendor_text(raw: &str) -> String {
+    static DIGIT_RUN: LazyLock<Regex> = LazyLock::new(|| {
+        #[allow(
+            clippy::expect_used,
+            reason = "a constant pattern, checked by the unit tests"
+        )]
+        Regex::new(r"\d(?:[ -]?\d){12,}").expect("valid pattern")
+    });
+    let cut: String = raw
+        .chars()
+        .take(MAX_VENDOR_TEXT_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    DIGIT_RUN
+        .replace_all(&cut, |run: &regex::Captures<'_>| {
+            let digits: String = run[0].chars().filter(char::is_ascii_digit).collect();
+            let n = digits.len();
+            format!("{}{}{}", &digits[..6], "*".repeat(n - 10), &digits[n - 4..])
+        })
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vendor_text;
+
+    #[test]
+    fn card_numbers_in_vendor_text_are_masked() {
+        assert_eq!(
+            vendor_text("card 6222020200112345678 rejected"),
+            "card 622202*********5678 rejected"
+        );
+        assert_eq!(
+            vendor_text("card 6222 0202-0011 2345 rejected"),
+            "card 622202******2345 rejected"
+        );
+    }
+
+    #[test]
+    fn short_numbers_stay_and_long_text_is_cut() {
+        assert_eq!(
+            vendor_text("errcode 101001, rid 123456789012"),
+            "errcode 101001, rid 123456789012"
+        );
+        assert_eq!(vendor_text(&"x".repeat(500)).len(), 200);
+        assert_eq!(vendor_text("a\nb\u{1b}[31m"), "a b [31m");
     }
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use url::Url;
 
-pub use error::{ErrorKind, ProviderError, VendorCode};
+pub use error::{ErrorKind, ProviderError, VendorCode, vendor_text};
 
 /// Reads bank card numbers from images.
 #[async_trait]
@@ -143,7 +143,7 @@ pub struct CardNumber(String);
 
 impl CardNumber {
     /// Keeps the digits of `raw`, dropping the spaces and dashes vendors put between groups.
-    /// `None` when nothing but digits, spaces and dashes was there, or no digit at all.
+    /// `None` when `raw` holds anything but digits, spaces and dashes, or no digit at all.
     pub fn parse(raw: &str) -> Option<Self> {
         let cleaned = raw.trim();
         if !cleaned

@@ -19,7 +19,7 @@ use super::{
     token::{AccessToken, FreshToken},
 };
 use crate::{
-    provider::{CallContext, ImageSource, InvoiceTitle, RecognitionMode, TitleType},
+    provider::{CallContext, ImageSource, InvoiceTitle, RecognitionMode, TitleType, vendor_text},
     telemetry::{Metrics, propagation},
 };
 
@@ -28,6 +28,7 @@ pub(super) struct WechatClient {
     base_url: Url,
     token_endpoint: TokenEndpoint,
     request_timeout: Duration,
+    max_reply_bytes: usize,
     metrics: Metrics,
 }
 
@@ -52,6 +53,7 @@ impl WechatClient {
             base_url,
             token_endpoint: config.token_endpoint,
             request_timeout: config.request_timeout,
+            max_reply_bytes: usize::try_from(config.max_reply_bytes.as_u64()).unwrap_or(usize::MAX),
             metrics,
         })
     }
@@ -133,6 +135,7 @@ impl WechatClient {
         reply
             .number
             .or(reply.id)
+            .map(|number| number.text())
             .filter(|number| !number.trim().is_empty())
             .ok_or_else(|| WechatError::Malformed("bank card reply without a number".into()))
     }
@@ -209,20 +212,23 @@ impl WechatClient {
         request.headers_mut().extend(propagation::inject(&span));
         let started = Instant::now();
         let exchange = async {
-            let response = self.http.execute(request).await?;
+            let mut response = self.http.execute(request).await?;
             let status = response.status();
-            Ok::<_, reqwest::Error>((status, response.bytes().await?))
+            let body = read_capped(&mut response, self.max_reply_bytes).await?;
+            Ok::<_, reqwest::Error>((status, body))
         }
         .instrument(span.clone())
         .await;
         let reply = match exchange {
             Ok((status, body)) => {
                 span.record("http.response.status_code", status.as_u16());
-                if status.is_success() {
-                    serde_json::from_slice::<T>(&body)
-                        .map_err(|err| WechatError::Malformed(err.to_string()))
-                } else {
-                    Err(WechatError::Http(status))
+                match body {
+                    _ if !status.is_success() => Err(WechatError::Http(status)),
+                    None => Err(WechatError::Malformed(format!(
+                        "the reply is longer than {} bytes",
+                        self.max_reply_bytes
+                    ))),
+                    Some(body) => serde_json::from_slice::<T>(&body).map_err(unexpected_json),
                 }
             }
             Err(err)
@@ -280,11 +286,46 @@ impl Reply for ScanTitleReply {
     }
 }
 
+/// The reply body, read as it arrives; `None` as soon as it passes `cap` bytes.
+async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+) -> Result<Option<Bytes>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > cap as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
+/// A reply that is not the JSON expected, described by where it broke: serde's own message
+/// quotes the offending value, which may be a card number.
+fn unexpected_json(err: serde_json::Error) -> WechatError {
+    WechatError::Malformed(format!(
+        "the reply is not the JSON expected ({:?} error at line {}, column {})",
+        err.classify(),
+        err.line(),
+        err.column()
+    ))
+}
+
 fn check(errcode: i64, errmsg: String) -> Result<(), WechatError> {
     if errcode == 0 {
         Ok(())
     } else {
-        Err(WechatError::Api { errcode, errmsg })
+        Err(WechatError::Api {
+            errcode,
+            errmsg: vendor_text(&errmsg),
+        })
     }
 }
 
@@ -324,9 +365,22 @@ struct BankCardReply {
     errcode: i64,
     #[serde(default)]
     errmsg: String,
-    number: Option<String>,
+    number: Option<JsonNumberText>,
     /// Where the vendor's own example puts the number.
-    id: Option<String>,
+    id: Option<JsonNumberText>,
+}
+
+/// A field WeChat sends as a JSON string or a JSON number. A card number has up to 19 digits,
+/// more than an `i64` or an `f64` holds exactly, so a number is kept as the text it was sent as.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct JsonNumberText(Box<serde_json::value::RawValue>);
+
+impl JsonNumberText {
+    fn text(&self) -> String {
+        let raw = self.0.get();
+        serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_owned())
+    }
 }
 
 #[serde_as]
@@ -364,7 +418,31 @@ mod tests {
             serde_json::from_str(r#"{"errcode":"0","errmsg":"ok","id":"6222 1234"}"#)
                 .expect("parses");
         assert_eq!(reply.errcode, 0);
-        assert_eq!(reply.number.or(reply.id).as_deref(), Some("6222 1234"));
+        assert_eq!(
+            reply.number.or(reply.id).map(|n| n.text()).as_deref(),
+            Some("6222 1234")
+        );
+    }
+
+    #[test]
+    fn bank_card_number_sent_as_a_json_integer_keeps_every_digit() {
+        let reply: BankCardReply =
+            serde_json::from_str(r#"{"errcode":0,"number":9999020200112345678}"#).expect("parses");
+        assert_eq!(
+            reply.number.map(|n| n.text()).as_deref(),
+            Some("9999020200112345678")
+        );
+    }
+
+    #[test]
+    fn an_unexpected_reply_is_described_without_its_values() {
+        let err = serde_json::from_str::<ScanTitleReply>(r#"{"title":6222020200112345678}"#)
+            .map(|_| ())
+            .map_err(unexpected_json)
+            .expect_err("a number is not a title");
+        let message = err.to_string();
+        assert!(!message.contains("6222020200112345678"), "{message}");
+        assert!(message.contains("line 1"), "{message}");
     }
 
     #[test]
@@ -373,7 +451,7 @@ mod tests {
             serde_json::from_str(r#"{"errcode":101001,"errmsg":"certificate not found"}"#)
                 .expect("parses");
         assert_eq!(reply.errcode, 101001);
-        assert_eq!(reply.number, None);
+        assert!(reply.number.is_none());
     }
 
     #[test]

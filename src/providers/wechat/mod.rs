@@ -79,6 +79,8 @@ pub struct WechatConfig {
     /// First backoff before such a retry; it doubles each time, with jitter.
     #[serde(with = "humantime_serde")]
     pub busy_backoff: Duration,
+    /// Largest reply read from WeChat; a longer one is an error, never buffered whole.
+    pub max_reply_bytes: bytesize::ByteSize,
 }
 
 impl Default for WechatConfig {
@@ -101,6 +103,7 @@ impl Default for WechatConfig {
             token_refresh_margin: Duration::from_secs(300),
             busy_retries: 2,
             busy_backoff: Duration::from_millis(100),
+            max_reply_bytes: bytesize::ByteSize::mib(1),
         }
     }
 }
@@ -473,7 +476,7 @@ impl WechatProvider {
                     otel.status_code = Empty,
                 ))
                 .await;
-            self.metrics.token_fetch(&account.app_id, fetched.is_ok());
+            self.metrics.token_fetch(&account.name, fetched.is_ok());
             fetched
         };
         let lookup = self
@@ -485,12 +488,12 @@ impl WechatProvider {
             Ok((token, lookup)) => {
                 let hit = lookup == Lookup::Hit;
                 span.record("token.cache_hit", hit);
-                self.metrics.token_lookup(&account.app_id, hit);
+                self.metrics.token_lookup(&account.name, hit);
                 Ok(token)
             }
             Err(err) => {
                 span.record("otel.status_code", "ERROR");
-                self.metrics.token_lookup(&account.app_id, false);
+                self.metrics.token_lookup(&account.name, false);
                 Err(err)
             }
         }
