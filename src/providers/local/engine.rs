@@ -36,6 +36,8 @@ const LINE_HEIGHT: u32 = 48;
 const MIN_LINE_WIDTH: u32 = 64;
 /// Longer lines are squeezed to this width; card numbers are far shorter.
 const MAX_LINE_WIDTH: u32 = 1600;
+/// Most lines read in one image: a card face has a dozen or two.
+const MAX_LINES: usize = 48;
 
 /// Where a line of text is in the original image, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -124,17 +126,32 @@ impl Engine {
         })
     }
 
-    /// Finds the lines of text in `image` and reads each, top to bottom.
-    pub fn read(&mut self, image: &RgbImage) -> ort::Result<Vec<TextLine>> {
+    /// Finds the lines of text in `image` and reads each, top to bottom. `stop` is asked before
+    /// each line: once it says so, the lines read so far are dropped and `None` is returned.
+    pub fn read(
+        &mut self,
+        image: &RgbImage,
+        stop: impl Fn() -> bool,
+    ) -> ort::Result<Option<Vec<TextLine>>> {
+        let mut boxes = self.detect(image)?;
+        if boxes.len() > MAX_LINES {
+            // A page dense with text would cost seconds; a card's number is among its tallest lines.
+            boxes.sort_by_key(|bounds| std::cmp::Reverse(bounds.height));
+            boxes.truncate(MAX_LINES);
+            boxes.sort_by(|a, b| a.center_y().total_cmp(&b.center_y()).then(a.x.cmp(&b.x)));
+        }
         let mut lines = Vec::new();
-        for bounds in self.detect(image)? {
+        for bounds in boxes {
+            if stop() {
+                return Ok(None);
+            }
             let crop = imageops::crop_imm(image, bounds.x, bounds.y, bounds.width, bounds.height);
             let glyphs = self.recognize(&crop.to_image())?;
             if glyphs.iter().any(|glyph| !glyph.text.trim().is_empty()) {
                 lines.push(TextLine { bounds, glyphs });
             }
         }
-        Ok(lines)
+        Ok(Some(lines))
     }
 
     fn detect(&mut self, image: &RgbImage) -> ort::Result<Vec<Bounds>> {

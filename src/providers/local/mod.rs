@@ -12,14 +12,17 @@ use std::{
     io::Cursor,
     num::NonZeroUsize,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, TryLockError},
+    sync::{
+        Arc, Mutex, TryLockError,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use image::{ImageReader, Limits};
 use serde::Deserialize;
-use tokio::sync::Semaphore;
+use tokio::{sync::Semaphore, time::Instant};
 
 use self::engine::Engine;
 use crate::provider::{
@@ -34,9 +37,6 @@ const DETECTION_MODEL: &str = "ch_PP-OCRv4_det_infer.onnx";
 const RECOGNITION_MODEL: &str = "ch_PP-OCRv4_rec_infer.onnx";
 const RUNTIME_LIBRARY: &str = "libonnxruntime.so";
 
-/// Decoding stops at images larger than this many pixels (a 2 MiB file can claim far more).
-const MAX_PIXELS: u64 = 40_000_000;
-
 /// The `[local]` section of the configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -49,6 +49,9 @@ pub struct LocalConfig {
     pub concurrency: Option<NonZeroUsize>,
     /// Threads each recognition uses.
     pub threads_per_image: NonZeroUsize,
+    /// Largest image decoded, in pixels; a larger one is refused before it is decoded (a small
+    /// file can claim a huge picture, and its decoded pixels are what cost memory).
+    pub max_image_pixels: u64,
 }
 
 impl Default for LocalConfig {
@@ -58,6 +61,7 @@ impl Default for LocalConfig {
             onnxruntime_library: None,
             concurrency: None,
             threads_per_image: NonZeroUsize::MIN,
+            max_image_pixels: 16_000_000,
         }
     }
 }
@@ -101,6 +105,7 @@ pub struct LocalProvider {
     /// One engine per permit of `permits`: a holder of a permit always finds one unlocked.
     engines: Arc<[Mutex<Engine>]>,
     permits: Arc<Semaphore>,
+    max_image_pixels: u64,
 }
 
 impl LocalProvider {
@@ -132,6 +137,7 @@ impl LocalProvider {
         Ok(Self {
             engines,
             permits: Arc::new(Semaphore::new(concurrency)),
+            max_image_pixels: config.max_image_pixels,
         })
     }
 
@@ -147,11 +153,18 @@ impl LocalProvider {
         .map_err(|_| ProviderError::new(PROVIDER, ErrorKind::Unavailable, "shutting down"))?;
 
         let engines = Arc::clone(&self.engines);
+        let max_pixels = self.max_image_pixels;
         let span = tracing::Span::current();
+        // Set when this call is dropped (the client went away, or its deadline answered first).
+        let abandoned = StopOnDrop::default();
+        let stop = Arc::clone(&abandoned.0);
+        let deadline = call.deadline;
         let work = tokio::task::spawn_blocking(move || {
-            // Held until the work is done, even when the caller stopped waiting.
+            // Held until the work stops, which it does soon after the caller stops waiting.
             let _permit = permit;
-            span.in_scope(|| read_card(&engines, &bytes))
+            let stop =
+                || stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
+            span.in_scope(|| read_card(&engines, &bytes, max_pixels, stop))
         });
         let joined = match call.remaining() {
             Some(left) => tokio::time::timeout(left, work)
@@ -193,9 +206,28 @@ impl BankCardRecognizer for LocalProvider {
     }
 }
 
-/// Decodes `bytes`, reads its text and picks the card number. Runs on a blocking thread.
-fn read_card(engines: &[Mutex<Engine>], bytes: &[u8]) -> Result<BankCard, ProviderError> {
-    let image = decode(bytes)?;
+/// Sets its flag when dropped: tells blocking work that nobody waits for it any more.
+#[derive(Default)]
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Decodes `bytes`, reads its text and picks the card number. Runs on a blocking thread, and gives
+/// up as soon as `stop` says nobody waits for the answer any more.
+fn read_card(
+    engines: &[Mutex<Engine>],
+    bytes: &[u8],
+    max_pixels: u64,
+    stop: impl Fn() -> bool,
+) -> Result<BankCard, ProviderError> {
+    let image = decode(bytes, max_pixels)?;
+    if stop() {
+        return Err(stopped());
+    }
     // An engine whose last run panicked is still whole (ONNX Runtime keeps no state between
     // runs), so a poisoned slot is taken as it is rather than lost.
     let mut engine = engines
@@ -206,15 +238,17 @@ fn read_card(engines: &[Mutex<Engine>], bytes: &[u8]) -> Result<BankCard, Provid
             Err(TryLockError::WouldBlock) => None,
         })
         .ok_or_else(|| ProviderError::new(PROVIDER, ErrorKind::Unknown, "no free OCR engine"))?;
-    let lines = engine.read(&image);
+    let lines = engine.read(&image, stop);
     drop(engine);
-    let lines = lines.map_err(|err| {
-        ProviderError::new(
-            PROVIDER,
-            ErrorKind::Unknown,
-            format!("OCR inference failed: {err}"),
-        )
-    })?;
+    let lines = lines
+        .map_err(|err| {
+            ProviderError::new(
+                PROVIDER,
+                ErrorKind::Unknown,
+                format!("OCR inference failed: {err}"),
+            )
+        })?
+        .ok_or_else(stopped)?;
     tracing::debug!(lines = lines.len(), "text lines read");
     card::pick_number(&lines)
         .map(|number| BankCard { number })
@@ -227,21 +261,36 @@ fn read_card(engines: &[Mutex<Engine>], bytes: &[u8]) -> Result<BankCard, Provid
         })
 }
 
-fn decode(bytes: &[u8]) -> Result<image::RgbImage, ProviderError> {
-    let invalid = |err: image::ImageError| {
-        ProviderError::new(
-            PROVIDER,
-            ErrorKind::InvalidInput,
-            format!("the image could not be decoded: {err}"),
-        )
+/// Decodes an image of at most `max_pixels`, checked from its header before any pixel is.
+fn decode(bytes: &[u8], max_pixels: u64) -> Result<image::RgbImage, ProviderError> {
+    let invalid = |message: String| ProviderError::new(PROVIDER, ErrorKind::InvalidInput, message);
+    let undecodable =
+        |err: image::ImageError| invalid(format!("the image could not be decoded: {err}"));
+    let reader = || {
+        ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|err| undecodable(err.into()))
     };
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|err| invalid(err.into()))?;
+    let (width, height) = reader()?.into_dimensions().map_err(undecodable)?;
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        return Err(invalid(format!(
+            "the image is {width}×{height} pixels ({:.1} megapixels); the local provider reads at \
+             most {:.1} megapixels",
+            pixels as f64 / 1e6,
+            max_pixels as f64 / 1e6
+        )));
+    }
+    let mut reader = reader()?;
     let mut limits = Limits::default();
-    limits.max_alloc = Some(MAX_PIXELS * 4);
+    // The widest pixel an image format holds: 16-bit RGBA.
+    limits.max_alloc = Some(max_pixels * 8);
     reader.limits(limits);
-    Ok(reader.decode().map_err(invalid)?.into_rgb8())
+    Ok(reader.decode().map_err(undecodable)?.into_rgb8())
+}
+
+fn stopped() -> ProviderError {
+    deadline_exceeded("reading the card: nobody waits for the answer any more")
 }
 
 fn deadline_exceeded(what: &str) -> ProviderError {
