@@ -10,6 +10,7 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    limits::LimitsConfig,
     providers::{local::LocalConfig, wechat::WechatConfig},
     routing::RoutingConfig,
 };
@@ -32,6 +33,7 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     pub log: LogConfig,
+    pub limits: LimitsConfig,
     pub wechat: WechatConfig,
     pub local: LocalConfig,
     pub routing: RoutingConfig,
@@ -45,6 +47,7 @@ impl Default for Config {
             drain_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(20),
             log: LogConfig::default(),
+            limits: LimitsConfig::default(),
             wechat: WechatConfig::default(),
             local: LocalConfig::default(),
             routing: RoutingConfig::default(),

@@ -11,6 +11,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod enrich;
+pub mod limits;
 pub mod provider;
 pub mod providers;
 pub mod routing;

@@ -84,7 +84,9 @@ async fn metrics_count_calls_upstream_requests_tokens_and_quota_by_their_labels(
         Some(1.0)
     );
 
-    let app = ("app_id", common::APP_ID);
+    // Accounts by their configured name: the page shows no app id.
+    assert!(!page.contains(common::APP_ID), "{page}");
+    let app = ("account", "default");
     assert_eq!(
         sample(
             &page,

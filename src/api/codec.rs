@@ -13,7 +13,10 @@ use tonic::{
 };
 use tonic_prost::ProstCodec;
 
-use super::{pb, status::InvalidRequest};
+use super::{
+    pb,
+    status::{self, InvalidRequest},
+};
 
 /// Rules a message's wire form must keep, checked before decoding.
 pub trait WireRules {
@@ -111,7 +114,7 @@ impl<U: Message + Default + WireRules> Decoder for OcrDecoder<U> {
         }
         U::decode(buf)
             .map(Some)
-            .map_err(|err| Status::invalid_argument(format!("malformed message: {err}")))
+            .map_err(|err| status::malformed_request(format!("malformed message: {err}")))
     }
 }
 

@@ -18,21 +18,34 @@ use super::status;
 pub struct Deadline(pub Instant);
 
 /// Reads `grpc-timeout`, records the [`Deadline`] and answers DEADLINE_EXCEEDED when it passes,
-/// however far along the call is.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DeadlineLayer;
+/// however far along the call is. A call without a deadline, or with one later than
+/// `max_call_duration`, gets `max_call_duration`: no call holds the gateway longer.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadlineLayer {
+    max_call_duration: Duration,
+}
+
+impl DeadlineLayer {
+    pub fn new(max_call_duration: Duration) -> Self {
+        Self { max_call_duration }
+    }
+}
 
 impl<S> Layer<S> for DeadlineLayer {
     type Service = DeadlineService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        DeadlineService { inner }
+        DeadlineService {
+            inner,
+            max_call_duration: self.max_call_duration,
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct DeadlineService<S> {
     inner: S,
+    max_call_duration: Duration,
 }
 
 /// The transport enforces `grpc-timeout` too, answering a bare CANCELLED. Ending a millisecond
@@ -54,22 +67,21 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let deadline = request
+        let timeout = request
             .headers()
             .get("grpc-timeout")
             .and_then(parse_grpc_timeout)
-            .map(|timeout| Instant::now() + timeout.saturating_sub(AHEAD_OF_TRANSPORT));
-        if let Some(deadline) = deadline {
-            request.extensions_mut().insert(Deadline(deadline));
-        }
+            .map(|timeout| timeout.saturating_sub(AHEAD_OF_TRANSPORT))
+            .map_or(self.max_call_duration, |timeout| {
+                timeout.min(self.max_call_duration)
+            });
+        let deadline = Instant::now() + timeout;
+        request.extensions_mut().insert(Deadline(deadline));
         let response = self.inner.call(request);
         Box::pin(async move {
-            match deadline {
-                None => response.await,
-                Some(deadline) => match tokio::time::timeout_at(deadline, response).await {
-                    Ok(response) => response,
-                    Err(_elapsed) => Ok(status::deadline_exceeded().into_http()),
-                },
+            match tokio::time::timeout_at(deadline, response).await {
+                Ok(response) => response,
+                Err(_elapsed) => Ok(status::deadline_exceeded().into_http()),
             }
         })
     }

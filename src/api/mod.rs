@@ -3,6 +3,7 @@
 pub mod codec;
 mod convert;
 mod deadline;
+mod intake;
 pub mod status;
 mod telemetry;
 pub mod validate;
@@ -14,6 +15,7 @@ use tonic::{Request, Response, Status};
 use self::status::InvalidRequest;
 pub use self::{
     deadline::{Deadline, DeadlineLayer},
+    intake::IntakeLayer,
     telemetry::TelemetryLayer,
 };
 use crate::{
@@ -58,6 +60,7 @@ impl OcrApi {
 
     pub fn into_server(self) -> pb::ocr_service_server::OcrServiceServer<Self> {
         pb::ocr_service_server::OcrServiceServer::new(self)
+            .max_decoding_message_size(validate::MAX_MESSAGE_BYTES)
     }
 }
 

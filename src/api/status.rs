@@ -91,3 +91,65 @@ pub fn deadline_exceeded() -> Status {
         ErrorDetails::with_error_info(REASON_DEADLINE_EXCEEDED, ERROR_DOMAIN, HashMap::new()),
     )
 }
+
+/// `reason` of a message larger than its method accepts.
+pub const REASON_MESSAGE_TOO_LARGE: &str = "MESSAGE_TOO_LARGE";
+
+/// `reason` of a call refused because the request bytes in flight would pass the budget.
+pub const REASON_REQUEST_MEMORY_EXHAUSTED: &str = "REQUEST_MEMORY_EXHAUSTED";
+
+/// `reason` of a request body that stopped arriving.
+pub const REASON_REQUEST_BODY_TIMEOUT: &str = "REQUEST_BODY_TIMEOUT";
+
+/// `reason` of a request whose gRPC framing or protobuf is broken.
+pub const REASON_MALFORMED_REQUEST: &str = "MALFORMED_REQUEST";
+
+/// How long a caller refused for load should wait before trying again.
+const OVERLOAD_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A message over the method's limit, refused before it is read (RESOURCE_EXHAUSTED, as the
+/// gRPC spec asks for messages past the receiver's limit).
+pub fn message_too_large(length: usize, limit: usize) -> Status {
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!("the request message is {length} bytes; this method accepts at most {limit}"),
+        ErrorDetails::with_error_info(
+            REASON_MESSAGE_TOO_LARGE,
+            ERROR_DOMAIN,
+            HashMap::from([("limit_bytes".to_owned(), limit.to_string())]),
+        ),
+    )
+}
+
+/// The process holds as many request bytes as it may; the caller should retry shortly.
+pub fn request_memory_exhausted() -> Status {
+    let mut details = ErrorDetails::with_error_info(
+        REASON_REQUEST_MEMORY_EXHAUSTED,
+        ERROR_DOMAIN,
+        HashMap::new(),
+    );
+    details.set_retry_info(Some(OVERLOAD_RETRY_DELAY));
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        "the server holds as many request bytes as it may; retry shortly",
+        details,
+    )
+}
+
+/// The request body sent nothing for `timeout`.
+pub fn body_timeout(timeout: std::time::Duration) -> Status {
+    Status::with_error_details(
+        Code::DeadlineExceeded,
+        format!("the request body sent nothing for {timeout:?}"),
+        ErrorDetails::with_error_info(REASON_REQUEST_BODY_TIMEOUT, ERROR_DOMAIN, HashMap::new()),
+    )
+}
+
+/// A request whose framing or protobuf encoding is broken: the client's mistake.
+pub fn malformed_request(description: impl Into<String>) -> Status {
+    Status::with_error_details(
+        Code::InvalidArgument,
+        description,
+        ErrorDetails::with_error_info(REASON_MALFORMED_REQUEST, ERROR_DOMAIN, HashMap::new()),
+    )
+}

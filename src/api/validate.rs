@@ -9,6 +9,8 @@ use crate::provider::{
 
 /// Largest image accepted, as WeChat's own limit: 2 MiB.
 pub const MAX_IMAGE_BYTES: usize = 2 * 1024 * 1024;
+/// Largest request message accepted: the largest image and room for the other fields.
+pub const MAX_MESSAGE_BYTES: usize = MAX_IMAGE_BYTES + 16 * 1024;
 /// Longest image URL accepted.
 pub const MAX_IMAGE_URL_BYTES: usize = 2048;
 /// Longest QR code text accepted (a QR code holds at most 2,953 bytes).

@@ -1,14 +1,18 @@
 //! Wiring: providers, the gRPC services, health, reflection and graceful shutdown.
 
+mod connection;
+
 use std::{future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
+pub use self::connection::ConnectionInfo;
+use self::connection::{Incoming, OpenCallsLayer};
 use crate::{
     admin,
-    api::{DeadlineLayer, OcrApi, TelemetryLayer, pb, validate::MAX_IMAGE_BYTES},
+    api::{DeadlineLayer, IntakeLayer, OcrApi, TelemetryLayer, pb, validate::MAX_MESSAGE_BYTES},
     config::Config,
     enrich::BinTable,
     provider::{BankCardRecognizer, InvoiceTitleParser},
@@ -28,6 +32,8 @@ pub enum ServeError {
     Local(#[from] local::BuildError),
     #[error("invalid configuration: {0}")]
     Routing(String),
+    #[error("invalid configuration: {0}")]
+    Limits(String),
     #[error("the local provider failed to load: {0}")]
     LocalPanicked(#[from] tokio::task::JoinError),
     #[error("could not build server reflection: {0}")]
@@ -135,10 +141,12 @@ async fn api(config: &Config, metrics: &Metrics) -> Result<OcrApi, ServeError> {
     ))
 }
 
-/// HTTP/2 flow-control window per stream: the largest image and its framing.
-const STREAM_WINDOW: u32 = (MAX_IMAGE_BYTES + 64 * 1024) as u32;
+/// HTTP/2 flow-control window per stream: the largest message and its framing.
+const STREAM_WINDOW: u32 = (MAX_MESSAGE_BYTES + 64 * 1024) as u32;
 /// HTTP/2 flow-control window per connection.
 const CONNECTION_WINDOW: u32 = 4 * STREAM_WINDOW;
+/// Largest header block a client may send: metadata is small, and h2 would otherwise take 16 MiB.
+const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 
 /// Serves until `shutdown` completes, then drains: health and `/readyz` turn NOT_SERVING, new
 /// connections stop after `drain_delay`, in-flight calls get `shutdown_grace` to finish.
@@ -149,6 +157,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let metrics = telemetry.metrics().clone();
+    let limits = &config.limits;
+    limits.check().map_err(ServeError::Limits)?;
     let api = api(config, &metrics).await?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -184,23 +194,25 @@ pub async fn serve(
     let server = Server::builder()
         // HTTP/2's default 64 KiB windows make a client stop and wait for WINDOW_UPDATEs several
         // times per photo, and 16 uploads on one connection share one window. A stream window
-        // fits the largest image; the connection window fits several.
+        // fits the largest image; the connection window fits several. What a client sends is
+        // taken off the connection at once, against the request memory budget (IntakeLayer).
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .layer(TelemetryLayer::new(metrics))
-        .layer(DeadlineLayer)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .layer(OpenCallsLayer)
+        .layer(TelemetryLayer::new(metrics.clone()))
+        .layer(DeadlineLayer::new(limits.max_call_duration))
+        .layer(IntakeLayer::new(limits, metrics.clone()))
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(api.into_server())
-        // Without TCP_NODELAY a response's last small frame waits for the client's delayed ACK
-        // (40 ms on Linux) whenever a write is split.
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
-            async {
-                stopped.await.ok();
-            },
-        );
+        .serve_with_incoming_shutdown(Incoming::new(listeners.grpc, limits, metrics), async {
+            stopped.await.ok();
+        });
     tokio::pin!(server);
     tracing::info!(%address, "listening");
 

@@ -19,6 +19,9 @@ pub struct Metrics {
     token_fetches: Counter<u64>,
     quota_exhausted: Counter<u64>,
     failovers: Counter<u64>,
+    connections_open: UpDownCounter<i64>,
+    connections_closed: Counter<u64>,
+    requests_refused: Counter<u64>,
 }
 
 /// Latency buckets in seconds, from a fast cache hit to a slow vendor.
@@ -66,6 +69,22 @@ impl Metrics {
                     "Calls passed on to the next provider, by method, provider and error kind",
                 )
                 .build(),
+            connections_open: meter
+                .i64_up_down_counter("ocrgate.connections.open")
+                .with_description("Client connections open now")
+                .build(),
+            connections_closed: meter
+                .u64_counter("ocrgate.connections.closed")
+                .with_description(
+                    "Client connections the server closed, by the limit that closed them",
+                )
+                .build(),
+            requests_refused: meter
+                .u64_counter("ocrgate.requests.refused")
+                .with_description(
+                    "Calls refused before their request was read, by the rule they broke",
+                )
+                .build(),
         }
     }
 
@@ -107,21 +126,22 @@ impl Metrics {
         );
     }
 
-    pub fn token_lookup(&self, app_id: &str, hit: bool) {
+    /// A token lookup for a configured `account` (a name from the configuration, never an id).
+    pub fn token_lookup(&self, account: &str, hit: bool) {
         self.token_lookups.add(
             1,
             &[
-                KeyValue::new("app_id", app_id.to_owned()),
+                KeyValue::new("account", account.to_owned()),
                 KeyValue::new("cache", if hit { "hit" } else { "miss" }),
             ],
         );
     }
 
-    pub fn token_fetch(&self, app_id: &str, ok: bool) {
+    pub fn token_fetch(&self, account: &str, ok: bool) {
         self.token_fetches.add(
             1,
             &[
-                KeyValue::new("app_id", app_id.to_owned()),
+                KeyValue::new("account", account.to_owned()),
                 KeyValue::new("outcome", if ok { "ok" } else { "error" }),
             ],
         );
@@ -148,5 +168,21 @@ impl Metrics {
                 KeyValue::new("kind", kind.as_str()),
             ],
         );
+    }
+
+    /// A client connection opened (`+1`) or closed (`-1`).
+    pub fn connection_opened(&self, delta: i64) {
+        self.connections_open.add(delta, &[]);
+    }
+
+    /// A client connection closed by the server because of `limit` (a `[limits]` key).
+    pub fn connection_closed(&self, limit: &'static str) {
+        self.connections_closed
+            .add(1, &[KeyValue::new("limit", limit)]);
+    }
+
+    /// A call refused before its request was read, for breaking `rule`.
+    pub fn request_refused(&self, rule: &'static str) {
+        self.requests_refused.add(1, &[KeyValue::new("rule", rule)]);
     }
 }

@@ -1,0 +1,394 @@
+//! What a request may bring in: a gRPC content type, messages no larger than the method needs,
+//! bytes within the process's memory budget, and a body that keeps arriving.
+//!
+//! The 5-byte gRPC prefix of a message declares its length, so a message is refused or its bytes
+//! reserved from the budget as soon as that prefix arrives, before the rest is buffered. The
+//! reservation is held until the call's response is ready, since the decoded request lives that
+//! long.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, OnceLock},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::{Buf as _, Bytes};
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body::Frame;
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::{Instant, Sleep},
+};
+use tonic::{Status, body::Body};
+use tower::{Layer, Service};
+
+use super::{status, validate::MAX_MESSAGE_BYTES};
+use crate::{limits::LimitsConfig, telemetry::Metrics};
+
+/// The largest message of any other service (health, reflection): their requests are names.
+pub const MAX_OTHER_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Length of the prefix of every gRPC message: a compression flag and a 4-byte length.
+const PREFIX_BYTES: usize = 5;
+
+/// Applies the intake rules to every call.
+#[derive(Clone)]
+pub struct IntakeLayer {
+    budget: Arc<Semaphore>,
+    body_timeout: Duration,
+    metrics: Metrics,
+}
+
+impl IntakeLayer {
+    pub fn new(limits: &LimitsConfig, metrics: Metrics) -> Self {
+        Self {
+            budget: Arc::new(Semaphore::new(limits.request_memory_bytes())),
+            body_timeout: limits.body_timeout,
+            metrics,
+        }
+    }
+}
+
+impl<S> Layer<S> for IntakeLayer {
+    type Service = IntakeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        IntakeService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct IntakeService<S> {
+    inner: S,
+    layer: IntakeLayer,
+}
+
+impl<S, ResBody> Service<Request<Body>> for IntakeService<S>
+where
+    S: Service<Request<Body>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if !is_grpc(request.headers().get(header::CONTENT_TYPE)) {
+            // As the gRPC over HTTP/2 spec asks of a server: 415, not a gRPC status.
+            self.layer.metrics.request_refused("content_type");
+            let mut response = Response::new(ResBody::default());
+            *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            return Box::pin(std::future::ready(Ok(response)));
+        }
+        let rules = Rules::for_path(request.uri().path());
+        let reservation = Arc::new(OnceLock::new());
+        let request = request.map(|body| {
+            Body::new(GuardedBody {
+                inner: body,
+                rules,
+                framing: Framing::default(),
+                budget: Arc::clone(&self.layer.budget),
+                reservation: Arc::clone(&reservation),
+                reserved: 0,
+                body_timeout: self.layer.body_timeout,
+                stall: Box::pin(tokio::time::sleep(self.layer.body_timeout)),
+                metrics: self.layer.metrics.clone(),
+                done: false,
+            })
+        });
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            // The decoded request is gone once the response is ready: so are its bytes.
+            drop(reservation);
+            response
+        })
+    }
+}
+
+fn is_grpc(content_type: Option<&HeaderValue>) -> bool {
+    content_type
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value == "application/grpc"
+                || value.starts_with("application/grpc+")
+                || value.starts_with("application/grpc;")
+        })
+}
+
+/// What one method's requests may hold.
+#[derive(Debug, Clone, Copy)]
+struct Rules {
+    max_message: usize,
+    /// A unary `OcrService` call: exactly one message, whose bytes alone are reserved.
+    unary: bool,
+}
+
+impl Rules {
+    fn for_path(path: &str) -> Self {
+        if path.starts_with("/ocrgate.v1.OcrService/") {
+            Self {
+                max_message: MAX_MESSAGE_BYTES,
+                unary: true,
+            }
+        } else {
+            Self {
+                max_message: MAX_OTHER_MESSAGE_BYTES,
+                unary: false,
+            }
+        }
+    }
+
+    /// Bytes to reserve for a call whose first message declares `length`.
+    fn reservation(self, length: usize) -> usize {
+        PREFIX_BYTES + if self.unary { length } else { self.max_message }
+    }
+}
+
+/// Where the body stands in its sequence of length-prefixed messages.
+#[derive(Debug, Default)]
+struct Framing {
+    prefix: [u8; PREFIX_BYTES],
+    prefix_len: usize,
+    payload_left: usize,
+    messages: usize,
+}
+
+impl Framing {
+    /// Walks `data`, calling `on_message` with each message length as its prefix completes.
+    fn feed<E>(
+        &mut self,
+        mut data: &[u8],
+        mut on_message: impl FnMut(usize, usize) -> Result<(), E>,
+    ) -> Result<(), E> {
+        while !data.is_empty() {
+            if self.payload_left > 0 {
+                let n = self.payload_left.min(data.len());
+                self.payload_left -= n;
+                data.advance(n);
+                continue;
+            }
+            let n = (PREFIX_BYTES - self.prefix_len).min(data.len());
+            self.prefix[self.prefix_len..self.prefix_len + n].copy_from_slice(&data[..n]);
+            self.prefix_len += n;
+            data.advance(n);
+            if self.prefix_len == PREFIX_BYTES {
+                let [_, a, b, c, d] = self.prefix;
+                let length = u32::from_be_bytes([a, b, c, d]) as usize;
+                on_message(self.messages, length)?;
+                self.prefix_len = 0;
+                self.payload_left = length;
+                self.messages += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the body ended in the middle of a message.
+    fn cut_short(&self) -> bool {
+        self.prefix_len > 0 || self.payload_left > 0
+    }
+}
+
+/// Why a message is refused.
+enum Refusal {
+    /// Its length, and the limit it passed.
+    TooLarge(usize, usize),
+    OverBudget,
+    SecondMessage,
+}
+
+/// A request body under the intake rules; its first error ends it.
+struct GuardedBody {
+    inner: Body,
+    rules: Rules,
+    framing: Framing,
+    budget: Arc<Semaphore>,
+    /// Shared with the call's response future, which drops it when the response is ready.
+    reservation: Arc<OnceLock<OwnedSemaphorePermit>>,
+    reserved: usize,
+    body_timeout: Duration,
+    stall: Pin<Box<Sleep>>,
+    metrics: Metrics,
+    done: bool,
+}
+
+impl GuardedBody {
+    fn check_data(&mut self, data: &Bytes) -> Result<(), Status> {
+        let Self {
+            rules,
+            framing,
+            budget,
+            reservation,
+            reserved,
+            ..
+        } = self;
+        framing
+            .feed(data, |index, length| {
+                if length > rules.max_message {
+                    return Err(Refusal::TooLarge(length, rules.max_message));
+                }
+                if index == 0 {
+                    let bytes = rules.reservation(length);
+                    let permit = u32::try_from(bytes)
+                        .ok()
+                        .and_then(|n| Arc::clone(budget).try_acquire_many_owned(n).ok())
+                        .ok_or(Refusal::OverBudget)?;
+                    *reserved = bytes;
+                    reservation.set(permit).ok();
+                } else if rules.unary {
+                    return Err(Refusal::SecondMessage);
+                } else if PREFIX_BYTES + length > *reserved {
+                    return Err(Refusal::TooLarge(length, *reserved - PREFIX_BYTES));
+                }
+                Ok(())
+            })
+            .map_err(|refusal| {
+                let (rule, status) = match refusal {
+                    Refusal::TooLarge(length, limit) => (
+                        "message_too_large",
+                        status::message_too_large(length, limit),
+                    ),
+                    Refusal::OverBudget => ("request_memory", status::request_memory_exhausted()),
+                    Refusal::SecondMessage => (
+                        "malformed",
+                        status::malformed_request("a unary call carries exactly one message"),
+                    ),
+                };
+                self.refused(rule, status)
+            })
+    }
+
+    fn refused(&self, reason: &'static str, status: Status) -> Status {
+        self.metrics.request_refused(reason);
+        status
+    }
+
+    fn check_end(&self) -> Result<(), Status> {
+        if self.framing.cut_short() {
+            return Err(self.refused(
+                "malformed",
+                status::malformed_request("the request body ended inside a message"),
+            ));
+        }
+        if self.rules.unary && self.framing.messages == 0 {
+            return Err(self.refused(
+                "malformed",
+                status::malformed_request("the request body holds no message"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let result = match polled {
+            Poll::Pending => {
+                if this.stall.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let timeout = this.body_timeout;
+                Some(Err(
+                    this.refused("body_timeout", status::body_timeout(timeout))
+                ))
+            }
+            Poll::Ready(None) => this.check_end().err().map(Err),
+            Poll::Ready(Some(Err(err))) => Some(Err(err)),
+            Poll::Ready(Some(Ok(frame))) => {
+                let deadline = Instant::now() + this.body_timeout;
+                this.stall.as_mut().reset(deadline);
+                match frame.data_ref().map(|data| this.check_data(data)) {
+                    Some(Err(status)) => Some(Err(status)),
+                    _ => Some(Ok(frame)),
+                }
+            }
+        };
+        this.done = !matches!(result, Some(Ok(_)));
+        Poll::Ready(result)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // Never claimed early: an empty body must still be polled to be refused.
+        self.done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lengths(chunks: &[&[u8]]) -> Vec<(usize, usize)> {
+        let mut framing = Framing::default();
+        let mut seen = Vec::new();
+        for chunk in chunks {
+            framing
+                .feed(chunk, |index, length| {
+                    seen.push((index, length));
+                    Ok::<_, ()>(())
+                })
+                .expect("no refusal");
+        }
+        seen
+    }
+
+    #[test]
+    fn message_lengths_are_read_across_chunk_boundaries() {
+        assert_eq!(
+            lengths(&[
+                &[0, 0, 0],
+                &[0, 3, b'a', b'b'],
+                &[b'c', 0, 0, 0, 0, 1, b'z']
+            ]),
+            [(0, 3), (1, 1)]
+        );
+    }
+
+    #[test]
+    fn a_body_cut_inside_a_prefix_or_payload_is_short() {
+        let mut framing = Framing::default();
+        framing
+            .feed(&[0, 0, 0], |_, _| Ok::<_, ()>(()))
+            .expect("fed");
+        assert!(framing.cut_short());
+        let mut framing = Framing::default();
+        framing
+            .feed(&[0, 0, 0, 0, 4, 1, 2], |_, _| Ok::<_, ()>(()))
+            .expect("fed");
+        assert!(framing.cut_short());
+        framing.feed(&[3, 4], |_, _| Ok::<_, ()>(())).expect("fed");
+        assert!(!framing.cut_short());
+    }
+
+    #[test]
+    fn only_grpc_content_types_pass() {
+        let ok = |value: &str| is_grpc(Some(&HeaderValue::from_str(value).expect("header")));
+        assert!(ok("application/grpc"));
+        assert!(ok("application/grpc+proto"));
+        assert!(!ok("application/json"));
+        assert!(!ok("application/grpc-web"));
+        assert!(!is_grpc(None));
+    }
+}

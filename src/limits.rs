@@ -1,0 +1,110 @@
+//! The `[limits]` section: every resource a client can make the gateway hold has a bound here.
+
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+
+/// Bounds on what clients may make the gateway hold: connections, streams, request bodies, time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Open client connections; a connection past this is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams (calls) per connection, advertised as MAX_CONCURRENT_STREAMS.
+    pub max_concurrent_streams: u32,
+    /// A new connection that has not sent the HTTP/2 preface and its SETTINGS by then is closed.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// A connection with no call open for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// How often an HTTP/2 PING checks that a connection's peer is still there.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    /// How long a PING may go unanswered before the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+    /// A request body that sends nothing for this long is reset.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Request bytes held at once across every call of the process; a call that would pass it is
+    /// refused with RESOURCE_EXHAUSTED before its body is buffered.
+    pub request_memory: ByteSize,
+    /// The longest a call may take: its deadline when the client sets none or a later one.
+    #[serde(with = "humantime_serde")]
+    pub max_call_duration: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_concurrent_streams: 100,
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(120),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            request_memory: ByteSize::mib(128),
+            max_call_duration: Duration::from_secs(15),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// Refuses settings that would leave a resource unbounded or the server unable to serve.
+    pub fn check(&self) -> Result<(), String> {
+        let zero = [
+            ("max_connections", self.max_connections == 0),
+            ("max_concurrent_streams", self.max_concurrent_streams == 0),
+            ("handshake_timeout", self.handshake_timeout.is_zero()),
+            ("idle_timeout", self.idle_timeout.is_zero()),
+            ("keepalive_interval", self.keepalive_interval.is_zero()),
+            ("keepalive_timeout", self.keepalive_timeout.is_zero()),
+            ("body_timeout", self.body_timeout.is_zero()),
+            ("request_memory", self.request_memory.as_u64() == 0),
+            ("max_call_duration", self.max_call_duration.is_zero()),
+        ];
+        if let Some((name, _)) = zero.iter().find(|(_, zero)| *zero) {
+            return Err(format!("limits.{name} must be more than zero"));
+        }
+        if self.request_memory_bytes() > MAX_REQUEST_MEMORY {
+            return Err(format!(
+                "limits.request_memory must be at most {}",
+                ByteSize(MAX_REQUEST_MEMORY as u64)
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Self::request_memory`] in bytes, as the budget's semaphore counts it.
+    pub fn request_memory_bytes(&self) -> usize {
+        usize::try_from(self.request_memory.as_u64()).unwrap_or(usize::MAX)
+    }
+}
+
+/// A tokio semaphore holds at most `usize::MAX >> 3` permits; a byte budget this large is a typo.
+const MAX_REQUEST_MEMORY: usize = 64 << 30;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_bounded() {
+        assert_eq!(LimitsConfig::default().check(), Ok(()));
+    }
+
+    #[test]
+    fn a_zero_bound_is_refused_by_name() {
+        let limits = LimitsConfig {
+            body_timeout: Duration::ZERO,
+            ..LimitsConfig::default()
+        };
+        assert_eq!(
+            limits.check(),
+            Err("limits.body_timeout must be more than zero".into())
+        );
+    }
+}

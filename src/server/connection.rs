@@ -1,0 +1,328 @@
+//! Client connections: how many may be open, and how long one may sit without a handshake or a
+//! call. A connection past a limit is closed; nothing waits on a client that sends nothing.
+
+use std::{
+    future::Future,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use futures_core::Stream;
+use http::{Request, Response};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::{Instant, Sleep},
+};
+use tonic::transport::server::Connected;
+use tower::{Layer, Service};
+
+use crate::{limits::LimitsConfig, telemetry::Metrics};
+
+/// The HTTP/2 client preface (24 bytes) and the header of the SETTINGS frame that must follow it.
+const HANDSHAKE_BYTES: usize = 24 + 9;
+
+/// After a failed accept (e.g. out of file descriptors), wait this long before the next one
+/// instead of spinning on the same error.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Accepts connections from a listener, at most `max_connections` open at once.
+pub struct Incoming {
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+    handshake_timeout: Duration,
+    idle_timeout: Duration,
+    backoff: Option<Pin<Box<Sleep>>>,
+    metrics: Metrics,
+}
+
+impl Incoming {
+    pub fn new(listener: TcpListener, limits: &LimitsConfig, metrics: Metrics) -> Self {
+        Self {
+            listener,
+            slots: Arc::new(Semaphore::new(limits.max_connections)),
+            handshake_timeout: limits.handshake_timeout,
+            idle_timeout: limits.idle_timeout,
+            backoff: None,
+            metrics,
+        }
+    }
+}
+
+impl Stream for Incoming {
+    type Item = io::Result<Connection<TcpStream>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(backoff) = &mut this.backoff {
+            ready!(backoff.as_mut().poll(cx));
+            this.backoff = None;
+        }
+        loop {
+            let (stream, remote) = match ready!(this.listener.poll_accept(cx)) {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    this.backoff = Some(Box::pin(tokio::time::sleep(ACCEPT_BACKOFF)));
+                    return Poll::Ready(Some(Err(err)));
+                }
+            };
+            let Ok(slot) = Arc::clone(&this.slots).try_acquire_owned() else {
+                // Closing at once tells the client to go elsewhere; a queue would hold its socket.
+                this.metrics.connection_closed("max_connections");
+                continue;
+            };
+            // Without TCP_NODELAY a response's last small frame waits for the client's delayed
+            // ACK (40 ms on Linux) whenever a write is split.
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(%err, "could not set TCP_NODELAY");
+            }
+            return Poll::Ready(Some(Ok(Connection::new(
+                stream,
+                Some(remote),
+                slot,
+                this.handshake_timeout,
+                this.idle_timeout,
+                this.metrics.clone(),
+            ))));
+        }
+    }
+}
+
+/// What a connection is doing, shared between its I/O and the calls it carries.
+#[derive(Debug)]
+pub struct Activity {
+    open_calls: AtomicUsize,
+    idle_since: Mutex<Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            open_calls: AtomicUsize::new(0),
+            idle_since: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn call_started(self: &Arc<Self>) -> OpenCall {
+        self.open_calls.fetch_add(1, Ordering::AcqRel);
+        OpenCall(Arc::clone(self))
+    }
+
+    /// When the connection will have been idle for `timeout`; `None` while a call is open.
+    fn idle_deadline(&self, timeout: Duration) -> Option<Instant> {
+        if self.open_calls.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = *self
+            .idle_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(since + timeout)
+    }
+}
+
+/// A call in progress on a connection; the connection is idle again once every one is dropped.
+struct OpenCall(Arc<Activity>);
+
+impl Drop for OpenCall {
+    fn drop(&mut self) {
+        if self.0.open_calls.fetch_sub(1, Ordering::AcqRel) == 1 {
+            *self
+                .0
+                .idle_since
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        }
+    }
+}
+
+/// What the server knows of a connection, in every request's extensions.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub remote: Option<SocketAddr>,
+    activity: Arc<Activity>,
+}
+
+/// An accepted connection. Its reads fail, which closes it, when the HTTP/2 handshake has not
+/// arrived within the handshake timeout, or when no call has been open for the idle timeout.
+pub struct Connection<IO> {
+    io: IO,
+    remote: Option<SocketAddr>,
+    activity: Arc<Activity>,
+    /// Handshake bytes still expected; 0 once the client has sent its preface and SETTINGS.
+    handshake_left: usize,
+    idle_timeout: Duration,
+    timer: Pin<Box<Sleep>>,
+    metrics: Metrics,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl<IO> Connection<IO> {
+    fn new(
+        io: IO,
+        remote: Option<SocketAddr>,
+        slot: OwnedSemaphorePermit,
+        handshake_timeout: Duration,
+        idle_timeout: Duration,
+        metrics: Metrics,
+    ) -> Self {
+        metrics.connection_opened(1);
+        Self {
+            io,
+            remote,
+            activity: Arc::new(Activity::new()),
+            handshake_left: HANDSHAKE_BYTES,
+            idle_timeout,
+            timer: Box::pin(tokio::time::sleep(handshake_timeout)),
+            metrics,
+            _slot: slot,
+        }
+    }
+
+    /// Pending while the connection may stay; an error once it must close.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.timer.as_mut().poll(cx).is_ready() {
+            if self.handshake_left > 0 {
+                return Poll::Ready(Err(self.closed(
+                    "handshake_timeout",
+                    "no HTTP/2 handshake within the handshake timeout",
+                )));
+            }
+            let next = match self.activity.idle_deadline(self.idle_timeout) {
+                None => Instant::now() + self.idle_timeout,
+                Some(deadline) if deadline <= Instant::now() => {
+                    return Poll::Ready(Err(
+                        self.closed("idle_timeout", "no call within the idle timeout")
+                    ));
+                }
+                Some(deadline) => deadline,
+            };
+            self.timer.as_mut().reset(next);
+        }
+        Poll::Pending
+    }
+
+    fn closed(&self, limit: &'static str, why: &'static str) -> io::Error {
+        tracing::debug!(remote = ?self.remote, limit, "closing a client connection: {why}");
+        self.metrics.connection_closed(limit);
+        io::Error::new(io::ErrorKind::TimedOut, why)
+    }
+}
+
+impl<IO> Drop for Connection<IO> {
+    fn drop(&mut self) {
+        self.metrics.connection_opened(-1);
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Connection<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        if let Poll::Ready(result) = Pin::new(&mut this.io).poll_read(cx, buf) {
+            let read = buf.filled().len() - before;
+            this.handshake_left = this.handshake_left.saturating_sub(read);
+            return Poll::Ready(result);
+        }
+        // The server always has a read pending, so its timer is polled here too.
+        this.poll_timer(cx)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Connection<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl<IO> Connected for Connection<IO> {
+    type ConnectInfo = ConnectionInfo;
+
+    fn connect_info(&self) -> ConnectionInfo {
+        ConnectionInfo {
+            remote: self.remote,
+            activity: Arc::clone(&self.activity),
+        }
+    }
+}
+
+/// Counts each call as open on its connection until its response is ready, so a connection
+/// busy with a long call is never closed as idle.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenCallsLayer;
+
+impl<S> Layer<S> for OpenCallsLayer {
+    type Service = OpenCalls<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        OpenCalls { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenCalls<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for OpenCalls<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let open = request
+            .extensions()
+            .get::<ConnectionInfo>()
+            .map(|info| info.activity.call_started());
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            drop(open);
+            response
+        })
+    }
+}
