@@ -31,6 +31,9 @@ pub struct LimitsConfig {
     /// Request bytes held at once across every call of the process; a call that would pass it is
     /// refused with RESOURCE_EXHAUSTED before its body is buffered.
     pub request_memory: ByteSize,
+    /// The share of `request_memory` one client (one remote address) may hold, so that no client
+    /// can take the whole budget from the others.
+    pub request_memory_per_client: ByteSize,
     /// The longest a call may take: its deadline when the client sets none or a later one.
     #[serde(with = "humantime_serde")]
     pub max_call_duration: Duration,
@@ -47,6 +50,7 @@ impl Default for LimitsConfig {
             keepalive_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             request_memory: ByteSize::mib(128),
+            request_memory_per_client: ByteSize::mib(32),
             max_call_duration: Duration::from_secs(15),
         }
     }
@@ -64,28 +68,46 @@ impl LimitsConfig {
             ("keepalive_timeout", self.keepalive_timeout.is_zero()),
             ("body_timeout", self.body_timeout.is_zero()),
             ("request_memory", self.request_memory.as_u64() == 0),
+            (
+                "request_memory_per_client",
+                self.request_memory_per_client.as_u64() == 0,
+            ),
             ("max_call_duration", self.max_call_duration.is_zero()),
         ];
         if let Some((name, _)) = zero.iter().find(|(_, zero)| *zero) {
             return Err(format!("limits.{name} must be more than zero"));
         }
-        if self.request_memory_bytes() > MAX_REQUEST_MEMORY {
+        if self.request_memory.as_u64() > MAX_REQUEST_MEMORY {
             return Err(format!(
                 "limits.request_memory must be at most {}",
-                ByteSize(MAX_REQUEST_MEMORY as u64)
+                ByteSize(MAX_REQUEST_MEMORY)
             ));
+        }
+        if self.request_memory_per_client > self.request_memory {
+            return Err(
+                "limits.request_memory_per_client must not exceed limits.request_memory".into(),
+            );
         }
         Ok(())
     }
 
     /// [`Self::request_memory`] in bytes, as the budget's semaphore counts it.
     pub fn request_memory_bytes(&self) -> usize {
-        usize::try_from(self.request_memory.as_u64()).unwrap_or(usize::MAX)
+        bytes(self.request_memory)
+    }
+
+    /// [`Self::request_memory_per_client`] in bytes.
+    pub fn request_memory_per_client_bytes(&self) -> usize {
+        bytes(self.request_memory_per_client)
     }
 }
 
+fn bytes(size: ByteSize) -> usize {
+    usize::try_from(size.as_u64()).unwrap_or(usize::MAX)
+}
+
 /// A tokio semaphore holds at most `usize::MAX >> 3` permits; a byte budget this large is a typo.
-const MAX_REQUEST_MEMORY: usize = 64 << 30;
+const MAX_REQUEST_MEMORY: u64 = 64 << 30;
 
 #[cfg(test)]
 mod tests {

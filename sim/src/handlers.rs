@@ -127,6 +127,27 @@ async fn fault(state: &State, endpoint: Endpoint) -> Option<Response> {
             )
                 .into_response(),
         ),
+        Fault::Body(body) => {
+            Some(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+        }
+        Fault::OversizedBody(len) => {
+            const CHUNK: usize = 64 * 1024;
+            let opening = Bytes::from_static(br#"{"errcode":0,"errmsg":"ok","title":""#);
+            let filler = Bytes::from(vec![b'A'; CHUNK]);
+            let chunks = (0..len.div_ceil(CHUNK)).map(move |i| {
+                Ok::<_, std::io::Error>(if i == 0 {
+                    opening.clone()
+                } else {
+                    filler.clone()
+                })
+            });
+            Some(
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from_stream(futures_util::stream::iter(chunks)))
+                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+            )
+        }
     }
 }
 

@@ -41,6 +41,11 @@ pub enum Fault {
     DropConnection,
     /// HTTP 200 with a body that is not JSON.
     MalformedJson,
+    /// HTTP 200 with exactly this body, as `application/json`.
+    Body(String),
+    /// HTTP 200 with a JSON-looking body of this many bytes, streamed with no length announced
+    /// and never held in memory at once.
+    OversizedBody(usize),
 }
 
 impl Fault {

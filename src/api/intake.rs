@@ -25,7 +25,7 @@ use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
 use super::{status, validate::MAX_MESSAGE_BYTES};
-use crate::{limits::LimitsConfig, telemetry::Metrics};
+use crate::{limits::LimitsConfig, server::ConnectionInfo, telemetry::Metrics};
 
 /// The largest message of any other service (health, reflection): their requests are names.
 pub const MAX_OTHER_MESSAGE_BYTES: usize = 64 * 1024;
@@ -92,6 +92,10 @@ where
             return Box::pin(std::future::ready(Ok(response)));
         }
         let rules = Rules::for_path(request.uri().path());
+        let client_budget = request
+            .extensions()
+            .get::<ConnectionInfo>()
+            .map(|info| Arc::clone(&info.client_budget));
         let reservation = Arc::new(OnceLock::new());
         let request = request.map(|body| {
             Body::new(GuardedBody {
@@ -99,6 +103,7 @@ where
                 rules,
                 framing: Framing::default(),
                 budget: Arc::clone(&self.layer.budget),
+                client_budget,
                 reservation: Arc::clone(&reservation),
                 reserved: 0,
                 body_timeout: self.layer.body_timeout,
@@ -205,8 +210,37 @@ impl Framing {
 enum Refusal {
     /// Its length, and the limit it passed.
     TooLarge(usize, usize),
+    OverClientBudget,
     OverBudget,
     SecondMessage,
+}
+
+/// Request bytes a call holds: from its client's share and from the process's budget.
+struct Reservation {
+    _client: Option<OwnedSemaphorePermit>,
+    _process: OwnedSemaphorePermit,
+}
+
+impl Reservation {
+    fn take(
+        bytes: usize,
+        client: Option<&Arc<Semaphore>>,
+        process: &Arc<Semaphore>,
+    ) -> Result<Self, Refusal> {
+        let take = |budget: &Arc<Semaphore>| {
+            u32::try_from(bytes)
+                .ok()
+                .and_then(|n| Arc::clone(budget).try_acquire_many_owned(n).ok())
+        };
+        let client = match client {
+            Some(budget) => Some(take(budget).ok_or(Refusal::OverClientBudget)?),
+            None => None,
+        };
+        Ok(Self {
+            _client: client,
+            _process: take(process).ok_or(Refusal::OverBudget)?,
+        })
+    }
 }
 
 /// A request body under the intake rules; its first error ends it.
@@ -215,8 +249,10 @@ struct GuardedBody {
     rules: Rules,
     framing: Framing,
     budget: Arc<Semaphore>,
+    /// The share of `budget` left to this call's client; `None` off a real connection.
+    client_budget: Option<Arc<Semaphore>>,
     /// Shared with the call's response future, which drops it when the response is ready.
-    reservation: Arc<OnceLock<OwnedSemaphorePermit>>,
+    reservation: Arc<OnceLock<Reservation>>,
     reserved: usize,
     body_timeout: Duration,
     stall: Pin<Box<Sleep>>,
@@ -230,6 +266,7 @@ impl GuardedBody {
             rules,
             framing,
             budget,
+            client_budget,
             reservation,
             reserved,
             ..
@@ -241,12 +278,10 @@ impl GuardedBody {
                 }
                 if index == 0 {
                     let bytes = rules.reservation(length);
-                    let permit = u32::try_from(bytes)
-                        .ok()
-                        .and_then(|n| Arc::clone(budget).try_acquire_many_owned(n).ok())
-                        .ok_or(Refusal::OverBudget)?;
+                    reservation
+                        .set(Reservation::take(bytes, client_budget.as_ref(), budget)?)
+                        .ok();
                     *reserved = bytes;
-                    reservation.set(permit).ok();
                 } else if rules.unary {
                     return Err(Refusal::SecondMessage);
                 } else if PREFIX_BYTES + length > *reserved {
@@ -259,6 +294,10 @@ impl GuardedBody {
                     Refusal::TooLarge(length, limit) => (
                         "message_too_large",
                         status::message_too_large(length, limit),
+                    ),
+                    Refusal::OverClientBudget => (
+                        "request_memory_per_client",
+                        status::request_memory_exhausted(),
                     ),
                     Refusal::OverBudget => ("request_memory", status::request_memory_exhausted()),
                     Refusal::SecondMessage => (

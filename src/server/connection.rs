@@ -2,12 +2,13 @@
 //! call. A connection past a limit is closed; nothing waits on a client that sends nothing.
 
 use std::{
+    collections::HashMap,
     future::Future,
     io,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, Weak,
         atomic::{AtomicUsize, Ordering},
     },
     task::{Context, Poll, ready},
@@ -38,6 +39,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 pub struct Incoming {
     listener: TcpListener,
     slots: Arc<Semaphore>,
+    /// Each client's share of the request memory budget, shared by all its connections.
+    client_budgets: HashMap<IpAddr, Weak<Semaphore>>,
+    client_budget_bytes: usize,
+    max_connections: usize,
     handshake_timeout: Duration,
     idle_timeout: Duration,
     backoff: Option<Pin<Box<Sleep>>>,
@@ -49,6 +54,9 @@ impl Incoming {
         Self {
             listener,
             slots: Arc::new(Semaphore::new(limits.max_connections)),
+            client_budgets: HashMap::new(),
+            client_budget_bytes: limits.request_memory_per_client_bytes(),
+            max_connections: limits.max_connections,
             handshake_timeout: limits.handshake_timeout,
             idle_timeout: limits.idle_timeout,
             backoff: None,
@@ -84,15 +92,35 @@ impl Stream for Incoming {
             if let Err(err) = stream.set_nodelay(true) {
                 tracing::debug!(%err, "could not set TCP_NODELAY");
             }
+            let budget = this.client_budget(remote.ip());
             return Poll::Ready(Some(Ok(Connection::new(
                 stream,
                 Some(remote),
+                budget,
                 slot,
                 this.handshake_timeout,
                 this.idle_timeout,
                 this.metrics.clone(),
             ))));
         }
+    }
+}
+
+impl Incoming {
+    /// The budget of the client at `ip`: the one its open connections share, or a new one.
+    fn client_budget(&mut self, ip: IpAddr) -> Arc<Semaphore> {
+        if let Some(budget) = self.client_budgets.get(&ip).and_then(Weak::upgrade) {
+            return budget;
+        }
+        if self.client_budgets.len() >= self.max_connections {
+            // Drop the clients whose connections all closed: live ones are never more than the
+            // open connections, so the map stays within `max_connections`.
+            self.client_budgets
+                .retain(|_, budget| budget.strong_count() > 0);
+        }
+        let budget = Arc::new(Semaphore::new(self.client_budget_bytes));
+        self.client_budgets.insert(ip, Arc::downgrade(&budget));
+        budget
     }
 }
 
@@ -148,6 +176,8 @@ impl Drop for OpenCall {
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     pub remote: Option<SocketAddr>,
+    /// The request memory this connection's client may still take, in bytes.
+    pub client_budget: Arc<Semaphore>,
     activity: Arc<Activity>,
 }
 
@@ -156,6 +186,7 @@ pub struct ConnectionInfo {
 pub struct Connection<IO> {
     io: IO,
     remote: Option<SocketAddr>,
+    client_budget: Arc<Semaphore>,
     activity: Arc<Activity>,
     /// Handshake bytes still expected; 0 once the client has sent its preface and SETTINGS.
     handshake_left: usize,
@@ -169,6 +200,7 @@ impl<IO> Connection<IO> {
     fn new(
         io: IO,
         remote: Option<SocketAddr>,
+        client_budget: Arc<Semaphore>,
         slot: OwnedSemaphorePermit,
         handshake_timeout: Duration,
         idle_timeout: Duration,
@@ -178,6 +210,7 @@ impl<IO> Connection<IO> {
         Self {
             io,
             remote,
+            client_budget,
             activity: Arc::new(Activity::new()),
             handshake_left: HANDSHAKE_BYTES,
             idle_timeout,
@@ -277,6 +310,7 @@ impl<IO> Connected for Connection<IO> {
     fn connect_info(&self) -> ConnectionInfo {
         ConnectionInfo {
             remote: self.remote,
+            client_budget: Arc::clone(&self.client_budget),
             activity: Arc::clone(&self.activity),
         }
     }

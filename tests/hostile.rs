@@ -1,0 +1,543 @@
+//! Clients and upstreams that mean harm: every bound the gateway keeps, attacked, with what a
+//! well-behaved caller still gets while the attack runs. Memory is read from the gateway's own
+//! process (`/proc/PID/status`), so only its bytes count.
+
+mod common;
+
+use std::{
+    future::poll_fn,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use common::{APP_ID, APP_SECRET, Gateway, GatewayProcess, error_info, png, sample, upload};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpSocket, TcpStream},
+};
+use tonic::{Code, Status};
+use tonic_types::StatusExt as _;
+use wechat_sim::{Endpoint, Fault, SimConfig, Simulator};
+
+const NUMBER: &str = "6222020200112345678";
+const BANK_CARD: &str = "/ocrgate.v1.OcrService/RecognizeBankCard";
+/// Where the attacker connects from: a loopback address of its own, so it is another client.
+const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+/// The bound the issue sets for the gateway under the unfinished-upload attack, defaults on.
+const ATTACK_RSS_LIMIT_MIB: u64 = 400;
+
+/// A kind of memory figure of a process: `VmRSS` (now) or `VmHWM` (the peak so far), in MiB.
+fn memory_mib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    kib / 1024
+}
+
+/// An HTTP/2 connection from `from`, driven in the background.
+async fn h2_connection(to: SocketAddr, from: IpAddr) -> h2::client::SendRequest<Bytes> {
+    h2_connection_and_driver(to, from).await.0
+}
+
+/// An HTTP/2 connection, and the task driving it, which ends when the connection closes.
+async fn h2_connection_and_driver(
+    to: SocketAddr,
+    from: IpAddr,
+) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::new(from, 0)).expect("bind");
+    let tcp = socket.connect(to).await.expect("connects");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("HTTP/2 handshake");
+    let driver = tokio::spawn(async move {
+        connection.await.ok();
+    });
+    (client, driver)
+}
+
+async fn metrics_page(admin: SocketAddr) -> String {
+    reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .expect("admin port answers")
+        .text()
+        .await
+        .expect("page")
+}
+
+fn grpc_request(to: SocketAddr, path: &str, content_type: &str) -> http::Request<()> {
+    http::Request::post(format!("http://{to}{path}"))
+        .header("content-type", content_type)
+        .header("te", "trailers")
+        .body(())
+        .expect("request")
+}
+
+/// The 5-byte gRPC prefix of an uncompressed message of `length` bytes.
+fn message_prefix(length: u32) -> Bytes {
+    let mut prefix = vec![0];
+    prefix.extend_from_slice(&length.to_be_bytes());
+    prefix.into()
+}
+
+/// Sends `len` zero bytes as the server's flow control allows; false once the stream is closed.
+async fn send_zeros(stream: &mut h2::SendStream<Bytes>, mut len: usize) -> bool {
+    const CHUNK: usize = 64 * 1024;
+    let zeros = Bytes::from(vec![0; CHUNK]);
+    while len > 0 {
+        stream.reserve_capacity(len.min(CHUNK));
+        match poll_fn(|cx| stream.poll_capacity(cx)).await {
+            Some(Ok(0)) => {}
+            Some(Ok(granted)) => {
+                let n = granted.min(len);
+                if stream.send_data(zeros.slice(..n), false).is_err() {
+                    return false;
+                }
+                len -= n;
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The gRPC status of a raw HTTP/2 response: from its headers (trailers-only) or its trailers.
+async fn grpc_status(response: h2::client::ResponseFuture) -> Status {
+    let response = response.await.expect("a response");
+    assert_eq!(response.status(), 200, "gRPC answers HTTP 200");
+    if let Some(status) = Status::from_header_map(response.headers()) {
+        return status;
+    }
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("body");
+        body.flow_control().release_capacity(chunk.len()).ok();
+    }
+    let trailers = body.trailers().await.expect("trailers").expect("trailers");
+    Status::from_header_map(&trailers).expect("grpc-status in trailers")
+}
+
+fn assert_reason(status: &Status, code: Code, reason: &str) {
+    assert_eq!(status.code(), code, "{status:?}");
+    assert_eq!(error_info(status).0, reason, "{status:?}");
+}
+
+async fn simulator_with_card() -> (Simulator, Vec<u8>) {
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    sim.add_app(APP_ID, APP_SECRET);
+    let image = png(7);
+    sim.add_card_image(image.clone(), NUMBER);
+    (sim, image)
+}
+
+/// Opens a stream declaring `declared` bytes, sends all of them but 100, says so on `sent`,
+/// and returns the status the stream is finally answered with.
+async fn unfinished_upload(
+    mut client: h2::client::SendRequest<Bytes>,
+    to: SocketAddr,
+    declared: u32,
+    sent: tokio::sync::mpsc::Sender<()>,
+) -> Status {
+    client = client.ready().await.expect("a stream may open");
+    let (response, mut stream) = client
+        .send_request(grpc_request(to, BANK_CARD, "application/grpc"), false)
+        .expect("stream opens");
+    if stream.send_data(message_prefix(declared), false).is_ok() {
+        send_zeros(&mut stream, declared as usize - 100).await;
+    }
+    sent.send(()).await.expect("test waits");
+    // The stream stays open (its sending half alive) until it is answered.
+    let status = grpc_status(response).await;
+    drop(stream);
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_uploads_stay_within_the_memory_budget_while_a_good_caller_is_served() {
+    let (sim, image) = simulator_with_card().await;
+    // Defaults, but for a short body timeout so the held streams end within the test.
+    let gateway = GatewayProcess::start(&sim, &[("OCRGATE_LIMITS__BODY_TIMEOUT", "5s")]).await;
+    let pid = gateway.child.id().expect("running");
+    let to = gateway.address;
+
+    // Three connections of 150 streams each, every stream declaring a 2 MiB message (the
+    // largest the API accepts) and never finishing it; a few declare 4 MiB.
+    const STREAMS: usize = 3 * 150;
+    let (sent, mut all_sent) = tokio::sync::mpsc::channel(STREAMS);
+    let mut attack = Vec::new();
+    for _ in 0..3 {
+        let client = h2_connection(to, ATTACKER).await;
+        for stream in 0..150 {
+            let declared = if stream % 50 == 0 { 4 << 20 } else { 2 << 20 };
+            attack.push(tokio::spawn(unfinished_upload(
+                client.clone(),
+                to,
+                declared,
+                sent.clone(),
+            )));
+        }
+    }
+    for _ in 0..STREAMS {
+        all_sent.recv().await.expect("every stream sends");
+    }
+
+    // At the attack's height, a caller from another address is served.
+    let answer = gateway
+        .client()
+        .await
+        .recognize_bank_card(upload(image))
+        .await
+        .expect("a well-behaved caller is served during the attack")
+        .into_inner();
+    assert_eq!(answer.card_number, NUMBER);
+    let peak = memory_mib(pid, "VmHWM");
+    eprintln!("peak RSS under attack: {peak} MiB");
+    assert!(
+        peak < ATTACK_RSS_LIMIT_MIB,
+        "peak RSS {peak} MiB under attack"
+    );
+
+    let mut reasons = std::collections::BTreeMap::<String, usize>::new();
+    for stream in attack {
+        let status = stream.await.expect("attack task");
+        let (reason, _) = error_info(&status);
+        let code = match reason.as_str() {
+            "MESSAGE_TOO_LARGE" | "REQUEST_MEMORY_EXHAUSTED" => Code::ResourceExhausted,
+            _ => Code::DeadlineExceeded,
+        };
+        assert_eq!(status.code(), code, "{status:?}");
+        if reason == "REQUEST_MEMORY_EXHAUSTED" {
+            assert!(status.get_details_retry_info().is_some(), "{status:?}");
+        }
+        *reasons.entry(reason).or_default() += 1;
+    }
+    // Every 4 MiB message is refused; the client's 32 MiB share holds 15 uploads of 2 MiB, whose
+    // bodies are reset when they stop arriving; every other stream is refused at once.
+    let count = |reason: &str| reasons.get(reason).copied().unwrap_or(0);
+    assert_eq!(count("MESSAGE_TOO_LARGE"), 9, "{reasons:?}");
+    assert_eq!(count("REQUEST_BODY_TIMEOUT"), 15, "{reasons:?}");
+    assert_eq!(
+        count("REQUEST_MEMORY_EXHAUSTED"),
+        STREAMS - 9 - 15,
+        "{reasons:?}"
+    );
+
+    let metrics = metrics_page(gateway.admin_address).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "ocrgate_requests_refused_total",
+            &[("rule", "request_memory_per_client")]
+        ),
+        Some((STREAMS - 9 - 15) as f64)
+    );
+}
+
+#[tokio::test]
+async fn invented_method_names_do_not_grow_the_metrics() {
+    let gateway = Gateway::start().await;
+    let client = h2_connection(gateway.address, IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let calls = (0..2000).map(|i| {
+        let client = client.clone();
+        let to = gateway.address;
+        async move {
+            let mut client = client.ready().await.expect("ready");
+            let path = format!("/ocrgate.v1.OcrService/X{i}");
+            let (response, mut body) = client
+                .send_request(grpc_request(to, &path, "application/grpc"), false)
+                .expect("sent");
+            body.send_data(message_prefix(0), true).expect("body");
+            grpc_status(response).await.code()
+        }
+    });
+    let codes = futures_util::future::join_all(calls).await;
+    assert!(codes.iter().all(|code| *code == Code::Unimplemented));
+
+    let (_, page) = gateway.admin_get("/metrics").await;
+    assert!(!page.contains("X1"), "an invented name reached /metrics");
+    assert_eq!(
+        sample(
+            &page,
+            "rpc_server_call_duration_seconds_count",
+            &[("rpc_method", "other"), ("rpc_grpc_status_code", "12")]
+        ),
+        Some(2000.0)
+    );
+    let series = page.lines().filter(|line| !line.starts_with('#')).count();
+    assert!(series < 100, "{series} series after 2,000 invented methods");
+}
+
+#[tokio::test]
+async fn an_endless_upstream_reply_is_cut_at_the_cap_and_never_buffered() {
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    sim.add_app(APP_ID, APP_SECRET);
+    let gateway = GatewayProcess::start(&sim, &[]).await;
+    let pid = gateway.child.id().expect("running");
+    let before = memory_mib(pid, "VmHWM");
+    sim.inject(Endpoint::ScanTitle, Fault::OversizedBody(100 << 20), 1);
+
+    let status = gateway
+        .client()
+        .await
+        .parse_invoice_title(ocrgate::api::pb::ParseInvoiceTitleRequest {
+            scan_text: "https://example.com/title".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a 100 MB reply is refused");
+    assert_reason(&status, Code::Unknown, "WECHAT_UNKNOWN");
+    assert!(status.message().contains("longer than"), "{status:?}");
+    let grown = memory_mib(pid, "VmHWM").saturating_sub(before);
+    assert!(grown < 32, "reading the reply grew the peak by {grown} MiB");
+}
+
+#[tokio::test]
+async fn a_card_number_in_an_upstream_reply_never_leaks_in_full() {
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    sim.add_app(APP_ID, APP_SECRET);
+    let gateway = GatewayProcess::start(&sim, &[("OCRGATE_LOG_LEVEL", "debug")]).await;
+    let mut client = gateway.client().await;
+
+    // WeChat sends the number as a JSON integer: every digit kept.
+    sim.inject(
+        Endpoint::BankCard,
+        Fault::Body(format!(
+            r#"{{"errcode":0,"errmsg":"ok","number":{NUMBER}}}"#
+        )),
+        1,
+    );
+    let answer = client
+        .recognize_bank_card(upload(png(1)))
+        .await
+        .expect("read")
+        .into_inner();
+    assert_eq!(answer.card_number, NUMBER);
+
+    // A reply of an unexpected shape around the number.
+    sim.inject(
+        Endpoint::BankCard,
+        Fault::Body(format!(r#"{{"errcode":0,"number":[{NUMBER}]}}"#)),
+        1,
+    );
+    let status = client
+        .recognize_bank_card(upload(png(2)))
+        .await
+        .expect_err("not a number");
+    assert_reason(&status, Code::Unknown, "WECHAT_UNKNOWN");
+    assert!(!status.message().contains(NUMBER), "{status:?}");
+
+    // The vendor's message quotes the number.
+    sim.inject(
+        Endpoint::BankCard,
+        Fault::errcode(101000, &format!("card {NUMBER} could not be read")),
+        1,
+    );
+    let status = client
+        .recognize_bank_card(upload(png(3)))
+        .await
+        .expect_err("vendor error");
+    assert!(!status.message().contains(NUMBER), "{status:?}");
+    assert!(
+        status.message().contains("622202*********5678"),
+        "{status:?}"
+    );
+
+    gateway.terminate();
+    let (_, logs) = gateway.wait().await;
+    assert!(logs.iter().any(|line| line.contains("622202*********5678")));
+    let leaked: Vec<_> = logs.iter().filter(|line| line.contains(NUMBER)).collect();
+    assert!(leaked.is_empty(), "full card number logged: {leaked:?}");
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_closed_at_once() {
+    let gateway = Gateway::start_with(SimConfig::default(), |config| {
+        config.limits.max_connections = 8;
+        config.limits.handshake_timeout = Duration::from_secs(60);
+    })
+    .await;
+    // The gateway's own test client holds one connection; seven more fit.
+    let mut open = Vec::new();
+    for _ in 0..10 {
+        open.push(TcpStream::connect(gateway.address).await.expect("connects"));
+    }
+    for tcp in &mut open[7..] {
+        let mut buf = [0; 1];
+        let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+            .await
+            .expect("closed without waiting");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    let (_, page) = gateway.admin_get("/metrics").await;
+    assert_eq!(
+        sample(
+            &page,
+            "ocrgate_connections_closed_total",
+            &[("limit", "max_connections")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(sample(&page, "ocrgate_connections_open", &[]), Some(8.0));
+    drop(open);
+}
+
+#[tokio::test]
+async fn connections_without_a_handshake_are_closed_after_the_handshake_timeout() {
+    let gateway = Gateway::start_with(SimConfig::default(), |config| {
+        config.limits.handshake_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let silent = TcpStream::connect(gateway.address).await.expect("connects");
+    let mut preface_only = TcpStream::connect(gateway.address).await.expect("connects");
+    preface_only
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .expect("preface");
+    for mut tcp in [silent, preface_only] {
+        let mut buf = Vec::new();
+        // The server's own SETTINGS may come first; then the connection ends (an orderly close
+        // or a reset, either way closed).
+        tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut buf))
+            .await
+            .expect("closed by the server")
+            .ok();
+    }
+    let (_, page) = gateway.admin_get("/metrics").await;
+    assert_eq!(
+        sample(
+            &page,
+            "ocrgate_connections_closed_total",
+            &[("limit", "handshake_timeout")]
+        ),
+        Some(2.0)
+    );
+}
+
+#[tokio::test]
+async fn idle_connections_close_but_one_with_a_call_open_stays() {
+    let (sim, image) = simulator_with_card().await;
+    let mut config = common::config_for(&sim);
+    config.limits.idle_timeout = Duration::from_millis(500);
+    let gateway = Gateway::serve(sim, config).await;
+    gateway.sim.inject(Endpoint::BankCard, Fault::Hold, 1);
+
+    // A call held upstream keeps its connection busy.
+    let busy = {
+        let mut client =
+            ocrgate::api::pb::ocr_service_client::OcrServiceClient::new(gateway.channel());
+        tokio::spawn(async move { client.recognize_bank_card(upload(image)).await })
+    };
+    gateway.sim.wait_for_requests(Endpoint::BankCard, 1).await;
+    // A connection opened after it, with no call, is closed once the idle timeout passes...
+    let (_idle, driver) =
+        h2_connection_and_driver(gateway.address, IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    tokio::time::timeout(Duration::from_secs(10), driver)
+        .await
+        .expect("the idle connection is closed")
+        .expect("driver");
+    // ...while the busy one, idle as long by then had it no call, still answers.
+    gateway.sim.release_held(1);
+    let answer = busy.await.expect("task").expect("answered").into_inner();
+    assert_eq!(answer.card_number, NUMBER);
+    let (_, page) = gateway.admin_get("/metrics").await;
+    assert!(
+        sample(
+            &page,
+            "ocrgate_connections_closed_total",
+            &[("limit", "idle_timeout")]
+        )
+        .is_some_and(|closed| closed >= 1.0)
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_message_is_resource_exhausted_with_error_info() {
+    let gateway = Gateway::start().await;
+    let status = gateway
+        .recognize(upload(vec![0; 3 << 20]))
+        .await
+        .expect_err("over the limit");
+    assert_reason(&status, Code::ResourceExhausted, "MESSAGE_TOO_LARGE");
+    let (_, metadata) = error_info(&status);
+    assert_eq!(
+        metadata.get("limit_bytes").map(String::as_str),
+        Some(
+            ocrgate::api::validate::MAX_MESSAGE_BYTES
+                .to_string()
+                .as_str()
+        )
+    );
+}
+
+#[tokio::test]
+async fn empty_and_cut_bodies_are_the_clients_mistake() {
+    let gateway = Gateway::start().await;
+    let client = h2_connection(gateway.address, IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    for body in [Bytes::new(), Bytes::from_static(&[0, 0, 0]), {
+        let mut cut = message_prefix(10).to_vec();
+        cut.extend_from_slice(b"abc");
+        Bytes::from(cut)
+    }] {
+        let mut client = client.clone().ready().await.expect("ready");
+        let (response, mut stream) = client
+            .send_request(
+                grpc_request(gateway.address, BANK_CARD, "application/grpc"),
+                false,
+            )
+            .expect("sent");
+        stream.send_data(body, true).expect("body");
+        let status = grpc_status(response).await;
+        assert_reason(&status, Code::InvalidArgument, "MALFORMED_REQUEST");
+    }
+}
+
+#[tokio::test]
+async fn a_content_type_that_is_not_grpc_is_refused_with_415() {
+    let gateway = Gateway::start().await;
+    let mut client = h2_connection(gateway.address, IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .await
+        .ready()
+        .await
+        .expect("ready");
+    let (response, mut stream) = client
+        .send_request(
+            grpc_request(gateway.address, BANK_CARD, "application/json"),
+            false,
+        )
+        .expect("sent");
+    stream
+        .send_data(
+            Bytes::from_static(b"{\"image_url\":\"https://example.com\"}"),
+            true,
+        )
+        .expect("body");
+    let response = response.await.expect("response");
+    assert_eq!(response.status(), 415);
+    assert_eq!(gateway.sim.count(Endpoint::BankCard), 0);
+}
+
+#[tokio::test]
+async fn a_call_without_a_deadline_ends_at_the_gateways_own() {
+    let (sim, image) = simulator_with_card().await;
+    let mut config = common::config_for(&sim);
+    config.limits.max_call_duration = Duration::from_millis(500);
+    let gateway = Gateway::serve(sim, config).await;
+    gateway.sim.inject(Endpoint::BankCard, Fault::Hold, 1);
+
+    // The hyper client sets no deadline of its own, and the request carries none.
+    let status = gateway
+        .client_without_local_deadline()
+        .recognize_bank_card(upload(image))
+        .await
+        .expect_err("the upstream never answers");
+    assert_reason(&status, Code::DeadlineExceeded, "DEADLINE_EXCEEDED");
+    gateway.sim.release_held(1);
+}
