@@ -12,6 +12,7 @@ use std::{
 
 use bytes::Bytes;
 use common::{APP_ID, APP_SECRET, Gateway, GatewayProcess, error_info, png, sample, upload};
+use ocrgate::routing::ProviderName;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpSocket, TcpStream},
@@ -541,3 +542,143 @@ async fn a_call_without_a_deadline_ends_at_the_gateways_own() {
     assert_reason(&status, Code::DeadlineExceeded, "DEADLINE_EXCEEDED");
     gateway.sim.release_held(1);
 }
+
+/// A gateway whose bank cards are read by the local provider, one image at a time.
+async fn local_gateway(models: &std::path::Path) -> Gateway {
+    Gateway::start_with(SimConfig::default(), |config| {
+        config.routing.bank_card = Some(vec![ProviderName::Local]);
+        common::with_local_models(config, models);
+        config.local.concurrency = std::num::NonZeroUsize::new(1);
+    })
+    .await
+}
+
+/// A JPEG of 16 cards in a 4×4 grid: a hundred lines of text, most of them digits.
+fn dense_image() -> Vec<u8> {
+    let cards: Vec<image::RgbImage> = common::ordinary_cards(200, 16)
+        .iter()
+        .map(|card| {
+            image::load_from_memory(&card.jpeg)
+                .expect("card")
+                .into_rgb8()
+        })
+        .collect();
+    let (width, height) = cards[0].dimensions();
+    let mut grid = image::RgbImage::new(width * 4, height * 4);
+    for (i, card) in cards.iter().enumerate() {
+        let card =
+            image::imageops::resize(card, width, height, image::imageops::FilterType::Triangle);
+        image::imageops::replace(
+            &mut grid,
+            &card,
+            i64::from(width * (i as u32 % 4)),
+            i64::from(height * (i as u32 / 4)),
+        );
+    }
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    grid.write_to(&mut jpeg, image::ImageFormat::Jpeg)
+        .expect("encodes");
+    jpeg.into_inner()
+}
+
+fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(timeout);
+    request
+}
+
+#[tokio::test]
+async fn an_expensive_image_stops_at_the_callers_deadline_and_frees_its_slot() {
+    let Some(models) = common::local_models() else {
+        return;
+    };
+    let gateway = local_gateway(&models).await;
+    // 16 cards of text: detection alone takes longer than the hostile deadline.
+    let dense = dense_image();
+    let card = common::ordinary_cards(100, 1).remove(0);
+    let mut hostile = gateway.client_without_local_deadline();
+    let mut client = gateway.client.clone();
+    for round in 0..3 {
+        let status = hostile
+            .recognize_bank_card(with_timeout(
+                upload(dense.clone()),
+                Duration::from_millis(100),
+            ))
+            .await
+            .expect_err("too short a deadline");
+        assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+        // The one engine slot is free again...
+        let answer = client
+            .recognize_bank_card(with_timeout(
+                upload(card.jpeg.clone()),
+                Duration::from_secs(10),
+            ))
+            .await
+            .expect("the slot was freed")
+            .into_inner();
+        assert_eq!(answer.card_number, card.number);
+        // ...because the dense read stopped (counted before its slot is released), not because
+        // it ran to its end.
+        let (_, page) = gateway.admin_get("/metrics").await;
+        assert_eq!(
+            sample(&page, "ocrgate_local_reads_stopped_total", &[]),
+            Some(f64::from(round + 1))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_huge_picture_in_a_small_file_is_refused_before_it_is_decoded() {
+    let Some(models) = common::local_models() else {
+        return;
+    };
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    let models = models.display().to_string();
+    let gateway = GatewayProcess::start(
+        &sim,
+        &[
+            ("OCRGATE_ROUTING__BANK_CARD", r#"["local"]"#),
+            ("OCRGATE_LOCAL__MODELS_DIR", &models),
+            ("OCRGATE_LOCAL__CONCURRENCY", "1"),
+        ],
+    )
+    .await;
+    let pid = gateway.child.id().expect("running");
+    let mut client = gateway.client().await;
+
+    // 8000×5000 of one colour: 40 megapixels in a file of about 150 KB.
+    let mut huge = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(8000, 5000, image::Rgb([200, 200, 200]))
+        .write_to(&mut huge, image::ImageFormat::Png)
+        .expect("encodes");
+    let huge = huge.into_inner();
+    assert!(huge.len() < 2 << 20);
+    let before = memory_mib(pid, "VmHWM");
+    let status = client
+        .recognize_bank_card(upload(huge))
+        .await
+        .expect_err("too many pixels");
+    assert_reason(&status, Code::InvalidArgument, "LOCAL_INVALID_INPUT");
+    assert!(status.message().contains("megapixels"), "{status:?}");
+    let grown = memory_mib(pid, "VmHWM").saturating_sub(before);
+    assert!(grown < 16, "refusing it grew the peak by {grown} MiB");
+
+    // The largest picture read, with an alpha channel: its decoding is what one read may cost.
+    let mut largest = std::io::Cursor::new(Vec::new());
+    image::RgbaImage::from_pixel(4000, 4000, image::Rgba([90, 120, 200, 255]))
+        .write_to(&mut largest, image::ImageFormat::Png)
+        .expect("encodes");
+    let status = client
+        .recognize_bank_card(upload(largest.into_inner()))
+        .await
+        .expect_err("no card in it");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let peak = memory_mib(pid, "VmHWM");
+    eprintln!("peak RSS reading a 16-megapixel RGBA image: {peak} MiB (before: {before} MiB)");
+    assert!(peak < LOCAL_READ_RSS_LIMIT_MIB, "peak RSS {peak} MiB");
+}
+
+/// The stated peak of a gateway reading the largest image it accepts with one engine slot.
+const LOCAL_READ_RSS_LIMIT_MIB: u64 = 320;

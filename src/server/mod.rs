@@ -78,9 +78,10 @@ async fn api(config: &Config, metrics: &Metrics) -> Result<OcrApi, ServeError> {
         .map_err(ServeError::Routing)?;
     let local = if routes.uses(ProviderName::Local) {
         let local_config = config.local.clone();
+        let metrics = metrics.clone();
         // Loading the models reads and optimises tens of megabytes: off the async workers.
-        let local =
-            tokio::task::spawn_blocking(move || LocalProvider::new(&local_config)).await??;
+        let local = tokio::task::spawn_blocking(move || LocalProvider::new(&local_config, metrics))
+            .await??;
         Some(Arc::new(local))
     } else {
         None

@@ -22,6 +22,7 @@ pub struct Metrics {
     connections_open: UpDownCounter<i64>,
     connections_closed: Counter<u64>,
     requests_refused: Counter<u64>,
+    local_reads_stopped: Counter<u64>,
 }
 
 /// Latency buckets in seconds, from a fast cache hit to a slow vendor.
@@ -77,6 +78,12 @@ impl Metrics {
                 .u64_counter("ocrgate.connections.closed")
                 .with_description(
                     "Client connections the server closed, by the limit that closed them",
+                )
+                .build(),
+            local_reads_stopped: meter
+                .u64_counter("ocrgate.local.reads_stopped")
+                .with_description(
+                    "Card reads the local provider stopped because nobody waited for the answer",
                 )
                 .build(),
             requests_refused: meter
@@ -184,5 +191,10 @@ impl Metrics {
     /// A call refused before its request was read, for breaking `rule`.
     pub fn request_refused(&self, rule: &'static str) {
         self.requests_refused.add(1, &[KeyValue::new("rule", rule)]);
+    }
+
+    /// The local provider stopped a read: the caller's deadline passed or the call was dropped.
+    pub fn local_read_stopped(&self) {
+        self.local_reads_stopped.add(1, &[]);
     }
 }

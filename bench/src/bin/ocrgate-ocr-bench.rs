@@ -55,12 +55,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let generator =
         CardGenerator::new(&args.fonts.unwrap_or_else(CardGenerator::default_fonts_dir))?;
-    let provider = LocalProvider::new(&LocalConfig {
-        models_dir: args.models,
-        concurrency: Some(NonZeroUsize::MIN),
-        threads_per_image: NonZeroUsize::MIN,
-        ..LocalConfig::default()
-    })?;
+    let provider = LocalProvider::new(
+        &LocalConfig {
+            models_dir: args.models,
+            concurrency: Some(NonZeroUsize::MIN),
+            threads_per_image: NonZeroUsize::MIN,
+            ..LocalConfig::default()
+        },
+        ocrgate::telemetry::Telemetry::without_exporters()?
+            .metrics()
+            .clone(),
+    )?;
 
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut overall = Tally::default();

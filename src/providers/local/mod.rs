@@ -25,9 +25,12 @@ use serde::Deserialize;
 use tokio::{sync::Semaphore, time::Instant};
 
 use self::engine::Engine;
-use crate::provider::{
-    BankCard, BankCardRecognizer, BankCardRequest, CallContext, ErrorKind, ImageSource,
-    ProviderError,
+use crate::{
+    provider::{
+        BankCard, BankCardRecognizer, BankCardRequest, CallContext, ErrorKind, ImageSource,
+        ProviderError,
+    },
+    telemetry::Metrics,
 };
 
 const PROVIDER: &str = "local";
@@ -106,10 +109,11 @@ pub struct LocalProvider {
     engines: Arc<[Mutex<Engine>]>,
     permits: Arc<Semaphore>,
     max_image_pixels: u64,
+    metrics: Metrics,
 }
 
 impl LocalProvider {
-    pub fn new(config: &LocalConfig) -> Result<Self, BuildError> {
+    pub fn new(config: &LocalConfig, metrics: Metrics) -> Result<Self, BuildError> {
         let missing = config.missing_files();
         if !missing.is_empty() {
             return Err(BuildError::Missing(missing));
@@ -138,6 +142,7 @@ impl LocalProvider {
             engines,
             permits: Arc::new(Semaphore::new(concurrency)),
             max_image_pixels: config.max_image_pixels,
+            metrics,
         })
     }
 
@@ -159,12 +164,17 @@ impl LocalProvider {
         let abandoned = StopOnDrop::default();
         let stop = Arc::clone(&abandoned.0);
         let deadline = call.deadline;
+        let metrics = self.metrics.clone();
         let work = tokio::task::spawn_blocking(move || {
             // Held until the work stops, which it does soon after the caller stops waiting.
             let _permit = permit;
             let stop =
                 || stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
-            span.in_scope(|| read_card(&engines, &bytes, max_pixels, stop))
+            let read = span.in_scope(|| read_card(&engines, &bytes, max_pixels, stop));
+            if read.is_err() && stop() {
+                metrics.local_read_stopped();
+            }
+            read
         });
         let joined = match call.remaining() {
             Some(left) => tokio::time::timeout(left, work)
