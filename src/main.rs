@@ -116,6 +116,7 @@ async fn run_server(
 /// Loads the configuration and builds the providers from it, as `serve` does, without serving.
 fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::error::Error>> {
     let config = Config::load(file)?;
+    config.limits.check()?;
     let telemetry = Telemetry::without_exporters()?;
     let wechat = WechatProvider::new(&config.wechat, telemetry.metrics().clone())?;
     let accounts: Vec<&str> = wechat.account_names().collect();
@@ -134,10 +135,12 @@ fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::e
             .join(" -> ")
     };
     Ok(format!(
-        "configuration is valid: gRPC on {}, admin on {}, WeChat accounts: {}, bank cards: {}, \
-         invoice titles: {}",
+        "configuration is valid: gRPC on {}, admin on {}, request memory {} ({} per client), \
+         WeChat accounts: {}, bank cards: {}, invoice titles: {}",
         config.listen,
         config.admin_listen,
+        config.limits.request_memory,
+        config.limits.request_memory_per_client,
         if accounts.is_empty() {
             "none".to_owned()
         } else {

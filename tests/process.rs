@@ -338,4 +338,20 @@ async fn check_config_reports_a_valid_configuration_and_refuses_an_invalid_one()
     assert!(!summary.contains(APP_SECRET));
     assert_eq!(invalid.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&invalid.stderr).contains("sometimes"));
+
+    let unbounded = run(&[("OCRGATE_LIMITS__BODY_TIMEOUT", "0s")])
+        .await
+        .expect("runs");
+    assert_eq!(unbounded.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unbounded.stderr)
+            .contains("limits.body_timeout must be more than zero")
+    );
+    let sized = run(&[("OCRGATE_LIMITS__REQUEST_MEMORY", "256 MiB")])
+        .await
+        .expect("runs");
+    assert!(
+        String::from_utf8_lossy(&sized.stdout)
+            .contains("request memory 256.0 MiB (32.0 MiB per client)")
+    );
 }

@@ -51,3 +51,30 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "ocrgate.replicas" -}}
 {{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}
 {{- end }}
+
+{{/*
+A quarter of a Kubernetes memory quantity in Mi or Gi, as a size ocrgate reads (e.g. `128 MiB`).
+*/}}
+{{- define "ocrgate.quarterOf" -}}
+{{- $quantity := toString . -}}
+{{- $number := regexFind "^[0-9]+" $quantity -}}
+{{- $unit := trimPrefix $number $quantity -}}
+{{- if eq $unit "Gi" -}}
+{{- div (mul (int $number) 1024) 4 }} MiB
+{{- else if eq $unit "Mi" -}}
+{{- div (int $number) 4 }} MiB
+{{- else -}}
+{{- fail (printf "cannot size limits.requestMemory from the memory limit %q: give it in Mi or Gi, or set limits.requestMemory" $quantity) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The request memory budget: as set, or a quarter of the container's memory limit.
+*/}}
+{{- define "ocrgate.requestMemory" -}}
+{{- if .Values.limits.requestMemory -}}
+{{- .Values.limits.requestMemory -}}
+{{- else -}}
+{{- include "ocrgate.quarterOf" (required "set resources.limits.memory or limits.requestMemory" .Values.resources.limits.memory) -}}
+{{- end -}}
+{{- end -}}
