@@ -511,6 +511,9 @@ struct Gateway {
 impl Gateway {
     async fn spawn(args: &Args, sim: &Simulator) -> Result<Self, Box<dyn std::error::Error>> {
         let (binary, workers) = (&args.gateway, args.gateway_workers);
+        // The memory measurement holds `uploads` 2 MiB messages from one client at once: the
+        // budget, and the client's share of it, must fit them all.
+        let request_memory = format!("{} MiB", 3 * args.uploads + 16);
         let mut child = tokio::process::Command::new(binary)
             .args(["serve", "--log-format", "json"])
             .env_clear()
@@ -521,6 +524,8 @@ impl Gateway {
             .env("OCRGATE_WECHAT_APP_ID", APP_ID)
             .env("OCRGATE_WECHAT_APP_SECRET", APP_SECRET)
             .env("OCRGATE_WECHAT_BASE_URL", sim.base_url())
+            .env("OCRGATE_LIMITS__REQUEST_MEMORY", &request_memory)
+            .env("OCRGATE_LIMITS__REQUEST_MEMORY_PER_CLIENT", &request_memory)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
