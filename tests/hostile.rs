@@ -125,11 +125,17 @@ fn assert_reason(status: &Status, code: Code, reason: &str) {
     assert_eq!(error_info(status).0, reason, "{status:?}");
 }
 
-async fn simulator_with_card() -> (Simulator, Vec<u8>) {
+/// A simulator that knows the test app.
+async fn simulator() -> Simulator {
     let sim = Simulator::start(SimConfig::default())
         .await
         .expect("simulator");
     sim.add_app(APP_ID, APP_SECRET);
+    sim
+}
+
+async fn simulator_with_card() -> (Simulator, Vec<u8>) {
+    let sim = simulator().await;
     let image = png(7);
     sim.add_card_image(image.clone(), NUMBER);
     (sim, image)
@@ -165,14 +171,16 @@ async fn unfinished_uploads_stay_within_the_memory_budget_while_a_good_caller_is
     let pid = gateway.child.id().expect("running");
     let to = gateway.address;
 
-    // Three connections of 150 streams each, every stream declaring a 2 MiB message (the
-    // largest the API accepts) and never finishing it; a few declare 4 MiB.
-    const STREAMS: usize = 3 * 150;
+    // Five connections of 90 streams each (the server allows 100 per connection), every stream
+    // declaring a 2 MiB message (the largest the API accepts) and never finishing it; two a
+    // connection declare 4 MiB.
+    const CONNECTIONS: usize = 5;
+    const STREAMS: usize = CONNECTIONS * 90;
     let (sent, mut all_sent) = tokio::sync::mpsc::channel(STREAMS);
     let mut attack = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..CONNECTIONS {
         let client = h2_connection(to, ATTACKER).await;
-        for stream in 0..150 {
+        for stream in 0..90 {
             let declared = if stream % 50 == 0 { 4 << 20 } else { 2 << 20 };
             attack.push(tokio::spawn(unfinished_upload(
                 client.clone(),
@@ -219,11 +227,12 @@ async fn unfinished_uploads_stay_within_the_memory_budget_while_a_good_caller_is
     // Every 4 MiB message is refused; the client's 32 MiB share holds 15 uploads of 2 MiB, whose
     // bodies are reset when they stop arriving; every other stream is refused at once.
     let count = |reason: &str| reasons.get(reason).copied().unwrap_or(0);
-    assert_eq!(count("MESSAGE_TOO_LARGE"), 9, "{reasons:?}");
+    let too_large = 2 * CONNECTIONS;
+    assert_eq!(count("MESSAGE_TOO_LARGE"), too_large, "{reasons:?}");
     assert_eq!(count("REQUEST_BODY_TIMEOUT"), 15, "{reasons:?}");
     assert_eq!(
         count("REQUEST_MEMORY_EXHAUSTED"),
-        STREAMS - 9 - 15,
+        STREAMS - too_large - 15,
         "{reasons:?}"
     );
 
@@ -234,7 +243,7 @@ async fn unfinished_uploads_stay_within_the_memory_budget_while_a_good_caller_is
             "ocrgate_requests_refused_total",
             &[("rule", "request_memory_per_client")]
         ),
-        Some((STREAMS - 9 - 15) as f64)
+        Some((STREAMS - too_large - 15) as f64)
     );
 }
 
@@ -274,10 +283,7 @@ async fn invented_method_names_do_not_grow_the_metrics() {
 
 #[tokio::test]
 async fn an_endless_upstream_reply_is_cut_at_the_cap_and_never_buffered() {
-    let sim = Simulator::start(SimConfig::default())
-        .await
-        .expect("simulator");
-    sim.add_app(APP_ID, APP_SECRET);
+    let sim = simulator().await;
     let gateway = GatewayProcess::start(&sim, &[]).await;
     let pid = gateway.child.id().expect("running");
     let before = memory_mib(pid, "VmHWM");
@@ -300,10 +306,7 @@ async fn an_endless_upstream_reply_is_cut_at_the_cap_and_never_buffered() {
 
 #[tokio::test]
 async fn a_card_number_in_an_upstream_reply_never_leaks_in_full() {
-    let sim = Simulator::start(SimConfig::default())
-        .await
-        .expect("simulator");
-    sim.add_app(APP_ID, APP_SECRET);
+    let sim = simulator().await;
     let gateway = GatewayProcess::start(&sim, &[("OCRGATE_LOG_LEVEL", "debug")]).await;
     let mut client = gateway.client().await;
 
@@ -632,9 +635,7 @@ async fn a_huge_picture_in_a_small_file_is_refused_before_it_is_decoded() {
     let Some(models) = common::local_models() else {
         return;
     };
-    let sim = Simulator::start(SimConfig::default())
-        .await
-        .expect("simulator");
+    let sim = simulator().await;
     let models = models.display().to_string();
     let gateway = GatewayProcess::start(
         &sim,
@@ -646,8 +647,9 @@ async fn a_huge_picture_in_a_small_file_is_refused_before_it_is_decoded() {
     )
     .await;
     let pid = gateway.child.id().expect("running");
-    let mut client = gateway.client().await;
 
+    // Both pictures are made before connecting: encoding them blocks this test's one thread,
+    // which would leave the connection's keepalive PINGs unanswered.
     // 8000×5000 of one colour: 40 megapixels in a file of about 150 KB.
     let mut huge = std::io::Cursor::new(Vec::new());
     image::RgbImage::from_pixel(8000, 5000, image::Rgb([200, 200, 200]))
@@ -655,6 +657,12 @@ async fn a_huge_picture_in_a_small_file_is_refused_before_it_is_decoded() {
         .expect("encodes");
     let huge = huge.into_inner();
     assert!(huge.len() < 2 << 20);
+    // The largest picture read, with an alpha channel: its decoding is what one read may cost.
+    let mut largest = std::io::Cursor::new(Vec::new());
+    image::RgbaImage::from_pixel(4000, 4000, image::Rgba([90, 120, 200, 255]))
+        .write_to(&mut largest, image::ImageFormat::Png)
+        .expect("encodes");
+    let mut client = gateway.client().await;
     let before = memory_mib(pid, "VmHWM");
     let status = client
         .recognize_bank_card(upload(huge))
@@ -665,11 +673,7 @@ async fn a_huge_picture_in_a_small_file_is_refused_before_it_is_decoded() {
     let grown = memory_mib(pid, "VmHWM").saturating_sub(before);
     assert!(grown < 16, "refusing it grew the peak by {grown} MiB");
 
-    // The largest picture read, with an alpha channel: its decoding is what one read may cost.
-    let mut largest = std::io::Cursor::new(Vec::new());
-    image::RgbaImage::from_pixel(4000, 4000, image::Rgba([90, 120, 200, 255]))
-        .write_to(&mut largest, image::ImageFormat::Png)
-        .expect("encodes");
+    // The largest picture it reads: its decoding is what one read may cost.
     let status = client
         .recognize_bank_card(upload(largest.into_inner()))
         .await
