@@ -5,7 +5,7 @@
 # Installs what it needs on first use: the tools in scripts/tools-requirements.txt and helm under
 # target/tools, the Node example's packages under examples/node/node_modules, the local provider's
 # models and ONNX Runtime under models/ (PyPI), the card generator's fonts under target/fonts
-# (Debian packages).
+# (Debian packages), and redis-server (Debian's package) for the shared daily budget tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,11 @@ if [[ "$(cat "$tools/.installed" 2>/dev/null)" != "$wanted" ]]; then
   "$tools/bin/pip" install --quiet --disable-pip-version-check -r scripts/tools-requirements.txt
   scripts/install-helm.sh "$tools/bin" "$tools/bin/python"
   echo "$wanted" >"$tools/.installed"
+fi
+if ! command -v redis-server >/dev/null; then
+  sudo=$([[ $EUID -eq 0 ]] || echo sudo)
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
 fi
 npm ci --prefix examples/node --no-audit --no-fund --loglevel=error
 scripts/fetch-models.sh

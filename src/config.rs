@@ -10,6 +10,7 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    auth::{AuthConfig, CallerConfig, StoreConfig},
     limits::LimitsConfig,
     providers::{local::LocalConfig, wechat::WechatConfig},
     routing::RoutingConfig,
@@ -34,6 +35,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub log: LogConfig,
     pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+    /// Callers by name; see [`crate::auth`].
+    pub callers: std::collections::BTreeMap<String, CallerConfig>,
+    pub store: StoreConfig,
     pub wechat: WechatConfig,
     pub local: LocalConfig,
     pub routing: RoutingConfig,
@@ -48,6 +53,9 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(20),
             log: LogConfig::default(),
             limits: LimitsConfig::default(),
+            auth: AuthConfig::default(),
+            callers: std::collections::BTreeMap::new(),
+            store: StoreConfig::default(),
             wechat: WechatConfig::default(),
             local: LocalConfig::default(),
             routing: RoutingConfig::default(),
@@ -107,7 +115,8 @@ impl Config {
 }
 
 fn is_secret(key: &str) -> bool {
-    key.to_ascii_lowercase().ends_with("app_secret")
+    let key = key.to_ascii_lowercase();
+    key.ends_with("app_secret") || key == "store.redis_url"
 }
 
 /// Figment's messages quote the offending value, so a mistyped secret would be printed.

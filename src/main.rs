@@ -4,6 +4,7 @@ mod cli;
 
 use clap::{Parser, Subcommand};
 use ocrgate::{
+    auth::Callers,
     config::{Config, LogFormat},
     providers::{local, wechat::WechatProvider},
     routing::ProviderName,
@@ -118,6 +119,23 @@ fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::e
     let config = Config::load(file)?;
     config.limits.check()?;
     let telemetry = Telemetry::without_exporters()?;
+    let callers = Callers::new(
+        &config.auth,
+        &config.callers,
+        &config.store,
+        telemetry.metrics().clone(),
+    )?;
+    let callers = match (
+        callers.names().collect::<Vec<_>>(),
+        callers.anonymous_allowed(),
+    ) {
+        (names, true) if names.is_empty() => "anonymous only".to_owned(),
+        (names, anonymous) => format!(
+            "{}{}",
+            names.join(", "),
+            if anonymous { " and anonymous" } else { "" }
+        ),
+    };
     let wechat = WechatProvider::new(&config.wechat, telemetry.metrics().clone())?;
     let accounts: Vec<&str> = wechat.account_names().collect();
     let missing = config.local.missing_files();
@@ -136,7 +154,7 @@ fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::e
     };
     Ok(format!(
         "configuration is valid: gRPC on {}, admin on {}, request memory {} ({} per client), \
-         WeChat accounts: {}, bank cards: {}, invoice titles: {}",
+         callers: {callers}, WeChat accounts: {}, bank cards: {}, invoice titles: {}",
         config.listen,
         config.admin_listen,
         config.limits.request_memory,

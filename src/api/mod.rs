@@ -1,5 +1,6 @@
 //! The gRPC edge: validate, call the provider, convert. No business logic lives here.
 
+mod auth;
 pub mod codec;
 mod convert;
 mod deadline;
@@ -12,15 +13,18 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use self::status::InvalidRequest;
 pub use self::{
+    auth::{AuthLayer, CallerLabel},
     deadline::{Deadline, DeadlineLayer},
     intake::IntakeLayer,
     telemetry::TelemetryLayer,
 };
 use crate::{
+    auth::{ANONYMOUS, Caller, DEFAULT_ACCOUNT, Rpc},
     enrich::BinTable,
-    provider::{BankCardRecognizer, CallContext, ErrorKind, InvoiceTitleParser, ProviderError},
+    provider::{
+        BankCardRecognizer, CallContext, CardNumber, ErrorKind, InvoiceTitleParser, ProviderError,
+    },
     routing::{Route, RouteError},
     telemetry::Metrics,
 };
@@ -70,53 +74,142 @@ impl pb::ocr_service_server::OcrService for OcrApi {
         &self,
         request: Request<pb::RecognizeBankCardRequest>,
     ) -> Result<Response<pb::RecognizeBankCardResponse>, Status> {
-        let call = call_context(&request);
+        let (call, audit) = call_context(&request, Rpc::RecognizeBankCard);
         let mut request = request.into_inner();
         let provider = validate::optional(std::mem::take(&mut request.provider));
-        let request = validate::bank_card_request(request)?;
-        let card = self
-            .bank_cards
-            .call(provider.as_deref(), &call, |provider| {
-                let request = request.clone();
-                async move { provider.recognize_bank_card(request, &call).await }
-            })
-            .await
-            .map_err(|err| self.failed("RecognizeBankCard", err))?;
-        tracing::debug!(card_number = %card.value.number, provider = card.provider, "bank card recognised");
-        Ok(Response::new(convert::bank_card_response(
-            &card.value,
-            card.provider,
-            &self.bins,
-        )))
+        let result = async {
+            let request = validate::bank_card_request(request)?;
+            audit.permit(request.account.as_deref(), provider.as_deref())?;
+            let card = self
+                .bank_cards
+                .call(provider.as_deref(), &call, |provider| {
+                    let request = request.clone();
+                    async move { provider.recognize_bank_card(request, &call).await }
+                })
+                .await
+                .map_err(|err| self.failed("RecognizeBankCard", err))?;
+            Ok((request.account, card))
+        }
+        .await;
+        match result {
+            Ok((account, card)) => {
+                audit.served(account.as_deref(), card.provider, Some(&card.value.number));
+                Ok(Response::new(convert::bank_card_response(
+                    &card.value,
+                    card.provider,
+                    &self.bins,
+                )))
+            }
+            Err(status) => Err(audit.failed(status)),
+        }
     }
 
     async fn parse_invoice_title(
         &self,
         request: Request<pb::ParseInvoiceTitleRequest>,
     ) -> Result<Response<pb::ParseInvoiceTitleResponse>, Status> {
-        let call = call_context(&request);
+        let (call, audit) = call_context(&request, Rpc::ParseInvoiceTitle);
         let mut request = request.into_inner();
         let provider = validate::optional(std::mem::take(&mut request.provider));
-        let request = validate::invoice_title_request(request)?;
-        let title = self
-            .invoice_titles
-            .call(provider.as_deref(), &call, |provider| {
-                let request = request.clone();
-                async move { provider.parse_invoice_title(request, &call).await }
-            })
-            .await
-            .map_err(|err| self.failed("ParseInvoiceTitle", err))?;
-        Ok(Response::new(convert::invoice_title_response(
-            title.value,
-            title.provider,
-        )))
+        let result = async {
+            let request = validate::invoice_title_request(request)?;
+            audit.permit(request.account.as_deref(), provider.as_deref())?;
+            let title = self
+                .invoice_titles
+                .call(provider.as_deref(), &call, |provider| {
+                    let request = request.clone();
+                    async move { provider.parse_invoice_title(request, &call).await }
+                })
+                .await
+                .map_err(|err| self.failed("ParseInvoiceTitle", err))?;
+            Ok((request.account, title))
+        }
+        .await;
+        match result {
+            Ok((account, title)) => {
+                // Never the title's tax number or bank account: the caller, the call, its cost.
+                audit.served(account.as_deref(), title.provider, None);
+                Ok(Response::new(convert::invoice_title_response(
+                    title.value,
+                    title.provider,
+                )))
+            }
+            Err(status) => Err(audit.failed(status)),
+        }
     }
 }
 
-fn call_context<T>(request: &Request<T>) -> CallContext {
-    CallContext {
+/// The call's deadline, and its audit record: who called, what, and when it started.
+fn call_context<T>(request: &Request<T>, rpc: Rpc) -> (CallContext, Audit) {
+    let call = CallContext {
         deadline: request.extensions().get::<Deadline>().map(|d| d.0),
+    };
+    let audit = Audit {
+        caller: request.extensions().get::<Arc<Caller>>().cloned(),
+        rpc,
+        started: tokio::time::Instant::now(),
+    };
+    (call, audit)
+}
+
+/// One line a call in the `ocrgate::audit` log: caller, RPC, provider, account, status, latency,
+/// and the card number masked.
+struct Audit {
+    /// `None` only when the server was built without the auth layer (as some tests build it).
+    caller: Option<Arc<Caller>>,
+    rpc: Rpc,
+    started: tokio::time::Instant,
+}
+
+impl Audit {
+    fn caller(&self) -> &str {
+        self.caller
+            .as_ref()
+            .map_or(ANONYMOUS, |caller| caller.name.as_str())
     }
+
+    /// Whether the caller may bill `account` and name `provider`.
+    fn permit(&self, account: Option<&str>, provider: Option<&str>) -> Result<(), Status> {
+        match &self.caller {
+            Some(caller) => caller
+                .may_use(account, provider)
+                .map_err(|refusal| status::caller_refused(&refusal, &caller.name)),
+            None => Ok(()),
+        }
+    }
+
+    fn served(&self, account: Option<&str>, provider: &str, card: Option<&CardNumber>) {
+        tracing::info!(
+            target: "ocrgate::audit",
+            caller = self.caller(),
+            rpc = self.rpc.as_str(),
+            provider,
+            account = account.unwrap_or(DEFAULT_ACCOUNT),
+            code = ?tonic::Code::Ok,
+            latency_ms = self.started.elapsed().as_millis() as u64,
+            card_number = card.map(CardNumber::masked),
+            "call served"
+        );
+    }
+
+    fn failed(&self, status: Status) -> Status {
+        tracing::info!(
+            target: "ocrgate::audit",
+            caller = self.caller(),
+            rpc = self.rpc.as_str(),
+            provider = status_metadata(&status, "provider"),
+            code = ?status.code(),
+            latency_ms = self.started.elapsed().as_millis() as u64,
+            "call failed"
+        );
+        status
+    }
+}
+
+/// A metadata value of the status's `ErrorInfo`, if it has one.
+fn status_metadata(status: &Status, key: &str) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    status.get_details_error_info()?.metadata.remove(key)
 }
 
 impl OcrApi {
@@ -124,7 +217,7 @@ impl OcrApi {
         match err {
             RouteError::Provider(err) => self.provider_failed(method, &err),
             unknown @ RouteError::UnknownProvider { .. } => {
-                InvalidRequest::new("provider", unknown.to_string()).into()
+                status::InvalidRequest::new("provider", unknown.to_string()).into()
             }
         }
     }

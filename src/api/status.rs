@@ -153,3 +153,36 @@ pub fn malformed_request(description: impl Into<String>) -> Status {
         ErrorDetails::with_error_info(REASON_MALFORMED_REQUEST, ERROR_DOMAIN, HashMap::new()),
     )
 }
+
+/// A caller refused before its call was served: who it is not, or what it may not do.
+pub fn caller_refused(refusal: &crate::auth::Refusal, caller: &str) -> Status {
+    use crate::auth::Refusal;
+    let (code, reason, retry_after) = match refusal {
+        Refusal::MissingCredential | Refusal::UnknownCredential => {
+            (Code::Unauthenticated, "UNAUTHENTICATED", None)
+        }
+        Refusal::Rpc { .. } | Refusal::Account { .. } | Refusal::Provider { .. } => {
+            (Code::PermissionDenied, "CALLER_PERMISSION_DENIED", None)
+        }
+        Refusal::RateLimited { retry_after, .. } => (
+            Code::ResourceExhausted,
+            "CALLER_RATE_LIMITED",
+            Some(*retry_after),
+        ),
+        Refusal::BudgetExhausted { retry_after, .. } => (
+            Code::ResourceExhausted,
+            "CALLER_BUDGET_EXHAUSTED",
+            Some(*retry_after),
+        ),
+        Refusal::StoreUnavailable => (Code::Unavailable, "BUDGET_STORE_UNAVAILABLE", None),
+    };
+    let mut details = ErrorDetails::with_error_info(
+        reason,
+        ERROR_DOMAIN,
+        HashMap::from([("caller".to_owned(), caller.to_owned())]),
+    );
+    if let Some(delay) = retry_after {
+        details.set_retry_info(Some(delay));
+    }
+    Status::with_error_details(code, refusal.to_string(), details)
+}

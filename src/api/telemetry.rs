@@ -3,6 +3,7 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -12,6 +13,7 @@ use tower::{Layer, Service};
 use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use super::auth::CallerLabel;
 use crate::telemetry::{Metrics, propagation};
 
 /// The gRPC service this layer instruments; health checks and reflection pass through untouched.
@@ -77,6 +79,7 @@ where
             rpc.service = SERVICE,
             rpc.method = %method,
             rpc.grpc.status_code = Empty,
+            ocrgate.caller = Empty,
         );
         // The parent must be set before the span is first entered.
         if let Err(err) = span.set_parent(propagation::extract(request.headers())) {
@@ -97,12 +100,21 @@ where
                         .unwrap_or(0),
                     Err(_) => tonic::Code::Unknown as i32,
                 };
+                let caller = match &result {
+                    Ok(response) => response
+                        .extensions()
+                        .get::<CallerLabel>()
+                        .map(|c| Arc::clone(&c.0)),
+                    Err(_) => None,
+                };
+                let caller = caller.as_deref().unwrap_or("unknown");
                 let span = tracing::Span::current();
                 span.record("rpc.grpc.status_code", code);
+                span.record("ocrgate.caller", caller);
                 if code != 0 {
                     span.record("otel.status_code", "ERROR");
                 }
-                in_flight.finish(code, started.elapsed().as_secs_f64());
+                in_flight.finish(caller, code, started.elapsed().as_secs_f64());
                 result
             }
             .instrument(span),
@@ -133,9 +145,9 @@ impl InFlight {
         Self { metrics, method }
     }
 
-    fn finish(&self, code: i32, seconds: f64) {
+    fn finish(&self, caller: &str, code: i32, seconds: f64) {
         self.metrics
-            .rpc_finished(SERVICE, self.method, code, seconds);
+            .rpc_finished(SERVICE, self.method, caller, code, seconds);
     }
 }
 

@@ -12,7 +12,11 @@ pub use self::connection::ConnectionInfo;
 use self::connection::{Incoming, OpenCallsLayer};
 use crate::{
     admin,
-    api::{DeadlineLayer, IntakeLayer, OcrApi, TelemetryLayer, pb, validate::MAX_MESSAGE_BYTES},
+    api::{
+        AuthLayer, DeadlineLayer, IntakeLayer, OcrApi, TelemetryLayer, pb,
+        validate::MAX_MESSAGE_BYTES,
+    },
+    auth::Callers,
     config::Config,
     enrich::BinTable,
     provider::{BankCardRecognizer, InvoiceTitleParser},
@@ -34,6 +38,8 @@ pub enum ServeError {
     Routing(String),
     #[error("invalid configuration: {0}")]
     Limits(String),
+    #[error("invalid configuration: {0}")]
+    Callers(String),
     #[error("the local provider failed to load: {0}")]
     LocalPanicked(#[from] tokio::task::JoinError),
     #[error("could not build server reflection: {0}")]
@@ -160,6 +166,25 @@ pub async fn serve(
     let metrics = telemetry.metrics().clone();
     let limits = &config.limits;
     limits.check().map_err(ServeError::Limits)?;
+    let callers = Arc::new(
+        Callers::new(
+            &config.auth,
+            &config.callers,
+            &config.store,
+            metrics.clone(),
+        )
+        .map_err(ServeError::Callers)?,
+    );
+    let names: Vec<&str> = callers.names().collect();
+    if callers.anonymous_allowed() {
+        tracing::warn!(
+            callers = ?names,
+            "calls without an API key are served (auth.anonymous): any client that reaches the \
+             port may use every account and provider"
+        );
+    } else {
+        tracing::info!(callers = ?names, "only configured callers are served");
+    }
     let api = api(config, &metrics).await?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -206,6 +231,8 @@ pub async fn serve(
         .layer(OpenCallsLayer)
         .layer(TelemetryLayer::new(metrics.clone()))
         .layer(DeadlineLayer::new(limits.max_call_duration))
+        // Who calls is settled before a byte of its request body is taken in.
+        .layer(AuthLayer::new(callers))
         .layer(IntakeLayer::new(limits, metrics.clone()))
         .add_service(health_service)
         .add_service(reflection().build_v1()?)

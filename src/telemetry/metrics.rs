@@ -23,6 +23,7 @@ pub struct Metrics {
     connections_closed: Counter<u64>,
     requests_refused: Counter<u64>,
     local_reads_stopped: Counter<u64>,
+    budget_store_failures: Counter<u64>,
 }
 
 /// Latency buckets in seconds, from a fast cache hit to a slow vendor.
@@ -80,6 +81,12 @@ impl Metrics {
                     "Client connections the server closed, by the limit that closed them",
                 )
                 .build(),
+            budget_store_failures: meter
+                .u64_counter("ocrgate.budget_store.failures")
+                .with_description(
+                    "Daily budget updates the store failed, by whether the call was then served",
+                )
+                .build(),
             local_reads_stopped: meter
                 .u64_counter("ocrgate.local.reads_stopped")
                 .with_description(
@@ -95,14 +102,22 @@ impl Metrics {
         }
     }
 
-    /// A gRPC call served.
-    pub fn rpc_finished(&self, service: &str, method: &str, grpc_status: i32, seconds: f64) {
+    /// A gRPC call served, for `caller` (a configured name, `anonymous` or `unauthenticated`).
+    pub fn rpc_finished(
+        &self,
+        service: &str,
+        method: &str,
+        caller: &str,
+        grpc_status: i32,
+        seconds: f64,
+    ) {
         self.rpc_duration.record(
             seconds,
             &[
                 KeyValue::new("rpc.system", "grpc"),
                 KeyValue::new("rpc.service", service.to_owned()),
                 KeyValue::new("rpc.method", method.to_owned()),
+                KeyValue::new("ocrgate.caller", caller.to_owned()),
                 KeyValue::new("rpc.grpc.status_code", i64::from(grpc_status)),
             ],
         );
@@ -196,5 +211,16 @@ impl Metrics {
     /// The local provider stopped a read: the caller's deadline passed or the call was dropped.
     pub fn local_read_stopped(&self) {
         self.local_reads_stopped.add(1, &[]);
+    }
+
+    /// The budget store failed to count a call, which was then served (`allowed`) or refused.
+    pub fn budget_store_failed(&self, allowed: bool) {
+        self.budget_store_failures.add(
+            1,
+            &[KeyValue::new(
+                "outcome",
+                if allowed { "allowed" } else { "denied" },
+            )],
+        );
     }
 }

@@ -1,0 +1,435 @@
+//! Who may call: configured callers, each known by an API key, limited to the RPCs, vendor
+//! accounts and providers it may use, at a rate and a daily budget.
+
+mod budget;
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    num::NonZeroU32,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter, clock::Clock as _};
+use secrecy::SecretString;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+pub use self::budget::{BudgetError, BudgetStore};
+use crate::telemetry::Metrics;
+
+/// The `[auth]` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Whether calls without a credential are served. Default: only when no caller is configured.
+    pub anonymous: Option<bool>,
+    /// A TOML file of `[callers.NAME]` tables, such as a mounted Kubernetes Secret.
+    pub callers_file: Option<PathBuf>,
+}
+
+/// The RPCs of `ocrgate.v1.OcrService`, as callers' `rpcs` name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum Rpc {
+    RecognizeBankCard,
+    ParseInvoiceTitle,
+}
+
+impl Rpc {
+    /// The RPC a request path names; `None` for other services and unknown methods.
+    pub fn from_path(path: &str) -> Option<Self> {
+        match path.strip_prefix("/ocrgate.v1.OcrService/")? {
+            "RecognizeBankCard" => Some(Self::RecognizeBankCard),
+            "ParseInvoiceTitle" => Some(Self::ParseInvoiceTitle),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RecognizeBankCard => "RecognizeBankCard",
+            Self::ParseInvoiceTitle => "ParseInvoiceTitle",
+        }
+    }
+}
+
+/// One `[callers.NAME]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerConfig {
+    /// Hex SHA-256 of the key the caller sends as `authorization: Bearer <key>`.
+    pub api_key_sha256: String,
+    /// RPCs it may call; default: all.
+    #[serde(default)]
+    pub rpcs: Option<Vec<Rpc>>,
+    /// Vendor accounts it may bill, as requests name them (a request naming none counts as
+    /// `default`); default: `["default"]`.
+    #[serde(default)]
+    pub accounts: Option<Vec<String>>,
+    /// Providers it may name in a request's `provider`; default: none (it follows routing).
+    #[serde(default)]
+    pub providers: Vec<String>,
+    /// Calls a second, with bursts of as many; default: unlimited.
+    #[serde(default)]
+    pub rate_per_second: Option<NonZeroU32>,
+    /// Calls a UTC day, shared by every replica when `[store]` names Redis; default: unlimited.
+    #[serde(default)]
+    pub daily_budget: Option<u64>,
+}
+
+/// What a store failure does to a call that has a daily budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStoreError {
+    /// Refuse the call (UNAVAILABLE): a budget is a promise to someone who pays.
+    #[default]
+    Deny,
+    /// Serve the call uncounted.
+    Allow,
+}
+
+/// The `[store]` section: where daily budgets are counted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `redis://host:6379/0`: budgets shared by every replica. Unset: counted in this process.
+    pub redis_url: Option<SecretString>,
+    pub on_error: OnStoreError,
+    /// The longest one budget update may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            on_error: OnStoreError::Deny,
+            timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The name metrics, spans and logs give calls made without a credential.
+pub const ANONYMOUS: &str = "anonymous";
+/// The account a request naming none bills, as callers' `accounts` name it.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// A caller the gateway knows, and what it may do.
+pub struct Caller {
+    pub name: String,
+    rpcs: Option<Vec<Rpc>>,
+    /// `None`: any account (the anonymous caller, as before callers existed).
+    accounts: Option<Vec<String>>,
+    /// `None`: any provider.
+    providers: Option<Vec<String>>,
+    rate: Option<DefaultDirectRateLimiter>,
+    daily_budget: Option<u64>,
+}
+
+impl fmt::Debug for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Caller")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a caller may not make a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no credential: send `authorization: Bearer <API key>`")]
+    MissingCredential,
+    #[error("the API key is not one this gateway knows")]
+    UnknownCredential,
+    #[error("caller `{caller}` may not call {rpc}")]
+    Rpc { caller: String, rpc: &'static str },
+    #[error("caller `{caller}` may not bill account `{account}`")]
+    Account { caller: String, account: String },
+    #[error("caller `{caller}` may not name provider `{provider}`")]
+    Provider { caller: String, provider: String },
+    #[error("caller `{caller}` is over its rate of calls a second")]
+    RateLimited {
+        caller: String,
+        retry_after: Duration,
+    },
+    #[error("caller `{caller}` has used its daily budget of {budget} calls")]
+    BudgetExhausted {
+        caller: String,
+        budget: u64,
+        retry_after: Duration,
+    },
+    #[error("the budget store could not count this call; it is refused (store.on_error = deny)")]
+    StoreUnavailable,
+}
+
+impl Caller {
+    fn anonymous() -> Self {
+        Self {
+            name: ANONYMOUS.into(),
+            rpcs: None,
+            accounts: None,
+            providers: None,
+            rate: None,
+            daily_budget: None,
+        }
+    }
+
+    fn new(name: &str, config: &CallerConfig) -> Self {
+        Self {
+            name: name.to_owned(),
+            rpcs: config.rpcs.clone(),
+            accounts: Some(
+                config
+                    .accounts
+                    .clone()
+                    .unwrap_or_else(|| vec![DEFAULT_ACCOUNT.into()]),
+            ),
+            providers: Some(config.providers.clone()),
+            rate: config
+                .rate_per_second
+                .map(|rate| RateLimiter::direct(Quota::per_second(rate))),
+            daily_budget: config.daily_budget,
+        }
+    }
+
+    /// Whether the caller may bill `account` (`None`: the default) and name `provider`.
+    pub fn may_use(&self, account: Option<&str>, provider: Option<&str>) -> Result<(), Refusal> {
+        let account = account.unwrap_or(DEFAULT_ACCOUNT);
+        if let Some(accounts) = &self.accounts
+            && !accounts.iter().any(|allowed| allowed == account)
+        {
+            return Err(Refusal::Account {
+                caller: self.name.clone(),
+                account: account.to_owned(),
+            });
+        }
+        if let (Some(provider), Some(providers)) = (provider, &self.providers)
+            && !providers.iter().any(|allowed| allowed == provider)
+        {
+            return Err(Refusal::Provider {
+                caller: self.name.clone(),
+                provider: provider.to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Every configured caller, found by the hash of its key.
+pub struct Callers {
+    by_key: Vec<([u8; 32], Arc<Caller>)>,
+    anonymous: Option<Arc<Caller>>,
+    budgets: BudgetStore,
+    on_store_error: OnStoreError,
+    metrics: Metrics,
+}
+
+impl Callers {
+    /// The callers `config` names (inline and in `auth.callers_file`), checked.
+    pub fn new(
+        auth: &AuthConfig,
+        inline: &BTreeMap<String, CallerConfig>,
+        store: &StoreConfig,
+        metrics: Metrics,
+    ) -> Result<Self, String> {
+        let mut callers = inline.clone();
+        if let Some(file) = &auth.callers_file {
+            for (name, caller) in read_callers_file(file)? {
+                if callers.insert(name.clone(), caller).is_some() {
+                    return Err(format!(
+                        "caller `{name}` is defined both in the configuration and in {}",
+                        file.display()
+                    ));
+                }
+            }
+        }
+        let mut by_key: Vec<([u8; 32], Arc<Caller>)> = Vec::new();
+        for (name, config) in &callers {
+            if name == ANONYMOUS {
+                return Err(format!(
+                    "`{ANONYMOUS}` is reserved: name the caller otherwise"
+                ));
+            }
+            let hash = parse_hash(&config.api_key_sha256)
+                .ok_or_else(|| format!("callers.{name}.api_key_sha256 is not 64 hex digits"))?;
+            if let Some((_, other)) = by_key.iter().find(|(key, _)| *key == hash) {
+                return Err(format!(
+                    "callers `{}` and `{name}` have the same API key",
+                    other.name
+                ));
+            }
+            by_key.push((hash, Arc::new(Caller::new(name, config))));
+        }
+        let anonymous = auth.anonymous.unwrap_or(callers.is_empty());
+        Ok(Self {
+            by_key,
+            anonymous: anonymous.then(|| Arc::new(Caller::anonymous())),
+            budgets: BudgetStore::new(store)?,
+            on_store_error: store.on_error,
+            metrics,
+        })
+    }
+
+    /// Names of the configured callers.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_key.iter().map(|(_, caller)| caller.name.as_str())
+    }
+
+    pub fn anonymous_allowed(&self) -> bool {
+        self.anonymous.is_some()
+    }
+
+    /// The caller presenting `key` (the bearer token; `None` when the call carries none).
+    /// Every configured hash is compared, in constant time, whichever matches.
+    pub fn identify(&self, key: Option<&str>) -> Result<Arc<Caller>, Refusal> {
+        let Some(key) = key else {
+            return self.anonymous.clone().ok_or(Refusal::MissingCredential);
+        };
+        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let mut found = None;
+        for (candidate, caller) in &self.by_key {
+            if bool::from(candidate.ct_eq(&hash)) {
+                found = Some(caller);
+            }
+        }
+        found.cloned().ok_or(Refusal::UnknownCredential)
+    }
+
+    /// Admits one call of `rpc` by `caller`: its RPCs, its rate, then its daily budget.
+    pub async fn admit(&self, caller: &Caller, rpc: Rpc) -> Result<(), Refusal> {
+        if let Some(rpcs) = &caller.rpcs
+            && !rpcs.contains(&rpc)
+        {
+            return Err(Refusal::Rpc {
+                caller: caller.name.clone(),
+                rpc: rpc.as_str(),
+            });
+        }
+        if let Some(rate) = &caller.rate
+            && let Err(not_until) = rate.check()
+        {
+            return Err(Refusal::RateLimited {
+                caller: caller.name.clone(),
+                retry_after: not_until
+                    .wait_time_from(governor::clock::DefaultClock::default().now()),
+            });
+        }
+        let Some(budget) = caller.daily_budget else {
+            return Ok(());
+        };
+        let day = budget::UtcDay::today();
+        match self.budgets.spend(&caller.name, day).await {
+            Ok(spent) if spent <= budget => Ok(()),
+            Ok(_) => Err(Refusal::BudgetExhausted {
+                caller: caller.name.clone(),
+                budget,
+                retry_after: day.time_left(),
+            }),
+            Err(err) => {
+                let allowed = self.on_store_error == OnStoreError::Allow;
+                tracing::warn!(%err, caller = %caller.name, allowed, "the budget store failed");
+                self.metrics.budget_store_failed(allowed);
+                if allowed {
+                    Ok(())
+                } else {
+                    Err(Refusal::StoreUnavailable)
+                }
+            }
+        }
+    }
+}
+
+fn parse_hash(hex_digits: &str) -> Option<[u8; 32]> {
+    let mut hash = [0; 32];
+    hex::decode_to_slice(hex_digits.trim(), &mut hash).ok()?;
+    Some(hash)
+}
+
+fn read_callers_file(path: &Path) -> Result<BTreeMap<String, CallerConfig>, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        callers: BTreeMap<String, CallerConfig>,
+    }
+    use figment::providers::Format as _;
+    figment::Figment::from(figment::providers::Toml::file_exact(path))
+        .extract::<File>()
+        .map(|file| file.callers)
+        // Figment's messages may quote a value; a file of key hashes is named by its path only.
+        .map_err(|err| format!("auth.callers_file {}: {}", path.display(), err.kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn callers(toml_text: &str) -> Callers {
+        #[derive(Deserialize)]
+        struct Section {
+            callers: BTreeMap<String, CallerConfig>,
+        }
+        use figment::providers::Format as _;
+        let section: Section = figment::Figment::from(figment::providers::Toml::string(toml_text))
+            .extract()
+            .expect("callers");
+        let telemetry = crate::telemetry::Telemetry::without_exporters().expect("telemetry");
+        Callers::new(
+            &AuthConfig::default(),
+            &section.callers,
+            &StoreConfig::default(),
+            telemetry.metrics().clone(),
+        )
+        .expect("valid")
+    }
+
+    fn sha256_hex(key: &str) -> String {
+        hex::encode(Sha256::digest(key.as_bytes()))
+    }
+
+    #[test]
+    fn a_caller_is_known_by_its_key_and_nobody_else_is() {
+        let callers = callers(&format!(
+            "[callers.billing]\napi_key_sha256 = \"{}\"\n",
+            sha256_hex("billing-key")
+        ));
+        assert_eq!(
+            callers
+                .identify(Some("billing-key"))
+                .map(|c| c.name.clone()),
+            Ok("billing".into())
+        );
+        assert_eq!(
+            callers.identify(Some("guess")).map(|_| ()),
+            Err(Refusal::UnknownCredential)
+        );
+        // With callers configured, anonymous calls are off unless asked for.
+        assert_eq!(
+            callers.identify(None).map(|_| ()),
+            Err(Refusal::MissingCredential)
+        );
+    }
+
+    #[test]
+    fn a_caller_bills_the_default_account_only_and_names_no_provider_by_default() {
+        let callers = callers(&format!(
+            "[callers.billing]\napi_key_sha256 = \"{}\"\n",
+            sha256_hex("k")
+        ));
+        let caller = callers.identify(Some("k")).expect("known");
+        assert_eq!(caller.may_use(None, None), Ok(()));
+        assert_eq!(caller.may_use(Some("default"), None), Ok(()));
+        assert!(matches!(
+            caller.may_use(Some("shop"), None),
+            Err(Refusal::Account { .. })
+        ));
+        assert!(matches!(
+            caller.may_use(None, Some("wechat")),
+            Err(Refusal::Provider { .. })
+        ));
+    }
+}
