@@ -5,16 +5,28 @@ use std::{path::Path, process::ExitCode, time::Duration};
 use ocrgate::client::{
     CallError, CardNetwork, CardType, OcrClient, ParseInvoiceTitleRequest,
     ParseInvoiceTitleResponse, RecognitionMode, RecognizeBankCardRequest,
-    RecognizeBankCardResponse, TaxNumberFormat, TitleType, image_source,
+    RecognizeBankCardResponse, TaxNumberFormat, TitleType, TlsFiles, image_source,
 };
 use serde_json::{Value, json};
 
 /// Where and how to call the server.
 #[derive(Debug, clap::Args)]
 pub struct CallOptions {
-    /// The server's address.
+    /// The server's address (`https://…` with TLS).
     #[arg(long, env = "OCRGATE_ADDR", default_value = "http://127.0.0.1:50051")]
     addr: String,
+    /// The API key to call with (sent as `authorization: Bearer <key>`).
+    #[arg(long, env = "OCRGATE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// PEM CA certificate that signed the server's certificate; connects over TLS.
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// PEM client certificate, for a server that asks for one (mTLS); with --key.
+    #[arg(long, requires = "key")]
+    cert: Option<std::path::PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, requires = "cert")]
+    key: Option<std::path::PathBuf>,
     /// The configured vendor account to use (default: the server's default account).
     #[arg(long)]
     account: Option<String>,
@@ -88,7 +100,23 @@ pub async fn title(scan_text: &str, options: &CallOptions) -> ExitCode {
 }
 
 async fn connect(options: &CallOptions) -> Option<OcrClient> {
-    match OcrClient::connect(options.addr.clone()).await {
+    let tls =
+        options.tls_ca.is_some() || options.cert.is_some() || options.addr.starts_with("https://");
+    let connected = if tls {
+        let files = TlsFiles {
+            ca: options.tls_ca.as_deref(),
+            cert: options.cert.as_deref(),
+            key: options.key.as_deref(),
+        };
+        OcrClient::connect_tls(options.addr.clone(), &files).await
+    } else {
+        OcrClient::connect(options.addr.clone()).await
+    };
+    let client = connected.and_then(|client| match &options.api_key {
+        Some(key) => client.with_api_key(key),
+        None => Ok(client),
+    });
+    match client {
         Ok(client) => Some(client.with_timeout(options.timeout)),
         Err(err) => {
             eprintln!("error: {}: {err}", options.addr);

@@ -1,10 +1,14 @@
 //! A typed client for other Rust services: the generated one, plus plain methods and errors that
 //! carry ocrgate's error details.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, path::Path, time::Duration};
 
 use bytes::Bytes;
-use tonic::{Code, Status, transport::Channel};
+use tonic::{
+    Code, Status,
+    metadata::AsciiMetadataValue,
+    transport::{Certificate, Channel, ClientTlsConfig, Identity},
+};
 use tonic_types::StatusExt as _;
 
 use crate::api::pb::recognize_bank_card_request::Source;
@@ -51,6 +55,17 @@ impl From<Status> for CallError {
 pub struct OcrClient {
     inner: OcrServiceClient<Channel>,
     timeout: Option<Duration>,
+    /// `Bearer <key>`, sent with every call.
+    authorization: Option<AsciiMetadataValue>,
+}
+
+/// How to reach a server over TLS: the CA that signed its certificate, and the client's own
+/// certificate and key where the server asks for one (mTLS).
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles<'a> {
+    pub ca: Option<&'a Path>,
+    pub cert: Option<&'a Path>,
+    pub key: Option<&'a Path>,
 }
 
 impl OcrClient {
@@ -60,11 +75,53 @@ impl OcrClient {
         Ok(Self::new(channel))
     }
 
+    /// Connects to `address` (`https://…`) over TLS with these files.
+    pub async fn connect_tls(
+        address: impl Into<String>,
+        files: &TlsFiles<'_>,
+    ) -> Result<Self, ConnectError> {
+        let read = |path: &Path| {
+            std::fs::read(path)
+                .map_err(|err| ConnectError::File(format!("{}: {err}", path.display())))
+        };
+        let mut tls = ClientTlsConfig::new();
+        if let Some(ca) = files.ca {
+            tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        match (files.cert, files.key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ConnectError::File(
+                    "give both a certificate and its key".into(),
+                ));
+            }
+        }
+        let channel = Channel::from_shared(address.into())?
+            .tls_config(tls)?
+            .connect()
+            .await?;
+        Ok(Self::new(channel))
+    }
+
     pub fn new(channel: Channel) -> Self {
         Self {
             inner: OcrServiceClient::new(channel),
             timeout: None,
+            authorization: None,
         }
+    }
+
+    /// Every call made through the returned client carries this API key.
+    pub fn with_api_key(mut self, key: &str) -> Result<Self, ConnectError> {
+        let value = format!("Bearer {key}")
+            .parse()
+            // The key is not quoted: the error reaches logs and terminals.
+            .map_err(|_| ConnectError::ApiKey)?;
+        self.authorization = Some(value);
+        Ok(self)
     }
 
     /// Every call made through the returned client has this deadline.
@@ -147,6 +204,11 @@ impl OcrClient {
         if let Some(timeout) = self.timeout {
             request.set_timeout(timeout);
         }
+        if let Some(authorization) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
+        }
         request
     }
 }
@@ -157,4 +219,8 @@ pub enum ConnectError {
     Address(#[from] http::uri::InvalidUri),
     #[error("cannot connect: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("cannot read a TLS file: {0}")]
+    File(String),
+    #[error("the API key holds characters a header cannot carry")]
+    ApiKey,
 }

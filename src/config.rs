@@ -35,6 +35,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub log: LogConfig,
     pub limits: LimitsConfig,
+    /// TLS on the gRPC port; plaintext when absent.
+    pub tls: Option<crate::server::TlsConfig>,
     pub auth: AuthConfig,
     /// Callers by name; see [`crate::auth`].
     pub callers: std::collections::BTreeMap<String, CallerConfig>,
@@ -53,6 +55,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(20),
             log: LogConfig::default(),
             limits: LimitsConfig::default(),
+            tls: None,
             auth: AuthConfig::default(),
             callers: std::collections::BTreeMap::new(),
             store: StoreConfig::default(),

@@ -125,10 +125,7 @@ fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::e
         &config.store,
         telemetry.metrics().clone(),
     )?;
-    let callers = match (
-        callers.names().collect::<Vec<_>>(),
-        callers.anonymous_allowed(),
-    ) {
+    let callers = match (callers.names(), callers.anonymous_allowed()) {
         (names, true) if names.is_empty() => "anonymous only".to_owned(),
         (names, anonymous) => format!(
             "{}{}",

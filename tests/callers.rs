@@ -27,7 +27,8 @@ fn key_hash(key: &str) -> String {
 /// A caller known by `key`, otherwise with the defaults.
 fn caller(key: &str) -> CallerConfig {
     CallerConfig {
-        api_key_sha256: key_hash(key),
+        api_key_sha256: Some(key_hash(key)),
+        identity: None,
         rpcs: None,
         accounts: None,
         providers: Vec::new(),

@@ -12,7 +12,10 @@ use http::{Request, Response, header};
 use tower::{Layer, Service};
 
 use super::status;
-use crate::auth::{Callers, Rpc};
+use crate::{
+    auth::{Callers, Rpc},
+    server::ConnectionInfo,
+};
 
 /// The caller a call was made by, as metrics, spans and logs name it: a configured caller,
 /// `anonymous`, or `unauthenticated`. Set on every `OcrService` response.
@@ -76,7 +79,12 @@ where
         let callers = Arc::clone(&self.callers);
         Box::pin(async move {
             let key = bearer_token(request.headers());
-            let caller = match callers.identify(key.as_deref()) {
+            let identities = request
+                .extensions()
+                .get::<ConnectionInfo>()
+                .map(|info| Arc::clone(&info.identities))
+                .unwrap_or_else(|| Arc::new([]));
+            let caller = match callers.identify(key.as_deref(), &identities) {
                 Ok(caller) => caller,
                 Err(refusal) => {
                     tracing::info!(target: "ocrgate::audit", caller = UNAUTHENTICATED, rpc = rpc.as_str(), error = %refusal, "call refused");

@@ -61,7 +61,12 @@ impl Rpc {
 #[serde(deny_unknown_fields)]
 pub struct CallerConfig {
     /// Hex SHA-256 of the key the caller sends as `authorization: Bearer <key>`.
-    pub api_key_sha256: String,
+    #[serde(default)]
+    pub api_key_sha256: Option<String>,
+    /// A URI or DNS subject alternative name of the client certificate it presents (mTLS),
+    /// e.g. `spiffe://cluster.local/ns/billing/sa/billing`.
+    #[serde(default)]
+    pub identity: Option<String>,
     /// RPCs it may call; default: all.
     #[serde(default)]
     pub rpcs: Option<Vec<Rpc>>,
@@ -219,9 +224,10 @@ impl Caller {
     }
 }
 
-/// Every configured caller, found by the hash of its key.
+/// Every configured caller, found by the hash of its key or its certificate's identity.
 pub struct Callers {
     by_key: Vec<([u8; 32], Arc<Caller>)>,
+    by_identity: BTreeMap<String, Arc<Caller>>,
     anonymous: Option<Arc<Caller>>,
     budgets: BudgetStore,
     on_store_error: OnStoreError,
@@ -248,25 +254,43 @@ impl Callers {
             }
         }
         let mut by_key: Vec<([u8; 32], Arc<Caller>)> = Vec::new();
+        let mut by_identity = BTreeMap::new();
         for (name, config) in &callers {
             if name == ANONYMOUS {
                 return Err(format!(
                     "`{ANONYMOUS}` is reserved: name the caller otherwise"
                 ));
             }
-            let hash = parse_hash(&config.api_key_sha256)
-                .ok_or_else(|| format!("callers.{name}.api_key_sha256 is not 64 hex digits"))?;
-            if let Some((_, other)) = by_key.iter().find(|(key, _)| *key == hash) {
+            let caller = Arc::new(Caller::new(name, config));
+            if config.api_key_sha256.is_none() && config.identity.is_none() {
                 return Err(format!(
-                    "callers `{}` and `{name}` have the same API key",
+                    "callers.{name} has neither api_key_sha256 nor identity: nobody could be it"
+                ));
+            }
+            if let Some(hex_digits) = &config.api_key_sha256 {
+                let hash = parse_hash(hex_digits)
+                    .ok_or_else(|| format!("callers.{name}.api_key_sha256 is not 64 hex digits"))?;
+                if let Some((_, other)) = by_key.iter().find(|(key, _)| *key == hash) {
+                    return Err(format!(
+                        "callers `{}` and `{name}` have the same API key",
+                        other.name
+                    ));
+                }
+                by_key.push((hash, Arc::clone(&caller)));
+            }
+            if let Some(identity) = &config.identity
+                && let Some(other) = by_identity.insert(identity.clone(), caller)
+            {
+                return Err(format!(
+                    "callers `{}` and `{name}` have the same identity",
                     other.name
                 ));
             }
-            by_key.push((hash, Arc::new(Caller::new(name, config))));
         }
         let anonymous = auth.anonymous.unwrap_or(callers.is_empty());
         Ok(Self {
             by_key,
+            by_identity,
             anonymous: anonymous.then(|| Arc::new(Caller::anonymous())),
             budgets: BudgetStore::new(store)?,
             on_store_error: store.on_error,
@@ -275,28 +299,52 @@ impl Callers {
     }
 
     /// Names of the configured callers.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.by_key.iter().map(|(_, caller)| caller.name.as_str())
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .by_key
+            .iter()
+            .map(|(_, caller)| caller)
+            .chain(self.by_identity.values())
+            .map(|caller| caller.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
     }
 
     pub fn anonymous_allowed(&self) -> bool {
         self.anonymous.is_some()
     }
 
-    /// The caller presenting `key` (the bearer token; `None` when the call carries none).
-    /// Every configured hash is compared, in constant time, whichever matches.
-    pub fn identify(&self, key: Option<&str>) -> Result<Arc<Caller>, Refusal> {
-        let Some(key) = key else {
-            return self.anonymous.clone().ok_or(Refusal::MissingCredential);
-        };
-        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        let mut found = None;
-        for (candidate, caller) in &self.by_key {
-            if bool::from(candidate.ct_eq(&hash)) {
-                found = Some(caller);
+    /// The caller presenting `key` (the bearer token), or else the identities of its client
+    /// certificate; the anonymous caller, where allowed, when it presents neither. Every key hash
+    /// is compared, in constant time, whichever matches.
+    pub fn identify(
+        &self,
+        key: Option<&str>,
+        identities: &[String],
+    ) -> Result<Arc<Caller>, Refusal> {
+        if let Some(key) = key {
+            let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+            let mut found = None;
+            for (candidate, caller) in &self.by_key {
+                if bool::from(candidate.ct_eq(&hash)) {
+                    found = Some(caller);
+                }
             }
+            return found.cloned().ok_or(Refusal::UnknownCredential);
         }
-        found.cloned().ok_or(Refusal::UnknownCredential)
+        if let Some(caller) = identities
+            .iter()
+            .find_map(|identity| self.by_identity.get(identity))
+        {
+            return Ok(Arc::clone(caller));
+        }
+        self.anonymous.clone().ok_or(if identities.is_empty() {
+            Refusal::MissingCredential
+        } else {
+            Refusal::UnknownCredential
+        })
     }
 
     /// Admits one call of `rpc` by `caller`: its RPCs, its rate, then its daily budget.
@@ -392,24 +440,31 @@ mod tests {
     }
 
     #[test]
-    fn a_caller_is_known_by_its_key_and_nobody_else_is() {
+    fn a_caller_is_known_by_its_key_or_its_certificate_and_nobody_else_is() {
         let callers = callers(&format!(
-            "[callers.billing]\napi_key_sha256 = \"{}\"\n",
+            "[callers.billing]\napi_key_sha256 = \"{}\"\n\
+             [callers.shop]\nidentity = \"spiffe://cluster.local/ns/shop/sa/shop\"\n",
             sha256_hex("billing-key")
         ));
+        let name = |found: Result<Arc<Caller>, Refusal>| found.map(|caller| caller.name.clone());
         assert_eq!(
-            callers
-                .identify(Some("billing-key"))
-                .map(|c| c.name.clone()),
+            name(callers.identify(Some("billing-key"), &[])),
             Ok("billing".into())
         );
         assert_eq!(
-            callers.identify(Some("guess")).map(|_| ()),
+            name(callers.identify(Some("guess"), &[])),
+            Err(Refusal::UnknownCredential)
+        );
+        let shop = ["spiffe://cluster.local/ns/shop/sa/shop".to_owned()];
+        assert_eq!(name(callers.identify(None, &shop)), Ok("shop".into()));
+        let stranger = ["spiffe://elsewhere".to_owned()];
+        assert_eq!(
+            name(callers.identify(None, &stranger)),
             Err(Refusal::UnknownCredential)
         );
         // With callers configured, anonymous calls are off unless asked for.
         assert_eq!(
-            callers.identify(None).map(|_| ()),
+            name(callers.identify(None, &[])),
             Err(Refusal::MissingCredential)
         );
     }
@@ -420,7 +475,7 @@ mod tests {
             "[callers.billing]\napi_key_sha256 = \"{}\"\n",
             sha256_hex("k")
         ));
-        let caller = callers.identify(Some("k")).expect("known");
+        let caller = callers.identify(Some("k"), &[]).expect("known");
         assert_eq!(caller.may_use(None, None), Ok(()));
         assert_eq!(caller.may_use(Some("default"), None), Ok(()));
         assert!(matches!(

@@ -21,8 +21,10 @@ use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore},
+    task::JoinSet,
     time::{Instant, Sleep},
 };
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tonic::transport::server::Connected;
 use tower::{Layer, Service};
 
@@ -35,9 +37,13 @@ const HANDSHAKE_BYTES: usize = 24 + 9;
 /// instead of spinning on the same error.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Accepts connections from a listener, at most `max_connections` open at once.
+/// Accepts connections from a listener, at most `max_connections` open at once (TLS handshakes
+/// under way count), each within `handshake_timeout` of its accept.
 pub struct Incoming {
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    /// TLS handshakes under way, off the accept loop: a slow client holds up nobody else.
+    handshakes: JoinSet<Option<Connection<ClientStream>>>,
     slots: Arc<Semaphore>,
     /// Each client's share of the request memory budget, shared by all its connections.
     client_budgets: HashMap<IpAddr, Weak<Semaphore>>,
@@ -50,9 +56,16 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    pub fn new(listener: TcpListener, limits: &LimitsConfig, metrics: Metrics) -> Self {
+    pub fn new(
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        limits: &LimitsConfig,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             listener,
+            tls,
+            handshakes: JoinSet::new(),
             slots: Arc::new(Semaphore::new(limits.max_connections)),
             client_budgets: HashMap::new(),
             client_budget_bytes: limits.request_memory_per_client_bytes(),
@@ -66,7 +79,7 @@ impl Incoming {
 }
 
 impl Stream for Incoming {
-    type Item = io::Result<Connection<TcpStream>>;
+    type Item = io::Result<Connection<ClientStream>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
@@ -75,6 +88,12 @@ impl Stream for Incoming {
             this.backoff = None;
         }
         loop {
+            if let Poll::Ready(Some(handshake)) = this.handshakes.poll_join_next(cx) {
+                if let Ok(Some(connection)) = handshake {
+                    return Poll::Ready(Some(Ok(connection)));
+                }
+                continue;
+            }
             let (stream, remote) = match ready!(this.listener.poll_accept(cx)) {
                 Ok(accepted) => accepted,
                 Err(err) => {
@@ -92,16 +111,134 @@ impl Stream for Incoming {
             if let Err(err) = stream.set_nodelay(true) {
                 tracing::debug!(%err, "could not set TCP_NODELAY");
             }
-            let budget = this.client_budget(remote.ip());
-            return Poll::Ready(Some(Ok(Connection::new(
-                stream,
-                Some(remote),
-                budget,
+            let opened = Opened {
+                remote,
+                client_budget: this.client_budget(remote.ip()),
                 slot,
-                this.handshake_timeout,
-                this.idle_timeout,
-                this.metrics.clone(),
-            ))));
+                handshake_timeout: this.handshake_timeout,
+                idle_timeout: this.idle_timeout,
+                metrics: this.metrics.clone(),
+            };
+            match &this.tls {
+                None => {
+                    return Poll::Ready(Some(Ok(
+                        opened.connection(ClientStream::Plain(stream), Arc::new([]))
+                    )));
+                }
+                Some(acceptor) => {
+                    this.handshakes
+                        .spawn(opened.tls_handshake(acceptor.clone(), stream));
+                }
+            }
+        }
+    }
+}
+
+/// An accepted connection before its I/O is settled.
+struct Opened {
+    remote: SocketAddr,
+    client_budget: Arc<Semaphore>,
+    slot: OwnedSemaphorePermit,
+    handshake_timeout: Duration,
+    idle_timeout: Duration,
+    metrics: Metrics,
+}
+
+impl Opened {
+    fn connection(self, io: ClientStream, identities: Arc<[String]>) -> Connection<ClientStream> {
+        Connection::new(io, self, identities)
+    }
+
+    /// The connection once its TLS handshake is done; `None` when it failed or took too long.
+    async fn tls_handshake(
+        self,
+        acceptor: TlsAcceptor,
+        stream: TcpStream,
+    ) -> Option<Connection<ClientStream>> {
+        match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                let identities: Arc<[String]> = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(super::tls::identities)
+                    .unwrap_or_default()
+                    .into();
+                Some(self.connection(ClientStream::Tls(Box::new(tls)), identities))
+            }
+            Ok(Err(err)) => {
+                tracing::debug!(remote = %self.remote, %err, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                self.metrics.connection_closed("handshake_timeout");
+                None
+            }
+        }
+    }
+}
+
+/// A client's byte stream: plain TCP, or TLS over it.
+pub enum ClientStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            Self::Tls(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            Self::Tls(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Self::Tls(io) => Pin::new(io.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(io) => io.is_write_vectored(),
+            Self::Tls(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(io) => Pin::new(io).poll_flush(cx),
+            Self::Tls(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            Self::Tls(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -178,6 +315,8 @@ pub struct ConnectionInfo {
     pub remote: Option<SocketAddr>,
     /// The request memory this connection's client may still take, in bytes.
     pub client_budget: Arc<Semaphore>,
+    /// The URI and DNS names of the client's TLS certificate; empty without one.
+    pub identities: Arc<[String]>,
     activity: Arc<Activity>,
 }
 
@@ -187,6 +326,7 @@ pub struct Connection<IO> {
     io: IO,
     remote: Option<SocketAddr>,
     client_budget: Arc<Semaphore>,
+    identities: Arc<[String]>,
     activity: Arc<Activity>,
     /// Handshake bytes still expected; 0 once the client has sent its preface and SETTINGS.
     handshake_left: usize,
@@ -197,26 +337,19 @@ pub struct Connection<IO> {
 }
 
 impl<IO> Connection<IO> {
-    fn new(
-        io: IO,
-        remote: Option<SocketAddr>,
-        client_budget: Arc<Semaphore>,
-        slot: OwnedSemaphorePermit,
-        handshake_timeout: Duration,
-        idle_timeout: Duration,
-        metrics: Metrics,
-    ) -> Self {
-        metrics.connection_opened(1);
+    fn new(io: IO, opened: Opened, identities: Arc<[String]>) -> Self {
+        opened.metrics.connection_opened(1);
         Self {
             io,
-            remote,
-            client_budget,
+            remote: Some(opened.remote),
+            client_budget: opened.client_budget,
+            identities,
             activity: Arc::new(Activity::new()),
             handshake_left: HANDSHAKE_BYTES,
-            idle_timeout,
-            timer: Box::pin(tokio::time::sleep(handshake_timeout)),
-            metrics,
-            _slot: slot,
+            idle_timeout: opened.idle_timeout,
+            timer: Box::pin(tokio::time::sleep(opened.handshake_timeout)),
+            metrics: opened.metrics,
+            _slot: opened.slot,
         }
     }
 
@@ -311,6 +444,7 @@ impl<IO> Connected for Connection<IO> {
         ConnectionInfo {
             remote: self.remote,
             client_budget: Arc::clone(&self.client_budget),
+            identities: Arc::clone(&self.identities),
             activity: Arc::clone(&self.activity),
         }
     }

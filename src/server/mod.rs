@@ -1,6 +1,7 @@
 //! Wiring: providers, the gRPC services, health, reflection and graceful shutdown.
 
 mod connection;
+mod tls;
 
 use std::{future::Future, sync::Arc};
 
@@ -8,8 +9,11 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
-pub use self::connection::ConnectionInfo;
 use self::connection::{Incoming, OpenCallsLayer};
+pub use self::{
+    connection::ConnectionInfo,
+    tls::{TlsConfig, TlsError},
+};
 use crate::{
     admin,
     api::{
@@ -40,6 +44,8 @@ pub enum ServeError {
     Limits(String),
     #[error("invalid configuration: {0}")]
     Callers(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("the local provider failed to load: {0}")]
     LocalPanicked(#[from] tokio::task::JoinError),
     #[error("could not build server reflection: {0}")]
@@ -175,7 +181,7 @@ pub async fn serve(
         )
         .map_err(ServeError::Callers)?,
     );
-    let names: Vec<&str> = callers.names().collect();
+    let names = callers.names();
     if callers.anonymous_allowed() {
         tracing::warn!(
             callers = ?names,
@@ -184,6 +190,10 @@ pub async fn serve(
         );
     } else {
         tracing::info!(callers = ?names, "only configured callers are served");
+    }
+    let tls = config.tls.as_ref().map(tls::Tls::new).transpose()?;
+    if let Some(tls) = &tls {
+        tls.spawn_reloader();
     }
     let api = api(config, &metrics).await?;
 
@@ -238,9 +248,12 @@ pub async fn serve(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(api.into_server())
-        .serve_with_incoming_shutdown(Incoming::new(listeners.grpc, limits, metrics), async {
-            stopped.await.ok();
-        });
+        .serve_with_incoming_shutdown(
+            Incoming::new(listeners.grpc, tls.map(|tls| tls.acceptor), limits, metrics),
+            async {
+                stopped.await.ok();
+            },
+        );
     tokio::pin!(server);
     tracing::info!(%address, "listening");
 
