@@ -8,7 +8,7 @@ use ocrgate::{
     config::{Config, LogFormat},
     providers::{local, wechat::WechatProvider},
     routing::ProviderName,
-    server::{Listeners, serve},
+    server::{Listeners, Tls, serve},
     telemetry::Telemetry,
 };
 
@@ -118,6 +118,17 @@ async fn run_server(
 fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::error::Error>> {
     let config = Config::load(file)?;
     config.limits.check()?;
+    let tls = match &config.tls {
+        Some(tls) => {
+            Tls::new(tls)?;
+            if tls.client_ca_file.is_some() {
+                "TLS with client certificates"
+            } else {
+                "TLS"
+            }
+        }
+        None => "plaintext",
+    };
     let telemetry = Telemetry::without_exporters()?;
     let callers = Callers::new(
         &config.auth,
@@ -150,7 +161,7 @@ fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::e
             .join(" -> ")
     };
     Ok(format!(
-        "configuration is valid: gRPC on {}, admin on {}, request memory {} ({} per client), \
+        "configuration is valid: gRPC on {} ({tls}), admin on {}, request memory {} ({} per client), \
          callers: {callers}, WeChat accounts: {}, bank cards: {}, invoice titles: {}",
         config.listen,
         config.admin_listen,

@@ -102,6 +102,8 @@ pub enum OnStoreError {
 pub struct StoreConfig {
     /// `redis://host:6379/0`: budgets shared by every replica. Unset: counted in this process.
     pub redis_url: Option<SecretString>,
+    /// A file holding that URL instead (it may carry a password), such as a mounted Secret.
+    pub redis_url_file: Option<PathBuf>,
     pub on_error: OnStoreError,
     /// The longest one budget update may take.
     #[serde(with = "humantime_serde")]
@@ -112,6 +114,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             redis_url: None,
+            redis_url_file: None,
             on_error: OnStoreError::Deny,
             timeout: Duration::from_millis(500),
         }

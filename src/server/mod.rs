@@ -12,7 +12,7 @@ use tonic_health::ServingStatus;
 use self::connection::{Incoming, OpenCallsLayer};
 pub use self::{
     connection::ConnectionInfo,
-    tls::{TlsConfig, TlsError},
+    tls::{Tls, TlsConfig, TlsError},
 };
 use crate::{
     admin,

@@ -50,6 +50,7 @@ pub struct Tls {
 }
 
 impl Tls {
+    /// Reads the certificate, key and client CA, as serving and `check-config` both need.
     pub fn new(config: &TlsConfig) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let certificate = Arc::new(ReloadingCertificate::load(config, Arc::clone(&provider))?);

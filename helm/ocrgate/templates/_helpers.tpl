@@ -78,3 +78,10 @@ The request memory budget: as set, or a quarter of the container's memory limit.
 {{- include "ocrgate.quarterOf" (required "set resources.limits.memory or limits.requestMemory" .Values.resources.limits.memory) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The Secret holding the gRPC port's certificate: as named, or the one the chart's Certificate fills.
+*/}}
+{{- define "ocrgate.tlsSecretName" -}}
+{{- .Values.tls.secretName | default (printf "%s-tls" (include "ocrgate.fullname" .)) -}}
+{{- end -}}
