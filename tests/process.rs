@@ -355,3 +355,42 @@ async fn check_config_reports_a_valid_configuration_and_refuses_an_invalid_one()
             .contains("request memory 256.0 MiB (32.0 MiB per client)")
     );
 }
+
+#[tokio::test]
+async fn a_clients_trace_reaches_the_vendor_with_no_exporter_configured() {
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    sim.add_app(APP_ID, APP_SECRET);
+    sim.add_card_image(png(1), NUMBER);
+    // No OTEL_* variable at all: the process exports nothing.
+    let gateway = GatewayProcess::start(&sim, &[]).await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut request = tonic::Request::new(upload(png(1)));
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01")
+            .parse()
+            .expect("ascii"),
+    );
+
+    gateway
+        .client()
+        .await
+        .recognize_bank_card(request)
+        .await
+        .expect("recognised");
+
+    let call = sim
+        .requests()
+        .into_iter()
+        .find(|r| r.endpoint == wechat_sim::Endpoint::BankCard)
+        .expect("bank card call");
+    let traceparent = call.traceparent.expect("traceparent sent to the vendor");
+    assert!(
+        traceparent.starts_with(&format!("00-{trace_id}-")),
+        "{traceparent}"
+    );
+    gateway.terminate();
+    assert!(gateway.wait().await.0.success());
+}

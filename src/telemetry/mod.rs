@@ -3,8 +3,8 @@
 //! - Logs go through `tracing` to stderr, as text or JSON.
 //! - Traces: when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set,
 //!   spans are exported over OTLP/gRPC, sampled parent-based (`OTEL_TRACES_SAMPLER`), described by
-//!   `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`. Without an endpoint there is no exporter
-//!   and no OpenTelemetry layer at all.
+//!   `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`. Without an endpoint nothing is exported,
+//!   but a client's trace context still passes through to the vendor.
 //! - Metrics: always kept for the Prometheus `/metrics` page; also pushed over OTLP when an endpoint
 //!   (or `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`) is set.
 
@@ -133,14 +133,18 @@ impl Telemetry {
         // A `Vec`, not an `Option`: a `None` layer counts as one that wants every span, so the
         // registry would build spans (h2's and hyper's too) that no layer records.
         let mut layers = vec![logs.with_filter(filter).with_filter(secret_safe()).boxed()];
-        if let Some(provider) = &self.tracer_provider {
-            layers.push(
+        let ours = || Targets::new().with_target("ocrgate", LevelFilter::INFO);
+        match &self.tracer_provider {
+            Some(provider) => layers.push(
                 tracing_opentelemetry::layer()
                     .with_tracer(provider.tracer(SERVICE_NAME))
                     .with_error_records_to_exceptions(true)
-                    .with_filter(Targets::new().with_target("ocrgate", LevelFilter::INFO))
+                    .with_filter(ours())
                     .boxed(),
-            );
+            ),
+            // No exporter: the no-op tracer records nothing, but its spans carry the client's
+            // trace context, so `traceparent` still reaches the vendor.
+            None => layers.push(tracing_opentelemetry::layer().with_filter(ours()).boxed()),
         }
         tracing_subscriber::registry().with(layers).try_init()?;
         Ok(())
