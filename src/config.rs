@@ -7,13 +7,14 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
     value::{Uncased, UncasedStr},
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::{
     auth::{AuthConfig, CallerConfig, StoreConfig},
     limits::LimitsConfig,
     providers::{local::LocalConfig, wechat::WechatConfig},
     routing::RoutingConfig,
+    telemetry::LogConfig,
 };
 
 /// Prefix of every environment variable ocrgate reads.
@@ -64,33 +65,6 @@ impl Default for Config {
             routing: RoutingConfig::default(),
         }
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    pub format: LogFormat,
-    /// A `tracing` filter such as `info` or `ocrgate=debug,info`; `RUST_LOG` overrides it.
-    pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::Text,
-            level: "info".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object a line, for log collectors.
-    Json,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,7 +138,7 @@ mod tests {
     use secrecy::ExposeSecret as _;
 
     use super::*;
-    use crate::providers::wechat::TokenEndpoint;
+    use crate::{providers::wechat::TokenEndpoint, telemetry::LogFormat};
 
     #[test]
     fn environment_overrides_the_file_and_the_documented_names_work() {

@@ -5,11 +5,11 @@ mod cli;
 use clap::{Parser, Subcommand};
 use ocrgate::{
     auth::Callers,
-    config::{Config, LogFormat},
+    config::Config,
     providers::{local, wechat::WechatProvider},
     routing::ProviderName,
     server::{Listeners, Tls, serve},
-    telemetry::Telemetry,
+    telemetry::{LogFormat, Telemetry},
 };
 
 /// ocrgate: bank card OCR and invoice titles over gRPC, whichever vendor is behind it.

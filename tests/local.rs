@@ -207,13 +207,7 @@ async fn the_server_answers_other_calls_while_cards_are_being_read() {
         .collect();
 
     // Four cards queue for one engine; an invoice title (WeChat, via the simulator) does not.
-    let card = [("rpc_method", "RecognizeBankCard")];
-    loop {
-        let (_, page) = gateway.admin_get("/metrics").await;
-        if sample(&page, "ocrgate_rpc_in_flight", &card) == Some(4.0) {
-            break;
-        }
-    }
+    gateway.wait_for_in_flight("RecognizeBankCard", 4).await;
     gateway.sim.add_invoice_title(
         "scan",
         serde_json::json!({"title_type": 0, "title": "ACME"}),

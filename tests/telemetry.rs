@@ -8,7 +8,7 @@ use std::{
 };
 
 use common::{APP_ID, APP_SECRET, Gateway, config_for, png, upload};
-use ocrgate::{config::LogFormat, telemetry::Telemetry};
+use ocrgate::telemetry::{LogFormat, Telemetry};
 use opentelemetry::{
     Value,
     trace::{SpanId, SpanKind, Status, TraceId},

@@ -65,15 +65,15 @@ async fn token_fetch_uses_stable_token_in_normal_mode() {
 #[tokio::test]
 async fn sixty_four_concurrent_calls_on_a_cold_cache_fetch_one_token() {
     let (gateway, image) = gateway_with_card().await;
-    // Hold the one token fetch until every call is waiting on it.
-    gateway.sim.inject(
-        Endpoint::StableToken,
-        Fault::Delay(Duration::from_millis(200)),
-        1,
-    );
+    // Hold the one token fetch until every call is inside the gateway.
+    gateway.sim.inject(Endpoint::StableToken, Fault::Hold, 1);
 
     let calls = (0..64).map(|_| gateway.recognize(upload(image.clone())));
-    let replies = futures_util::future::join_all(calls).await;
+    let release = async {
+        gateway.wait_for_in_flight("RecognizeBankCard", 64).await;
+        gateway.sim.release_held(1);
+    };
+    let (replies, ()) = tokio::join!(futures_util::future::join_all(calls), release);
 
     assert!(
         replies

@@ -176,6 +176,25 @@ impl Gateway {
         (status, response.text().await.expect("body"))
     }
 
+    /// Returns once the gateway counts `n` calls of `method` in flight (its own gauge, read from
+    /// `/metrics`); fails the test after 10 s.
+    pub async fn wait_for_in_flight(&self, method: &str, n: u32) {
+        let counted = async {
+            loop {
+                let (_, page) = self.admin_get("/metrics").await;
+                if sample(&page, "ocrgate_rpc_in_flight", &[("rpc_method", method)])
+                    == Some(f64::from(n))
+                {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), counted)
+            .await
+            .unwrap_or_else(|_| panic!("{n} {method} calls were never in flight at once"));
+    }
+
     /// A client whose transport does not enforce `grpc-timeout` itself (tonic's `Channel` does,
     /// answering CANCELLED on its own), so tests see the deadline status the server sends.
     pub fn client_without_local_deadline(
