@@ -41,7 +41,7 @@ pub fn provider_error(err: &ProviderError) -> Status {
         ("retryable".to_owned(), err.retryable.to_string()),
     ]);
     if let Some(vendor) = &err.vendor {
-        metadata.insert("errcode".to_owned(), vendor.code.to_string());
+        metadata.insert("errcode".to_owned(), vendor.code.clone());
     }
     let reason = match err.kind {
         ErrorKind::DeadlineExceeded => REASON_DEADLINE_EXCEEDED.to_owned(),
@@ -185,4 +185,22 @@ pub fn caller_refused(refusal: &crate::auth::Refusal, caller: &str) -> Status {
         details.set_retry_info(Some(delay));
     }
     Status::with_error_details(code, refusal.to_string(), details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vendor_code_reaches_the_errcode_metadata_as_the_vendor_wrote_it() {
+        for code in ["40001", "FailedOperation.OcrFailed"] {
+            let err = ProviderError::new("vendor", ErrorKind::InvalidInput, "refused")
+                .with_vendor_code(code, "refused");
+            let info = provider_error(&err)
+                .get_details_error_info()
+                .expect("ErrorInfo");
+            assert_eq!(info.metadata.get("errcode").map(String::as_str), Some(code));
+            assert_eq!(info.reason, "VENDOR_INVALID_INPUT");
+        }
+    }
 }

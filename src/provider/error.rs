@@ -45,10 +45,11 @@ impl ErrorKind {
     }
 }
 
-/// The vendor's own error code and message, kept for the client and the operator.
+/// The vendor's own error code and message, kept for the client and the operator. The code is
+/// text as the vendor writes it: WeChat's are numbers (`40001`), other vendors' are names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VendorCode {
-    pub code: i64,
+    pub code: String,
     pub message: String,
 }
 
@@ -78,9 +79,9 @@ impl ProviderError {
         }
     }
 
-    pub fn with_vendor_code(mut self, code: i64, message: impl Into<String>) -> Self {
+    pub fn with_vendor_code(mut self, code: impl ToString, message: impl Into<String>) -> Self {
         self.vendor = Some(VendorCode {
-            code,
+            code: code.to_string(),
             message: message.into(),
         });
         self
