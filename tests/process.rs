@@ -230,20 +230,7 @@ async fn spans_are_exported_over_otlp_to_the_endpoint_the_standard_variables_nam
     )
     .await;
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
-    let mut request = tonic::Request::new(upload(png(1)));
-    request.metadata_mut().insert(
-        "traceparent",
-        format!("00-{trace_id}-b7ad6b7169203331-01")
-            .parse()
-            .expect("ascii"),
-    );
-
-    gateway
-        .client()
-        .await
-        .recognize_bank_card(request)
-        .await
-        .expect("recognised");
+    recognize_in_trace(&gateway, &format!("00-{trace_id}-b7ad6b7169203331-01")).await;
     gateway.terminate();
     let (status, _) = gateway.wait().await;
 
@@ -366,20 +353,7 @@ async fn a_clients_trace_reaches_the_vendor_with_no_exporter_configured() {
     // No OTEL_* variable at all: the process exports nothing.
     let gateway = GatewayProcess::start(&sim, &[]).await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let mut request = tonic::Request::new(upload(png(1)));
-    request.metadata_mut().insert(
-        "traceparent",
-        format!("00-{trace_id}-00f067aa0ba902b7-01")
-            .parse()
-            .expect("ascii"),
-    );
-
-    gateway
-        .client()
-        .await
-        .recognize_bank_card(request)
-        .await
-        .expect("recognised");
+    recognize_in_trace(&gateway, &format!("00-{trace_id}-00f067aa0ba902b7-01")).await;
 
     let call = sim
         .requests()
@@ -393,4 +367,18 @@ async fn a_clients_trace_reaches_the_vendor_with_no_exporter_configured() {
     );
     gateway.terminate();
     assert!(gateway.wait().await.0.success());
+}
+
+/// Reads the simulator's card through `gateway`, as a call whose client sent `traceparent`.
+async fn recognize_in_trace(gateway: &GatewayProcess, traceparent: &str) {
+    let mut request = tonic::Request::new(upload(png(1)));
+    request
+        .metadata_mut()
+        .insert("traceparent", traceparent.parse().expect("ascii"));
+    gateway
+        .client()
+        .await
+        .recognize_bank_card(request)
+        .await
+        .expect("recognised");
 }
