@@ -357,6 +357,13 @@ async fn a_card_number_in_an_upstream_reply_never_leaks_in_full() {
     gateway.terminate();
     let (_, logs) = gateway.wait().await;
     assert!(logs.iter().any(|line| line.contains("622202*********5678")));
+    // A failed call's audit line names the account it would have billed.
+    assert!(
+        logs.iter().any(|line| line.contains("ocrgate::audit")
+            && line.contains("call failed")
+            && line.contains(r#""account":"default""#)),
+        "no audit line for a failed call with its account"
+    );
     let leaked: Vec<_> = logs.iter().filter(|line| line.contains(NUMBER)).collect();
     assert!(leaked.is_empty(), "full card number logged: {leaked:?}");
 }

@@ -74,12 +74,13 @@ impl pb::ocr_service_server::OcrService for OcrApi {
         &self,
         request: Request<pb::RecognizeBankCardRequest>,
     ) -> Result<Response<pb::RecognizeBankCardResponse>, Status> {
-        let (call, audit) = call_context(&request, Rpc::RecognizeBankCard);
+        let (call, mut audit) = call_context(&request, Rpc::RecognizeBankCard);
         let mut request = request.into_inner();
+        audit.account = validate::optional(request.account.clone());
         let provider = validate::optional(std::mem::take(&mut request.provider));
         let result = async {
             let request = validate::bank_card_request(request)?;
-            audit.permit(request.account.as_deref(), provider.as_deref())?;
+            audit.permit(provider.as_deref())?;
             let card = self
                 .bank_cards
                 .call(provider.as_deref(), &call, |provider| {
@@ -88,12 +89,12 @@ impl pb::ocr_service_server::OcrService for OcrApi {
                 })
                 .await
                 .map_err(|err| self.failed("RecognizeBankCard", err))?;
-            Ok((request.account, card))
+            Ok(card)
         }
         .await;
         match result {
-            Ok((account, card)) => {
-                audit.served(account.as_deref(), card.provider, Some(&card.value.number));
+            Ok(card) => {
+                audit.served(card.provider, Some(&card.value.number));
                 Ok(Response::new(convert::bank_card_response(
                     &card.value,
                     card.provider,
@@ -108,12 +109,13 @@ impl pb::ocr_service_server::OcrService for OcrApi {
         &self,
         request: Request<pb::ParseInvoiceTitleRequest>,
     ) -> Result<Response<pb::ParseInvoiceTitleResponse>, Status> {
-        let (call, audit) = call_context(&request, Rpc::ParseInvoiceTitle);
+        let (call, mut audit) = call_context(&request, Rpc::ParseInvoiceTitle);
         let mut request = request.into_inner();
+        audit.account = validate::optional(request.account.clone());
         let provider = validate::optional(std::mem::take(&mut request.provider));
         let result = async {
             let request = validate::invoice_title_request(request)?;
-            audit.permit(request.account.as_deref(), provider.as_deref())?;
+            audit.permit(provider.as_deref())?;
             let title = self
                 .invoice_titles
                 .call(provider.as_deref(), &call, |provider| {
@@ -122,13 +124,13 @@ impl pb::ocr_service_server::OcrService for OcrApi {
                 })
                 .await
                 .map_err(|err| self.failed("ParseInvoiceTitle", err))?;
-            Ok((request.account, title))
+            Ok(title)
         }
         .await;
         match result {
-            Ok((account, title)) => {
+            Ok(title) => {
                 // Never the title's tax number or bank account: the caller, the call, its cost.
-                audit.served(account.as_deref(), title.provider, None);
+                audit.served(title.provider, None);
                 Ok(Response::new(convert::invoice_title_response(
                     title.value,
                     title.provider,
@@ -147,6 +149,7 @@ fn call_context<T>(request: &Request<T>, rpc: Rpc) -> (CallContext, Audit) {
     let audit = Audit {
         caller: request.extensions().get::<Arc<Caller>>().cloned(),
         rpc,
+        account: None,
         started: tokio::time::Instant::now(),
     };
     (call, audit)
@@ -158,6 +161,8 @@ struct Audit {
     /// `None` only when the server was built without the auth layer (as some tests build it).
     caller: Option<Arc<Caller>>,
     rpc: Rpc,
+    /// The account the request names; `None` bills the default one.
+    account: Option<String>,
     started: tokio::time::Instant,
 }
 
@@ -168,23 +173,27 @@ impl Audit {
             .map_or(ANONYMOUS, |caller| caller.name.as_str())
     }
 
-    /// Whether the caller may bill `account` and name `provider`.
-    fn permit(&self, account: Option<&str>, provider: Option<&str>) -> Result<(), Status> {
+    /// Whether the caller may bill the request's account and name `provider`.
+    fn permit(&self, provider: Option<&str>) -> Result<(), Status> {
         match &self.caller {
             Some(caller) => caller
-                .may_use(account, provider)
+                .may_use(self.account.as_deref(), provider)
                 .map_err(|refusal| status::caller_refused(&refusal, &caller.name)),
             None => Ok(()),
         }
     }
 
-    fn served(&self, account: Option<&str>, provider: &str, card: Option<&CardNumber>) {
+    fn account(&self) -> &str {
+        self.account.as_deref().unwrap_or(DEFAULT_ACCOUNT)
+    }
+
+    fn served(&self, provider: &str, card: Option<&CardNumber>) {
         tracing::info!(
             target: "ocrgate::audit",
             caller = self.caller(),
             rpc = self.rpc.as_str(),
             provider,
-            account = account.unwrap_or(DEFAULT_ACCOUNT),
+            account = self.account(),
             code = ?tonic::Code::Ok,
             latency_ms = self.started.elapsed().as_millis() as u64,
             card_number = card.map(CardNumber::masked),
@@ -198,6 +207,7 @@ impl Audit {
             caller = self.caller(),
             rpc = self.rpc.as_str(),
             provider = status_metadata(&status, "provider"),
+            account = self.account(),
             code = ?status.code(),
             latency_ms = self.started.elapsed().as_millis() as u64,
             "call failed"
