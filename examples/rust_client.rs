@@ -20,9 +20,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_timeout(Duration::from_secs(10));
 
     match client.recognize_bank_card(std::fs::read(image)?).await {
-        Ok(card) => println!("card {} ({})", card.masked_number, card.provider),
+        Ok(card) => {
+            println!("card {} ({})", card.masked_number, card.provider);
+            // What the provider read beyond the number: each is unset when it gave none.
+            if let Some(expiry) = card.expiry {
+                println!("expires {:02}/{}", expiry.month, expiry.year);
+            }
+            let warnings: Vec<_> = card.warnings().map(|w| w.as_str_name()).collect();
+            if !warnings.is_empty() {
+                println!("warnings {}", warnings.join(", "));
+            }
+            if let Some(quality) = card.quality {
+                println!("quality {quality}");
+            }
+        }
         // Branch on the stable reason, never on the message.
-        Err(err) if err.reason.as_deref() == Some("WECHAT_NOT_FOUND") => {
+        Err(err)
+            if err
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.ends_with("_NOT_FOUND")) =>
+        {
             println!("no card in the image")
         }
         Err(err) => return Err(err.into()),

@@ -3,7 +3,7 @@
 use std::{path::Path, process::ExitCode, time::Duration};
 
 use ocrgate::client::{
-    CallError, CardNetwork, CardType, OcrClient, ParseInvoiceTitleRequest,
+    CallError, CardNetwork, CardType, ImageWarning, OcrClient, ParseInvoiceTitleRequest,
     ParseInvoiceTitleResponse, RecognitionMode, RecognizeBankCardRequest,
     RecognizeBankCardResponse, TaxNumberFormat, TitleType, TlsFiles, image_source,
 };
@@ -180,8 +180,26 @@ fn card_json(card: &RecognizeBankCardResponse) -> Value {
             "card_type": card_type(issuer.card_type()),
         })),
         "network": network(card.network()),
+        "expiry": card.expiry.map(|expiry| format!("{:02}/{}", expiry.month, expiry.year)),
+        "warnings": warnings(card),
+        "quality": card.quality,
+        "card_name": (!card.card_name.is_empty()).then_some(&card.card_name),
         "provider": card.provider,
     })
+}
+
+fn warnings(card: &RecognizeBankCardResponse) -> Vec<&'static str> {
+    card.warnings()
+        .map(|warning| match warning {
+            ImageWarning::Unspecified => "unspecified",
+            ImageWarning::Photocopy => "photocopy",
+            ImageWarning::Reshoot => "reshoot",
+            ImageWarning::BorderIncomplete => "border incomplete",
+            ImageWarning::Glare => "glare",
+            ImageWarning::Blurry => "blurry",
+            ImageWarning::ExpiryInvalid => "expiry invalid",
+        })
+        .collect()
 }
 
 fn print_card(card: &RecognizeBankCardResponse) {
@@ -205,6 +223,19 @@ fn print_card(card: &RecognizeBankCardResponse) {
         None => println!("issuer        unknown"),
     }
     println!("network       {}", network(card.network()));
+    if let Some(expiry) = card.expiry {
+        println!("expiry        {:02}/{}", expiry.month, expiry.year);
+    }
+    if !card.card_name.is_empty() {
+        println!("card name     {}", card.card_name);
+    }
+    if let Some(quality) = card.quality {
+        println!("quality       {quality}/100");
+    }
+    let warnings = warnings(card);
+    if !warnings.is_empty() {
+        println!("warnings      {}", warnings.join(", "));
+    }
     println!("provider      {}", card.provider);
 }
 

@@ -13,9 +13,10 @@ use tonic_types::StatusExt as _;
 
 use crate::api::pb::recognize_bank_card_request::Source;
 pub use crate::api::pb::{
-    CardIssuer, CardNetwork, CardType, ParseInvoiceTitleRequest, ParseInvoiceTitleResponse,
-    RecognitionMode, RecognizeBankCardRequest, RecognizeBankCardResponse, TaxNumberFormat,
-    TitleType, ocr_service_client::OcrServiceClient, recognize_bank_card_request as image_source,
+    CardExpiry, CardIssuer, CardNetwork, CardType, ImageWarning, ParseInvoiceTitleRequest,
+    ParseInvoiceTitleResponse, RecognitionMode, RecognizeBankCardRequest,
+    RecognizeBankCardResponse, TaxNumberFormat, TitleType, ocr_service_client::OcrServiceClient,
+    recognize_bank_card_request as image_source,
 };
 
 /// A failed call: the gRPC code and message, and the `google.rpc.ErrorInfo` ocrgate attaches.

@@ -5,14 +5,14 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
-    value::{Uncased, UncasedStr},
+    value::{Uncased, UncasedStr, Value},
 };
 use serde::Deserialize;
 
 use crate::{
     auth::{AuthConfig, CallerConfig, StoreConfig},
     limits::LimitsConfig,
-    providers::{local::LocalConfig, wechat::WechatConfig},
+    providers::{REGISTRY, local::LocalConfig, tencent::TencentConfig, wechat::WechatConfig},
     routing::RoutingConfig,
     telemetry::LogConfig,
 };
@@ -43,6 +43,7 @@ pub struct Config {
     pub callers: std::collections::BTreeMap<String, CallerConfig>,
     pub store: StoreConfig,
     pub wechat: WechatConfig,
+    pub tencent: TencentConfig,
     pub local: LocalConfig,
     pub routing: RoutingConfig,
 }
@@ -61,6 +62,7 @@ impl Default for Config {
             callers: std::collections::BTreeMap::new(),
             store: StoreConfig::default(),
             wechat: WechatConfig::default(),
+            tencent: TencentConfig::default(),
             local: LocalConfig::default(),
             routing: RoutingConfig::default(),
         }
@@ -82,34 +84,73 @@ impl Config {
         let env = Env::prefixed(ENV_PREFIX)
             .ignore(&["config", "addr"])
             .map(env_key);
-        figment = figment.merge(env.clone().filter(|name| !is_secret(name.as_str())));
-        // Secrets go in as strings, never parsed: an all-digit secret must not become a number.
-        for (key, value) in env.iter().filter(|(key, _)| is_secret(key.as_str())) {
+        // A variable's value stays the text it is (an all-digit secret keeps its leading zeros);
+        // numbers and booleans are read from that text when a field wants one (`extract_lossy`).
+        // Only lists and tables, such as `OCRGATE_ROUTING__BANK_CARD='["tencent"]'`, are parsed.
+        for (key, value) in env.iter() {
+            let value = match value.trim_start().chars().next() {
+                Some('[' | '{') => value
+                    .parse::<Value>()
+                    .unwrap_or_else(|never| match never {}),
+                _ => Value::from(value),
+            };
             figment = figment.merge(Serialized::default(key.as_str(), value));
         }
-        figment.extract().map_err(|err| ConfigError(describe(err)))
+        figment
+            .extract_lossy()
+            .map_err(|err| ConfigError(describe(&figment, err)))
     }
 }
 
-fn is_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    key.ends_with("app_secret") || key == "store.redis_url"
-}
-
-/// Figment's messages quote the offending value, so a mistyped secret would be printed.
-fn describe(errors: figment::Error) -> String {
+/// Figment's messages quote the offending value, which may be a secret: each message is rewritten
+/// to name the key and what it expects, and a value a custom error quotes is cut out. Only the name
+/// of an unknown enum variant or field is kept: those are never secrets.
+fn describe(figment: &Figment, errors: figment::Error) -> String {
+    use figment::error::Kind;
     errors
         .into_iter()
         .map(|err| {
             let path = err.path.join(".");
-            if is_secret(&path) {
-                format!("{path}: must be a string")
-            } else {
-                err.to_string()
+            match &err.kind {
+                Kind::InvalidType(_, expected) => {
+                    format!("{path}: invalid type, expected {expected}")
+                }
+                Kind::InvalidValue(_, expected) => {
+                    format!("{path}: invalid value, expected {expected}")
+                }
+                Kind::UnknownVariant(..) | Kind::UnknownField(..) | Kind::MissingField(_) => {
+                    err.to_string()
+                }
+                _ => {
+                    let message = err.to_string();
+                    match figment
+                        .find_value(&path)
+                        .ok()
+                        .and_then(|value| value_text(&value))
+                    {
+                        Some(value) if !value.is_empty() => message.replace(&value, "…"),
+                        _ => message,
+                    }
+                }
             }
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A scalar value as a message would quote it.
+fn value_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(_, text) => Some(text.clone()),
+        Value::Char(_, c) => Some(c.to_string()),
+        Value::Bool(_, b) => Some(b.to_string()),
+        Value::Num(_, n) => n
+            .to_u128()
+            .map(|n| n.to_string())
+            .or_else(|| n.to_i128().map(|n| n.to_string()))
+            .or_else(|| n.to_f64().map(|n| n.to_string())),
+        _ => None,
+    }
 }
 
 /// Maps an environment variable (less the prefix) to a configuration key: the documented short
@@ -117,16 +158,14 @@ fn describe(errors: figment::Error) -> String {
 /// (`OCRGATE_WECHAT__TOKEN_ENDPOINT` is `wechat.token_endpoint`).
 fn env_key(name: &UncasedStr) -> Uncased<'_> {
     let name = name.as_str().to_ascii_lowercase();
-    let key = match name.as_str() {
-        "wechat_app_id" => "wechat.app_id".to_owned(),
-        "wechat_app_secret" => "wechat.app_secret".to_owned(),
-        "wechat_app_secret_file" => "wechat.app_secret_file".to_owned(),
-        "wechat_base_url" => "wechat.base_url".to_owned(),
-        "log_format" => "log.format".to_owned(),
-        "log_level" => "log.level".to_owned(),
-        _ => name.replace("__", "."),
-    };
-    key.into()
+    let short = [("log_format", "log.format"), ("log_level", "log.level")]
+        .iter()
+        .chain(REGISTRY.iter().flat_map(|registration| registration.env))
+        .find(|(variable, _)| *variable == name);
+    match short {
+        Some((_, key)) => (*key).into(),
+        None => name.replace("__", ".").into(),
+    }
 }
 
 #[cfg(test)]
@@ -207,6 +246,69 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn every_secret_and_id_from_the_environment_stays_the_text_it_was() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("OCRGATE_TENCENT_SECRET_ID", "000123");
+            jail.set_env("OCRGATE_TENCENT_SECRET_KEY", "0012345678901234");
+            jail.set_env("OCRGATE_STORE__REDIS_URL", "redis://:007@127.0.0.1/0");
+            jail.set_env("OCRGATE_TENCENT__RETRIES", "5");
+            jail.set_env("OCRGATE_AUTH__ANONYMOUS", "false");
+            jail.set_env("OCRGATE_ROUTING__BANK_CARD", r#"["tencent", "local"]"#);
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.tencent.secret_id.as_deref(), Some("000123"));
+            assert_eq!(
+                config
+                    .tencent
+                    .secret_key
+                    .as_ref()
+                    .map(|s| s.expose_secret()),
+                Some("0012345678901234")
+            );
+            assert_eq!(
+                config.store.redis_url.as_ref().map(|s| s.expose_secret()),
+                Some("redis://:007@127.0.0.1/0")
+            );
+            assert_eq!(config.tencent.retries, 5);
+            assert!(!config.auth.anonymous.unwrap_or(true));
+            assert_eq!(
+                config.routing.bank_card,
+                Some(vec!["tencent".to_owned(), "local".to_owned()])
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_never_quoted_whatever_its_key() {
+        for (line, key, value) in [
+            (
+                "secret_key = 98765432123",
+                "tencent.secret_key",
+                "98765432123",
+            ),
+            (
+                "retries = \"many-3141592653\"",
+                "tencent.retries",
+                "3141592653",
+            ),
+            (
+                "endpoint = \"not a url 2718281828\"",
+                "tencent.endpoint",
+                "2718281828",
+            ),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.create_file("ocrgate.toml", &format!("[tencent]\n{line}\n"))?;
+                let err = Config::load(Some(Path::new("ocrgate.toml"))).expect_err("wrong type");
+                let message = err.to_string();
+                assert!(message.contains(key), "{message}");
+                assert!(!message.contains(value), "{message}");
+                Ok(())
+            });
+        }
     }
 
     #[test]

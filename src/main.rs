@@ -6,8 +6,6 @@ use clap::{Parser, Subcommand};
 use ocrgate::{
     auth::Callers,
     config::Config,
-    providers::{local, wechat::WechatProvider},
-    routing::ProviderName,
     server::{Listeners, Tls, serve},
     telemetry::{LogFormat, Telemetry},
 };
@@ -138,42 +136,37 @@ fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::e
     )?;
     let callers = match (callers.names(), callers.anonymous_allowed()) {
         (names, true) if names.is_empty() => "anonymous only".to_owned(),
+        (names, false) if names.is_empty() => "none (every call is refused)".to_owned(),
         (names, anonymous) => format!(
             "{}{}",
             names.join(", "),
             if anonymous { " and anonymous" } else { "" }
         ),
     };
-    let wechat = WechatProvider::new(&config.wechat, telemetry.metrics().clone())?;
-    let accounts: Vec<&str> = wechat.account_names().collect();
-    let missing = config.local.missing_files();
     let routes = config
         .routing
-        .resolve(!accounts.is_empty(), missing.is_empty())?;
-    if routes.uses(ProviderName::Local) && !missing.is_empty() {
-        return Err(local::BuildError::Missing(missing).into());
+        .resolve(|registration| (registration.set_up)(&config))?;
+    let mut providers = Vec::new();
+    for registration in routes.providers() {
+        let summary = (registration.check)(&config)
+            .map_err(|err| format!("the `{}` provider: {err}", registration.name))?;
+        let set_up = if (registration.set_up)(&config) {
+            ""
+        } else {
+            " (not set up: its calls fail)"
+        };
+        providers.push(format!("{} ({summary}){set_up}", registration.name));
     }
-    let route = |providers: &[ProviderName]| {
-        providers
-            .iter()
-            .map(|p| p.as_str())
-            .collect::<Vec<_>>()
-            .join(" -> ")
-    };
     Ok(format!(
         "configuration is valid: gRPC on {} ({tls}), admin on {}, request memory {} ({} per client), \
-         callers: {callers}, WeChat accounts: {}, bank cards: {}, invoice titles: {}",
+         callers: {callers}, providers: {}; bank cards: {}, invoice titles: {}",
         config.listen,
         config.admin_listen,
         config.limits.request_memory,
         config.limits.request_memory_per_client,
-        if accounts.is_empty() {
-            "none".to_owned()
-        } else {
-            accounts.join(", ")
-        },
-        route(&routes.bank_card),
-        route(&routes.invoice_title),
+        providers.join(", "),
+        routes.bank_card.join(" -> "),
+        routes.invoice_title.join(" -> "),
     ))
 }
 

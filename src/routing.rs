@@ -7,35 +7,19 @@ use serde::Deserialize;
 
 use crate::{
     provider::{CallContext, ErrorKind, ProviderError},
+    providers::{Capability, REGISTRY, Registration, known_names, registration},
     telemetry::Metrics,
 };
-
-/// The providers ocrgate has, by their names in the configuration and in responses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderName {
-    Wechat,
-    Local,
-}
-
-impl ProviderName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Wechat => "wechat",
-            Self::Local => "local",
-        }
-    }
-}
 
 /// The `[routing]` section of the configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoutingConfig {
-    /// Providers for RecognizeBankCard, first choice first. Default: `["wechat"]` when a WeChat
-    /// account is configured, else `["local"]`.
-    pub bank_card: Option<Vec<ProviderName>>,
-    /// Providers for ParseInvoiceTitle. Only `wechat` reads invoice titles.
-    pub invoice_title: Option<Vec<ProviderName>>,
+    /// Providers for RecognizeBankCard by name, first choice first. Default: the first registered
+    /// bank card provider that is set up (WeChat, then Tencent, then local).
+    pub bank_card: Option<Vec<String>>,
+    /// Providers for ParseInvoiceTitle by name. Default: the first invoice title provider set up.
+    pub invoice_title: Option<Vec<String>>,
     /// The kinds of error after which a call goes on to the next provider.
     pub failover_on: Vec<ErrorKind>,
 }
@@ -50,61 +34,81 @@ impl Default for RoutingConfig {
     }
 }
 
-/// The routes the configuration asks for, defaults applied.
+/// The routes the configuration asks for, defaults applied, every name a registered provider's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routes {
-    pub bank_card: Vec<ProviderName>,
-    pub invoice_title: Vec<ProviderName>,
+    pub bank_card: Vec<&'static str>,
+    pub invoice_title: Vec<&'static str>,
 }
 
 impl Routes {
-    /// Whether any route uses `provider`.
-    pub fn uses(&self, provider: ProviderName) -> bool {
-        self.bank_card.contains(&provider) || self.invoice_title.contains(&provider)
+    /// The registered providers some route uses, in registry order.
+    pub fn providers(&self) -> impl Iterator<Item = &'static Registration> + '_ {
+        REGISTRY.iter().filter(|registration| {
+            self.bank_card.contains(&registration.name)
+                || self.invoice_title.contains(&registration.name)
+        })
     }
 }
 
 impl RoutingConfig {
-    /// The routes, given whether a WeChat account and the local provider's files are there.
-    pub fn resolve(
-        &self,
-        wechat_configured: bool,
-        local_installed: bool,
-    ) -> Result<Routes, String> {
-        let bank_card = match &self.bank_card {
-            Some(providers) => providers.clone(),
-            None if !wechat_configured && local_installed => vec![ProviderName::Local],
-            None => vec![ProviderName::Wechat],
-        };
-        let invoice_title = self
-            .invoice_title
-            .clone()
-            .unwrap_or_else(|| vec![ProviderName::Wechat]);
-        for (name, route) in [
-            ("routing.bank_card", &bank_card),
-            ("routing.invoice_title", &invoice_title),
-        ] {
-            if route.is_empty() {
-                return Err(format!("{name} names no provider"));
-            }
-            if let Some(twice) = route
-                .iter()
-                .enumerate()
-                .find(|(i, p)| route[..*i].contains(p))
-            {
-                return Err(format!("{name} names `{}` twice", twice.1.as_str()));
-            }
-        }
-        if invoice_title.contains(&ProviderName::Local) {
-            return Err(
-                "routing.invoice_title: the local provider does not read invoice titles".into(),
-            );
-        }
+    /// The routes, checked against the registry; `set_up` says whether a provider's configuration
+    /// lets it answer, which default routes need.
+    pub fn resolve(&self, set_up: impl Fn(&Registration) -> bool) -> Result<Routes, String> {
         Ok(Routes {
-            bank_card,
-            invoice_title,
+            bank_card: route(self.bank_card.as_deref(), Capability::BankCard, &set_up)?,
+            invoice_title: route(
+                self.invoice_title.as_deref(),
+                Capability::InvoiceTitle,
+                &set_up,
+            )?,
         })
     }
+}
+
+/// One capability's route: the names configured, checked, or the default.
+fn route(
+    names: Option<&[String]>,
+    capability: Capability,
+    set_up: &impl Fn(&Registration) -> bool,
+) -> Result<Vec<&'static str>, String> {
+    let key = capability.route_key();
+    let Some(names) = names else {
+        let capable = || REGISTRY.iter().filter(|r| r.can(capability));
+        let default = capable()
+            .find(|r| set_up(r))
+            .or_else(|| capable().next())
+            .ok_or_else(|| format!("{key}: no registered provider can serve it"))?;
+        return Ok(vec![default.name]);
+    };
+    if names.is_empty() {
+        return Err(format!("{key} names no provider"));
+    }
+    let mut route = Vec::with_capacity(names.len());
+    for name in names {
+        let registration = registration(name).ok_or_else(|| {
+            format!(
+                "{key}: no provider is called `{name}`; the providers are: {}",
+                known_names()
+            )
+        })?;
+        if !registration.can(capability) {
+            let capable: Vec<_> = REGISTRY
+                .iter()
+                .filter(|r| r.can(capability))
+                .map(|r| r.name)
+                .collect();
+            return Err(format!(
+                "{key}: the `{name}` provider cannot serve it; those that can: {}",
+                capable.join(", ")
+            ));
+        }
+        if route.contains(&registration.name) {
+            return Err(format!("{key} names `{name}` twice"));
+        }
+        route.push(registration.name);
+    }
+    Ok(route)
 }
 
 /// What a route answered, and which provider answered it.
@@ -137,21 +141,17 @@ pub struct Route<P: ?Sized> {
 }
 
 impl<P: ?Sized> Route<P> {
-    /// The providers `names` (resolved routes are never empty), each built by `provider`;
-    /// `method` names the RPC in metrics and logs.
+    /// The `providers` of a resolved route (never empty), by name, in order; `method` names the
+    /// RPC in metrics and logs.
     pub fn new(
         method: &'static str,
-        names: &[ProviderName],
-        provider: impl Fn(ProviderName) -> Arc<P>,
+        providers: Vec<(&'static str, Arc<P>)>,
         failover_on: Arc<[ErrorKind]>,
         metrics: Metrics,
     ) -> Self {
         Self {
             method,
-            providers: names
-                .iter()
-                .map(|&name| (name.as_str(), provider(name)))
-                .collect(),
+            providers,
             failover_on,
             metrics,
         }
@@ -222,39 +222,60 @@ impl<P: ?Sized> Route<P> {
 mod tests {
     use super::*;
 
+    fn names(names: &[&str]) -> Option<Vec<String>> {
+        Some(names.iter().map(|name| (*name).to_owned()).collect())
+    }
+
     #[test]
-    fn without_wechat_bank_cards_default_to_local_when_installed() {
+    fn default_routes_take_the_first_provider_set_up() {
         let config = RoutingConfig::default();
-        let routes = config.resolve(false, true).expect("routes");
-        assert_eq!(routes.bank_card, [ProviderName::Local]);
-        assert_eq!(routes.invoice_title, [ProviderName::Wechat]);
+        let routes = config.resolve(|r| r.name == "local").expect("routes");
+        assert_eq!(routes.bank_card, ["local"]);
+        assert_eq!(routes.invoice_title, ["wechat"]);
+        let routes = config.resolve(|r| r.name != "wechat").expect("routes");
+        assert_eq!(routes.bank_card, ["tencent"]);
         assert_eq!(
-            config.resolve(true, true).expect("routes").bank_card,
-            [ProviderName::Wechat]
+            config.resolve(|_| true).expect("routes").bank_card,
+            ["wechat"]
         );
         assert_eq!(
-            config.resolve(false, false).expect("routes").bank_card,
-            [ProviderName::Wechat]
+            config.resolve(|_| false).expect("routes").bank_card,
+            ["wechat"]
         );
     }
 
     #[test]
     fn routes_that_cannot_work_are_refused_by_name() {
-        let refused = |config: RoutingConfig| config.resolve(true, true).expect_err("refused");
+        let refused = |config: RoutingConfig| config.resolve(|_| true).expect_err("refused");
         let err = refused(RoutingConfig {
-            invoice_title: Some(vec![ProviderName::Wechat, ProviderName::Local]),
+            invoice_title: names(&["wechat", "local"]),
             ..RoutingConfig::default()
         });
-        assert!(err.contains("routing.invoice_title"), "{err}");
+        assert!(
+            err.contains("routing.invoice_title: the `local` provider cannot serve it"),
+            "{err}"
+        );
         let err = refused(RoutingConfig {
-            bank_card: Some(vec![]),
+            bank_card: names(&[]),
             ..RoutingConfig::default()
         });
         assert!(err.contains("routing.bank_card names no provider"), "{err}");
         let err = refused(RoutingConfig {
-            bank_card: Some(vec![ProviderName::Local, ProviderName::Local]),
+            bank_card: names(&["local", "local"]),
             ..RoutingConfig::default()
         });
         assert!(err.contains("`local` twice"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_provider_stops_routing_and_the_message_lists_the_known_ones() {
+        let err = RoutingConfig {
+            bank_card: names(&["wechat", "acme"]),
+            ..RoutingConfig::default()
+        }
+        .resolve(|_| true)
+        .expect_err("unknown");
+        assert!(err.contains("no provider is called `acme`"), "{err}");
+        assert!(err.contains("wechat, tencent, local"), "{err}");
     }
 }

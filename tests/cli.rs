@@ -45,6 +45,45 @@ async fn card_prints_the_number_and_what_ocrgate_knows_of_it() {
     assert!(text.contains("622202*********5679"), "{text}");
     assert!(text.contains("中国工商银行 (ICBC), debit"), "{text}");
     assert!(text.contains("UnionPay"), "{text}");
+    assert!(!text.contains("expiry"), "WeChat reads no expiry: {text}");
+}
+
+#[tokio::test]
+async fn card_prints_what_the_provider_read_beyond_the_number() {
+    let gateway = common::tencent_gateway(wechat_sim::SimConfig::default()).await;
+    gateway.sim.add_card_image(png(1), "6222020200112345679");
+    gateway.sim.set_tencent_extras(serde_json::json!({
+        "ValidDate": "03/2031", "WarningCode": [-9114, -9111], "QualityValue": 64,
+        "CardName": "牡丹卡",
+    }));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let image = dir.path().join("card.png");
+    std::fs::write(&image, png(1)).expect("image written");
+
+    let text = stdout(&ocrgate(&gateway, &["card", image.to_str().expect("utf-8")]).await);
+    assert!(text.contains("expiry        03/2031"), "{text}");
+    assert!(text.contains("card name     牡丹卡"), "{text}");
+    assert!(text.contains("quality       64/100"), "{text}");
+    assert!(
+        text.contains("warnings      reshoot, border incomplete"),
+        "{text}"
+    );
+    assert!(text.contains("provider      tencent"), "{text}");
+
+    let json = stdout(
+        &ocrgate(
+            &gateway,
+            &["card", "--json", image.to_str().expect("utf-8")],
+        )
+        .await,
+    );
+    let json: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(json["expiry"], "03/2031");
+    assert_eq!(
+        json["warnings"],
+        serde_json::json!(["reshoot", "border incomplete"])
+    );
+    assert_eq!(json["quality"], 64);
 }
 
 #[tokio::test]

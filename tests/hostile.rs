@@ -12,7 +12,6 @@ use std::{
 
 use bytes::Bytes;
 use common::{APP_ID, APP_SECRET, Gateway, GatewayProcess, error_info, png, sample, upload};
-use ocrgate::routing::ProviderName;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpSocket, TcpStream},
@@ -556,7 +555,7 @@ async fn a_call_without_a_deadline_ends_at_the_gateways_own() {
 /// A gateway whose bank cards are read by the local provider, one image at a time.
 async fn local_gateway(models: &std::path::Path) -> Gateway {
     Gateway::start_with(SimConfig::default(), |config| {
-        config.routing.bank_card = Some(vec![ProviderName::Local]);
+        config.routing.bank_card = common::route(&["local"]);
         common::with_local_models(config, models);
         config.local.concurrency = std::num::NonZeroUsize::new(1);
     })

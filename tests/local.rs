@@ -10,7 +10,7 @@ use common::{
     Gateway, by_url, cards, local_models, ordinary_cards, sample, upload, wechat_then_local,
     with_local_models,
 };
-use ocrgate::{api::pb, routing::ProviderName::Local};
+use ocrgate::api::pb;
 use tonic::Code;
 use wechat_sim::{Endpoint, Fault, SimConfig};
 
@@ -193,7 +193,7 @@ async fn a_request_naming_a_provider_gets_that_provider_only() {
 async fn the_server_answers_other_calls_while_cards_are_being_read() {
     let Some(models) = local_models() else { return };
     let gateway = Gateway::start_with(SimConfig::default(), |config| {
-        config.routing.bank_card = Some(vec![Local]);
+        config.routing.bank_card = common::route(&["local"]);
         config.local.concurrency = Some(std::num::NonZeroUsize::MIN);
         with_local_models(config, &models);
     })

@@ -321,7 +321,7 @@ async fn check_config_reports_a_valid_configuration_and_refuses_an_invalid_one()
 
     assert!(valid.status.success());
     let summary = String::from_utf8_lossy(&valid.stdout);
-    assert!(summary.contains("WeChat accounts: default"), "{summary}");
+    assert!(summary.contains("wechat (accounts: default)"), "{summary}");
     assert!(!summary.contains(APP_SECRET));
     assert_eq!(invalid.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&invalid.stderr).contains("sometimes"));

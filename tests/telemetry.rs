@@ -151,7 +151,7 @@ async fn one_call_is_one_trace_from_the_client_through_the_provider_and_token_fe
 
     let card_http = http_span(&spans, "/cv/ocr/bankcard");
     assert_eq!(card_http.parent_span_id, provider.span_context.span_id());
-    assert_eq!(attribute(card_http, "wechat.errcode"), "0");
+    assert_eq!(attribute(card_http, "vendor.code"), "0");
 
     // WeChat (the simulator) saw the same trace, with our HTTP span as the parent.
     let call = gateway
@@ -228,7 +228,7 @@ async fn a_failing_call_records_the_error_and_its_status_on_every_span() {
         provider.events
     );
     let card_http = http_span(&spans, "/cv/ocr/bankcard");
-    assert_eq!(attribute(card_http, "wechat.errcode"), "101001");
+    assert_eq!(attribute(card_http, "vendor.code"), "101001");
     assert!(matches!(card_http.status, Status::Error { .. }));
 }
 

@@ -16,7 +16,7 @@ const googleProtos = require('google-proto-files');
 
 const PROTO = path.join(__dirname, '..', '..', 'proto', 'ocrgate', 'v1', 'ocrgate.proto');
 
-const definition = protoLoader.loadSync(PROTO, { keepCase: true, enums: String, defaults: true });
+const definition = protoLoader.loadSync(PROTO, { keepCase: true, enums: String, defaults: true, oneofs: true });
 const { OcrService } = grpc.loadPackageDefinition(definition).ocrgate.v1;
 
 // google.rpc.Status and ErrorInfo, to read the details ocrgate attaches to every error.
@@ -48,6 +48,12 @@ async function main() {
     const card = await call(client, 'RecognizeBankCard', { image: fs.readFileSync(image) });
     console.log(`card_number=${card.card_number}`);
     console.log(`bank=${card.issuer ? card.issuer.bank_code : '-'}`);
+    // What the provider read beyond the number; each is unset when it gave none.
+    if (card.expiry) {
+      console.log(`expiry=${String(card.expiry.month).padStart(2, '0')}/${card.expiry.year}`);
+    }
+    console.log(`warnings=${card.warnings.join(',') || '-'}`);
+    console.log(`quality=${card._quality ? card.quality : '-'}`);
     const title = await call(client, 'ParseInvoiceTitle', { scan_text: scanText });
     console.log(`title=${title.title}`);
     console.log(`tax_number=${title.tax_number} valid=${title.tax_number_valid}`);

@@ -45,6 +45,12 @@ def main() -> int:
             )
             print(f"card_number={card.card_number}")
             print(f"bank={card.issuer.bank_code or '-'}")
+            # What the provider read beyond the number; each is unset when it gave none.
+            if card.HasField("expiry"):
+                print(f"expiry={card.expiry.month:02d}/{card.expiry.year}")
+            warnings = [ocrgate_pb2.ImageWarning.Name(w) for w in card.warnings]
+            print(f"warnings={','.join(warnings) or '-'}")
+            print(f"quality={card.quality if card.HasField('quality') else '-'}")
             title = stub.ParseInvoiceTitle(
                 ocrgate_pb2.ParseInvoiceTitleRequest(scan_text=args.scan_text), timeout=10
             )

@@ -27,6 +27,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/cgi-bin/token", get(legacy_token))
         .route("/cv/ocr/bankcard", post(bank_card))
         .route("/card/invoice/scantitle", post(scan_title))
+        .route("/", post(crate::tencent::api))
         // Room for a 2 MiB image plus multipart framing; the endpoint applies WeChat's own limit.
         .layer(DefaultBodyLimit::max(8 * 1024 * 1024))
         .with_state(state)
@@ -85,15 +86,30 @@ async fn receive(state: &State, endpoint: Endpoint, request: Request) -> Receive
         traceparent: header_str(&headers, "traceparent"),
         json,
         files,
+        headers: all_headers(&headers),
     };
     state.record(record.clone());
     Received { record, image }
 }
 
+/// Every header, names in lower case, values as text.
+pub(crate) fn all_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
 /// Applies the next injected fault: `Some(response)` when it replaces the normal answer.
-async fn fault(state: &State, endpoint: Endpoint) -> Option<Response> {
+pub(crate) async fn fault(state: &State, endpoint: Endpoint) -> Option<Response> {
     match state.next_fault(endpoint)? {
         Fault::Errcode { errcode, errmsg } => Some(errcode_reply(errcode, &errmsg)),
+        Fault::TencentError { code, message } => Some(crate::tencent::error_reply(&code, &message)),
         Fault::HttpStatus(code) => Some(
             (
                 StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -300,7 +316,7 @@ fn errcode_reply(errcode: i64, errmsg: &str) -> Response {
     Json(json!({"errcode": errcode, "errmsg": errmsg})).into_response()
 }
 
-fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
+pub(crate) fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
     headers
         .get(name)
         .and_then(|value| value.to_str().ok())

@@ -1,5 +1,7 @@
 //! A WeChat server API simulator: `cgi-bin/stable_token`, `cgi-bin/token`, `cv/ocr/bankcard` and
-//! `card/invoice/scantitle`, behaving as the real API does, quirks included.
+//! `card/invoice/scantitle`, behaving as the real API does, quirks included. Beside it, on the
+//! same port, Tencent Cloud's `BankCardOCR` (`POST /`), which checks every TC3-HMAC-SHA256
+//! signature byte for byte and refuses stale timestamps.
 //!
 //! Tests drive it through this library: register apps, cards and titles, inject faults, revoke
 //! tokens, then read back what it received. The `wechat-sim` binary serves the same thing for
@@ -7,6 +9,7 @@
 
 mod handlers;
 mod state;
+mod tencent;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -91,7 +94,7 @@ impl Simulator {
         self.address
     }
 
-    /// The base URL to configure as ocrgate's `wechat.base_url`.
+    /// The base URL to configure as ocrgate's `wechat.base_url` and `tencent.endpoint`.
     pub fn base_url(&self) -> String {
         format!("http://{}/", self.address)
     }
@@ -101,7 +104,26 @@ impl Simulator {
         self.state.add_app(app_id, secret);
     }
 
-    /// The number `cv/ocr/bankcard` returns for exactly these image bytes.
+    /// Lets Tencent's `BankCardOCR` accept requests signed with this key. With `token`, the key is
+    /// a temporary one and every request must carry that session token in `X-TC-Token`.
+    pub fn add_tencent_key(&self, secret_id: &str, secret_key: &str, token: Option<&str>) {
+        self.state.add_tencent_key(secret_id, secret_key, token);
+    }
+
+    /// Fields every successful `BankCardOCR` reply carries besides `CardNo`, e.g. `ValidDate`,
+    /// `WarningCode`, `QualityValue`.
+    pub fn set_tencent_extras(&self, extras: Value) {
+        self.state
+            .set_tencent_extras(extras.as_object().cloned().unwrap_or_default());
+    }
+
+    /// Moves the simulated Tencent clock `seconds` ahead of this machine's (negative: behind).
+    pub fn set_tencent_clock_offset(&self, seconds: i64) {
+        self.state.set_tencent_clock_offset(seconds);
+    }
+
+    /// The number `cv/ocr/bankcard` (and Tencent's `BankCardOCR`) returns for exactly these image
+    /// bytes.
     pub fn add_card_image(&self, image: impl Into<Bytes>, number: &str) {
         self.state.add_card_image(image.into(), number);
     }

@@ -6,7 +6,7 @@ use clap::Parser;
 use serde_json::json;
 use wechat_sim::{SimConfig, Simulator};
 
-/// A WeChat server API simulator on loopback. Any decodable image reads as the demo card number
+/// A WeChat server API simulator on loopback, with Tencent Cloud's BankCardOCR at `POST /`. Any decodable image reads as the demo card number
 /// and any scan text as the demo invoice title.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -24,6 +24,16 @@ struct Args {
         env = "WECHAT_SIM_APP_SECRET"
     )]
     app_secret: String,
+    /// Tencent Cloud SecretId whose signatures `POST /` (BankCardOCR) accepts.
+    #[arg(long, default_value = "AKIDsimulator", env = "TENCENT_SIM_SECRET_ID")]
+    tencent_secret_id: String,
+    /// Its SecretKey.
+    #[arg(
+        long,
+        default_value = "simulator-tencent-key",
+        env = "TENCENT_SIM_SECRET_KEY"
+    )]
+    tencent_secret_key: String,
     /// The number every image reads as.
     #[arg(long, default_value = "6222020200112345678")]
     card_number: String,
@@ -61,6 +71,7 @@ async fn main() -> std::io::Result<()> {
     )
     .await?;
     sim.add_app(&args.app_id, &args.app_secret);
+    sim.add_tencent_key(&args.tencent_secret_id, &args.tencent_secret_key, None);
     tracing::info!(address = %sim.address(), app_id = %args.app_id, "WeChat simulator listening");
     tokio::signal::ctrl_c().await?;
     sim.stop().await;

@@ -24,6 +24,8 @@ pub enum Endpoint {
     BankCard,
     /// `POST /card/invoice/scantitle`
     ScanTitle,
+    /// Tencent Cloud's `POST /` with `X-TC-Action: BankCardOCR`
+    TencentBankCard,
 }
 
 /// A misbehaviour to inject.
@@ -31,6 +33,8 @@ pub enum Endpoint {
 pub enum Fault {
     /// HTTP 200 with this errcode and errmsg.
     Errcode { errcode: i64, errmsg: String },
+    /// HTTP 200 with Tencent Cloud's error envelope: this code and message.
+    TencentError { code: String, message: String },
     /// This HTTP status with a plain-text body.
     HttpStatus(u16),
     /// Answer normally, this much later.
@@ -53,6 +57,13 @@ impl Fault {
         Self::Errcode {
             errcode,
             errmsg: errmsg.to_owned(),
+        }
+    }
+
+    pub fn tencent(code: &str, message: &str) -> Self {
+        Self::TencentError {
+            code: code.to_owned(),
+            message: message.to_owned(),
         }
     }
 }
@@ -89,9 +100,18 @@ pub struct RecordedRequest {
     pub json: Option<Value>,
     /// The file parts of a multipart body.
     pub files: Vec<UploadedFile>,
+    /// Every header, names in lower case.
+    pub headers: Vec<(String, String)>,
 }
 
 impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
     pub fn query_param(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
@@ -141,6 +161,12 @@ struct Inner {
     quotas: HashMap<Endpoint, u64>,
     reply_shape: ReplyShape,
     requests: Vec<RecordedRequest>,
+    /// Tencent Cloud keys: SecretId to (SecretKey, the session token it needs, if temporary).
+    tencent_keys: HashMap<String, (String, Option<String>)>,
+    /// Fields every successful Tencent reply carries besides `CardNo`.
+    tencent_extras: serde_json::Map<String, Value>,
+    /// How far the simulated Tencent clock is ahead of this machine's, in seconds.
+    tencent_clock_offset: i64,
 }
 
 impl State {
@@ -422,6 +448,33 @@ impl State {
             .get(image)
             .cloned()
             .or_else(|| self.config.default_card_number.clone())
+    }
+
+    pub(crate) fn add_tencent_key(&self, secret_id: &str, secret_key: &str, token: Option<&str>) {
+        self.lock().tencent_keys.insert(
+            secret_id.to_owned(),
+            (secret_key.to_owned(), token.map(str::to_owned)),
+        );
+    }
+
+    pub(crate) fn tencent_key(&self, secret_id: &str) -> Option<(String, Option<String>)> {
+        self.lock().tencent_keys.get(secret_id).cloned()
+    }
+
+    pub(crate) fn set_tencent_extras(&self, extras: serde_json::Map<String, Value>) {
+        self.lock().tencent_extras = extras;
+    }
+
+    pub(crate) fn tencent_extras(&self) -> serde_json::Map<String, Value> {
+        self.lock().tencent_extras.clone()
+    }
+
+    pub(crate) fn set_tencent_clock_offset(&self, seconds: i64) {
+        self.lock().tencent_clock_offset = seconds;
+    }
+
+    pub(crate) fn tencent_clock_offset(&self) -> i64 {
+        self.lock().tencent_clock_offset
     }
 
     pub(crate) fn card_for_url(&self, url: &str) -> Option<String> {

@@ -3,7 +3,7 @@
 use super::pb;
 use crate::{
     enrich::{self, BinTable, CardNetwork, CardType, TaxNumberFormat},
-    provider::{BankCard, InvoiceTitle, TitleType},
+    provider::{BankCard, ImageWarning, InvoiceTitle, TitleType},
 };
 
 pub fn bank_card_response(
@@ -21,23 +21,56 @@ pub fn bank_card_response(
         Some(CardNetwork::Amex) => pb::CardNetwork::Amex,
         Some(CardNetwork::Discover) => pb::CardNetwork::Discover,
     };
+    let issuer = match bins.lookup(digits) {
+        Some(issuer) => Some(pb::CardIssuer {
+            bank_name: issuer.bank_name.clone(),
+            bank_code: issuer.bank_code.clone(),
+            card_type: card_type(Some(issuer.card_type)).into(),
+        }),
+        None => card.bank_name.as_ref().map(|bank_name| pb::CardIssuer {
+            bank_name: bank_name.clone(),
+            bank_code: String::new(),
+            card_type: card_type(card.card_type).into(),
+        }),
+    };
     pb::RecognizeBankCardResponse {
         card_number: digits.to_owned(),
         provider: provider.to_owned(),
         masked_number: card.number.masked(),
         luhn_valid: enrich::luhn_valid(digits),
-        issuer: bins.lookup(digits).map(|issuer| pb::CardIssuer {
-            bank_name: issuer.bank_name.clone(),
-            bank_code: issuer.bank_code.clone(),
-            card_type: match issuer.card_type {
-                CardType::Debit => pb::CardType::Debit,
-                CardType::Credit => pb::CardType::Credit,
-                CardType::SemiCredit => pb::CardType::SemiCredit,
-                CardType::Prepaid => pb::CardType::Prepaid,
-            }
-            .into(),
-        }),
+        issuer,
         network: network.into(),
+        expiry: card.expiry.map(|expiry| pb::CardExpiry {
+            month: expiry.month.into(),
+            year: expiry.year.into(),
+        }),
+        warnings: card
+            .warnings
+            .iter()
+            .map(|warning| {
+                match warning {
+                    ImageWarning::Photocopy => pb::ImageWarning::Photocopy,
+                    ImageWarning::Reshoot => pb::ImageWarning::Reshoot,
+                    ImageWarning::BorderIncomplete => pb::ImageWarning::BorderIncomplete,
+                    ImageWarning::Glare => pb::ImageWarning::Glare,
+                    ImageWarning::Blurry => pb::ImageWarning::Blurry,
+                    ImageWarning::ExpiryInvalid => pb::ImageWarning::ExpiryInvalid,
+                }
+                .into()
+            })
+            .collect(),
+        quality: card.quality.map(u32::from),
+        card_name: card.card_name.clone().unwrap_or_default(),
+    }
+}
+
+fn card_type(card_type: Option<CardType>) -> pb::CardType {
+    match card_type {
+        None => pb::CardType::Unspecified,
+        Some(CardType::Debit) => pb::CardType::Debit,
+        Some(CardType::Credit) => pb::CardType::Credit,
+        Some(CardType::SemiCredit) => pb::CardType::SemiCredit,
+        Some(CardType::Prepaid) => pb::CardType::Prepaid,
     }
 }
 

@@ -5,13 +5,7 @@ use std::collections::HashMap;
 /// The table shipped in the binary (`data/bin-table.tsv`).
 const EMBEDDED: &str = include_str!("../../data/bin-table.tsv");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CardType {
-    Debit,
-    Credit,
-    SemiCredit,
-    Prepaid,
-}
+pub use crate::provider::CardType;
 
 /// The issuer of a card, as the BIN table knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

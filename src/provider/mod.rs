@@ -183,9 +183,111 @@ impl fmt::Display for CardNumber {
     }
 }
 
+/// What a provider read from a card. Everything but the number is optional: each provider gives
+/// what it can.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BankCard {
     pub number: CardNumber,
+    /// The expiry printed on the card.
+    pub expiry: Option<CardExpiry>,
+    /// What is wrong with the image, from the vendor's checks and ocrgate's own rules.
+    pub warnings: Vec<ImageWarning>,
+    /// Image quality, 0 (unreadable) to 100.
+    pub quality: Option<u8>,
+    /// The card product's name as the vendor read it, e.g. `招商银行一卡通`.
+    pub card_name: Option<String>,
+    /// The issuing bank's name as the vendor gave it.
+    pub bank_name: Option<String>,
+    /// The kind of card as the vendor gave it.
+    pub card_type: Option<CardType>,
+}
+
+impl BankCard {
+    /// A card of which only the number is known.
+    pub fn new(number: CardNumber) -> Self {
+        Self {
+            number,
+            expiry: None,
+            warnings: Vec::new(),
+            quality: None,
+            card_name: None,
+            bank_name: None,
+            card_type: None,
+        }
+    }
+
+    /// Adds `warning` unless it is there already.
+    pub fn warn(&mut self, warning: ImageWarning) {
+        if !self.warnings.contains(&warning) {
+            self.warnings.push(warning);
+        }
+    }
+
+    /// Applies ocrgate's own rules to what the provider gave: a quality below
+    /// [`BLURRY_BELOW`] is `Blurry`.
+    pub fn with_own_rules(mut self) -> Self {
+        if self.quality.is_some_and(|quality| quality < BLURRY_BELOW) {
+            self.warn(ImageWarning::Blurry);
+        }
+        self
+    }
+}
+
+/// Quality scores below this are too blurry to trust (Tencent's own threshold).
+pub const BLURRY_BELOW: u8 = 50;
+
+/// The month and year a card expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CardExpiry {
+    /// 1 to 12.
+    pub month: u8,
+    /// Four digits.
+    pub year: u16,
+}
+
+impl CardExpiry {
+    /// `MM/YYYY` or `MM/YY` (the year taken as 20YY); `None` for anything else, or a month that
+    /// does not exist.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (month, year) = text.trim().split_once('/')?;
+        let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        if !digits(month) || month.len() > 2 || !digits(year) {
+            return None;
+        }
+        let month: u8 = month.parse().ok()?;
+        let year: u16 = match year.len() {
+            2 => 2000 + year.parse::<u16>().ok()?,
+            4 => year.parse().ok()?,
+            _ => return None,
+        };
+        (1..=12).contains(&month).then_some(Self { month, year })
+    }
+}
+
+/// Something about the image that makes its reading less trustworthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageWarning {
+    /// A photocopy, not the card itself.
+    Photocopy,
+    /// A photo of a screen or of a print.
+    Reshoot,
+    /// Part of the card's border is covered or outside the image.
+    BorderIncomplete,
+    /// Glare or reflection over the card.
+    Glare,
+    /// Too blurry to trust.
+    Blurry,
+    /// The expiry on the card is not a valid date.
+    ExpiryInvalid,
+}
+
+/// The kind of account behind a card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardType {
+    Debit,
+    Credit,
+    SemiCredit,
+    Prepaid,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +322,47 @@ pub struct InvoiceTitle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_is_read_as_month_and_four_digit_year() {
+        assert_eq!(
+            CardExpiry::parse("07/2023"),
+            Some(CardExpiry {
+                month: 7,
+                year: 2023
+            })
+        );
+        assert_eq!(
+            CardExpiry::parse(" 12/29 "),
+            Some(CardExpiry {
+                month: 12,
+                year: 2029
+            })
+        );
+        for invalid in [
+            "13/2023", "00/2023", "7-2023", "07/", "/2023", "07/123", "ab/cd", "",
+        ] {
+            assert_eq!(CardExpiry::parse(invalid), None, "{invalid}");
+        }
+    }
+
+    #[test]
+    fn low_quality_is_blurry_once() {
+        let mut card = BankCard::new(CardNumber::parse("6222020200112345678").expect("digits"));
+        card.quality = Some(49);
+        card.warnings = vec![ImageWarning::Blurry];
+        assert_eq!(
+            card.clone().with_own_rules().warnings,
+            [ImageWarning::Blurry]
+        );
+        card.warnings.clear();
+        assert_eq!(
+            card.clone().with_own_rules().warnings,
+            [ImageWarning::Blurry]
+        );
+        card.quality = Some(50);
+        assert!(card.with_own_rules().warnings.is_empty());
+    }
 
     #[test]
     fn card_number_keeps_digits_and_drops_group_separators() {

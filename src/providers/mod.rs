@@ -1,4 +1,137 @@
-//! Providers behind the `provider` traits, one folder each: vendor adapters and the local engine.
+//! Providers behind the `provider` traits, one folder each, and the registry that lists them.
+//!
+//! Each folder exposes one [`Registration`]: the provider's name, the capabilities it builds, its
+//! short environment names, and how it checks and builds itself from its configuration section.
+//! The server, `check-config` and routing know providers only through [`REGISTRY`].
 
+mod credentials;
+mod http;
 pub mod local;
+mod retry;
+pub mod tencent;
 pub mod wechat;
+
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use crate::{
+    config::Config,
+    provider::{BankCardRecognizer, InvoiceTitleParser},
+    telemetry::Metrics,
+};
+
+/// Every provider ocrgate has. A default route takes the first one set up for its capability.
+pub static REGISTRY: &[Registration] = &[
+    wechat::REGISTRATION,
+    tencent::REGISTRATION,
+    local::REGISTRATION,
+];
+
+/// What a provider can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// `RecognizeBankCard`, through [`BankCardRecognizer`].
+    BankCard,
+    /// `ParseInvoiceTitle`, through [`InvoiceTitleParser`].
+    InvoiceTitle,
+}
+
+impl Capability {
+    /// The configuration key of its route.
+    pub fn route_key(self) -> &'static str {
+        match self {
+            Self::BankCard => "routing.bank_card",
+            Self::InvoiceTitle => "routing.invoice_title",
+        }
+    }
+}
+
+/// Why a provider could not be built or checked; its message names what to fix.
+pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A provider's services, built: one per capability it registered.
+#[derive(Default, Clone)]
+pub struct Built {
+    pub bank_card: Option<Arc<dyn BankCardRecognizer>>,
+    pub invoice_title: Option<Arc<dyn InvoiceTitleParser>>,
+}
+
+/// Building may load models or read files: the server awaits it before it serves.
+pub type Building = Pin<Box<dyn Future<Output = Result<Built, BuildError>> + Send>>;
+
+/// One provider, as the server, `check-config` and routing see it.
+pub struct Registration {
+    /// Its name in routes, requests, responses, error reasons and metric labels.
+    pub name: &'static str,
+    /// Its section of the configuration file, e.g. `[tencent]`.
+    pub section: &'static str,
+    pub capabilities: &'static [Capability],
+    /// Short environment names, as (variable less `OCRGATE_`, configuration key), lower case.
+    pub env: &'static [(&'static str, &'static str)],
+    /// Whether the configuration gives it what it needs to answer (credentials, model files).
+    /// Default routes skip a provider that is not set up.
+    pub set_up: fn(&Config) -> bool,
+    /// What to do to set it up, for the warning when a route names it unset.
+    pub set_up_hint: &'static str,
+    /// Checks its section as building would, without loading anything heavy; a one-line summary.
+    pub check: fn(&Config) -> Result<String, BuildError>,
+    pub build: fn(&Config, &Metrics) -> Building,
+}
+
+impl Registration {
+    pub fn can(&self, capability: Capability) -> bool {
+        self.capabilities.contains(&capability)
+    }
+}
+
+/// The registration called `name`.
+pub fn registration(name: &str) -> Option<&'static Registration> {
+    REGISTRY
+        .iter()
+        .find(|registration| registration.name == name)
+}
+
+/// The names of every registered provider, for messages.
+pub fn known_names() -> String {
+    REGISTRY
+        .iter()
+        .map(|registration| registration.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_sections_are_unique_and_every_provider_serves_something() {
+        for (i, registration) in REGISTRY.iter().enumerate() {
+            assert!(
+                !registration.capabilities.is_empty(),
+                "{}",
+                registration.name
+            );
+            assert!(
+                REGISTRY[..i]
+                    .iter()
+                    .all(|earlier| earlier.name != registration.name
+                        && earlier.section != registration.section),
+                "{} is registered twice",
+                registration.name
+            );
+        }
+    }
+
+    #[test]
+    fn short_environment_names_belong_to_their_provider() {
+        for registration in REGISTRY {
+            for (variable, key) in registration.env {
+                assert!(variable.starts_with(registration.section), "{variable}");
+                assert!(
+                    key.starts_with(&format!("{}.", registration.section)),
+                    "{key}"
+                );
+            }
+        }
+    }
+}

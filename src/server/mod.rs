@@ -3,7 +3,7 @@
 mod connection;
 mod tls;
 
-use std::{future::Future, sync::Arc};
+use std::{collections::BTreeMap, future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
 use tonic::transport::Server;
@@ -23,21 +23,23 @@ use crate::{
     auth::Callers,
     config::Config,
     enrich::BinTable,
-    provider::{BankCardRecognizer, InvoiceTitleParser},
-    providers::{
-        local::{self, LocalProvider},
-        wechat::{self, WechatProvider},
-    },
-    routing::{ProviderName, Route},
+    providers::{BuildError, Capability},
+    routing::Route,
     telemetry::{Metrics, Telemetry},
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error(transparent)]
-    Wechat(#[from] wechat::BuildError),
-    #[error(transparent)]
-    Local(#[from] local::BuildError),
+    #[error("the `{name}` provider: {source}")]
+    Provider {
+        name: &'static str,
+        source: BuildError,
+    },
+    #[error("the `{name}` provider built no service for {capability:?}")]
+    NotBuilt {
+        name: &'static str,
+        capability: Capability,
+    },
     #[error("invalid configuration: {0}")]
     Routing(String),
     #[error("invalid configuration: {0}")]
@@ -46,8 +48,6 @@ pub enum ServeError {
     Callers(String),
     #[error(transparent)]
     Tls(#[from] TlsError),
-    #[error("the local provider failed to load: {0}")]
-    LocalPanicked(#[from] tokio::task::JoinError),
     #[error("could not build server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server failed: {0}")]
@@ -81,37 +81,33 @@ impl Listeners {
 
 /// The providers the routes use, built, and the API over them.
 async fn api(config: &Config, metrics: &Metrics) -> Result<OcrApi, ServeError> {
-    let wechat = Arc::new(WechatProvider::new(&config.wechat, metrics.clone())?);
-    let accounts: Vec<&str> = wechat.account_names().collect();
-    let missing = config.local.missing_files();
     let routes = config
         .routing
-        .resolve(!accounts.is_empty(), missing.is_empty())
+        .resolve(|registration| (registration.set_up)(config))
         .map_err(ServeError::Routing)?;
-    let local = if routes.uses(ProviderName::Local) {
-        let local_config = config.local.clone();
-        let metrics = metrics.clone();
-        // Loading the models reads and optimises tens of megabytes: off the async workers.
-        let local = tokio::task::spawn_blocking(move || LocalProvider::new(&local_config, metrics))
-            .await??;
-        Some(Arc::new(local))
-    } else {
-        None
-    };
-    if routes.uses(ProviderName::Wechat) && accounts.is_empty() {
-        tracing::warn!(
-            "no WeChat account configured: WeChat calls will fail with FAILED_PRECONDITION until \
-             OCRGATE_WECHAT_APP_ID and OCRGATE_WECHAT_APP_SECRET are set"
-        );
-        if !missing.is_empty() && config.routing.bank_card.is_none() {
+    let mut built = BTreeMap::new();
+    for registration in routes.providers() {
+        let provider = |source| ServeError::Provider {
+            name: registration.name,
+            source,
+        };
+        let summary = (registration.check)(config).map_err(provider)?;
+        if !(registration.set_up)(config) {
             tracing::warn!(
-                ?missing,
-                "the local provider's models are not installed either (scripts/fetch-models.sh), \
-                 so bank cards have no provider that can answer"
+                provider = registration.name,
+                "a route names the `{}` provider, which is not set up: its calls fail with \
+                 FAILED_PRECONDITION until you {}",
+                registration.name,
+                registration.set_up_hint
             );
         }
-    } else if !accounts.is_empty() {
-        tracing::info!(?accounts, "WeChat accounts configured");
+        tracing::info!(provider = registration.name, %summary, "provider configured");
+        built.insert(
+            registration.name,
+            (registration.build)(config, metrics)
+                .await
+                .map_err(provider)?,
+        );
     }
     tracing::info!(
         bank_card = ?routes.bank_card,
@@ -120,27 +116,48 @@ async fn api(config: &Config, metrics: &Metrics) -> Result<OcrApi, ServeError> {
         "routes"
     );
 
-    // `local` is loaded whenever a route names it, and `resolve` keeps it off the invoice route.
-    let bank_card_provider = |name: ProviderName| -> Arc<dyn BankCardRecognizer> {
-        match (name, &local) {
-            (ProviderName::Local, Some(local)) => local.clone(),
-            _ => wechat.clone(),
-        }
+    let service = |name: &'static str, capability: Capability| -> Result<_, ServeError> {
+        built
+            .get(name)
+            .cloned()
+            .ok_or(ServeError::NotBuilt { name, capability })
     };
-    let invoice_title_provider =
-        |_: ProviderName| -> Arc<dyn InvoiceTitleParser> { wechat.clone() };
     let failover_on: Arc<[_]> = config.routing.failover_on.clone().into();
+    let bank_card_providers = routes
+        .bank_card
+        .iter()
+        .map(|&name| {
+            service(name, Capability::BankCard)?
+                .bank_card
+                .map(|provider| (name, provider))
+                .ok_or(ServeError::NotBuilt {
+                    name,
+                    capability: Capability::BankCard,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let invoice_title_providers = routes
+        .invoice_title
+        .iter()
+        .map(|&name| {
+            service(name, Capability::InvoiceTitle)?
+                .invoice_title
+                .map(|provider| (name, provider))
+                .ok_or(ServeError::NotBuilt {
+                    name,
+                    capability: Capability::InvoiceTitle,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let bank_cards = Route::new(
         "RecognizeBankCard",
-        &routes.bank_card,
-        bank_card_provider,
+        bank_card_providers,
         failover_on.clone(),
         metrics.clone(),
     );
     let invoice_titles = Route::new(
         "ParseInvoiceTitle",
-        &routes.invoice_title,
-        invoice_title_provider,
+        invoice_title_providers,
         failover_on,
         metrics.clone(),
     );

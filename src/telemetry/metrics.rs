@@ -32,6 +32,11 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 impl Metrics {
+    /// Instruments that record nowhere: for checking a configuration without serving it.
+    pub fn disabled() -> Self {
+        Self::new(&SdkMeterProvider::default())
+    }
+
     pub fn new(provider: &SdkMeterProvider) -> Self {
         let meter = provider.meter("ocrgate");
         Self {

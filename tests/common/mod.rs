@@ -17,7 +17,6 @@ use std::{
 use ocrgate::{
     api::pb::{self, ocr_service_client::OcrServiceClient},
     config::Config,
-    routing::ProviderName,
     server::Listeners,
     telemetry::Telemetry,
 };
@@ -28,6 +27,8 @@ use wechat_sim::{SimConfig, Simulator};
 
 pub const APP_ID: &str = "wx-test-app";
 pub const APP_SECRET: &str = "s3cr3t-app-secret-value-0123456789";
+pub const TENCENT_SECRET_ID: &str = "AKIDtest0123456789abcdefghijklmnop";
+pub const TENCENT_SECRET_KEY: &str = "tencent-s3cr3t-key-9876543210zyxw";
 
 /// A gateway serving on loopback in this process, talking to its own simulator.
 pub struct Gateway {
@@ -41,7 +42,8 @@ pub struct Gateway {
 
 /// The configuration of a gateway that uses `sim` with the test app as its default account. The
 /// local provider is off (its models directory does not exist) unless a test turns it on with
-/// [`with_local_models`].
+/// [`with_local_models`], and Tencent is not set up unless a test gives it a key with
+/// [`with_tencent`].
 pub fn config_for(sim: &Simulator) -> Config {
     let mut config = Config::default();
     config.local.models_dir = std::env::temp_dir().join("ocrgate-tests-have-no-models-here");
@@ -51,6 +53,15 @@ pub fn config_for(sim: &Simulator) -> Config {
     // Short backoffs keep the retry tests quick; the policy is the same.
     config.wechat.busy_backoff = Duration::from_millis(10);
     config
+}
+
+/// Gives `config` the Tencent key the simulators of [`Gateway::start_with`] accept. Without it,
+/// Tencent is not set up, so default routes keep to WeChat or the local provider.
+pub fn with_tencent(config: &mut Config, sim: &Simulator) {
+    config.tencent.endpoint = sim.base_url().parse().expect("simulator URL");
+    config.tencent.secret_id = Some(TENCENT_SECRET_ID.into());
+    config.tencent.secret_key = Some(TENCENT_SECRET_KEY.into());
+    config.tencent.retry_backoff = Duration::from_millis(10);
 }
 
 /// Where `scripts/fetch-models.sh` puts the local provider's files, if it has run. Without them the
@@ -74,6 +85,11 @@ pub fn local_models() -> Option<PathBuf> {
     None
 }
 
+/// A route as the configuration writes it: provider names, first choice first.
+pub fn route(providers: &[&str]) -> Option<Vec<String>> {
+    Some(providers.iter().map(|name| (*name).to_owned()).collect())
+}
+
 /// Points `config` at the local provider's models.
 pub fn with_local_models(config: &mut Config, models: &Path) {
     config.local.models_dir = models.to_owned();
@@ -82,10 +98,23 @@ pub fn with_local_models(config: &mut Config, models: &Path) {
 /// A gateway whose bank card route is WeChat (the simulator), then the local provider.
 pub async fn wechat_then_local(models: &Path) -> Gateway {
     Gateway::start_with(SimConfig::default(), |config| {
-        config.routing.bank_card = Some(vec![ProviderName::Wechat, ProviderName::Local]);
+        config.routing.bank_card = route(&["wechat", "local"]);
         with_local_models(config, models);
     })
     .await
+}
+
+/// A gateway whose bank cards go to Tencent alone: its simulator, with the test key.
+pub async fn tencent_gateway(sim_config: SimConfig) -> Gateway {
+    let sim = Simulator::start(sim_config)
+        .await
+        .expect("simulator starts");
+    sim.add_app(APP_ID, APP_SECRET);
+    sim.add_tencent_key(TENCENT_SECRET_ID, TENCENT_SECRET_KEY, None);
+    let mut config = config_for(&sim);
+    with_tencent(&mut config, &sim);
+    config.routing.bank_card = route(&["tencent"]);
+    Gateway::serve(sim, config).await
 }
 
 /// The synthetic card generator, with the fonts `scripts/fetch-fonts.sh` fetched.
@@ -116,6 +145,7 @@ impl Gateway {
             .await
             .expect("simulator starts");
         sim.add_app(APP_ID, APP_SECRET);
+        sim.add_tencent_key(TENCENT_SECRET_ID, TENCENT_SECRET_KEY, None);
         let mut config = config_for(&sim);
         tweak(&mut config);
         Self::serve(sim, config).await
@@ -428,4 +458,20 @@ fn logged_address(line: &str) -> Option<(&'static str, SocketAddr)> {
         return None;
     };
     Some((kind, entry["address"].as_str()?.parse().ok()?))
+}
+
+/// A tool `scripts/test.sh` installed in `TEST_TOOLS_BIN`. Without it the test skips, unless
+/// `TEST_REQUIRE_TOOLS` is set (as `scripts/test.sh` does): then it fails.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("TEST_TOOLS_BIN")
+        .map(|dir| Path::new(&dir).join(name))
+        .filter(|path| path.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("TEST_REQUIRE_TOOLS").is_none(),
+            "{name} is not installed in TEST_TOOLS_BIN"
+        );
+        eprintln!("skipped: {name} not installed; run scripts/test.sh");
+    }
+    found
 }

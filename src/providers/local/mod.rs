@@ -30,10 +30,40 @@ use crate::{
         BankCard, BankCardRecognizer, BankCardRequest, CallContext, ErrorKind, ImageSource,
         ProviderError,
     },
+    providers::{Built, Capability, Registration},
     telemetry::Metrics,
 };
 
 const PROVIDER: &str = "local";
+
+/// The local engine in the provider registry: bank cards only, read inside the process.
+pub const REGISTRATION: Registration = Registration {
+    name: PROVIDER,
+    section: "local",
+    capabilities: &[Capability::BankCard],
+    env: &[],
+    set_up: |config| config.local.missing_files().is_empty(),
+    set_up_hint: "run scripts/fetch-models.sh, or set [local] models_dir",
+    check: |config| {
+        let missing = config.local.missing_files();
+        if !missing.is_empty() {
+            return Err(BuildError::Missing(missing).into());
+        }
+        Ok(format!("models in {}", config.local.models_dir.display()))
+    },
+    build: |config, metrics| {
+        let (config, metrics) = (config.local.clone(), metrics.clone());
+        Box::pin(async move {
+            // Loading the models reads and optimises tens of megabytes: off the async workers.
+            let provider =
+                tokio::task::spawn_blocking(move || LocalProvider::new(&config, metrics)).await??;
+            Ok(Built {
+                bank_card: Some(Arc::new(provider)),
+                invoice_title: None,
+            })
+        })
+    },
+};
 
 /// File names inside `models_dir`, as `scripts/fetch-models.sh` writes them.
 const DETECTION_MODEL: &str = "ch_PP-OCRv4_det_infer.onnx";
@@ -260,15 +290,13 @@ fn read_card(
         })?
         .ok_or_else(stopped)?;
     tracing::debug!(lines = lines.len(), "text lines read");
-    card::pick_number(&lines)
-        .map(|number| BankCard { number })
-        .ok_or_else(|| {
-            ProviderError::new(
-                PROVIDER,
-                ErrorKind::NotFound,
-                "no bank card number (16 to 19 digits) was found in the image",
-            )
-        })
+    card::pick_number(&lines).map(BankCard::new).ok_or_else(|| {
+        ProviderError::new(
+            PROVIDER,
+            ErrorKind::NotFound,
+            "no bank card number (16 to 19 digits) was found in the image",
+        )
+    })
 }
 
 /// Decodes an image of at most `max_pixels`, checked from its header before any pixel is.

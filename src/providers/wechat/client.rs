@@ -10,51 +10,41 @@ use reqwest::multipart::{Form, Part};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_with::{DisplayFromStr, PickFirst, serde_as};
-use tokio::time::Instant;
-use tracing::{Instrument as _, field::Empty};
 use url::Url;
 
-use super::{
-    Account, PROVIDER, TokenEndpoint, WechatConfig, WechatError,
-    token::{AccessToken, FreshToken},
-};
+use super::{Account, PROVIDER, TokenEndpoint, WechatConfig, WechatError, errcode};
 use crate::{
     provider::{CallContext, ImageSource, InvoiceTitle, RecognitionMode, TitleType, vendor_text},
-    telemetry::{Metrics, propagation},
+    providers::{
+        credentials::{AccessToken, FreshToken},
+        http::{HttpFailure, HttpSettings, Outcome, VendorHttp, unexpected_json},
+    },
+    telemetry::Metrics,
 };
 
 pub(super) struct WechatClient {
-    http: reqwest::Client,
+    http: VendorHttp,
     base_url: Url,
     token_endpoint: TokenEndpoint,
-    request_timeout: Duration,
-    max_reply_bytes: usize,
-    metrics: Metrics,
 }
 
 impl WechatClient {
     pub(super) fn new(config: &WechatConfig, metrics: Metrics) -> Result<Self, reqwest::Error> {
-        let mut http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            // WeChat never redirects; following one would hand the token in the URL to another host.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ocrgate/", env!("CARGO_PKG_VERSION")));
-        if let Some(proxy) = &config.proxy {
-            http = http.proxy(reqwest::Proxy::all(proxy.as_str())?);
-        }
+        let settings = HttpSettings {
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            proxy: config.proxy.clone(),
+            max_reply_bytes: config.max_reply_bytes.as_u64(),
+        };
         let mut base_url = config.base_url.clone();
         if !base_url.path().ends_with('/') {
             // Url::join would otherwise replace the last path segment.
             base_url.set_path(&format!("{}/", base_url.path()));
         }
         Ok(Self {
-            http: http.build()?,
+            http: VendorHttp::new(PROVIDER, &settings, metrics)?,
             base_url,
             token_endpoint: config.token_endpoint,
-            request_timeout: config.request_timeout,
-            max_reply_bytes: usize::try_from(config.max_reply_bytes.as_u64()).unwrap_or(usize::MAX),
-            metrics,
         })
     }
 
@@ -66,15 +56,14 @@ impl WechatClient {
     ) -> Result<FreshToken, WechatError> {
         let (endpoint, request) = match self.token_endpoint {
             TokenEndpoint::Stable => {
-                let request =
-                    self.http
-                        .post(self.endpoint(STABLE_TOKEN)?)
-                        .json(&StableTokenRequest {
-                            grant_type: "client_credential",
-                            appid: &account.app_id,
-                            secret: account.app_secret.expose_secret(),
-                            force_refresh: false,
-                        });
+                let request = self.http.client().post(self.endpoint(STABLE_TOKEN)?).json(
+                    &StableTokenRequest {
+                        grant_type: "client_credential",
+                        appid: &account.app_id,
+                        secret: account.app_secret.expose_secret(),
+                        force_refresh: false,
+                    },
+                );
                 (STABLE_TOKEN, request)
             }
             TokenEndpoint::Legacy => {
@@ -83,7 +72,7 @@ impl WechatClient {
                     .append_pair("grant_type", "client_credential")
                     .append_pair("appid", &account.app_id)
                     .append_pair("secret", account.app_secret.expose_secret());
-                (LEGACY_TOKEN, self.http.get(url))
+                (LEGACY_TOKEN, self.http.client().get(url))
             }
         };
         let reply: TokenReply = self.send(endpoint, request, call).await?;
@@ -119,7 +108,7 @@ impl WechatClient {
             ImageSource::Url(image_url) => {
                 url.query_pairs_mut()
                     .append_pair("img_url", image_url.as_str());
-                self.http.post(url)
+                self.http.client().post(url)
             }
             ImageSource::Upload { bytes, format } => {
                 // A stream part over the same `Bytes`: the upload is not copied again.
@@ -127,7 +116,10 @@ impl WechatClient {
                     .file_name(format!("image.{}", format.extension()))
                     .mime_str(format.mime_type())
                     .map_err(|err| WechatError::Transport(err.without_url().to_string()))?;
-                self.http.post(url).multipart(Form::new().part("img", part))
+                self.http
+                    .client()
+                    .post(url)
+                    .multipart(Form::new().part("img", part))
             }
         };
         let reply: BankCardReply = self.send(BANK_CARD, request, call).await?;
@@ -147,7 +139,11 @@ impl WechatClient {
         call: &CallContext,
     ) -> Result<InvoiceTitle, WechatError> {
         let url = self.endpoint_with_token(SCAN_TITLE, token)?;
-        let request = self.http.post(url).json(&ScanTitleRequest { scan_text });
+        let request = self
+            .http
+            .client()
+            .post(url)
+            .json(&ScanTitleRequest { scan_text });
         let reply: ScanTitleReply = self.send(SCAN_TITLE, request, call).await?;
         check(reply.errcode, reply.errmsg)?;
         Ok(InvoiceTitle {
@@ -178,83 +174,46 @@ impl WechatClient {
         Ok(url)
     }
 
-    /// Sends within the call's deadline and decodes the JSON reply, whatever its content type,
-    /// inside a client span that carries the trace context to WeChat.
+    /// Sends within the call's deadline and decodes the JSON reply, whatever its content type.
     async fn send<T: Reply>(
         &self,
         endpoint: &'static str,
         request: reqwest::RequestBuilder,
         call: &CallContext,
     ) -> Result<T, WechatError> {
-        let timeout = match call.remaining() {
-            Some(left) if left.is_zero() => return Err(WechatError::DeadlineExceeded),
-            Some(left) => left.min(self.request_timeout),
-            None => self.request_timeout,
-        };
-        let mut request = request
-            .timeout(timeout)
-            .build()
-            .map_err(|err| WechatError::Transport(err.without_url().to_string()))?;
-        let (method, url) = (request.method().clone(), request.url());
-        // The query holds the access token or the secret: only the path is recorded.
-        let span = tracing::info_span!(
-            "http client",
-            otel.name = %format_args!("{method} {}", url.path()),
-            otel.kind = "client",
-            otel.status_code = Empty,
-            http.request.method = %method,
-            server.address = url.host_str().unwrap_or_default(),
-            server.port = url.port_or_known_default().unwrap_or_default(),
-            url.path = url.path(),
-            http.response.status_code = Empty,
-            wechat.errcode = Empty,
-        );
-        request.headers_mut().extend(propagation::inject(&span));
-        let started = Instant::now();
-        let exchange = async {
-            let mut response = self.http.execute(request).await?;
-            let status = response.status();
-            let body = read_capped(&mut response, self.max_reply_bytes).await?;
-            Ok::<_, reqwest::Error>((status, body))
-        }
-        .instrument(span.clone())
-        .await;
-        let reply = match exchange {
-            Ok((status, body)) => {
-                span.record("http.response.status_code", status.as_u16());
-                match body {
-                    _ if !status.is_success() => Err(WechatError::Http(status)),
-                    None => Err(WechatError::Malformed(format!(
-                        "the reply is longer than {} bytes",
-                        self.max_reply_bytes
-                    ))),
-                    Some(body) => serde_json::from_slice::<T>(&body).map_err(unexpected_json),
+        let exchange = self
+            .http
+            .exchange(endpoint, request, call)
+            .await
+            .map_err(|failure| match failure {
+                HttpFailure::Transport(message) => WechatError::Transport(message),
+                HttpFailure::DeadlineExceeded => WechatError::DeadlineExceeded,
+                too_large @ HttpFailure::TooLarge(_) => {
+                    WechatError::Malformed(too_large.to_string())
                 }
-            }
-            Err(err)
-                if err.is_timeout() && call.deadline.is_some_and(|d| d <= started + timeout) =>
-            {
-                Err(WechatError::DeadlineExceeded)
-            }
-            Err(err) => Err(WechatError::Transport(err.without_url().to_string())),
-        };
-        let errcode = match &reply {
-            Ok(reply) => {
-                span.record("wechat.errcode", reply.errcode());
-                reply.errcode().to_string()
-            }
-            Err(_) => "none".to_owned(),
-        };
-        if reply.as_ref().map_or(true, |reply| reply.errcode() != 0) {
-            span.record("otel.status_code", "ERROR");
+            })?;
+        if !exchange.status.is_success() {
+            let status = exchange.status;
+            exchange.finish(Outcome::Unreadable);
+            return Err(WechatError::Http(status));
         }
-        self.metrics.upstream_call(
-            PROVIDER,
-            endpoint,
-            &errcode,
-            started.elapsed().as_secs_f64(),
-        );
-        reply
+        match serde_json::from_slice::<T>(&exchange.body) {
+            Ok(reply) => {
+                let code = reply.errcode().to_string();
+                exchange.finish(match reply.errcode() {
+                    0 => Outcome::Success { code: &code },
+                    errcode => Outcome::Error {
+                        code: &code,
+                        known: errcode::is_known(errcode),
+                    },
+                });
+                Ok(reply)
+            }
+            Err(err) => {
+                exchange.finish(Outcome::Unreadable);
+                Err(WechatError::Malformed(unexpected_json(&err)))
+            }
+        }
     }
 }
 
@@ -284,38 +243,6 @@ impl Reply for ScanTitleReply {
     fn errcode(&self) -> i64 {
         self.errcode
     }
-}
-
-/// The reply body, read as it arrives; `None` as soon as it passes `cap` bytes.
-async fn read_capped(
-    response: &mut reqwest::Response,
-    cap: usize,
-) -> Result<Option<Bytes>, reqwest::Error> {
-    if response
-        .content_length()
-        .is_some_and(|length| length > cap as u64)
-    {
-        return Ok(None);
-    }
-    let mut body = bytes::BytesMut::new();
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > cap {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body.freeze()))
-}
-
-/// A reply that is not the JSON expected, described by where it broke: serde's own message
-/// quotes the offending value, which may be a card number.
-fn unexpected_json(err: serde_json::Error) -> WechatError {
-    WechatError::Malformed(format!(
-        "the reply is not the JSON expected ({:?} error at line {}, column {})",
-        err.classify(),
-        err.line(),
-        err.column()
-    ))
 }
 
 fn check(errcode: i64, errmsg: String) -> Result<(), WechatError> {
@@ -438,7 +365,7 @@ mod tests {
     fn an_unexpected_reply_is_described_without_its_values() {
         let err = serde_json::from_str::<ScanTitleReply>(r#"{"title":6222020200112345678}"#)
             .map(|_| ())
-            .map_err(unexpected_json)
+            .map_err(|err| unexpected_json(&err))
             .expect_err("a number is not a title");
         let message = err.to_string();
         assert!(!message.contains("6222020200112345678"), "{message}");

@@ -12,6 +12,11 @@ pub(super) fn is_busy(errcode: i64) -> bool {
     matches!(errcode, -1 | -1000)
 }
 
+/// Whether this table knows the errcode (the upstream metric counts unknown ones as `other`).
+pub(super) fn is_known(errcode: i64) -> bool {
+    errcode == 0 || classify(errcode, "") != ErrorKind::Unknown
+}
+
 /// What a non-zero errcode means for the caller. `errmsg` settles the one ambiguous code.
 pub(super) fn classify(errcode: i64, errmsg: &str) -> ErrorKind {
     match errcode {

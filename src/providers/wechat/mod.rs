@@ -2,37 +2,73 @@
 
 mod client;
 mod errcode;
-mod token;
 
 use std::{
     collections::BTreeMap,
     fmt,
     future::Future,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
 use async_trait::async_trait;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use tracing::{Instrument as _, field::Empty};
 use url::Url;
 
-use self::{
-    client::WechatClient,
-    token::{AccessToken, Lookup, TokenCache},
-};
+use self::client::WechatClient;
 use crate::{
     provider::{
         BankCard, BankCardRecognizer, BankCardRequest, CallContext, CardNumber, ErrorKind,
         InvoiceTitle, InvoiceTitleParser, InvoiceTitleRequest, ProviderError,
     },
+    providers::{
+        Built, Capability, Registration,
+        credentials::{AccessToken, Lookup, TokenCache},
+        retry::{Retry, RetryPolicy, in_provider_span, with_retries},
+    },
     telemetry::Metrics,
 };
 
 const PROVIDER: &str = "wechat";
+
+/// WeChat in the provider registry: bank cards and invoice titles, for any number of accounts.
+pub const REGISTRATION: Registration = Registration {
+    name: PROVIDER,
+    section: "wechat",
+    capabilities: &[Capability::BankCard, Capability::InvoiceTitle],
+    env: &[
+        ("wechat_app_id", "wechat.app_id"),
+        ("wechat_app_secret", "wechat.app_secret"),
+        ("wechat_app_secret_file", "wechat.app_secret_file"),
+        ("wechat_base_url", "wechat.base_url"),
+    ],
+    set_up: |config| {
+        config
+            .wechat
+            .all_accounts()
+            .is_ok_and(|accounts| !accounts.is_empty())
+    },
+    set_up_hint: "set OCRGATE_WECHAT_APP_ID and OCRGATE_WECHAT_APP_SECRET, or [wechat] app_id \
+                  and app_secret in the config file",
+    check: |config| {
+        let provider = WechatProvider::new(&config.wechat, Metrics::disabled())?;
+        Ok(format!("accounts: {}", provider.known_accounts()))
+    },
+    build: |config, metrics| {
+        let built = WechatProvider::new(&config.wechat, metrics.clone()).map(|provider| {
+            let provider = Arc::new(provider);
+            Built {
+                bank_card: Some(provider.clone()),
+                invoice_title: Some(provider),
+            }
+        });
+        Box::pin(std::future::ready(built.map_err(Into::into)))
+    },
+};
 
 /// Name of the account that `app_id` / `app_secret` (and their environment variables) define.
 pub const DEFAULT_ACCOUNT: &str = "default";
@@ -313,11 +349,11 @@ pub enum BuildError {
 /// Bank cards and invoice titles through WeChat, for any number of configured accounts.
 pub struct WechatProvider {
     client: WechatClient,
-    tokens: TokenCache,
+    tokens: TokenCache<WechatError>,
     metrics: Metrics,
     accounts: BTreeMap<String, Account>,
     default_account: Option<String>,
-    backoff: ExponentialBuilder,
+    retries: RetryPolicy,
 }
 
 impl WechatProvider {
@@ -332,11 +368,7 @@ impl WechatProvider {
             metrics,
             accounts,
             default_account,
-            backoff: ExponentialBuilder::default()
-                .with_min_delay(config.busy_backoff)
-                .with_max_delay(config.busy_backoff * 8)
-                .with_max_times(config.busy_retries)
-                .with_jitter(),
+            retries: RetryPolicy::new(config.busy_retries, config.busy_backoff),
         })
     }
 
@@ -392,66 +424,42 @@ impl WechatProvider {
         F: Fn(AccessToken) -> Fut,
         Fut: Future<Output = Result<T, WechatError>>,
     {
-        let span = tracing::info_span!(
-            "provider call",
-            otel.name = %format_args!("{PROVIDER} {operation}"),
-            otel.status_code = Empty,
-            provider.name = PROVIDER,
-            provider.operation = operation,
-            provider.account = Empty,
-            provider.retries = 0,
-        );
-        let result = async {
+        in_provider_span(PROVIDER, operation, async {
             let account = self.account(account)?;
             tracing::Span::current().record("provider.account", account.name.as_str());
-            let mut backoff = self.backoff.build();
             let mut token_refreshed = false;
-            let mut retries = 0_u32;
-            loop {
-                let attempt = async {
-                    let token = self.token(account, call).await.map_err(|err| (err, None))?;
-                    api(token.clone()).await.map_err(|err| (err, Some(token)))
-                }
-                .await;
-                let (err, token) = match attempt {
-                    Ok(value) => return Ok(value),
-                    Err(failure) => failure,
-                };
-                let retry = if let Some(token) =
-                    token.filter(|_| err.is_token_rejected() && !token_refreshed)
-                {
-                    token_refreshed = true;
-                    tracing::info!(account = %account.name, error = %err, "WeChat rejected the access token; fetching a new one");
-                    self.tokens
-                        .invalidate_if_current(&account.app_id, &token)
-                        .await;
-                    true
-                } else if err.is_transient() {
-                    match backoff.next() {
-                        Some(delay) if call.remaining().is_none_or(|left| left > delay) => {
-                            tracing::info!(account = %account.name, error = %err, ?delay, "WeChat call failed; retrying");
-                            tokio::time::sleep(delay).await;
-                            true
-                        }
-                        _ => false,
+            let api = &api;
+            with_retries(
+                &self.retries,
+                call,
+                move || async move {
+                    let token = self.token(account, call).await?;
+                    let result = api(token.clone()).await;
+                    if let Err(err) = &result
+                        && err.is_token_rejected()
+                    {
+                        // Dropped only if still current: another call may have replaced it.
+                        self.tokens
+                            .invalidate_if_current(&account.app_id, &token)
+                            .await;
                     }
-                } else {
-                    false
-                };
-                if !retry {
-                    return Err(err);
-                }
-                retries += 1;
-                tracing::Span::current().record("provider.retries", retries);
-            }
-        }
-        .instrument(span.clone())
-        .await;
-        if let Err(err) = &result {
-            span.record("otel.status_code", "ERROR");
-            span.in_scope(|| tracing::info!(error = %err, "provider call failed"));
-        }
-        result
+                    result
+                },
+                |err| {
+                    if err.is_token_rejected() && !token_refreshed {
+                        token_refreshed = true;
+                        tracing::info!(account = %account.name, "WeChat rejected the access token; fetching a new one");
+                        Retry::Now
+                    } else if err.is_transient() {
+                        Retry::AfterBackoff
+                    } else {
+                        Retry::No
+                    }
+                },
+            )
+            .await
+        })
+        .await
     }
 
     /// The account's access token, from the cache or fetched, in a span that says which.
@@ -534,7 +542,7 @@ impl BankCardRecognizer for WechatProvider {
                 ),
             )
         })?;
-        Ok(BankCard { number })
+        Ok(BankCard::new(number))
     }
 }
 

@@ -1,22 +1,21 @@
-//! Access tokens, cached per app id: one fetch per app however many calls miss at once.
+//! Access tokens of vendors that hand them out, cached per credential id (never per secret): one
+//! fetch per id however many calls miss at once, dropped a margin before the vendor's expiry.
 
-use std::{fmt, future::Future, time::Duration};
+use std::{fmt, future::Future, marker::PhantomData, time::Duration};
 
 use moka::{Expiry, future::Cache, ops::compute::Op};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::WechatError;
-
-/// A WeChat access token. Its `Debug` is redacted; only the client module exposes it.
+/// An access token. Its `Debug` is redacted; only the adapters' clients expose it.
 #[derive(Clone)]
-pub(super) struct AccessToken(SecretString);
+pub(crate) struct AccessToken(SecretString);
 
 impl AccessToken {
-    pub(super) fn new(token: SecretString) -> Self {
+    pub(crate) fn new(token: SecretString) -> Self {
         Self(token)
     }
 
-    pub(super) fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         self.0.expose_secret()
     }
 }
@@ -34,9 +33,9 @@ impl fmt::Debug for AccessToken {
 }
 
 /// A token as the token endpoint returned it, with its remaining life.
-pub(super) struct FreshToken {
-    pub(super) token: AccessToken,
-    pub(super) expires_in: Duration,
+pub(crate) struct FreshToken {
+    pub(crate) token: AccessToken,
+    pub(crate) expires_in: Duration,
 }
 
 #[derive(Clone)]
@@ -50,7 +49,7 @@ struct TokenExpiry;
 impl Expiry<String, CachedToken> for TokenExpiry {
     fn expire_after_create(
         &self,
-        _app_id: &String,
+        _id: &String,
         value: &CachedToken,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
@@ -58,43 +57,46 @@ impl Expiry<String, CachedToken> for TokenExpiry {
     }
 }
 
-/// Shortest time a token stays cached, even when WeChat says it is about to expire.
+/// Shortest time a token stays cached, even when the vendor says it is about to expire.
 const MIN_TTL: Duration = Duration::from_secs(1);
 
-/// Tokens keyed by app id (never by secret), each expiring `margin` before WeChat's own expiry.
-pub(super) struct TokenCache {
+/// Tokens keyed by credential id (an app id, never a secret), each expiring `margin` before the
+/// vendor's own expiry; `E` is the adapter's error.
+pub(crate) struct TokenCache<E> {
     cache: Cache<String, CachedToken>,
     margin: Duration,
+    error: PhantomData<fn() -> E>,
 }
 
 /// Whether a token came from the cache or was fetched for this very call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Lookup {
+pub(crate) enum Lookup {
     Hit,
     Miss,
 }
 
-impl TokenCache {
-    pub(super) fn new(margin: Duration) -> Self {
+impl<E: Clone + Send + Sync + 'static> TokenCache<E> {
+    pub(crate) fn new(margin: Duration) -> Self {
         Self {
             cache: Cache::builder()
                 .max_capacity(10_000)
                 .expire_after(TokenExpiry)
                 .build(),
             margin,
+            error: PhantomData,
         }
     }
 
-    /// The cached token for `app_id`, or the one `fetch` gets. Concurrent misses for one app id
-    /// share a single `fetch`; a failed fetch is not cached.
-    pub(super) async fn get_or_fetch(
+    /// The cached token for `id`, or the one `fetch` gets. Concurrent misses for one id share a
+    /// single `fetch`; a failed fetch is not cached.
+    pub(crate) async fn get_or_fetch(
         &self,
-        app_id: &str,
-        fetch: impl Future<Output = Result<FreshToken, WechatError>>,
-    ) -> Result<(AccessToken, Lookup), WechatError> {
+        id: &str,
+        fetch: impl Future<Output = Result<FreshToken, E>>,
+    ) -> Result<(AccessToken, Lookup), E> {
         let entry = self
             .cache
-            .entry_by_ref(app_id)
+            .entry_by_ref(id)
             .or_try_insert_with(async {
                 let fresh = fetch.await?;
                 Ok(CachedToken {
@@ -103,7 +105,7 @@ impl TokenCache {
                 })
             })
             .await
-            .map_err(|err: std::sync::Arc<WechatError>| WechatError::clone(&err))?;
+            .map_err(|err: std::sync::Arc<E>| E::clone(&err))?;
         let lookup = if entry.is_fresh() {
             Lookup::Miss
         } else {
@@ -112,11 +114,11 @@ impl TokenCache {
         Ok((entry.into_value().token, lookup))
     }
 
-    /// Drops the cached token for `app_id` only if it is still `rejected`: another call may have
+    /// Drops the cached token for `id` only if it is still `rejected`: another call may have
     /// replaced it already, and that newer token must stay.
-    pub(super) async fn invalidate_if_current(&self, app_id: &str, rejected: &AccessToken) {
+    pub(crate) async fn invalidate_if_current(&self, id: &str, rejected: &AccessToken) {
         self.cache
-            .entry_by_ref(app_id)
+            .entry_by_ref(id)
             .and_compute_with(|current| {
                 let op = match current {
                     Some(entry) if entry.value().token == *rejected => Op::Remove,
@@ -127,8 +129,8 @@ impl TokenCache {
             .await;
     }
 
-    /// How long to keep a token WeChat says lives `expires_in` more: `margin` less, but never
-    /// less than half its life (WeChat may hand out tokens with only minutes left) nor zero.
+    /// How long to keep a token the vendor says lives `expires_in` more: `margin` less, but never
+    /// less than half its life (vendors may hand out tokens with only minutes left) nor zero.
     fn ttl(&self, expires_in: Duration) -> Duration {
         expires_in
             .saturating_sub(self.margin)
@@ -143,7 +145,7 @@ mod tests {
 
     #[test]
     fn ttl_keeps_margin_before_expiry() {
-        let cache = TokenCache::new(Duration::from_secs(300));
+        let cache = TokenCache::<()>::new(Duration::from_secs(300));
         assert_eq!(
             cache.ttl(Duration::from_secs(7200)),
             Duration::from_secs(6900)
@@ -152,7 +154,7 @@ mod tests {
 
     #[test]
     fn ttl_of_short_lived_token_is_clamped_to_half_its_life() {
-        let cache = TokenCache::new(Duration::from_secs(300));
+        let cache = TokenCache::<()>::new(Duration::from_secs(300));
         assert_eq!(
             cache.ttl(Duration::from_secs(300)),
             Duration::from_secs(150)
@@ -165,7 +167,7 @@ mod tests {
 
     #[test]
     fn ttl_never_reaches_zero() {
-        let cache = TokenCache::new(Duration::from_secs(300));
+        let cache = TokenCache::<()>::new(Duration::from_secs(300));
         assert_eq!(cache.ttl(Duration::ZERO), MIN_TTL);
         assert_eq!(cache.ttl(Duration::from_secs(1)), MIN_TTL);
     }

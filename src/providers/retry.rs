@@ -1,0 +1,94 @@
+//! Retries with backoff inside the call's deadline, and the span of a provider call, as every
+//! vendor adapter does them.
+
+use std::{future::Future, time::Duration};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tracing::Instrument as _;
+
+use crate::provider::CallContext;
+
+/// How an adapter backs off: `retries` more tries at most, the first after about `first` (it
+/// doubles each time, with jitter, up to eight times `first`).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    backoff: ExponentialBuilder,
+}
+
+impl RetryPolicy {
+    pub fn new(retries: usize, first: Duration) -> Self {
+        Self {
+            backoff: ExponentialBuilder::default()
+                .with_min_delay(first)
+                .with_max_delay(first * 8)
+                .with_max_times(retries)
+                .with_jitter(),
+        }
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Give up: the error is the answer.
+    No,
+    /// Try again at once (a fresh credential or signature; the adapter bounds how often).
+    Now,
+    /// Try again after the next backoff, if the policy has one left and the deadline allows it.
+    AfterBackoff,
+}
+
+/// Runs `attempt` until it succeeds or `judge` says to stop, sleeping the policy's backoffs in
+/// between while the deadline allows; counts retries on the current span's `provider.retries`.
+pub async fn with_retries<T, E: std::fmt::Display, Fut: Future<Output = Result<T, E>>>(
+    policy: &RetryPolicy,
+    call: &CallContext,
+    mut attempt: impl FnMut() -> Fut,
+    mut judge: impl FnMut(&E) -> Retry,
+) -> Result<T, E> {
+    let mut backoff = policy.backoff.build();
+    let mut retries = 0_u32;
+    loop {
+        let err = match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(err) => err,
+        };
+        match judge(&err) {
+            Retry::No => return Err(err),
+            Retry::Now => tracing::info!(error = %err, "retrying at once"),
+            Retry::AfterBackoff => match backoff.next() {
+                Some(delay) if call.remaining().is_none_or(|left| left > delay) => {
+                    tracing::info!(error = %err, ?delay, "vendor call failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                _ => return Err(err),
+            },
+        }
+        retries += 1;
+        tracing::Span::current().record("provider.retries", retries);
+    }
+}
+
+/// Runs one provider call in its `provider call` span (provider, operation, account, retries),
+/// marking the span as failed, and logging why, when the call fails.
+pub async fn in_provider_span<T, E: std::fmt::Display>(
+    provider: &'static str,
+    operation: &'static str,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let span = tracing::info_span!(
+        "provider call",
+        otel.name = %format_args!("{provider} {operation}"),
+        otel.status_code = tracing::field::Empty,
+        provider.name = provider,
+        provider.operation = operation,
+        provider.account = tracing::field::Empty,
+        provider.retries = 0,
+    );
+    let result = call.instrument(span.clone()).await;
+    if let Err(err) = &result {
+        span.record("otel.status_code", "ERROR");
+        span.in_scope(|| tracing::info!(error = %err, "provider call failed"));
+    }
+    result
+}

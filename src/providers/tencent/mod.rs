@@ -1,0 +1,565 @@
+//! The Tencent Cloud adapter: bank card OCR through `BankCardOCR` (API 3.0, version 2018-11-19),
+//! signed with TC3-HMAC-SHA256.
+
+mod client;
+mod errcode;
+pub mod sign;
+
+use std::{
+    io::Cursor,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use self::client::{CardReply, TencentClient};
+use crate::{
+    provider::{
+        BankCard, BankCardRecognizer, BankCardRequest, CallContext, CardExpiry, CardNumber,
+        CardType, ErrorKind, ImageFormat, ImageSource, ImageWarning, ProviderError,
+    },
+    providers::{
+        Built, Capability, Registration,
+        retry::{Retry, RetryPolicy, in_provider_span, with_retries},
+    },
+    telemetry::Metrics,
+};
+
+const PROVIDER: &str = "tencent";
+
+/// The one account a Tencent provider has: its credentials are the `[tencent]` section's.
+const ACCOUNT: &str = "default";
+
+/// Tencent Cloud in the provider registry: bank cards only.
+pub const REGISTRATION: Registration = Registration {
+    name: PROVIDER,
+    section: "tencent",
+    capabilities: &[Capability::BankCard],
+    env: &[
+        ("tencent_secret_id", "tencent.secret_id"),
+        ("tencent_secret_key", "tencent.secret_key"),
+        ("tencent_secret_key_file", "tencent.secret_key_file"),
+        ("tencent_endpoint", "tencent.endpoint"),
+        ("tencent_region", "tencent.region"),
+    ],
+    set_up: |config| config.tencent.secret_id().is_some(),
+    set_up_hint: "set OCRGATE_TENCENT_SECRET_ID and OCRGATE_TENCENT_SECRET_KEY (or \
+                  OCRGATE_TENCENT_SECRET_KEY_FILE), or [tencent] in the config file",
+    check: |config| {
+        let tencent = &config.tencent;
+        tencent.check()?;
+        Ok(format!(
+            "{}, endpoint {}{}",
+            if tencent.secret_id().is_some() {
+                "credentials set"
+            } else {
+                "no credentials"
+            },
+            tencent.endpoint,
+            tencent
+                .region
+                .as_deref()
+                .map(|region| format!(", region {region}"))
+                .unwrap_or_default()
+        ))
+    },
+    build: |config, metrics| {
+        let built = TencentProvider::new(&config.tencent, metrics.clone()).map(|provider| Built {
+            bank_card: Some(Arc::new(provider)),
+            invoice_title: None,
+        });
+        Box::pin(std::future::ready(built))
+    },
+};
+
+/// The `[tencent]` section of the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TencentConfig {
+    /// The API key's SecretId (an identifier, not a secret).
+    pub secret_id: Option<String>,
+    /// The API key's SecretKey; or give `secret_key_file`.
+    pub secret_key: Option<SecretString>,
+    /// A file holding the SecretKey, such as a mounted Kubernetes Secret; read at every call, so
+    /// a rotated key takes effect without a restart.
+    pub secret_key_file: Option<PathBuf>,
+    /// A file holding the session token of temporary credentials (STS, a CAM role), read at every
+    /// call; sent as `X-TC-Token`.
+    pub token_file: Option<PathBuf>,
+    /// Sent as `X-TC-Region` when set, e.g. `ap-guangzhou`.
+    pub region: Option<String>,
+    pub endpoint: Url,
+    pub proxy: Option<Url>,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Upper bound for one HTTP exchange; the client's deadline may cut it shorter.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Retries after a rate limit, an internal error or a broken connection.
+    pub retries: usize,
+    /// First backoff before such a retry; it doubles each time, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    /// Largest reply read from Tencent; a longer one is an error, never buffered whole.
+    pub max_reply_bytes: bytesize::ByteSize,
+    /// Largest GIF or WebP decoded to convert it to PNG (Tencent takes neither), in pixels.
+    pub max_image_pixels: u64,
+}
+
+impl Default for TencentConfig {
+    #[allow(
+        clippy::expect_used,
+        reason = "a constant URL, checked by every test run"
+    )]
+    fn default() -> Self {
+        Self {
+            secret_id: None,
+            secret_key: None,
+            secret_key_file: None,
+            token_file: None,
+            region: None,
+            endpoint: Url::parse("https://ocr.tencentcloudapi.com/").expect("static URL is valid"),
+            proxy: None,
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(10),
+            retries: 2,
+            retry_backoff: Duration::from_millis(100),
+            max_reply_bytes: bytesize::ByteSize::mib(1),
+            max_image_pixels: 16_000_000,
+        }
+    }
+}
+
+impl TencentConfig {
+    /// The SecretId; an empty one, as deployment templates leave behind, counts as unset.
+    fn secret_id(&self) -> Option<&str> {
+        self.secret_id.as_deref().filter(|id| !id.trim().is_empty())
+    }
+
+    fn secret_key_value(&self) -> Option<&SecretString> {
+        self.secret_key
+            .as_ref()
+            .filter(|key| !key.expose_secret().is_empty())
+    }
+
+    /// What building and every call need, checked now: a key for the id, files readable.
+    fn check(&self) -> Result<(), String> {
+        match (self.secret_key_value(), &self.secret_key_file) {
+            (Some(_), Some(_)) => {
+                return Err("set tencent.secret_key or tencent.secret_key_file, not both".into());
+            }
+            (None, None) if self.secret_id().is_some() => {
+                return Err("tencent.secret_id is set but tencent.secret_key is not \
+                     (OCRGATE_TENCENT_SECRET_KEY or OCRGATE_TENCENT_SECRET_KEY_FILE)"
+                    .into());
+            }
+            (Some(_), None) | (None, Some(_)) if self.secret_id().is_none() => {
+                return Err(
+                    "tencent.secret_key is set but tencent.secret_id is not (OCRGATE_TENCENT_SECRET_ID)"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        for file in [&self.secret_key_file, &self.token_file]
+            .into_iter()
+            .flatten()
+        {
+            read_secret_file(file)?;
+        }
+        if !matches!(self.endpoint.scheme(), "http" | "https") || self.endpoint.host().is_none() {
+            return Err(format!(
+                "tencent.endpoint must be an http(s) URL, not {}",
+                self.endpoint
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A secret file's content, its trailing newline dropped.
+fn read_secret_file(path: &Path) -> Result<SecretString, String> {
+    std::fs::read_to_string(path)
+        .map(|secret| SecretString::from(secret.trim_end_matches(['\n', '\r']).to_owned()))
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))
+}
+
+/// The credentials one call signs with.
+struct Credentials {
+    secret_id: String,
+    secret_key: SecretString,
+    token: Option<SecretString>,
+}
+
+/// What can go wrong talking to Tencent Cloud. Never holds a key, a token or a signature.
+#[derive(Debug, Clone, thiserror::Error)]
+enum TencentError {
+    #[error("Tencent Cloud answered {code}: {message}")]
+    Api { code: String, message: String },
+    #[error("Tencent Cloud answered HTTP {0}")]
+    Http(StatusCode),
+    #[error("could not reach Tencent Cloud: {0}")]
+    Transport(String),
+    #[error("Tencent Cloud did not answer before the deadline")]
+    DeadlineExceeded,
+    #[error("Tencent Cloud sent a reply that could not be read: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    NotConfigured(String),
+    #[error("{0}")]
+    InvalidImage(String),
+}
+
+impl TencentError {
+    /// Worth another try after a backoff.
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Api { code, .. } => errcode::is_transient(code),
+            Self::Http(status) => status.is_server_error(),
+            Self::Transport(_) => true,
+            Self::DeadlineExceeded
+            | Self::Malformed(_)
+            | Self::NotConfigured(_)
+            | Self::InvalidImage(_) => false,
+        }
+    }
+
+    fn is_signature_expired(&self) -> bool {
+        matches!(self, Self::Api { code, .. } if errcode::is_signature_expired(code))
+    }
+}
+
+impl From<TencentError> for ProviderError {
+    fn from(err: TencentError) -> Self {
+        let retryable = err.is_transient();
+        let message = err.to_string();
+        let kind = match &err {
+            TencentError::Api { code, .. } => errcode::classify(code).unwrap_or(ErrorKind::Unknown),
+            TencentError::Http(_) | TencentError::Transport(_) => ErrorKind::Unavailable,
+            TencentError::DeadlineExceeded => ErrorKind::DeadlineExceeded,
+            TencentError::Malformed(_) => ErrorKind::Unknown,
+            TencentError::NotConfigured(_) => ErrorKind::Misconfigured,
+            TencentError::InvalidImage(_) => ErrorKind::InvalidInput,
+        };
+        let error = ProviderError::new(PROVIDER, kind, message).retryable(retryable);
+        match err {
+            TencentError::Api { code, message } => {
+                if errcode::is_request_malformed(&code) {
+                    tracing::error!(%code, %message, "Tencent Cloud says our request is malformed: a gateway bug");
+                }
+                error.with_vendor_code(code, message)
+            }
+            _ => error,
+        }
+    }
+}
+
+/// Tencent takes at most 7 MB of base64: a larger image is refused here, never sent.
+const MAX_BASE64_BYTES: usize = 7_000_000;
+
+/// Bank cards through Tencent Cloud's `BankCardOCR`, with every check it offers.
+pub struct TencentProvider {
+    client: TencentClient,
+    config: TencentConfig,
+    retries: RetryPolicy,
+}
+
+impl TencentProvider {
+    pub fn new(config: &TencentConfig, metrics: Metrics) -> Result<Self, super::BuildError> {
+        config.check()?;
+        Ok(Self {
+            client: TencentClient::new(config, metrics)?,
+            config: config.clone(),
+            retries: RetryPolicy::new(config.retries, config.retry_backoff),
+        })
+    }
+
+    /// The credentials as they are now: files are read afresh, so rotated ones take effect.
+    async fn credentials(&self) -> Result<Credentials, TencentError> {
+        let secret_id = self.config.secret_id().ok_or_else(|| {
+            TencentError::NotConfigured(
+                "no Tencent Cloud credentials are configured: set OCRGATE_TENCENT_SECRET_ID and \
+                 OCRGATE_TENCENT_SECRET_KEY, or [tencent] secret_id and secret_key in the config file"
+                    .into(),
+            )
+        })?;
+        let read = |path: PathBuf| async move {
+            tokio::fs::read_to_string(&path)
+                .await
+                .map(|secret| SecretString::from(secret.trim_end_matches(['\n', '\r']).to_owned()))
+                .map_err(|err| {
+                    TencentError::NotConfigured(format!("cannot read {}: {err}", path.display()))
+                })
+        };
+        let secret_key = match (self.config.secret_key_value(), &self.config.secret_key_file) {
+            (Some(key), _) => key.clone(),
+            (None, Some(file)) => read(file.clone()).await?,
+            (None, None) => {
+                return Err(TencentError::NotConfigured(
+                    "tencent.secret_key is not set".into(),
+                ));
+            }
+        };
+        let token = match &self.config.token_file {
+            Some(file) => Some(read(file.clone()).await?),
+            None => None,
+        };
+        Ok(Credentials {
+            secret_id: secret_id.to_owned(),
+            secret_key,
+            token,
+        })
+    }
+
+    /// The request body for `image`: an upload as `ImageBase64` (GIF and WebP converted to PNG
+    /// first, since Tencent takes neither), a URL as `ImageUrl`, and every check asked for.
+    async fn body(&self, image: ImageSource) -> Result<Vec<u8>, TencentError> {
+        let image = match image {
+            ImageSource::Url(url) => client::Image::Url(url),
+            ImageSource::Upload { bytes, format } => {
+                let bytes = match format {
+                    ImageFormat::Gif | ImageFormat::WebP => {
+                        let max_pixels = self.config.max_image_pixels;
+                        tokio::task::spawn_blocking(move || to_png(&bytes, max_pixels))
+                            .await
+                            .map_err(|err| {
+                                TencentError::InvalidImage(format!(
+                                    "the image could not be converted: {err}"
+                                ))
+                            })??
+                    }
+                    ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Bmp => bytes,
+                };
+                let encoded = bytes.len().div_ceil(3) * 4;
+                if encoded > MAX_BASE64_BYTES {
+                    return Err(TencentError::InvalidImage(format!(
+                        "the image is {} bytes, {encoded} in base64; Tencent Cloud takes at most \
+                         {MAX_BASE64_BYTES} bytes of base64",
+                        bytes.len()
+                    )));
+                }
+                client::Image::Base64(bytes)
+            }
+        };
+        Ok(client::request_body(&image))
+    }
+}
+
+/// Decodes a GIF (its first frame) or a WebP and encodes it as PNG, lossless.
+fn to_png(bytes: &[u8], max_pixels: u64) -> Result<Bytes, TencentError> {
+    let invalid = |err: image::ImageError| {
+        TencentError::InvalidImage(format!("the image could not be decoded: {err}"))
+    };
+    let reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|err| invalid(err.into()))?;
+    let (width, height) = reader.into_dimensions().map_err(invalid)?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_pixels * 8);
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(TencentError::InvalidImage(format!(
+            "the image is {width}×{height} pixels; at most {max_pixels} are converted"
+        )));
+    }
+    let mut reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|err| invalid(err.into()))?;
+    reader.limits(limits);
+    let decoded = reader.decode().map_err(invalid)?;
+    let mut png = Cursor::new(Vec::new());
+    decoded
+        .write_to(&mut png, image::ImageFormat::Png)
+        .map_err(invalid)?;
+    Ok(Bytes::from(png.into_inner()))
+}
+
+/// Our answer from Tencent's reply: its warning codes mapped, its dates and labels read.
+fn bank_card(reply: CardReply) -> Result<BankCard, TencentError> {
+    let raw = reply.card_no.unwrap_or_default();
+    let number = CardNumber::parse(&raw).ok_or_else(|| {
+        TencentError::Malformed(format!(
+            "the card number is not digits ({} characters)",
+            raw.chars().count()
+        ))
+    })?;
+    let mut card = BankCard::new(number);
+    let text = |field: Option<String>| {
+        field
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    };
+    if let Some(valid_date) = text(reply.valid_date) {
+        match CardExpiry::parse(&valid_date) {
+            Some(expiry) => card.expiry = Some(expiry),
+            None => card.warn(ImageWarning::ExpiryInvalid),
+        }
+    }
+    for code in reply.warning_code.unwrap_or_default() {
+        let warning = match code {
+            -9110 => ImageWarning::ExpiryInvalid,
+            -9111 => ImageWarning::BorderIncomplete,
+            -9112 => ImageWarning::Glare,
+            -9113 => ImageWarning::Photocopy,
+            -9114 => ImageWarning::Reshoot,
+            other => {
+                tracing::debug!(
+                    code = other,
+                    "Tencent Cloud sent a warning code we do not know"
+                );
+                continue;
+            }
+        };
+        card.warn(warning);
+    }
+    card.quality = reply
+        .quality_value
+        .and_then(|quality| u8::try_from(quality.clamp(0, 100)).ok());
+    card.card_name = text(reply.card_name).map(|name| crate::provider::vendor_text(&name));
+    // `招商银行(03080000)`: the name, then its bank code.
+    card.bank_name = text(reply.bank_info).map(|info| {
+        let name = info.split_once('(').map_or(info.as_str(), |(name, _)| name);
+        crate::provider::vendor_text(name.trim())
+    });
+    card.card_type = text(reply.card_type).and_then(|label| match label.as_str() {
+        "借记卡" => Some(CardType::Debit),
+        "贷记卡" => Some(CardType::Credit),
+        "准贷记卡" => Some(CardType::SemiCredit),
+        "预付费卡" => Some(CardType::Prepaid),
+        _ => None,
+    });
+    Ok(card.with_own_rules())
+}
+
+#[async_trait]
+impl BankCardRecognizer for TencentProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn recognize_bank_card(
+        &self,
+        request: BankCardRequest,
+        call: &CallContext,
+    ) -> Result<BankCard, ProviderError> {
+        let recognized = in_provider_span(PROVIDER, "RecognizeBankCard", async {
+            if let Some(account) = request.account.as_deref().filter(|name| *name != ACCOUNT) {
+                return Err(TencentError::NotConfigured(format!(
+                    "no Tencent Cloud account named `{account}` is configured; the provider has \
+                     one account, `{ACCOUNT}`"
+                )));
+            }
+            tracing::Span::current().record("provider.account", ACCOUNT);
+            let body = &Bytes::from(self.body(request.image).await?);
+            let mut signed_afresh = false;
+            with_retries(
+                &self.retries,
+                call,
+                move || async move {
+                    // Signed for each attempt: a retry after a backoff carries a fresh timestamp.
+                    let credentials = self.credentials().await?;
+                    self.client.bank_card_ocr(&credentials, body, call).await
+                },
+                |err| {
+                    if err.is_signature_expired() && !signed_afresh {
+                        signed_afresh = true;
+                        Retry::Now
+                    } else if err.is_transient() {
+                        Retry::AfterBackoff
+                    } else {
+                        Retry::No
+                    }
+                },
+            )
+            .await
+        })
+        .await?;
+        Ok(bank_card(recognized)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(json: &str) -> CardReply {
+        client::parse_reply(json.as_bytes()).expect("a card reply")
+    }
+
+    #[test]
+    fn everything_tencent_gives_is_kept() {
+        let card = bank_card(reply(
+            r#"{"Response": {"CardNo": "6225768888888888", "BankInfo": "招商银行(03080000)",
+                "ValidDate": "07/2023", "CardType": "借记卡", "CardName": "招商银行一卡通",
+                "BorderCutImage": null, "CardNoImage": null, "WarningCode": [-9113, -9112],
+                "QualityValue": 87, "RequestId": "6c5e1c5e"}}"#,
+        ))
+        .expect("a card");
+        assert_eq!(card.number.digits(), "6225768888888888");
+        assert_eq!(
+            card.expiry,
+            Some(CardExpiry {
+                month: 7,
+                year: 2023
+            })
+        );
+        assert_eq!(
+            card.warnings,
+            [ImageWarning::Photocopy, ImageWarning::Glare]
+        );
+        assert_eq!(card.quality, Some(87));
+        assert_eq!(card.card_name.as_deref(), Some("招商银行一卡通"));
+        assert_eq!(card.bank_name.as_deref(), Some("招商银行"));
+        assert_eq!(card.card_type, Some(CardType::Debit));
+    }
+
+    #[test]
+    fn what_tencent_leaves_out_stays_unset_and_low_quality_is_blurry() {
+        let card = bank_card(reply(
+            r#"{"Response": {"CardNo": "6225 7688 8888 8888", "BankInfo": null, "ValidDate": "",
+                "CardType": "", "CardName": null, "WarningCode": null, "QualityValue": 31,
+                "RequestId": "x"}}"#,
+        ))
+        .expect("a card");
+        assert_eq!(card.number.digits(), "6225768888888888");
+        assert_eq!(card.expiry, None);
+        assert_eq!(card.bank_name, None);
+        assert_eq!(card.card_type, None);
+        assert_eq!(card.warnings, [ImageWarning::Blurry]);
+    }
+
+    #[test]
+    fn an_impossible_date_is_a_warning_not_an_expiry() {
+        let card = bank_card(reply(
+            r#"{"Response": {"CardNo": "6225768888888888", "ValidDate": "13/2023"}}"#,
+        ))
+        .expect("a card");
+        assert_eq!(card.expiry, None);
+        assert_eq!(card.warnings, [ImageWarning::ExpiryInvalid]);
+    }
+
+    #[test]
+    fn a_number_that_is_not_digits_is_refused_without_quoting_it() {
+        let err = bank_card(reply(r#"{"Response": {"CardNo": "6225x68888888888"}}"#))
+            .expect_err("not digits");
+        assert!(!err.to_string().contains("6225x68888888888"), "{err}");
+    }
+
+    #[test]
+    fn a_gif_becomes_a_png() {
+        let mut gif = Cursor::new(Vec::new());
+        image::RgbImage::from_pixel(8, 5, image::Rgb([200, 10, 10]))
+            .write_to(&mut gif, image::ImageFormat::Gif)
+            .expect("encodes");
+        let png = to_png(gif.get_ref(), 1_000).expect("converts");
+        assert_eq!(ImageFormat::sniff(&png), Some(ImageFormat::Png));
+        let err = to_png(gif.get_ref(), 39).expect_err("over the pixel limit");
+        assert!(err.to_string().contains("8×5"), "{err}");
+    }
+}
