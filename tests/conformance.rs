@@ -24,7 +24,7 @@ use ocrgate::{
 };
 use ocrgate_cardgen::Card;
 use tonic::{Code, Status};
-use wechat_sim::{Endpoint, Fault, SimConfig, Simulator};
+use wechat_sim::{Endpoint, Fault, SimConfig};
 
 /// A vendor's simulator endpoint and the secret it must never echo.
 struct Vendor {
@@ -88,11 +88,7 @@ impl Subject {
         models: Option<&std::path::Path>,
         vendor: Option<Vendor>,
     ) -> Self {
-        let sim = Simulator::start(SimConfig::default())
-            .await
-            .expect("simulator");
-        sim.add_app(common::APP_ID, APP_SECRET);
-        sim.add_tencent_key(common::TENCENT_SECRET_ID, TENCENT_SECRET_KEY, None);
+        let sim = common::simulator(SimConfig::default()).await;
         let mut config = config_for(&sim);
         with_tencent(&mut config, &sim);
         config.routing.bank_card = route(&[name]);
@@ -100,12 +96,7 @@ impl Subject {
             with_local_models(&mut config, models);
             config.local.concurrency = std::num::NonZeroUsize::new(2);
         }
-        let registration = registration(name).expect("registered");
-        let direct = (registration.build)(&config, &Metrics::disabled())
-            .await
-            .expect("builds")
-            .bank_card
-            .expect("reads bank cards");
+        let direct = build(name, &config).await;
         let gateway = Gateway::serve(sim, config).await;
         Self {
             name,
@@ -172,6 +163,16 @@ impl Subject {
             );
         }
     }
+}
+
+/// The bank card service of provider `name`, as its registration builds it from `config`.
+async fn build(name: &str, config: &ocrgate::config::Config) -> Arc<dyn BankCardRecognizer> {
+    let registration = registration(name).expect("registered");
+    (registration.build)(config, &Metrics::disabled())
+        .await
+        .expect("builds")
+        .bank_card
+        .expect("reads bank cards")
 }
 
 /// Cards of their own, apart from those the other tests use.
@@ -335,6 +336,34 @@ async fn recovers_when_the_vendor_comes_back_within_the_retries(subject: Subject
     );
 }
 
+async fn cuts_an_endless_reply_at_the_cap(subject: Subject) {
+    let card = &ordinary_cards(FIRST_SEED, 1)[0];
+    subject.show(card);
+    let vendor = subject.vendor();
+    // Far more than the 1 MiB a vendor reply may hold; streamed, so the simulator holds none of it.
+    subject
+        .gateway
+        .sim
+        .inject(vendor.endpoint, Fault::OversizedBody(64 << 20), 2);
+
+    let status = subject
+        .gateway
+        .recognize(upload(card.jpeg.clone()))
+        .await
+        .expect_err("too long");
+    subject.assert_failed(&status, Code::Unknown, "UNKNOWN");
+    assert!(
+        status.message().contains("longer than 1048576 bytes"),
+        "{status:?}"
+    );
+
+    let err = subject
+        .direct(card.jpeg.clone(), None)
+        .await
+        .expect_err("too long");
+    subject.assert_direct_failed(&err, ErrorKind::Unknown);
+}
+
 async fn stops_at_the_deadline(subject: Subject) {
     let card = &ordinary_cards(FIRST_SEED, 1)[0];
     subject.show(card);
@@ -371,11 +400,7 @@ async fn refuses_wrong_credentials_without_showing_them(subject: Subject) {
     with_tencent(&mut config, sim);
     config.wechat.app_secret = Some(wrong.clone().into());
     config.tencent.secret_key = Some(wrong.clone().into());
-    let provider = (registration(name).expect("registered").build)(&config, &Metrics::disabled())
-        .await
-        .expect("builds")
-        .bank_card
-        .expect("reads bank cards");
+    let provider = build(name, &config).await;
     let request = BankCardRequest {
         image: ImageSource::Upload {
             bytes: card.jpeg.clone().into(),
@@ -425,6 +450,7 @@ conformance!(
         reports_an_exhausted_quota,
         retries_an_unavailable_vendor_a_bounded_number_of_times,
         recovers_when_the_vendor_comes_back_within_the_retries,
+        cuts_an_endless_reply_at_the_cap,
         stops_at_the_deadline,
         refuses_wrong_credentials_without_showing_them,
 );

@@ -7,8 +7,8 @@ use std::io::Cursor;
 
 use base64::Engine as _;
 use common::{
-    APP_ID, APP_SECRET, Gateway, GatewayProcess, TENCENT_SECRET_ID, TENCENT_SECRET_KEY, error_info,
-    png, route, tencent_gateway, tool, upload, with_tencent,
+    Gateway, GatewayProcess, TENCENT_SECRET_ID, TENCENT_SECRET_KEY, error_info, png, route,
+    tencent_gateway, tool, upload, with_tencent,
 };
 use ocrgate::{api::pb, providers::tencent::sign::Signing};
 use secrecy::SecretString;
@@ -111,11 +111,7 @@ async fn a_card_the_bin_table_knows_keeps_its_issuer_and_nothing_unasked_is_set(
 
 #[tokio::test]
 async fn wechat_out_of_quota_fails_over_to_tencent() {
-    let sim = Simulator::start(SimConfig::default())
-        .await
-        .expect("simulator");
-    sim.add_app(APP_ID, APP_SECRET);
-    sim.add_tencent_key(TENCENT_SECRET_ID, TENCENT_SECRET_KEY, None);
+    let sim = common::simulator(SimConfig::default()).await;
     let mut config = common::config_for(&sim);
     with_tencent(&mut config, &sim);
     config.routing.bank_card = route(&["wechat", "tencent"]);
@@ -285,11 +281,7 @@ async fn temporary_credentials_are_read_from_files_at_every_call() {
 
 #[tokio::test]
 async fn the_binary_serves_tencent_from_the_environment_and_hides_a_wrong_key() {
-    let sim = Simulator::start(SimConfig::default())
-        .await
-        .expect("simulator");
-    sim.add_app(APP_ID, APP_SECRET);
-    sim.add_tencent_key(TENCENT_SECRET_ID, TENCENT_SECRET_KEY, None);
+    let sim = common::simulator(SimConfig::default()).await;
     sim.add_card_image(png(8), NUMBER);
     sim.set_tencent_extras(json!({"ValidDate": "11/2030", "QualityValue": 93}));
     let base_url = sim.base_url();

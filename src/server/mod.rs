@@ -23,7 +23,7 @@ use crate::{
     auth::Callers,
     config::Config,
     enrich::BinTable,
-    providers::{BuildError, Capability},
+    providers::{BuildError, Built, Capability},
     routing::Route,
     telemetry::{Metrics, Telemetry},
 };
@@ -116,39 +116,16 @@ async fn api(config: &Config, metrics: &Metrics) -> Result<OcrApi, ServeError> {
         "routes"
     );
 
-    let service = |name: &'static str, capability: Capability| -> Result<_, ServeError> {
-        built
-            .get(name)
-            .cloned()
-            .ok_or(ServeError::NotBuilt { name, capability })
-    };
     let failover_on: Arc<[_]> = config.routing.failover_on.clone().into();
-    let bank_card_providers = routes
-        .bank_card
-        .iter()
-        .map(|&name| {
-            service(name, Capability::BankCard)?
-                .bank_card
-                .map(|provider| (name, provider))
-                .ok_or(ServeError::NotBuilt {
-                    name,
-                    capability: Capability::BankCard,
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let invoice_title_providers = routes
-        .invoice_title
-        .iter()
-        .map(|&name| {
-            service(name, Capability::InvoiceTitle)?
-                .invoice_title
-                .map(|provider| (name, provider))
-                .ok_or(ServeError::NotBuilt {
-                    name,
-                    capability: Capability::InvoiceTitle,
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let bank_card_providers = services(&routes.bank_card, &built, Capability::BankCard, |built| {
+        built.bank_card.clone()
+    })?;
+    let invoice_title_providers = services(
+        &routes.invoice_title,
+        &built,
+        Capability::InvoiceTitle,
+        |built| built.invoice_title.clone(),
+    )?;
     let bank_cards = Route::new(
         "RecognizeBankCard",
         bank_card_providers,
@@ -169,6 +146,26 @@ async fn api(config: &Config, metrics: &Metrics) -> Result<OcrApi, ServeError> {
         bins,
         metrics.clone(),
     ))
+}
+
+/// The services of a route's providers, in its order, each taken by `service` from what its
+/// provider built.
+fn services<P: ?Sized>(
+    route: &[&'static str],
+    built: &BTreeMap<&'static str, Built>,
+    capability: Capability,
+    service: impl Fn(&Built) -> Option<Arc<P>>,
+) -> Result<Vec<(&'static str, Arc<P>)>, ServeError> {
+    route
+        .iter()
+        .map(|&name| {
+            built
+                .get(name)
+                .and_then(&service)
+                .map(|provider| (name, provider))
+                .ok_or(ServeError::NotBuilt { name, capability })
+        })
+        .collect()
 }
 
 /// HTTP/2 flow-control window per stream: the largest message and its framing.

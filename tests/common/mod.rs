@@ -104,13 +104,19 @@ pub async fn wechat_then_local(models: &Path) -> Gateway {
     .await
 }
 
-/// A gateway whose bank cards go to Tencent alone: its simulator, with the test key.
-pub async fn tencent_gateway(sim_config: SimConfig) -> Gateway {
+/// A simulator started with `sim_config` that knows the test app and the test Tencent key.
+pub async fn simulator(sim_config: SimConfig) -> Simulator {
     let sim = Simulator::start(sim_config)
         .await
         .expect("simulator starts");
     sim.add_app(APP_ID, APP_SECRET);
     sim.add_tencent_key(TENCENT_SECRET_ID, TENCENT_SECRET_KEY, None);
+    sim
+}
+
+/// A gateway whose bank cards go to Tencent alone: its simulator, with the test key.
+pub async fn tencent_gateway(sim_config: SimConfig) -> Gateway {
+    let sim = simulator(sim_config).await;
     let mut config = config_for(&sim);
     with_tencent(&mut config, &sim);
     config.routing.bank_card = route(&["tencent"]);
@@ -141,11 +147,7 @@ impl Gateway {
 
     /// A gateway over a simulator started with `sim_config`, its configuration adjusted by `tweak`.
     pub async fn start_with(sim_config: SimConfig, tweak: impl FnOnce(&mut Config)) -> Self {
-        let sim = Simulator::start(sim_config)
-            .await
-            .expect("simulator starts");
-        sim.add_app(APP_ID, APP_SECRET);
-        sim.add_tencent_key(TENCENT_SECRET_ID, TENCENT_SECRET_KEY, None);
+        let sim = simulator(sim_config).await;
         let mut config = config_for(&sim);
         tweak(&mut config);
         Self::serve(sim, config).await
