@@ -5,6 +5,7 @@
 //! runs each behaviour for each provider. A new provider joins with one fixture: a `Subject`
 //! constructor, and a line in the macro. Vendors are driven through their simulators, which are
 //! told which number each generated photo shows; the local provider reads the very same photos.
+//! Invoice title providers (WeChat alone today) meet their own suite the same way, at the end.
 
 mod common;
 
@@ -454,3 +455,213 @@ conformance!(
         stops_at_the_deadline,
         refuses_wrong_credentials_without_showing_them,
 );
+
+/// What every invoice title provider must do, checked the same way: WeChat is the only one.
+mod invoice_titles {
+    use std::{sync::Arc, time::Duration};
+
+    use ocrgate::{
+        provider::{
+            CallContext, ErrorKind, InvoiceTitleParser, InvoiceTitleRequest, ProviderError,
+        },
+        providers::registration,
+        telemetry::Metrics,
+    };
+    use serde_json::json;
+    use tonic::Code;
+    use wechat_sim::{Endpoint, Fault, SimConfig};
+
+    use super::common::{self, APP_SECRET, Gateway, config_for, route};
+
+    const SCAN_TEXT: &str =
+        "https://mp.weixin.qq.com/intp/invoice/usertitlewxa?action=list_auth&invoice_key=conf";
+
+    struct Subject {
+        name: &'static str,
+        gateway: Gateway,
+        direct: Arc<dyn InvoiceTitleParser>,
+        endpoint: Endpoint,
+        secret: &'static str,
+        retries: usize,
+    }
+
+    impl Subject {
+        async fn wechat() -> Self {
+            Self::start("wechat", Endpoint::ScanTitle, APP_SECRET, 2, |_| {}).await
+        }
+
+        async fn start(
+            name: &'static str,
+            endpoint: Endpoint,
+            secret: &'static str,
+            retries: usize,
+            tweak: impl FnOnce(&mut ocrgate::config::Config),
+        ) -> Self {
+            let sim = common::simulator(SimConfig::default()).await;
+            sim.add_invoice_title(
+                SCAN_TEXT,
+                json!({"title_type": 0, "title": "Conformance Co."}),
+            );
+            let mut config = config_for(&sim);
+            config.routing.invoice_title = route(&[name]);
+            tweak(&mut config);
+            let direct =
+                (registration(name).expect("registered").build)(&config, &Metrics::disabled())
+                    .await
+                    .expect("builds")
+                    .invoice_title
+                    .expect("reads invoice titles");
+            Self {
+                name,
+                gateway: Gateway::serve(sim, config).await,
+                direct,
+                endpoint,
+                secret,
+                retries,
+            }
+        }
+
+        async fn direct(&self, deadline: Option<Duration>) -> Result<String, ProviderError> {
+            let request = InvoiceTitleRequest {
+                scan_text: SCAN_TEXT.into(),
+                account: None,
+            };
+            let call = CallContext {
+                deadline: deadline.map(|after| tokio::time::Instant::now() + after),
+            };
+            self.direct
+                .parse_invoice_title(request, &call)
+                .await
+                .map(|title| title.title)
+        }
+
+        fn assert_failed(
+            &self,
+            status: &tonic::Status,
+            code: Code,
+            kind: &str,
+            err: &ProviderError,
+            error_kind: ErrorKind,
+        ) {
+            assert_eq!(status.code(), code, "{status:?}");
+            let (reason, metadata) = common::error_info(status);
+            assert_eq!(reason, format!("{}_{kind}", self.name.to_ascii_uppercase()));
+            assert_eq!(metadata["provider"], self.name);
+            assert_eq!(err.kind, error_kind, "{err:?}");
+            assert_eq!(err.provider, self.name);
+            for shown in [format!("{status:?}"), format!("{err:?}")] {
+                assert!(!shown.contains(self.secret), "a secret in {shown}");
+            }
+        }
+    }
+
+    async fn reads_the_title_and_names_itself(subject: Subject) {
+        assert_eq!(subject.direct.name(), subject.name);
+        let reply = subject
+            .gateway
+            .parse_title(SCAN_TEXT)
+            .await
+            .expect("parsed");
+        assert_eq!(reply.title, "Conformance Co.");
+        assert_eq!(reply.provider, subject.name);
+        assert_eq!(
+            subject.direct(None).await.expect("parsed"),
+            "Conformance Co."
+        );
+    }
+
+    async fn reports_an_exhausted_quota(subject: Subject) {
+        subject.gateway.sim.set_quota(subject.endpoint, 0);
+        let status = subject
+            .gateway
+            .parse_title(SCAN_TEXT)
+            .await
+            .expect_err("no quota");
+        let err = subject.direct(None).await.expect_err("no quota");
+        subject.assert_failed(
+            &status,
+            Code::ResourceExhausted,
+            "QUOTA_EXHAUSTED",
+            &err,
+            ErrorKind::QuotaExhausted,
+        );
+    }
+
+    async fn retries_an_unavailable_vendor_a_bounded_number_of_times(subject: Subject) {
+        subject
+            .gateway
+            .sim
+            .inject(subject.endpoint, Fault::HttpStatus(503), 100);
+        let status = subject
+            .gateway
+            .parse_title(SCAN_TEXT)
+            .await
+            .expect_err("unavailable");
+        assert_eq!(
+            subject.gateway.sim.count(subject.endpoint),
+            1 + subject.retries
+        );
+        let err = subject.direct(None).await.expect_err("unavailable");
+        subject.assert_failed(
+            &status,
+            Code::Unavailable,
+            "UNAVAILABLE",
+            &err,
+            ErrorKind::Unavailable,
+        );
+    }
+
+    async fn stops_at_the_deadline(subject: Subject) {
+        subject.gateway.sim.inject(subject.endpoint, Fault::Hold, 1);
+        let err = subject
+            .direct(Some(Duration::from_millis(300)))
+            .await
+            .expect_err("deadline");
+        assert_eq!(err.kind, ErrorKind::DeadlineExceeded, "{err:?}");
+        subject.gateway.sim.release_held(1);
+    }
+
+    async fn refuses_wrong_credentials_without_showing_them(subject: Subject) {
+        let wrong = format!("{}-wrong", subject.secret);
+        let subject = Subject::start(
+            subject.name,
+            subject.endpoint,
+            subject.secret,
+            subject.retries,
+            |config| {
+                config.wechat.app_secret = Some(wrong.clone().into());
+            },
+        )
+        .await;
+        let status = subject
+            .gateway
+            .parse_title(SCAN_TEXT)
+            .await
+            .expect_err("wrong secret");
+        let err = subject.direct(None).await.expect_err("wrong secret");
+        subject.assert_failed(
+            &status,
+            Code::FailedPrecondition,
+            "MISCONFIGURED",
+            &err,
+            ErrorKind::Misconfigured,
+        );
+        assert!(!format!("{status:?} {err:?}").contains(&wrong));
+    }
+
+    macro_rules! conformance {
+        ($($behaviour:ident),+ $(,)?) => {
+            mod wechat {
+                $(#[tokio::test] async fn $behaviour() { super::$behaviour(super::Subject::wechat().await).await; })+
+            }
+        };
+    }
+
+    conformance!(
+        reads_the_title_and_names_itself,
+        reports_an_exhausted_quota,
+        retries_an_unavailable_vendor_a_bounded_number_of_times,
+        stops_at_the_deadline,
+        refuses_wrong_credentials_without_showing_them,
+    );
+}

@@ -283,7 +283,9 @@ async fn temporary_credentials_are_read_from_files_at_every_call() {
 async fn the_binary_serves_tencent_from_the_environment_and_hides_a_wrong_key() {
     let sim = common::simulator(SimConfig::default()).await;
     sim.add_card_image(png(8), NUMBER);
-    sim.set_tencent_extras(json!({"ValidDate": "11/2030", "QualityValue": 93}));
+    sim.set_tencent_extras(
+        json!({"ValidDate": "11/2030", "QualityValue": 93, "WarningCode": [-9111]}),
+    );
     let base_url = sim.base_url();
     let env = |key: &'static str| {
         [
@@ -313,6 +315,10 @@ async fn the_binary_serves_tencent_from_the_environment_and_hides_a_wrong_key() 
         })
     );
     assert_eq!(reply.quality, Some(93));
+    assert_eq!(
+        reply.warnings().collect::<Vec<_>>(),
+        [pb::ImageWarning::BorderIncomplete]
+    );
     assert_eq!(
         tencent_calls(&sim)[0].header("x-tc-region"),
         Some("ap-shanghai")
