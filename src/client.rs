@@ -136,7 +136,8 @@ impl OcrClient {
         self.inner.clone()
     }
 
-    /// Reads the card in an image file's bytes (JPEG, PNG, BMP, GIF or WebP, at most 2 MiB).
+    /// Reads the card in an image file's bytes (JPEG, PNG, BMP, GIF or WebP, at most the gateway's
+    /// `limits.max_image_bytes`, 10 MiB by default).
     pub async fn recognize_bank_card(
         &self,
         image: impl Into<Bytes>,

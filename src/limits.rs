@@ -37,6 +37,9 @@ pub struct LimitsConfig {
     /// The longest a call may take: its deadline when the client sets none or a later one.
     #[serde(with = "humantime_serde")]
     pub max_call_duration: Duration,
+    /// The largest image a client may upload. A provider that takes less gets it fitted (see
+    /// `providers::images`); the gRPC message limit and the HTTP/2 windows follow it.
+    pub max_image_bytes: ByteSize,
 }
 
 impl Default for LimitsConfig {
@@ -52,6 +55,7 @@ impl Default for LimitsConfig {
             request_memory: ByteSize::mib(128),
             request_memory_per_client: ByteSize::mib(32),
             max_call_duration: Duration::from_secs(15),
+            max_image_bytes: ByteSize::mib(10),
         }
     }
 }
@@ -73,6 +77,7 @@ impl LimitsConfig {
                 self.request_memory_per_client.as_u64() == 0,
             ),
             ("max_call_duration", self.max_call_duration.is_zero()),
+            ("max_image_bytes", self.max_image_bytes.as_u64() == 0),
         ];
         if let Some((name, _)) = zero.iter().find(|(_, zero)| *zero) {
             return Err(format!("limits.{name} must be more than zero"));
@@ -88,7 +93,30 @@ impl LimitsConfig {
                 "limits.request_memory_per_client must not exceed limits.request_memory".into(),
             );
         }
+        if self.max_image_bytes.as_u64() > MAX_IMAGE_BYTES {
+            return Err(format!(
+                "limits.max_image_bytes must be at most {}",
+                ByteSize(MAX_IMAGE_BYTES)
+            ));
+        }
+        if self.max_message_bytes() > self.request_memory_per_client_bytes() {
+            return Err(format!(
+                "limits.max_image_bytes ({}) and the rest of a request must fit in \
+                 limits.request_memory_per_client ({}), or no such image could ever be taken",
+                self.max_image_bytes, self.request_memory_per_client
+            ));
+        }
         Ok(())
+    }
+
+    /// [`Self::max_image_bytes`] in bytes.
+    pub fn max_image_bytes(&self) -> usize {
+        bytes(self.max_image_bytes)
+    }
+
+    /// The largest request message: the largest image and room for the other fields.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_image_bytes().saturating_add(MESSAGE_FIELDS_BYTES)
     }
 
     /// [`Self::request_memory`] in bytes, as the budget's semaphore counts it.
@@ -105,6 +133,12 @@ impl LimitsConfig {
 fn bytes(size: ByteSize) -> usize {
     usize::try_from(size.as_u64()).unwrap_or(usize::MAX)
 }
+
+/// Room in a request message for the fields beside the image (mode, account, provider, framing).
+const MESSAGE_FIELDS_BYTES: usize = 16 * 1024;
+
+/// HTTP/2 windows are 31-bit; an image limit past this is a typo.
+const MAX_IMAGE_BYTES: u64 = 256 << 20;
 
 /// A tokio semaphore holds at most `usize::MAX >> 3` permits; a byte budget this large is a typo.
 const MAX_REQUEST_MEMORY: u64 = 64 << 30;
@@ -128,5 +162,24 @@ mod tests {
             limits.check(),
             Err("limits.body_timeout must be more than zero".into())
         );
+    }
+
+    #[test]
+    fn an_image_limit_no_client_share_could_hold_is_refused() {
+        let limits = LimitsConfig {
+            max_image_bytes: ByteSize::mib(32),
+            ..LimitsConfig::default()
+        };
+        let err = limits
+            .check()
+            .expect_err("32 MiB and its fields exceed a 32 MiB share");
+        assert!(err.contains("limits.request_memory_per_client"), "{err}");
+        let limits = LimitsConfig {
+            max_image_bytes: ByteSize::mib(32),
+            request_memory_per_client: ByteSize::mib(40),
+            ..LimitsConfig::default()
+        };
+        assert_eq!(limits.check(), Ok(()));
+        assert_eq!(limits.max_message_bytes(), (32 << 20) + 16 * 1024);
     }
 }

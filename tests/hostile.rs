@@ -171,8 +171,8 @@ async fn unfinished_uploads_stay_within_the_memory_budget_while_a_good_caller_is
     let to = gateway.address;
 
     // Five connections of 90 streams each (the server allows 100 per connection), every stream
-    // declaring a 2 MiB message (the largest the API accepts) and never finishing it; two a
-    // connection declare 4 MiB.
+    // declaring a message of the largest image the API accepts (10 MiB) and never finishing it;
+    // two a connection declare 12 MiB.
     const CONNECTIONS: usize = 5;
     const STREAMS: usize = CONNECTIONS * 90;
     let (sent, mut all_sent) = tokio::sync::mpsc::channel(STREAMS);
@@ -180,7 +180,7 @@ async fn unfinished_uploads_stay_within_the_memory_budget_while_a_good_caller_is
     for _ in 0..CONNECTIONS {
         let client = h2_connection(to, ATTACKER).await;
         for stream in 0..90 {
-            let declared = if stream % 50 == 0 { 4 << 20 } else { 2 << 20 };
+            let declared = if stream % 50 == 0 { 12 << 20 } else { 10 << 20 };
             attack.push(tokio::spawn(unfinished_upload(
                 client.clone(),
                 to,
@@ -223,15 +223,15 @@ async fn unfinished_uploads_stay_within_the_memory_budget_while_a_good_caller_is
         }
         *reasons.entry(reason).or_default() += 1;
     }
-    // Every 4 MiB message is refused; the client's 32 MiB share holds 15 uploads of 2 MiB, whose
+    // Every 12 MiB message is refused; the client's 32 MiB share holds 3 uploads of 10 MiB, whose
     // bodies are reset when they stop arriving; every other stream is refused at once.
     let count = |reason: &str| reasons.get(reason).copied().unwrap_or(0);
     let too_large = 2 * CONNECTIONS;
     assert_eq!(count("MESSAGE_TOO_LARGE"), too_large, "{reasons:?}");
-    assert_eq!(count("REQUEST_BODY_TIMEOUT"), 15, "{reasons:?}");
+    assert_eq!(count("REQUEST_BODY_TIMEOUT"), 3, "{reasons:?}");
     assert_eq!(
         count("REQUEST_MEMORY_EXHAUSTED"),
-        STREAMS - too_large - 15,
+        STREAMS - too_large - 3,
         "{reasons:?}"
     );
 
@@ -242,7 +242,7 @@ async fn unfinished_uploads_stay_within_the_memory_budget_while_a_good_caller_is
             "ocrgate_requests_refused_total",
             &[("rule", "request_memory_per_client")]
         ),
-        Some((STREAMS - too_large - 15) as f64)
+        Some((STREAMS - too_large - 3) as f64)
     );
 }
 
@@ -472,7 +472,7 @@ async fn idle_connections_close_but_one_with_a_call_open_stays() {
 async fn an_oversized_message_is_resource_exhausted_with_error_info() {
     let gateway = Gateway::start().await;
     let status = gateway
-        .recognize(upload(vec![0; 3 << 20]))
+        .recognize(upload(vec![0; 11 << 20]))
         .await
         .expect_err("over the limit");
     assert_reason(&status, Code::ResourceExhausted, "MESSAGE_TOO_LARGE");
@@ -480,7 +480,8 @@ async fn an_oversized_message_is_resource_exhausted_with_error_info() {
     assert_eq!(
         metadata.get("limit_bytes").map(String::as_str),
         Some(
-            ocrgate::api::validate::MAX_MESSAGE_BYTES
+            ocrgate::limits::LimitsConfig::default()
+                .max_message_bytes()
                 .to_string()
                 .as_str()
         )

@@ -46,6 +46,38 @@ async fn without_credentials_cards_are_read_locally_and_titles_need_wechat() {
 }
 
 #[tokio::test]
+async fn a_photo_stored_sideways_with_exif_orientation_6_is_read_upright() {
+    let Some(models) = local_models() else { return };
+    let gateway = local_only(&models).await;
+    let card = &ordinary_cards(40, 1)[0];
+    // A phone holding the card in portrait stores the pixels turned 90° counter-clockwise and
+    // says "rotate 90° clockwise to view" (orientation 6).
+    let stored = image::load_from_memory(&card.jpeg)
+        .expect("decodes")
+        .rotate270();
+    let mut sideways = std::io::Cursor::new(Vec::new());
+    stored
+        .write_to(&mut sideways, image::ImageFormat::Jpeg)
+        .expect("encodes");
+    let sideways = sideways.into_inner();
+
+    let reply = gateway
+        .recognize(upload(ocrgate_cardgen::with_exif_orientation(&sideways, 6)))
+        .await
+        .expect("read upright");
+    assert_eq!(reply.card_number, card.number);
+
+    // The same pixels without the orientation are a card on its side: not read as this number.
+    let as_stored = gateway.recognize(upload(sideways)).await;
+    assert!(
+        as_stored
+            .as_ref()
+            .is_err_and(|status| status.code() == Code::NotFound),
+        "{as_stored:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_photo_without_a_card_number_is_not_found() {
     let Some(models) = local_models() else { return };
     let gateway = local_only(&models).await;

@@ -2,8 +2,12 @@
 
 mod common;
 
-use common::{Gateway, assert_invalid_field, by_url, png, upload};
+use bytesize::ByteSize;
+use common::{Gateway, assert_invalid_field, by_url, jpeg, png, upload};
 use ocrgate::api::pb;
+use wechat_sim::{Endpoint, SimConfig};
+
+const NUMBER: &str = "6222020200112233445";
 
 async fn refused_before_upstream(
     gateway: &Gateway,
@@ -28,29 +32,64 @@ async fn empty_image_is_refused() {
 }
 
 #[tokio::test]
-async fn image_over_2_mib_is_refused() {
+async fn image_over_the_default_10_mib_is_refused_naming_the_limit() {
     let gateway = Gateway::start().await;
     let mut image = png(1);
-    image.resize(2 * 1024 * 1024 + 1, 0);
-    refused_before_upstream(&gateway, upload(image), "image").await;
+    image.resize(10 * 1024 * 1024 + 1, 0);
+    let status = gateway.recognize(upload(image)).await.expect_err("refused");
+    assert_invalid_field(&status, "image");
+    assert!(
+        status.message().contains("the limit is 10485760 bytes"),
+        "{status:?}"
+    );
+    assert!(gateway.sim.requests().is_empty(), "WeChat was called");
 }
 
 #[tokio::test]
-async fn image_of_exactly_2_mib_passes_validation_and_reaches_wechat() {
-    let gateway = Gateway::start().await;
+async fn the_image_limit_is_configurable() {
+    let gateway = Gateway::start_with(SimConfig::default(), |config| {
+        config.limits.max_image_bytes = ByteSize::kib(100);
+    })
+    .await;
     let mut image = png(1);
-    image.resize(2 * 1024 * 1024, 0);
-    let status = gateway
+    image.resize(100 * 1024 + 1, 0);
+    refused_before_upstream(&gateway, upload(image.clone()), "image").await;
+
+    image.truncate(100 * 1024);
+    gateway
         .recognize(upload(image))
         .await
-        .expect_err("WeChat refuses 2 MB");
-    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    let (reason, metadata) = common::error_info(&status);
+        .expect_err("not a card WeChat knows");
     assert_eq!(
-        reason, "WECHAT_INVALID_INPUT",
-        "WeChat's own size check answered"
+        gateway.sim.count(Endpoint::BankCard),
+        1,
+        "validation let it through"
     );
-    assert_eq!(metadata.get("errcode").map(String::as_str), Some("101002"));
+}
+
+#[tokio::test]
+async fn an_image_of_exactly_10_mib_passes_validation_and_reaches_wechat_fitted() {
+    let gateway = Gateway::start_with(
+        SimConfig {
+            default_card_number: Some(NUMBER.into()),
+            ..SimConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    // A JPEG with padding after its end marker, which decoders ignore.
+    let mut image = jpeg(1);
+    image.resize(10 * 1024 * 1024, 0);
+    let reply = gateway.recognize(upload(image)).await.expect("read");
+    assert_eq!(reply.card_number, NUMBER);
+    let requests = gateway.sim.requests();
+    let call = requests
+        .iter()
+        .find(|request| request.endpoint == Endpoint::BankCard)
+        .expect("WeChat was called");
+    let sent = &call.files[0];
+    assert!(sent.len <= 2_000_000, "{sent:?}");
+    assert_eq!(sent.content_type.as_deref(), Some("image/jpeg"));
 }
 
 #[tokio::test]

@@ -341,6 +341,50 @@ impl CardGenerator {
     }
 }
 
+/// `jpeg` (a card photo) as a phone camera saves it: enlarged to `width` pixels wide, with sensor
+/// grain, at JPEG quality 95: a photo of several megabytes. Grain `sigma` sets the size.
+pub fn phone_photo(jpeg: &[u8], width: u32, sigma: f64, seed: u64) -> Vec<u8> {
+    let Ok(photo) = image::load_from_memory(jpeg) else {
+        return jpeg.to_vec();
+    };
+    let height = (u64::from(width) * u64::from(photo.height()) / u64::from(photo.width())) as u32;
+    let photo = imageops::resize(
+        &photo.to_rgb8(),
+        width,
+        height,
+        imageops::FilterType::Triangle,
+    );
+    self::jpeg(&gaussian_noise(&photo, 0.0, sigma, seed), 95)
+}
+
+/// `jpeg` with an EXIF segment (APP1) holding only an orientation, as a phone writes it when it
+/// stores a portrait shot's pixels sideways: 6 means "rotate 90° clockwise to view", 8 "rotate
+/// 90° counter-clockwise", 3 "rotate 180°".
+///
+/// # Panics
+/// When `jpeg` does not start with a JPEG's start-of-image marker.
+pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    assert!(jpeg.starts_with(&[0xFF, 0xD8]), "not a JPEG");
+    let mut tiff = Vec::new();
+    tiff.extend_from_slice(b"MM\0\x2a\0\0\0\x08"); // big-endian TIFF, first IFD at offset 8
+    tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // tag: Orientation
+    tiff.extend_from_slice(&3u16.to_be_bytes()); // type: SHORT
+    tiff.extend_from_slice(&1u32.to_be_bytes()); // one value
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0]); // the rest of the 4-byte value field
+    tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    let mut segment = b"Exif\0\0".to_vec();
+    segment.extend_from_slice(&tiff);
+    let length = u16::try_from(segment.len() + 2).unwrap_or(u16::MAX);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(&segment);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
 /// A random number of `digits` digits with a common issuer prefix and a valid Luhn check digit.
 /// The check digit is computed here, not with ocrgate's own Luhn code: the generator is the oracle
 /// the gateway is tested against, so it shares none of its code.

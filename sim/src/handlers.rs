@@ -28,7 +28,8 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/cv/ocr/bankcard", post(bank_card))
         .route("/card/invoice/scantitle", post(scan_title))
         .route("/", post(crate::tencent::api))
-        // Room for a 2 MiB image plus multipart framing; the endpoint applies WeChat's own limit.
+        // Room for a 2 MiB WeChat upload with its multipart framing, or Tencent's 7 MB of base64;
+        // each endpoint applies its own limit.
         .layer(DefaultBodyLimit::max(8 * 1024 * 1024))
         .with_state(state)
 }

@@ -24,7 +24,7 @@ use tokio::{
 use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
-use super::{status, validate::MAX_MESSAGE_BYTES};
+use super::status;
 use crate::{limits::LimitsConfig, server::ConnectionInfo, telemetry::Metrics};
 
 /// The largest message of any other service (health, reflection): their requests are names.
@@ -38,6 +38,8 @@ const PREFIX_BYTES: usize = 5;
 pub struct IntakeLayer {
     budget: Arc<Semaphore>,
     body_timeout: Duration,
+    /// The largest `OcrService` request message.
+    max_message: usize,
     metrics: Metrics,
 }
 
@@ -46,6 +48,7 @@ impl IntakeLayer {
         Self {
             budget: Arc::new(Semaphore::new(limits.request_memory_bytes())),
             body_timeout: limits.body_timeout,
+            max_message: limits.max_message_bytes(),
             metrics,
         }
     }
@@ -91,7 +94,7 @@ where
             *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
             return Box::pin(std::future::ready(Ok(response)));
         }
-        let rules = Rules::for_path(request.uri().path());
+        let rules = Rules::for_path(request.uri().path(), self.layer.max_message);
         let client_budget = request
             .extensions()
             .get::<ConnectionInfo>()
@@ -141,10 +144,11 @@ struct Rules {
 }
 
 impl Rules {
-    fn for_path(path: &str) -> Self {
+    /// The rules for a method, `max_message` for `OcrService` calls.
+    fn for_path(path: &str, max_message: usize) -> Self {
         if path.starts_with("/ocrgate.v1.OcrService/") {
             Self {
-                max_message: MAX_MESSAGE_BYTES,
+                max_message,
                 unary: true,
             }
         } else {

@@ -22,6 +22,7 @@ pub use self::{
 use crate::{
     auth::{ANONYMOUS, Caller, DEFAULT_ACCOUNT, Rpc},
     enrich::BinTable,
+    limits::LimitsConfig,
     provider::{
         BankCardRecognizer, CallContext, CardNumber, ErrorKind, InvoiceTitleParser, ProviderError,
     },
@@ -45,6 +46,7 @@ pub struct OcrApi {
     invoice_titles: Route<dyn InvoiceTitleParser>,
     bins: Arc<BinTable>,
     metrics: Metrics,
+    limits: LimitsConfig,
 }
 
 impl OcrApi {
@@ -53,18 +55,20 @@ impl OcrApi {
         invoice_titles: Route<dyn InvoiceTitleParser>,
         bins: Arc<BinTable>,
         metrics: Metrics,
+        limits: LimitsConfig,
     ) -> Self {
         Self {
             bank_cards,
             invoice_titles,
             bins,
             metrics,
+            limits,
         }
     }
 
     pub fn into_server(self) -> pb::ocr_service_server::OcrServiceServer<Self> {
-        pb::ocr_service_server::OcrServiceServer::new(self)
-            .max_decoding_message_size(validate::MAX_MESSAGE_BYTES)
+        let max_message = self.limits.max_message_bytes();
+        pb::ocr_service_server::OcrServiceServer::new(self).max_decoding_message_size(max_message)
     }
 }
 
@@ -79,7 +83,7 @@ impl pb::ocr_service_server::OcrService for OcrApi {
         audit.account = validate::optional(request.account.clone());
         let provider = validate::optional(std::mem::take(&mut request.provider));
         let result = async {
-            let request = validate::bank_card_request(request)?;
+            let request = validate::bank_card_request(request, self.limits.max_image_bytes())?;
             audit.permit(provider.as_deref())?;
             let card = self
                 .bank_cards

@@ -7,17 +7,16 @@ use crate::provider::{
     BankCardRequest, ImageFormat, ImageSource, InvoiceTitleRequest, RecognitionMode,
 };
 
-/// Largest image accepted, as WeChat's own limit: 2 MiB.
-pub const MAX_IMAGE_BYTES: usize = 2 * 1024 * 1024;
-/// Largest request message accepted: the largest image and room for the other fields.
-pub const MAX_MESSAGE_BYTES: usize = MAX_IMAGE_BYTES + 16 * 1024;
 /// Longest image URL accepted.
 pub const MAX_IMAGE_URL_BYTES: usize = 2048;
 /// Longest QR code text accepted (a QR code holds at most 2,953 bytes).
 pub const MAX_SCAN_TEXT_BYTES: usize = 4096;
 
+/// The request a provider gets, from a client's; an upload may hold at most `max_image_bytes`
+/// (`limits.max_image_bytes`).
 pub fn bank_card_request(
     request: pb::RecognizeBankCardRequest,
+    max_image_bytes: usize,
 ) -> Result<BankCardRequest, InvalidRequest> {
     use pb::recognize_bank_card_request::Source;
 
@@ -42,12 +41,13 @@ pub fn bank_card_request(
             if bytes.is_empty() {
                 return Err(InvalidRequest::new("image", "the image is empty"));
             }
-            if bytes.len() > MAX_IMAGE_BYTES {
+            if bytes.len() > max_image_bytes {
                 return Err(InvalidRequest::new(
                     "image",
                     format!(
-                        "the image is {} bytes; the limit is {MAX_IMAGE_BYTES} bytes (2 MiB)",
-                        bytes.len()
+                        "the image is {} bytes; the limit is {max_image_bytes} bytes ({})",
+                        bytes.len(),
+                        bytesize::ByteSize(max_image_bytes as u64)
                     ),
                 ));
             }

@@ -6,6 +6,7 @@
 
 mod credentials;
 mod http;
+pub mod images;
 pub mod local;
 mod retry;
 pub mod tencent;

@@ -16,13 +16,11 @@ pub use self::{
 };
 use crate::{
     admin,
-    api::{
-        AuthLayer, DeadlineLayer, IntakeLayer, OcrApi, TelemetryLayer, pb,
-        validate::MAX_MESSAGE_BYTES,
-    },
+    api::{AuthLayer, DeadlineLayer, IntakeLayer, OcrApi, TelemetryLayer, pb},
     auth::Callers,
     config::Config,
     enrich::BinTable,
+    limits::LimitsConfig,
     providers::{BuildError, Built, Capability},
     routing::Route,
     telemetry::{Metrics, Telemetry},
@@ -145,6 +143,7 @@ async fn api(config: &Config, metrics: &Metrics) -> Result<OcrApi, ServeError> {
         invoice_titles,
         bins,
         metrics.clone(),
+        config.limits.clone(),
     ))
 }
 
@@ -168,10 +167,20 @@ fn services<P: ?Sized>(
         .collect()
 }
 
-/// HTTP/2 flow-control window per stream: the largest message and its framing.
-const STREAM_WINDOW: u32 = (MAX_MESSAGE_BYTES + 64 * 1024) as u32;
-/// HTTP/2 flow-control window per connection.
-const CONNECTION_WINDOW: u32 = 4 * STREAM_WINDOW;
+/// HTTP/2 flow-control windows: a stream's fits the largest message and its framing, so a photo
+/// goes in one flight; a connection's fits one such stream, or several smaller ones.
+fn windows(limits: &LimitsConfig) -> (u32, u32) {
+    let stream = u32::try_from(limits.max_message_bytes() + 64 * 1024).unwrap_or(MAX_WINDOW);
+    (
+        stream.min(MAX_WINDOW),
+        stream.clamp(MIN_CONNECTION_WINDOW, MAX_WINDOW),
+    )
+}
+
+/// The largest window HTTP/2 allows (2^31 - 1).
+const MAX_WINDOW: u32 = (1 << 31) - 1;
+/// The least connection window: several ordinary photos at once.
+const MIN_CONNECTION_WINDOW: u32 = 8 << 20;
 /// Largest header block a client may send: metadata is small, and h2 would otherwise take 16 MiB.
 const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 
@@ -241,13 +250,14 @@ pub async fn serve(
 
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
     let address = listeners.grpc.local_addr()?;
+    let (stream_window, connection_window) = windows(limits);
     let server = Server::builder()
         // HTTP/2's default 64 KiB windows make a client stop and wait for WINDOW_UPDATEs several
         // times per photo, and 16 uploads on one connection share one window. A stream window
         // fits the largest image; the connection window fits several. What a client sends is
         // taken off the connection at once, against the request memory budget (IntakeLayer).
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
+        .initial_stream_window_size(stream_window)
+        .initial_connection_window_size(connection_window)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .http2_keepalive_interval(Some(limits.keepalive_interval))

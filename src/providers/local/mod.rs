@@ -9,7 +9,6 @@ mod card;
 mod engine;
 
 use std::{
-    io::Cursor,
     num::NonZeroUsize,
     path::{Path, PathBuf},
     sync::{
@@ -20,7 +19,6 @@ use std::{
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use image::{ImageReader, Limits};
 use serde::Deserialize;
 use tokio::{sync::Semaphore, time::Instant};
 
@@ -30,7 +28,7 @@ use crate::{
         BankCard, BankCardRecognizer, BankCardRequest, CallContext, ErrorKind, ImageSource,
         ProviderError,
     },
-    providers::{Built, Capability, Registration},
+    providers::{Built, Capability, Registration, images},
     telemetry::Metrics,
 };
 
@@ -299,32 +297,11 @@ fn read_card(
     })
 }
 
-/// Decodes an image of at most `max_pixels`, checked from its header before any pixel is.
+/// Decodes an image of at most `max_pixels`, upright by its EXIF orientation.
 fn decode(bytes: &[u8], max_pixels: u64) -> Result<image::RgbImage, ProviderError> {
-    let invalid = |message: String| ProviderError::new(PROVIDER, ErrorKind::InvalidInput, message);
-    let undecodable =
-        |err: image::ImageError| invalid(format!("the image could not be decoded: {err}"));
-    let reader = || {
-        ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|err| undecodable(err.into()))
-    };
-    let (width, height) = reader()?.into_dimensions().map_err(undecodable)?;
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > max_pixels {
-        return Err(invalid(format!(
-            "the image is {width}×{height} pixels ({:.1} megapixels); the local provider reads at \
-             most {:.1} megapixels",
-            pixels as f64 / 1e6,
-            max_pixels as f64 / 1e6
-        )));
-    }
-    let mut reader = reader()?;
-    let mut limits = Limits::default();
-    // The widest pixel an image format holds: 16-bit RGBA.
-    limits.max_alloc = Some(max_pixels * 8);
-    reader.limits(limits);
-    Ok(reader.decode().map_err(undecodable)?.into_rgb8())
+    Ok(images::decode(bytes, max_pixels)
+        .map_err(|err| err.into_provider_error(PROVIDER))?
+        .into_rgb8())
 }
 
 fn stopped() -> ProviderError {

@@ -6,7 +6,6 @@ mod errcode;
 pub mod sign;
 
 use std::{
-    io::Cursor,
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
@@ -26,7 +25,7 @@ use crate::{
         CardType, ErrorKind, ImageFormat, ImageSource, ImageWarning, ProviderError,
     },
     providers::{
-        Built, Capability, Registration,
+        Built, Capability, Registration, images,
         retry::{Retry, RetryPolicy, in_provider_span, with_retries},
     },
     telemetry::Metrics,
@@ -109,7 +108,8 @@ pub struct TencentConfig {
     pub retry_backoff: Duration,
     /// Largest reply read from Tencent; a longer one is an error, never buffered whole.
     pub max_reply_bytes: bytesize::ByteSize,
-    /// Largest GIF or WebP decoded to convert it to PNG (Tencent takes neither), in pixels.
+    /// Largest upload decoded to fit it to Tencent (a GIF or WebP, which it does not take, or one
+    /// over 7 MB in base64), in pixels; a larger one is refused before it is decoded.
     pub max_image_pixels: u64,
 }
 
@@ -261,8 +261,11 @@ impl From<TencentError> for ProviderError {
     }
 }
 
-/// Tencent takes at most 7 MB of base64: a larger image is refused here, never sent.
-const MAX_BASE64_BYTES: usize = 7_000_000;
+/// What Tencent takes: JPEG, PNG or BMP, of at most 7 MB once in base64 (4 bytes for every 3).
+const ACCEPTS: images::Accepts = images::Accepts {
+    max_bytes: 7_000_000 / 4 * 3,
+    formats: &[ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Bmp],
+};
 
 /// Bank cards through Tencent Cloud's `BankCardOCR`, with every check it offers.
 pub struct TencentProvider {
@@ -318,66 +321,21 @@ impl TencentProvider {
         })
     }
 
-    /// The request body for `image`: an upload as `ImageBase64` (GIF and WebP converted to PNG
-    /// first, since Tencent takes neither), a URL as `ImageUrl`, and every check asked for.
+    /// The request body for `image`: an upload as `ImageBase64` (fitted first when it is over
+    /// Tencent's limit or a GIF or WebP, which Tencent does not take), a URL as `ImageUrl`, and
+    /// every check asked for.
     async fn body(&self, image: ImageSource) -> Result<Vec<u8>, TencentError> {
         let image = match image {
             ImageSource::Url(url) => client::Image::Url(url),
             ImageSource::Upload { bytes, format } => {
-                let bytes = match format {
-                    ImageFormat::Gif | ImageFormat::WebP => {
-                        let max_pixels = self.config.max_image_pixels;
-                        tokio::task::spawn_blocking(move || to_png(&bytes, max_pixels))
-                            .await
-                            .map_err(|err| {
-                                TencentError::InvalidImage(format!(
-                                    "the image could not be converted: {err}"
-                                ))
-                            })??
-                    }
-                    ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Bmp => bytes,
-                };
-                let encoded = bytes.len().div_ceil(3) * 4;
-                if encoded > MAX_BASE64_BYTES {
-                    return Err(TencentError::InvalidImage(format!(
-                        "the image is {} bytes, {encoded} in base64; Tencent Cloud takes at most \
-                         {MAX_BASE64_BYTES} bytes of base64",
-                        bytes.len()
-                    )));
-                }
+                let (bytes, _) = images::fit(bytes, format, ACCEPTS, self.config.max_image_pixels)
+                    .await
+                    .map_err(|err| TencentError::InvalidImage(err.to_string()))?;
                 client::Image::Base64(bytes)
             }
         };
         Ok(client::request_body(&image))
     }
-}
-
-/// Decodes a GIF (its first frame) or a WebP and encodes it as PNG, lossless.
-fn to_png(bytes: &[u8], max_pixels: u64) -> Result<Bytes, TencentError> {
-    let invalid = |err: image::ImageError| {
-        TencentError::InvalidImage(format!("the image could not be decoded: {err}"))
-    };
-    let reader = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|err| invalid(err.into()))?;
-    let (width, height) = reader.into_dimensions().map_err(invalid)?;
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(max_pixels * 8);
-    if u64::from(width) * u64::from(height) > max_pixels {
-        return Err(TencentError::InvalidImage(format!(
-            "the image is {width}×{height} pixels; at most {max_pixels} are converted"
-        )));
-    }
-    let mut reader = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|err| invalid(err.into()))?;
-    reader.limits(limits);
-    let decoded = reader.decode().map_err(invalid)?;
-    let mut png = Cursor::new(Vec::new());
-    decoded
-        .write_to(&mut png, image::ImageFormat::Png)
-        .map_err(invalid)?;
-    Ok(Bytes::from(png.into_inner()))
 }
 
 /// Our answer from Tencent's reply: its warning codes mapped, its dates and labels read.
@@ -549,17 +507,5 @@ mod tests {
         let err = bank_card(reply(r#"{"Response": {"CardNo": "6225x68888888888"}}"#))
             .expect_err("not digits");
         assert!(!err.to_string().contains("6225x68888888888"), "{err}");
-    }
-
-    #[test]
-    fn a_gif_becomes_a_png() {
-        let mut gif = Cursor::new(Vec::new());
-        image::RgbImage::from_pixel(8, 5, image::Rgb([200, 10, 10]))
-            .write_to(&mut gif, image::ImageFormat::Gif)
-            .expect("encodes");
-        let png = to_png(gif.get_ref(), 1_000).expect("converts");
-        assert_eq!(ImageFormat::sniff(&png), Some(ImageFormat::Png));
-        let err = to_png(gif.get_ref(), 39).expect_err("over the pixel limit");
-        assert!(err.to_string().contains("8×5"), "{err}");
     }
 }

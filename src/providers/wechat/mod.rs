@@ -23,11 +23,13 @@ use self::client::WechatClient;
 use crate::{
     provider::{
         BankCard, BankCardRecognizer, BankCardRequest, CallContext, CardNumber, ErrorKind,
-        InvoiceTitle, InvoiceTitleParser, InvoiceTitleRequest, ProviderError,
+        ImageFormat, ImageSource, InvoiceTitle, InvoiceTitleParser, InvoiceTitleRequest,
+        ProviderError,
     },
     providers::{
         Built, Capability, Registration,
         credentials::{AccessToken, Lookup, TokenCache},
+        images::{self, Accepts},
         retry::{Retry, RetryPolicy, in_provider_span, with_retries},
     },
     telemetry::Metrics,
@@ -117,6 +119,9 @@ pub struct WechatConfig {
     pub busy_backoff: Duration,
     /// Largest reply read from WeChat; a longer one is an error, never buffered whole.
     pub max_reply_bytes: bytesize::ByteSize,
+    /// Largest upload decoded to fit it under WeChat's 2 MB, in pixels; a larger one over 2 MB
+    /// is refused before it is decoded.
+    pub max_image_pixels: u64,
 }
 
 impl Default for WechatConfig {
@@ -140,6 +145,7 @@ impl Default for WechatConfig {
             busy_retries: 2,
             busy_backoff: Duration::from_millis(100),
             max_reply_bytes: bytesize::ByteSize::mib(1),
+            max_image_pixels: 16_000_000,
         }
     }
 }
@@ -346,6 +352,19 @@ pub enum BuildError {
     Http(#[from] reqwest::Error),
 }
 
+/// What WeChat takes as it is: a file "less than 2 M", read as 2,000,000 bytes to be safe, in
+/// any of the formats ocrgate accepts (WeChat names none it refuses).
+const ACCEPTS: Accepts = Accepts {
+    max_bytes: 2_000_000,
+    formats: &[
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+        ImageFormat::Bmp,
+        ImageFormat::Gif,
+        ImageFormat::WebP,
+    ],
+};
+
 /// Bank cards and invoice titles through WeChat, for any number of configured accounts.
 pub struct WechatProvider {
     client: WechatClient,
@@ -354,6 +373,7 @@ pub struct WechatProvider {
     accounts: BTreeMap<String, Account>,
     default_account: Option<String>,
     retries: RetryPolicy,
+    max_image_pixels: u64,
 }
 
 impl WechatProvider {
@@ -369,6 +389,7 @@ impl WechatProvider {
             accounts,
             default_account,
             retries: RetryPolicy::new(config.busy_retries, config.busy_backoff),
+            max_image_pixels: config.max_image_pixels,
         })
     }
 
@@ -519,7 +540,16 @@ impl BankCardRecognizer for WechatProvider {
         request: BankCardRequest,
         call: &CallContext,
     ) -> Result<BankCard, ProviderError> {
-        let (image, mode) = (&request.image, request.mode);
+        let image = match request.image {
+            ImageSource::Upload { bytes, format } => {
+                let (bytes, format) = images::fit(bytes, format, ACCEPTS, self.max_image_pixels)
+                    .await
+                    .map_err(|err| err.into_provider_error(PROVIDER))?;
+                ImageSource::Upload { bytes, format }
+            }
+            url @ ImageSource::Url(_) => url,
+        };
+        let (image, mode) = (&image, request.mode);
         let raw = self
             .with_token(
                 "RecognizeBankCard",
