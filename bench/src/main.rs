@@ -3,8 +3,8 @@
 //! One run starts the WeChat simulator (in this process) and the real `ocrgate` binary (its own
 //! process), then for both RPCs and each concurrency sends the same workload through the gateway
 //! and straight to the simulator with a pre-fetched token. It also measures a cold-cache stampede
-//! and the gateway's peak memory with 2 MiB uploads in flight, and prints one line per headline
-//! figure at the end.
+//! the gateway's peak memory with 10 MiB phone photos in flight (each fitted under WeChat's 2 MB on
+//! the way), and the CPU time of one such fit, and prints one line per headline figure at the end.
 
 use std::{
     future::Future,
@@ -21,6 +21,7 @@ use ocrgate::api::pb::{
     ParseInvoiceTitleRequest, RecognizeBankCardRequest, ocr_service_client::OcrServiceClient,
     recognize_bank_card_request::Source,
 };
+use ocrgate_cardgen::CardGenerator;
 use procfs::process::Process;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -47,9 +48,12 @@ struct Args {
     /// Concurrent first calls in the cold-cache stampede.
     #[arg(long, default_value_t = 1000)]
     stampede: usize,
-    /// Concurrent 2 MiB uploads held in flight for the memory measurement.
+    /// Concurrent 10 MiB phone photos held in flight for the memory measurement.
     #[arg(long, default_value_t = 64)]
     uploads: usize,
+    /// Fonts for the card generator (default: where scripts/fetch-fonts.sh puts them).
+    #[arg(long)]
+    fonts: Option<PathBuf>,
     /// The gateway's runtime worker threads (default: one per core).
     #[arg(long)]
     gateway_workers: Option<usize>,
@@ -137,7 +141,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     gateway.stop().await;
 
     let stampede = stampede(&args, &sim, &card).await?;
-    let memory = upload_memory(&args, &sim).await?;
+    let photo = phone_photo(args.fonts.as_deref())?;
+    // Blocking, while nothing else in this process runs, so that its CPU time is the fit's alone.
+    let downscale = downscale(&photo)?;
+    let memory = upload_memory(&args, &sim, &photo).await?;
 
     print_table(&rows);
     println!();
@@ -146,11 +153,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.stampede, stampede.errors, stampede.token_fetches, stampede.max_ms, stampede.p50_ms
     );
     println!(
-        "memory: gateway peak RSS {:.1} MiB with {} x 2 MiB uploads in flight (idle {:.1} MiB; limit {} MiB)",
+        "memory: gateway peak RSS {:.1} MiB with {} x 10 MiB photos in flight (idle {:.1} MiB; limit {} MiB)",
         memory.peak_mib,
         args.uploads,
         memory.idle_mib,
         memory.limit_mib(args.uploads)
+    );
+    println!(
+        "downscale: a {:.1} MiB {}x{} photo to a {} byte {}x{} JPEG for WeChat: {:.0} ms CPU, {:.0} ms wall (mean of {})",
+        photo.len() as f64 / MIB as f64,
+        downscale.from.0,
+        downscale.from.1,
+        downscale.bytes,
+        downscale.to.0,
+        downscale.to.1,
+        downscale.cpu_ms,
+        downscale.wall_ms,
+        DOWNSCALE_RUNS
     );
     println!();
     for row in &rows {
@@ -174,11 +193,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.stampede, stampede.token_fetches
     );
     println!(
-        "peak RSS MiB {} x 2 MiB uploads: {:.1} (target < {})",
+        "peak RSS MiB {} x 10 MiB uploads: {:.1} (target < {})",
         args.uploads,
         memory.peak_mib,
         memory.limit_mib(args.uploads)
     );
+    println!("downscale CPU ms 10 MiB photo: {:.0}", downscale.cpu_ms);
     // Figures are reported, never judged here (this machine is noisy); a failed call or a second
     // token fetch is a bug, not a figure.
     let failed: u64 = rows
@@ -459,17 +479,75 @@ struct Memory {
 impl Memory {
     /// Two copies of each upload at most, plus 50 MiB.
     fn limit_mib(&self, uploads: usize) -> usize {
-        uploads * 2 * 2 + 50
+        uploads * PHOTO_MIB * 2 + 50
     }
 }
 
-/// A fresh gateway holds `args.uploads` concurrent 2 MiB uploads until the simulator has every
-/// one of them, then its peak RSS is read.
-async fn upload_memory(args: &Args, sim: &Simulator) -> Result<Memory, Box<dyn std::error::Error>> {
+/// The size of the phone photos of the memory measurement: the largest upload by default.
+const PHOTO_MIB: usize = 10;
+/// How long the memory measurement waits for its uploads; the gateway's calls may last as long.
+const UPLOADS_TIMEOUT: Duration = Duration::from_secs(300);
+/// Fits timed for the downscale figure.
+const DOWNSCALE_RUNS: u32 = 3;
+
+/// A phone photo of a synthetic card (4000×2800, with grain, JPEG quality 95), padded after its
+/// end marker (decoders ignore what follows it) to exactly 10 MiB.
+fn phone_photo(fonts: Option<&std::path::Path>) -> Result<Bytes, Box<dyn std::error::Error>> {
+    let fonts = fonts.map_or_else(CardGenerator::default_fonts_dir, ToOwned::to_owned);
+    let card = CardGenerator::new(&fonts)?.card(0);
+    let mut photo = ocrgate_cardgen::phone_photo(&card.jpeg, 4000, 8.0, 0);
+    if photo.len() > PHOTO_MIB * MIB {
+        return Err(format!("the phone photo is {} bytes, over 10 MiB", photo.len()).into());
+    }
+    photo.resize(PHOTO_MIB * MIB, 0);
+    Ok(Bytes::from(photo))
+}
+
+struct Downscale {
+    from: (u32, u32),
+    to: (u32, u32),
+    bytes: usize,
+    cpu_ms: f64,
+    wall_ms: f64,
+}
+
+/// Fits `photo` under WeChat's 2 MB as the gateway does, `DOWNSCALE_RUNS` times, and reads the
+/// process's CPU time around it (nothing else in this process is busy meanwhile).
+fn downscale(photo: &[u8]) -> Result<Downscale, Box<dyn std::error::Error>> {
+    let dimensions = |image: &[u8]| {
+        image::ImageReader::new(std::io::Cursor::new(image))
+            .with_guessed_format()
+            .map_err(image::ImageError::from)
+            .and_then(image::ImageReader::into_dimensions)
+    };
+    let me = Process::myself()?;
+    let cpu = || -> Result<f64, procfs::ProcError> {
+        let stat = me.stat()?;
+        Ok((stat.utime + stat.stime) as f64 * 1000.0 / procfs::ticks_per_second() as f64)
+    };
+    let (cpu_before, started) = (cpu()?, Instant::now());
+    let mut fitted = Bytes::new();
+    for _ in 0..DOWNSCALE_RUNS {
+        fitted = ocrgate::providers::images::fit_as_jpeg(photo, 2_000_000, 16_000_000)?;
+    }
+    let runs = f64::from(DOWNSCALE_RUNS);
+    Ok(Downscale {
+        cpu_ms: (cpu()? - cpu_before) / runs,
+        wall_ms: started.elapsed().as_secs_f64() * 1000.0 / runs,
+        from: dimensions(photo)?,
+        to: dimensions(&fitted)?,
+        bytes: fitted.len(),
+    })
+}
+
+/// A fresh gateway holds `args.uploads` concurrent 10 MiB phone photos, each fitted under WeChat's
+/// 2 MB on the way, until the simulator has every one of them; then its peak RSS is read.
+async fn upload_memory(
+    args: &Args,
+    sim: &Simulator,
+    image: &Bytes,
+) -> Result<Memory, Box<dyn std::error::Error>> {
     let gateway = Gateway::spawn(args, sim).await?;
-    let mut image = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    image.resize(2 * MIB - 4096, 1);
-    let image = Bytes::from(image);
     // Warm the token and the connection first, so the peak is the uploads' alone.
     let mut warm = gateway.client.clone();
     warm.parse_invoice_title(ParseInvoiceTitleRequest {
@@ -490,8 +568,19 @@ async fn upload_memory(args: &Args, sim: &Simulator) -> Result<Memory, Box<dyn s
             tokio::spawn(async move { client.recognize_bank_card(request).await.is_ok() })
         })
         .collect();
-    sim.wait_for_requests(Endpoint::BankCard, before + args.uploads)
-        .await;
+    // Every photo is fitted on the way, one per core at a time: the slowest waits for the others.
+    tokio::time::timeout(
+        UPLOADS_TIMEOUT,
+        sim.wait_for_requests(Endpoint::BankCard, before + args.uploads),
+    )
+    .await
+    .map_err(|_| {
+        format!(
+            "{} of {} uploads reached the simulator within {UPLOADS_TIMEOUT:?}",
+            sim.count(Endpoint::BankCard) - before,
+            args.uploads
+        )
+    })?;
     let peak_mib = gateway.peak_rss_mib()?;
     sim.release_held(args.uploads);
     for call in calls {
@@ -511,9 +600,9 @@ struct Gateway {
 impl Gateway {
     async fn spawn(args: &Args, sim: &Simulator) -> Result<Self, Box<dyn std::error::Error>> {
         let (binary, workers) = (&args.gateway, args.gateway_workers);
-        // The memory measurement holds `uploads` 2 MiB messages from one client at once: the
+        // The memory measurement holds `uploads` 10 MiB messages from one client at once: the
         // budget, and the client's share of it, must fit them all.
-        let request_memory = format!("{} MiB", 3 * args.uploads + 16);
+        let request_memory = format!("{} MiB", (PHOTO_MIB + 1) * args.uploads + 16);
         let mut child = tokio::process::Command::new(binary)
             .args(["serve", "--log-format", "json"])
             .env_clear()
@@ -526,6 +615,11 @@ impl Gateway {
             .env("OCRGATE_WECHAT_BASE_URL", sim.base_url())
             .env("OCRGATE_LIMITS__REQUEST_MEMORY", &request_memory)
             .env("OCRGATE_LIMITS__REQUEST_MEMORY_PER_CLIENT", &request_memory)
+            // The photos queue to be fitted, one per core at a time; none may time out meanwhile.
+            .env(
+                "OCRGATE_LIMITS__MAX_CALL_DURATION",
+                format!("{}s", UPLOADS_TIMEOUT.as_secs()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -547,8 +641,8 @@ impl Gateway {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let client = OcrServiceClient::connect(format!("http://{address}"))
             .await?
-            .max_decoding_message_size(8 * MIB)
-            .max_encoding_message_size(8 * MIB);
+            .max_decoding_message_size(16 * MIB)
+            .max_encoding_message_size(16 * MIB);
         let process = Process::new(
             child
                 .id()

@@ -54,7 +54,7 @@ fn a_short_run_prints_every_headline_figure() {
         stdout.contains("stampede token fetches c=50: 1\n"),
         "{stdout}"
     );
-    // "memory: gateway peak RSS 145.4 MiB with 4 x 2 MiB uploads in flight (idle 12.7 MiB; …"
+    // "memory: gateway peak RSS 55.4 MiB with 4 x 10 MiB photos in flight (idle 12.7 MiB; …"
     let memory = stdout
         .lines()
         .find_map(|text| text.strip_prefix("memory: gateway peak RSS "))
@@ -67,6 +67,12 @@ fn a_short_run_prints_every_headline_figure() {
     };
     let peak = figure(memory);
     let idle = figure(memory.split_once("(idle ").expect("an idle figure").1);
-    // Four 2 MiB uploads were held in the gateway at its peak.
-    assert!(peak - idle >= 7.5, "peak {peak} MiB, idle {idle} MiB");
+    // Four 10 MiB photos were held in the gateway at its peak.
+    assert!(peak - idle >= 38.0, "peak {peak} MiB, idle {idle} MiB");
+    // "downscale: a 10.0 MiB 4000x2800 photo to a 1391765 byte 2948x2063 JPEG for WeChat: …"
+    let downscale = stdout
+        .lines()
+        .find_map(|text| text.strip_prefix("downscale: a 10.0 MiB 4000x2800 photo to a "))
+        .unwrap_or_else(|| panic!("no downscale line in:\n{stdout}"));
+    assert!(figure(downscale) <= 2_000_000.0, "{downscale}");
 }
