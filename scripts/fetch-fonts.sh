@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Fetches the fonts the synthetic card generator (cardgen/) draws with into a directory (default:
-# target/fonts): OCR-A, DejaVu, Liberation and FreeFont, as Debian packages, unpacked without
+# target/fonts): OCR-A, DejaVu, Liberation and FreeFont, and for the hard mode Hack, Croscore
+# (Cousine, Arimo, Tinos), Go, Noto Mono, Roboto, JetBrains Mono and Lato, as Debian packages, unpacked without
 # installing (root only to fetch the package lists, on a machine that has none). Does nothing when
 # they are already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dir="${1:-target/fonts}"
-packages=(fonts-ocr-a fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf)
+packages=(fonts-ocr-a fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-hack fonts-croscore
+  fonts-go fonts-noto-mono fonts-roboto-unhinted fonts-jetbrains-mono fonts-lato)
 if [[ "$(cat "$dir/.fetched" 2>/dev/null)" == "${packages[*]}" ]]; then
   exit 0
 fi

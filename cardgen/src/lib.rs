@@ -14,10 +14,10 @@ use std::{
 };
 
 use ab_glyph::{FontVec, PxScale};
-use image::{ImageBuffer, Rgb, RgbImage, codecs::jpeg::JpegEncoder, imageops};
+use image::{GrayImage, ImageBuffer, Luma, Rgb, RgbImage, codecs::jpeg::JpegEncoder, imageops};
 use imageproc::{
     drawing::{draw_filled_circle_mut, draw_filled_rect_mut, draw_text_mut, text_size},
-    geometric_transformations::{Border, Interpolation, Projection, warp},
+    geometric_transformations::{Border, Interpolation, Projection, warp, warp_into},
     noise::gaussian_noise,
     rect::Rect,
 };
@@ -36,8 +36,38 @@ const NUMBER_FONTS: &[&str] = &[
     "FreeSansBold.ttf",
     "DejaVuSans-Bold.ttf",
 ];
+/// More faces the hard mode also draws numbers in: monospaced, sans, condensed and serif.
+const HARD_NUMBER_FONTS: &[&str] = &[
+    "Hack-Bold.ttf",
+    "Cousine-Bold.ttf",
+    "Arimo-Bold.ttf",
+    "Go-Mono-Bold.ttf",
+    "NotoSansMono-Bold.ttf",
+    "Roboto-Bold.ttf",
+    "RobotoCondensed-Bold.ttf",
+    "JetBrainsMono-Bold.ttf",
+    "Lato-Bold.ttf",
+    "Tinos-Bold.ttf",
+];
 /// The font of the smaller print: bank name, expiry, holder.
 const LABEL_FONT: &str = "DejaVuSans.ttf";
+
+/// What the hard mode's seeds are mixed with, so that its cards are not the standard mode's.
+const HARD_SEEDS: u64 = 0x4841_5244_4341_5244;
+/// Unrelated print on the table; `#` becomes a number. Dates, phones and amounts, never a run of
+/// 16 digits.
+const CLUTTER_LINES: &[&str] = &[
+    "TOTAL  128.#0",
+    "TEL 021-6888 12#",
+    "2026-11-# 14:32",
+    "ORDER 2024112#0123",
+    "THANK YOU",
+    "WIFI 8888 66#",
+    "TABLE #  GUESTS 2",
+    "RMB #.50",
+    "INVOICE NO 0440#1",
+    "MEETING 10:#",
+];
 
 /// Issuer prefixes of common Chinese and international cards.
 const PREFIXES: &[&str] = &[
@@ -64,13 +94,15 @@ pub enum Grouping {
     Four19,
     /// 19 digits: 6-13, as many UnionPay debit cards.
     SixThirteen,
+    /// 19 digits: 4-4-4-7.
+    FourSeven,
 }
 
 impl Grouping {
     fn digits(self) -> usize {
         match self {
             Self::Four16 => 16,
-            Self::Four19 | Self::SixThirteen => 19,
+            Self::Four19 | Self::SixThirteen | Self::FourSeven => 19,
         }
     }
 
@@ -82,6 +114,7 @@ impl Grouping {
                 .filter_map(|chunk| std::str::from_utf8(chunk).ok())
                 .collect(),
             Self::SixThirteen => vec![&number[..6], &number[6..]],
+            Self::FourSeven => vec![&number[..4], &number[4..8], &number[8..12], &number[12..]],
         }
     }
 }
@@ -93,8 +126,10 @@ pub struct Card {
     pub number: String,
     pub grouping: Grouping,
     pub font: &'static str,
-    /// Whether this is one of the deliberately hard cases.
+    /// Whether this is one of the deliberately hard cases (every card of the hard mode is).
     pub hard: bool,
+    /// The expiry printed after VALID THRU: month 1-12, two-digit year.
+    pub expiry: (u32, u32),
     /// The photo, as a JPEG file.
     pub jpeg: Vec<u8>,
 }
@@ -107,6 +142,7 @@ impl fmt::Debug for Card {
             .field("grouping", &self.grouping)
             .field("font", &self.font)
             .field("hard", &self.hard)
+            .field("expiry", &self.expiry)
             .field("jpeg_len", &self.jpeg.len())
             .finish()
     }
@@ -125,6 +161,7 @@ impl std::error::Error for FontError {}
 
 /// Renders synthetic card photos.
 pub struct CardGenerator {
+    /// The standard mode's fonts, then the hard mode's additions.
     number_fonts: Vec<(&'static str, FontVec)>,
     label_font: FontVec,
 }
@@ -154,6 +191,7 @@ impl CardGenerator {
         Ok(Self {
             number_fonts: NUMBER_FONTS
                 .iter()
+                .chain(HARD_NUMBER_FONTS)
                 .map(|&name| Ok((name, load(name)?)))
                 .collect::<Result<_, FontError>>()?,
             label_font: load(LABEL_FONT)?,
@@ -166,10 +204,10 @@ impl CardGenerator {
         let grouping =
             [Grouping::Four16, Grouping::Four19, Grouping::SixThirteen][rng.random_range(0..3)];
         let number = luhn_number(&mut rng, grouping.digits());
-        let (font, number_font) = &self.number_fonts[rng.random_range(0..self.number_fonts.len())];
+        let (font, number_font) = &self.number_fonts[rng.random_range(0..NUMBER_FONTS.len())];
         let hard = rng.random_bool(0.125);
 
-        let mut face = self.face(&mut rng);
+        let (mut face, expiry) = self.face(&mut rng);
         let size = if hard {
             rng.random_range(34.0..44.0)
         } else {
@@ -209,14 +247,209 @@ impl CardGenerator {
             grouping,
             font,
             hard,
+            expiry,
             jpeg: jpeg(&photo, quality),
+        }
+    }
+
+    /// Hard card `seed`, as phones photograph cards: the card at 60-85% of a 800-1280 pixel wide
+    /// frame, in perspective, on a cluttered table with unrelated print, under uneven light with
+    /// glare, its number embossed in metal, flat and faint, or plain, in any of 18 fonts and the
+    /// groupings banks use (4-4-4-4, 4-4-4-4-3, 6-13, 4-4-4-7), at JPEG quality 35-75. Its seeds
+    /// draw other cards than [`Self::card`]'s.
+    pub fn hard_card(&self, seed: u64) -> Card {
+        let mut rng = Pcg64::seed_from_u64(seed ^ HARD_SEEDS);
+        let grouping = [
+            Grouping::Four16,
+            Grouping::Four19,
+            Grouping::SixThirteen,
+            Grouping::FourSeven,
+        ][rng.random_range(0..4)];
+        let number = luhn_number(&mut rng, grouping.digits());
+        let (font, number_font) = &self.number_fonts[rng.random_range(0..self.number_fonts.len())];
+        let (mut face, expiry) = self.face(&mut rng);
+
+        let size = rng.random_range(40.0..58.0);
+        let text = grouping.groups(&number).join("  ");
+        let scale = PxScale::from(size);
+        let (text_width, _) = text_size(scale, number_font, &text);
+        let room = rng.random_range(700.0..770.0);
+        let scale = if text_width as f32 > room {
+            PxScale {
+                x: size * room / text_width as f32,
+                y: size,
+            }
+        } else {
+            scale
+        };
+        let x = rng.random_range(40..70);
+        let y = rng.random_range(270..320);
+        match rng.random_range(0..4) {
+            0 | 1 => metal_emboss(&mut rng, &mut face, x, y, scale, number_font, &text),
+            2 => {
+                // Flat print close to the card's own colour.
+                let ink = shade(&face, x, y, rng.random_range(28..45));
+                draw_text_mut(&mut face, ink, x, y, scale, number_font, &text);
+            }
+            _ => {
+                let ink = [Rgb([25, 25, 30]), Rgb([240, 240, 235])][rng.random_range(0..2)];
+                draw_text_mut(&mut face, ink, x, y, scale, number_font, &text);
+            }
+        }
+
+        let photo = self.scene(&mut rng, &face);
+        let quality = rng.random_range(35..76);
+        Card {
+            seed,
+            number,
+            grouping,
+            font,
+            hard: true,
+            expiry,
+            jpeg: jpeg(&photo, quality),
+        }
+    }
+
+    /// `face` lying among clutter on a table and photographed by hand: perspective, uneven light,
+    /// glare, blur and sensor noise.
+    fn scene(&self, rng: &mut Pcg64, face: &RgbImage) -> RgbImage {
+        let width = rng.random_range(800..=1280u32);
+        let height = width * 3 / 4;
+        let table = random_colour(rng, 50..200);
+        let mut photo = RgbImage::from_fn(width, height, |x, y| {
+            // Wood-like grain: faint stripes.
+            let grain = ((f64::from(y) / 9.0 + f64::from(x) / 140.0).sin() * 10.0) as i16;
+            Rgb(table.0.map(|c| (i16::from(c) + grain).clamp(0, 255) as u8))
+        });
+        self.clutter(rng, &mut photo);
+
+        // The card's corners: 60-85% of the frame wide, turned, each corner pulled a little.
+        let card_width = width as f32 * rng.random_range(0.60..0.85);
+        let card_height = card_width * face.height() as f32 / face.width() as f32;
+        let angle = rng.random_range(-10.0f32..10.0).to_radians();
+        let margin_x = (width as f32 - card_width) / 2.0;
+        let margin_y = ((height as f32 - card_height) / 2.0).max(0.0);
+        let centre = (
+            width as f32 / 2.0 + rng.random_range(-margin_x * 0.6..=margin_x * 0.6),
+            height as f32 / 2.0 + rng.random_range(-margin_y * 0.6..=margin_y * 0.6),
+        );
+        let pull = card_width * 0.06;
+        let (cos, sin) = (angle.cos(), angle.sin());
+        let corner = |rng: &mut Pcg64, dx: f32, dy: f32| {
+            let (dx, dy) = (
+                dx + rng.random_range(-pull..pull),
+                dy + rng.random_range(-pull..pull),
+            );
+            (
+                centre.0 + dx * cos - dy * sin,
+                centre.1 + dx * sin + dy * cos,
+            )
+        };
+        let (hw, hh) = (card_width / 2.0, card_height / 2.0);
+        let to = [
+            corner(rng, -hw, -hh),
+            corner(rng, hw, -hh),
+            corner(rng, hw, hh),
+            corner(rng, -hw, hh),
+        ];
+        let (fw, fh) = (face.width() as f32, face.height() as f32);
+        let from = [(0.0, 0.0), (fw, 0.0), (fw, fh), (0.0, fh)];
+        if let Some(projection) = Projection::from_control_points(from, to) {
+            let card = image::RgbaImage::from_fn(face.width(), face.height(), |x, y| {
+                let Rgb([r, g, b]) = *face.get_pixel(x, y);
+                image::Rgba([r, g, b, 255])
+            });
+            let mut placed = image::RgbaImage::new(width, height);
+            warp_into(
+                &card,
+                projection,
+                Interpolation::Bilinear,
+                Border::Constant(image::Rgba([0, 0, 0, 0])),
+                &mut placed,
+            );
+            for (pixel, over) in photo.pixels_mut().zip(placed.pixels()) {
+                let alpha = f32::from(over.0[3]) / 255.0;
+                for c in 0..3 {
+                    pixel.0[c] = (f32::from(pixel.0[c]) * (1.0 - alpha)
+                        + f32::from(over.0[c]) * alpha) as u8;
+                }
+            }
+        }
+
+        // Uneven light: brighter towards one side, darker in the corners, and glare.
+        let (gx, gy) = (
+            rng.random_range(-0.35f32..0.35),
+            rng.random_range(-0.35f32..0.35),
+        );
+        let base = rng.random_range(0.85f32..1.1);
+        let glares: Vec<(f32, f32, f32, f32)> = (0..rng.random_range(1..4))
+            .map(|_| {
+                (
+                    rng.random_range(0.1..0.9) * width as f32,
+                    rng.random_range(0.1..0.9) * height as f32,
+                    rng.random_range(0.03..0.12) * width as f32,
+                    rng.random_range(0.3..0.7),
+                )
+            })
+            .collect();
+        let (w, h) = (width as f32, height as f32);
+        for (x, y, pixel) in photo.enumerate_pixels_mut() {
+            let (u, v) = (x as f32 / w - 0.5, y as f32 / h - 0.5);
+            let light = (base + gx * u + gy * v - 0.5 * (u * u + v * v)).max(0.3);
+            let glare = glares
+                .iter()
+                .map(|&(cx, cy, radius, strength)| {
+                    let d2 =
+                        ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)) / (radius * radius);
+                    strength * (-d2 / 2.0).exp()
+                })
+                .fold(0.0f32, f32::max);
+            for c in pixel.0.iter_mut() {
+                let lit = (f32::from(*c) * light).min(255.0);
+                *c = (lit + (255.0 - lit) * glare) as u8;
+            }
+        }
+
+        let sigma = rng.random_range(0.4f32..1.3);
+        let photo = imageops::blur(&photo, sigma);
+        gaussian_noise(&photo, 0.0, rng.random_range(3.0..9.0), rng.next_u64())
+    }
+
+    /// Paper on the table with unrelated print: receipts, notes, a price tag.
+    fn clutter(&self, rng: &mut Pcg64, photo: &mut RgbImage) {
+        let (width, height) = (photo.width() as i32, photo.height() as i32);
+        for _ in 0..rng.random_range(3..7) {
+            let paper = random_colour(rng, 170..250);
+            let (w, h) = (rng.random_range(120..420), rng.random_range(80..300));
+            let (x, y) = (
+                rng.random_range(-w / 2..width - w / 2),
+                rng.random_range(-h / 2..height - h / 2),
+            );
+            draw_filled_rect_mut(photo, Rect::at(x, y).of_size(w as u32, h as u32), paper);
+            let ink = random_colour(rng, 10..90);
+            let size = rng.random_range(14.0..30.0);
+            let mut line_y = y + 8;
+            while line_y + (size as i32) < y + h {
+                let line = CLUTTER_LINES[rng.random_range(0..CLUTTER_LINES.len())];
+                let line = line.replace('#', &rng.random_range(10..100).to_string());
+                draw_text_mut(
+                    photo,
+                    ink,
+                    x + 8,
+                    line_y,
+                    PxScale::from(size),
+                    &self.label_font,
+                    &line,
+                );
+                line_y += size as i32 + rng.random_range(4..12);
+            }
         }
     }
 
     /// A photo of a card-like object with print but no card number: a loyalty card.
     pub fn non_card(&self, seed: u64) -> Vec<u8> {
         let mut rng = Pcg64::seed_from_u64(seed);
-        let mut face = self.face(&mut rng);
+        let (mut face, _) = self.face(&mut rng);
         let white = Rgb([240, 240, 240]);
         draw_text_mut(
             &mut face,
@@ -240,8 +473,9 @@ impl CardGenerator {
         jpeg(&photo, 85)
     }
 
-    /// The card's face, 856×540 (85.6 × 54 mm at 10 px/mm), without its number.
-    fn face(&self, rng: &mut Pcg64) -> RgbImage {
+    /// The card's face, 856×540 (85.6 × 54 mm at 10 px/mm), without its number, and the expiry
+    /// printed on it.
+    fn face(&self, rng: &mut Pcg64) -> (RgbImage, (u32, u32)) {
         let from = random_colour(rng, 20..200);
         let to = random_colour(rng, 20..200);
         let mut face = ImageBuffer::from_fn(856, 540, |x, y| {
@@ -272,11 +506,7 @@ impl CardGenerator {
             &self.label_font,
             bank,
         );
-        let expiry = format!(
-            "VALID THRU {:02}/{:02}",
-            rng.random_range(1..13),
-            rng.random_range(26..36)
-        );
+        let expiry = (rng.random_range(1..13), rng.random_range(26..36));
         draw_text_mut(
             &mut face,
             label,
@@ -284,7 +514,7 @@ impl CardGenerator {
             400,
             PxScale::from(22.0),
             &self.label_font,
-            &expiry,
+            &format!("VALID THRU {:02}/{:02}", expiry.0, expiry.1),
         );
         let holder = HOLDERS[rng.random_range(0..HOLDERS.len())];
         draw_text_mut(
@@ -296,7 +526,7 @@ impl CardGenerator {
             &self.label_font,
             holder,
         );
-        face
+        (face, expiry)
     }
 
     /// The face lying on a table, photographed from a little off: tilt, perspective, blur, noise.
@@ -424,6 +654,55 @@ fn emboss(
     draw_text_mut(face, Rgb([20, 20, 20]), x + 2, y + 2, scale, font, text);
     draw_text_mut(face, Rgb([250, 250, 250]), x - 1, y - 1, scale, font, text);
     draw_text_mut(face, ink, x, y, scale, font, text);
+}
+
+/// Digits pressed into the card and foiled in silver or gold: a metal sheen down each glyph,
+/// a lit upper edge and a shadow below.
+fn metal_emboss(
+    rng: &mut Pcg64,
+    face: &mut RgbImage,
+    x: i32,
+    y: i32,
+    scale: PxScale,
+    font: &FontVec,
+    text: &str,
+) {
+    let mut mask = GrayImage::new(face.width(), face.height());
+    draw_text_mut(&mut mask, Luma([255]), x, y, scale, font, text);
+    let metal: [Rgb<u8>; 3] = [
+        Rgb([205, 205, 212]),
+        Rgb([218, 186, 112]),
+        Rgb([170, 172, 178]),
+    ];
+    let metal = metal[rng.random_range(0..3)];
+    let depth = rng.random_range(1..4);
+    let coverage = |px: i64, py: i64| -> f32 {
+        if px < 0 || py < 0 || px >= i64::from(mask.width()) || py >= i64::from(mask.height()) {
+            return 0.0;
+        }
+        f32::from(mask.get_pixel(px as u32, py as u32).0[0]) / 255.0
+    };
+    let top = y as f32 + scale.y * 0.15;
+    let band = scale.y * 0.85;
+    for (px, py, pixel) in face.enumerate_pixels_mut() {
+        let (px, py) = (i64::from(px), i64::from(py));
+        let shadow = coverage(px - depth, py - depth);
+        let light = coverage(px + 1, py + 1);
+        let body = coverage(px, py);
+        if shadow + light + body == 0.0 {
+            continue;
+        }
+        // Sheen: bright near the glyph's top third, darker towards its foot.
+        let t = ((py as f32 - top) / band).clamp(0.0, 1.0);
+        let sheen = 1.25 - 0.6 * (t - 0.3).abs() * 2.0;
+        for c in 0..3 {
+            let mut value = f32::from(pixel.0[c]);
+            value *= 1.0 - 0.55 * shadow * (1.0 - body);
+            value += (255.0 - value) * 0.6 * light * (1.0 - body);
+            value = value * (1.0 - body) + (f32::from(metal.0[c]) * sheen).min(255.0) * body;
+            pixel.0[c] = value.clamp(0.0, 255.0) as u8;
+        }
+    }
 }
 
 /// A colour `delta` away from the background at (`x`, `y`): low-contrast print.

@@ -1,14 +1,16 @@
-//! Writes synthetic card photos to look at: `cargo run -p ocrgate-cardgen -- OUT_DIR [COUNT] [FIRST_SEED]`.
-//! Each file is named `<seed>-<number>.jpg`.
+//! Writes synthetic card photos to look at or to read with other engines:
+//! `cargo run -p ocrgate-cardgen -- [--hard] OUT_DIR [COUNT] [FIRST_SEED]`. Each file is named
+//! `<seed>-<number>.jpg`; `--hard` draws the hard mode's photos.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use ocrgate_cardgen::CardGenerator;
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    let hard = args.next_if(|arg| arg == "--hard").is_some();
     let Some(out) = args.next().map(PathBuf::from) else {
-        eprintln!("usage: cardgen OUT_DIR [COUNT] [FIRST_SEED]");
+        eprintln!("usage: cardgen [--hard] OUT_DIR [COUNT] [FIRST_SEED]");
         return ExitCode::from(2);
     };
     let count: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(10);
@@ -25,7 +27,11 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     for seed in first..first + count {
-        let card = generator.card(seed);
+        let card = if hard {
+            generator.hard_card(seed)
+        } else {
+            generator.card(seed)
+        };
         let path = out.join(format!("{seed}-{}.jpg", card.number));
         if let Err(err) = std::fs::write(&path, &card.jpeg) {
             eprintln!("cannot write {}: {err}", path.display());
