@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetches what the local provider runs on into a models directory (default: models/):
-# PaddleOCR's PP-OCRv4 detection and recognition models from the rapidocr-onnxruntime wheel and
+# PaddleOCR's PP-OCRv6 small detection and recognition models from the rapidocr wheel and
 # libonnxruntime.so from the onnxruntime wheel, both from PyPI, pinned by hash in
 # scripts/models-requirements.txt. Does nothing when the directory already holds them.
 # Needs python3 with pip, and PyPI; nothing is fetched at run time.
@@ -26,8 +26,8 @@ import pathlib, sys, zipfile
 
 work, target = map(pathlib.Path, sys.argv[1:])
 wanted = {
-    "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx": "ch_PP-OCRv4_det_infer.onnx",
-    "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx": "ch_PP-OCRv4_rec_infer.onnx",
+    "rapidocr/models/PP-OCRv6_det_small.onnx": "PP-OCRv6_det_small.onnx",
+    "rapidocr/models/PP-OCRv6_rec_small.onnx": "PP-OCRv6_rec_small.onnx",
 }
 for wheel in work.glob("*.whl"):
     with zipfile.ZipFile(wheel) as archive:

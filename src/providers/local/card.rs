@@ -12,18 +12,24 @@ const DIGITS: std::ops::RangeInclusive<usize> = 16..=19;
 /// Luhn.
 const DOUBTFUL: f32 = 0.9;
 
+/// Boxes further apart than this many line heights are not one number's groups.
+const MAX_GAP: f32 = 2.0;
+
 /// How many of the least certain digits are tried.
 const CORRECTIONS_TRIED: usize = 3;
 
 /// The card number among `lines`, or `None` when no line holds 16 to 19 digits.
 ///
 /// A number printed in widely spaced groups is often detected as several boxes, so boxes on the
-/// same row are joined first. A number failing the Luhn check is most often one misread digit:
-/// the least certain digits are tried with their runner-up. Among the candidates, one passing the
-/// Luhn check wins, then the tallest text (the number is the largest print on a card's face).
+/// same row are joined first, every run of neighbouring boxes on its own (print beside the card,
+/// such as a price on a receipt, may share the number's row). A number failing the Luhn check is
+/// most often one misread digit: the least certain digits are tried with their runner-up. Among
+/// the candidates, one passing the Luhn check wins, then the longer, then the tallest text (the
+/// number is the largest print on a card's face).
 pub fn pick_number(lines: &[TextLine]) -> Option<CardNumber> {
     rows(lines)
         .iter()
+        .flat_map(|row| spans(row))
         .flat_map(|row| {
             digit_runs(&row.glyphs)
                 .into_iter()
@@ -34,6 +40,7 @@ pub fn pick_number(lines: &[TextLine]) -> Option<CardNumber> {
         .max_by(|(a, a_height), (b, b_height)| {
             luhn_valid(a)
                 .cmp(&luhn_valid(b))
+                .then(a.len().cmp(&b.len()))
                 .then(a_height.total_cmp(b_height))
         })
         .and_then(|(digits, _)| CardNumber::parse(&digits))
@@ -78,7 +85,7 @@ impl<'a> Row<'a> {
     /// The row's glyphs, each box's stripped of the marks a crop's edges pick up (boxes follow one
     /// another as spaced groups do). Boxes less than half as tall as the row's tallest are specks,
     /// not print.
-    fn join(boxes: Vec<&'a TextLine>) -> Self {
+    fn join(boxes: &[&'a TextLine]) -> Self {
         let height = boxes
             .iter()
             .map(|line| line.bounds.height)
@@ -103,11 +110,19 @@ fn is_digit(glyph: &Glyph) -> bool {
     glyph.text.len() == 1 && glyph.text.as_bytes()[0].is_ascii_digit()
 }
 
-/// Joins boxes into rows, left to right: a box continues the row whose last box ends to its left
-/// at about the same height (within half a line), so a tilted number still forms one row. Only
-/// boxes that are mostly digits take part, so a stray mark read as a letter between two groups
-/// does not split the number.
-fn rows<'a>(lines: &'a [TextLine]) -> Vec<Row<'a>> {
+/// Every run of neighbouring boxes of a row, joined.
+fn spans<'a>(row: &[&'a TextLine]) -> Vec<Row<'a>> {
+    (0..row.len())
+        .flat_map(|start| (start + 1..=row.len()).map(move |end| (start, end)))
+        .map(|(start, end)| Row::join(&row[start..end]))
+        .collect()
+}
+
+/// Joins boxes into rows, left to right: a box continues the row whose last box ends to its left,
+/// at about the same height (within half a line) and close by (a number's groups are a space or
+/// two apart), so a tilted number still forms one row. Only boxes that are mostly digits take part, so a stray mark read
+/// as a letter between two groups does not split the number.
+fn rows(lines: &[TextLine]) -> Vec<Vec<&TextLine>> {
     let mut sorted: Vec<&TextLine> = lines.iter().filter(|line| mostly_digits(line)).collect();
     sorted.sort_by_key(|line| line.bounds.x);
     let mut rows: Vec<Vec<&TextLine>> = Vec::new();
@@ -118,7 +133,8 @@ fn rows<'a>(lines: &'a [TextLine]) -> Vec<Row<'a>> {
                 let last = row.last()?;
                 let offset = (line.bounds.center_y() - last.bounds.center_y()).abs();
                 let height = line.bounds.height.max(last.bounds.height) as f32;
-                (offset < height / 2.0).then_some((offset, row))
+                let gap = line.bounds.x as f32 - (last.bounds.x + last.bounds.width) as f32;
+                (offset < height / 2.0 && gap < MAX_GAP * height).then_some((offset, row))
             })
             .min_by(|(a, _), (b, _)| a.total_cmp(b))
             .map(|(_, row)| row);
@@ -127,7 +143,7 @@ fn rows<'a>(lines: &'a [TextLine]) -> Vec<Row<'a>> {
             None => rows.push(vec![line]),
         }
     }
-    rows.into_iter().map(Row::join).collect()
+    rows
 }
 
 fn mostly_digits(line: &TextLine) -> bool {
@@ -194,13 +210,13 @@ mod tests {
     #[test]
     fn groups_on_one_row_are_joined_in_reading_order() {
         let lines = [
-            line(300, 101, 30, "：0011."),
+            line(260, 101, 30, "：0011."),
             line(280, 98, 8, "三"),
             line(390, 110, 12, "5525"),
             line(10, 20, 12, "中国银行"),
             line(10, 100, 30, "6222"),
-            line(400, 99, 30, "2345 678"),
-            line(200, 100, 30, "0202"),
+            line(370, 99, 30, "2345 678"),
+            line(150, 100, 30, "0202"),
             line(10, 160, 12, "VALID THRU 12/30"),
         ];
         let number = pick_number(&lines).expect("a number");
@@ -219,6 +235,24 @@ mod tests {
         ];
         let number = pick_number(&lines).expect("a number");
         assert_eq!(number.digits(), "6205224392570269");
+    }
+
+    #[test]
+    fn print_beside_the_card_on_the_numbers_row_is_left_out() {
+        // A price on a receipt left of the card, on the same row as the number's groups: joined
+        // whole, the row reads 21 digits.
+        let mut lines = [
+            line(0, 441, 42, "78.50"),
+            line(224, 443, 42, "6013 8230"),
+            line(441, 440, 38, "3184"),
+            line(546, 436, 39, "4074721"),
+        ];
+        // As they were detected: the price runs to the card's edge.
+        for (line, width) in lines.iter_mut().zip([200, 200, 92, 140]) {
+            line.bounds.width = width;
+        }
+        let number = pick_number(&lines).expect("a number");
+        assert_eq!(number.digits(), "6013823031844074721");
     }
 
     #[test]

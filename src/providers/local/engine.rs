@@ -1,4 +1,5 @@
-//! PaddleOCR's PP-OCRv4 text detection (DB) and recognition (SVTR, CTC) on ONNX Runtime.
+//! PaddleOCR's PP-OCR text detection (DB) and recognition (CTC) on ONNX Runtime: the PP-OCRv6
+//! small models, which keep PP-OCRv4's inputs and outputs.
 //!
 //! Pre- and post-processing follow PaddleOCR's own: pixels scaled to `[-1, 1]` in BGR order, a
 //! probability map thresholded at 0.3 whose regions are kept when their mean probability reaches
@@ -6,7 +7,9 @@
 //! decoding with the dictionary the recognition model carries in its metadata.
 //!
 //! Boxes are axis-aligned: a card photographed a few degrees off still gives one box per line, and
-//! the recogniser reads slightly tilted text.
+//! the recogniser reads slightly tilted text. Each reading also estimates how far its text lines
+//! are turned (from the second moments of the regions), so that a caller may turn the image
+//! upright and read it again.
 
 use std::path::Path;
 
@@ -21,9 +24,9 @@ use ort::{
     value::TensorRef,
 };
 
-/// The longer side of the image the detector sees. Card numbers stay several pixels high at this
-/// size, and detection time grows with the square of it.
-const DETECTION_SIDE: u32 = 512;
+/// The longer side of the image the detector sees in a first reading. Card numbers stay several
+/// pixels high at this size, and detection time grows with the square of it.
+pub const DETECTION_SIDE: u32 = 512;
 /// Pixels of the probability map above this are text.
 const TEXT_THRESHOLD: f32 = 0.3;
 /// A region whose mean probability is below this is dropped.
@@ -52,6 +55,15 @@ impl Bounds {
     pub fn center_y(&self) -> f32 {
         self.y as f32 + self.height as f32 / 2.0
     }
+}
+
+/// What one reading found: its lines, top to bottom, and how far they are turned.
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    pub lines: Vec<TextLine>,
+    /// The lines' angle in radians, clockwise as the image shows it (y grows downwards), from the
+    /// long regions of the probability map; `None` without any.
+    pub skew: Option<f32>,
 }
 
 /// A detected line and what the recogniser read in it.
@@ -126,14 +138,16 @@ impl Engine {
         })
     }
 
-    /// Finds the lines of text in `image` and reads each, top to bottom. `stop` is asked before
-    /// each line: once it says so, the lines read so far are dropped and `None` is returned.
+    /// Finds the lines of text in `image`, its longer side seen at `detection_side` pixels, and
+    /// reads each, top to bottom. `stop` is asked before each line: once it says so, the lines read
+    /// so far are dropped and `None` is returned.
     pub fn read(
         &mut self,
         image: &RgbImage,
+        detection_side: u32,
         stop: impl Fn() -> bool,
-    ) -> ort::Result<Option<Vec<TextLine>>> {
-        let mut boxes = self.detect(image)?;
+    ) -> ort::Result<Option<Reading>> {
+        let (mut boxes, skew) = self.detect(image, detection_side)?;
         if boxes.len() > MAX_LINES {
             // A page dense with text would cost seconds; a card's number is among its tallest lines.
             boxes.sort_by_key(|bounds| std::cmp::Reverse(bounds.height));
@@ -151,12 +165,12 @@ impl Engine {
                 lines.push(TextLine { bounds, glyphs });
             }
         }
-        Ok(Some(lines))
+        Ok(Some(Reading { lines, skew }))
     }
 
-    fn detect(&mut self, image: &RgbImage) -> ort::Result<Vec<Bounds>> {
+    fn detect(&mut self, image: &RgbImage, side: u32) -> ort::Result<(Vec<Bounds>, Option<f32>)> {
         let (width, height) = image.dimensions();
-        let scale = DETECTION_SIDE as f32 / width.max(height) as f32;
+        let scale = side as f32 / width.max(height) as f32;
         // The DB network downsamples by 32.
         let fit = |side: u32| (((side as f32 * scale) / 32.0).round() as u32).max(1) * 32;
         let (input_width, input_height) = (fit(width), fit(height));
@@ -189,14 +203,18 @@ impl Engine {
             width as f32 / input_width as f32,
             height as f32 / input_height as f32,
         );
-        let mut boxes: Vec<Bounds> = regions
+        let text: Vec<&Region> = regions
             .iter()
             .filter(|region| region.pixels >= 3 && region.mean() >= BOX_THRESHOLD)
+            .collect();
+        let skew = skew(&text);
+        let mut boxes: Vec<Bounds> = text
+            .iter()
             .filter_map(|region| region.unclipped(sx, sy, width, height))
             .collect();
         separate_neighbours(&mut boxes);
         boxes.sort_by(|a, b| a.center_y().total_cmp(&b.center_y()).then(a.x.cmp(&b.x)));
-        Ok(boxes)
+        Ok((boxes, skew))
     }
 
     fn recognize(&mut self, line: &RgbImage) -> ort::Result<Vec<Glyph>> {
@@ -228,7 +246,7 @@ fn shrink(image: &RgbImage, width: u32, height: u32) -> RgbImage {
     imageops::resize(image, width, height, FilterType::Triangle)
 }
 
-/// Pixels of one connected region of the probability map.
+/// Pixels of one connected region of the probability map, and their first and second moments.
 #[derive(Debug, Clone, Copy)]
 struct Region {
     min_x: u32,
@@ -237,6 +255,22 @@ struct Region {
     max_y: u32,
     pixels: u32,
     probability: f32,
+    /// Sums of x, y, x², y² and xy over the pixels.
+    moments: [f64; 5],
+}
+
+/// A region this many times longer than thick is a line of text whose angle is worth counting.
+const ELONGATED: f64 = 3.0;
+
+/// The angle of the text that matters: that of the long region with the most pixels. A card's
+/// number is its largest print, and the print around the card (receipts, notes) need not be
+/// turned as the card is, so a median over every line would follow the clutter.
+fn skew(regions: &[&Region]) -> Option<f32> {
+    regions
+        .iter()
+        .filter_map(|region| region.orientation().map(|angle| (angle, region.pixels)))
+        .max_by_key(|(_, pixels)| *pixels)
+        .map(|(angle, _)| angle as f32)
 }
 
 impl Default for Region {
@@ -248,6 +282,7 @@ impl Default for Region {
             max_y: 0,
             pixels: 0,
             probability: 0.0,
+            moments: [0.0; 5],
         }
     }
 }
@@ -260,6 +295,21 @@ impl Region {
         self.max_y = self.max_y.max(y);
         self.pixels += 1;
         self.probability += probability;
+        let (x, y) = (f64::from(x), f64::from(y));
+        for (sum, term) in self.moments.iter_mut().zip([x, y, x * x, y * y, x * y]) {
+            *sum += term;
+        }
+    }
+
+    /// The angle of the region's long axis in radians, clockwise as the image shows it, when it
+    /// is clearly longer than thick.
+    fn orientation(&self) -> Option<f64> {
+        let n = f64::from(self.pixels);
+        let [sx, sy, sxx, syy, sxy] = self.moments.map(|sum| sum / n);
+        let (vxx, vyy, vxy) = (sxx - sx * sx, syy - sy * sy, sxy - sx * sy);
+        let spread = ((vxx - vyy).powi(2) + 4.0 * vxy * vxy).sqrt();
+        let (long, short) = ((vxx + vyy + spread) / 2.0, (vxx + vyy - spread) / 2.0);
+        (long > ELONGATED * ELONGATED * short.max(0.25)).then(|| 0.5 * (2.0 * vxy).atan2(vxx - vyy))
     }
 
     fn mean(&self) -> f32 {
@@ -432,6 +482,36 @@ mod tests {
         assert_eq!(glyphs[1].runner_up.map(|r| r.0), Some('7'));
         assert_eq!(glyphs[2].confidence, 0.8);
         assert_eq!(glyphs[3].runner_up, None);
+    }
+
+    /// A region of the pixels of a band `length` long and `thickness` thick, turned `degrees`
+    /// clockwise as the image shows it.
+    fn band(length: u32, thickness: u32, degrees: f64, at: (u32, u32)) -> Region {
+        let (sin, cos) = degrees.to_radians().sin_cos();
+        let mut region = Region::default();
+        for along in 0..length {
+            for across in 0..thickness {
+                let (a, c) = (f64::from(along), f64::from(across));
+                let x = f64::from(at.0) + a * cos - c * sin;
+                let y = f64::from(at.1) + a * sin + c * cos;
+                region.add(x.round() as u32, y.round() as u32, 0.9);
+            }
+        }
+        region
+    }
+
+    #[test]
+    fn the_skew_is_that_of_the_largest_line_not_of_the_clutter() {
+        let number = band(400, 30, 12.0, (100, 100));
+        let receipts: Vec<Region> = (0..6)
+            .map(|i| band(150, 12, 0.0, (20, 300 + 20 * i)))
+            .collect();
+        let mut regions: Vec<&Region> = receipts.iter().collect();
+        regions.push(&number);
+        let skew = skew(&regions).expect("a skew").to_degrees();
+        assert!((skew - 12.0).abs() < 0.5, "{skew}");
+        // A blob as wide as tall has no direction.
+        assert_eq!(band(30, 30, 0.0, (0, 0)).orientation(), None);
     }
 
     #[test]
