@@ -1,10 +1,53 @@
 #!/usr/bin/env bash
-# Measures the local provider: exact-match accuracy over synthetic card photos and latency per
-# image on one core (pinned with taskset, one inference thread). Arguments go to ocrgate-ocr-bench
-# (`scripts/bench-ocr.sh --help`), e.g. `--count 500`.
+# Measures the local provider against RapidOCR, side by side on the same photos and one pinned core
+# each: the card generator's standard and hard sets (`--count` photos each, default 300), read by
+# ocrgate's local provider (ocrgate-ocr-bench, one inference thread) and by RapidOCR (the `rapidocr`
+# package from PyPI, installed by this script into its own venv, one inference thread) with the
+# number picker a team would write (scripts/rapidocr-bench.py). Prints each reader's misses, then
+# exact-match rate and p50/p95 latency per set. Needs python3 with venv and pip, and PyPI once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+count=300
+if [[ "${1:-}" == "--count" ]]; then
+  count="$2"
+  shift 2
+fi
+
 scripts/fetch-models.sh
 scripts/fetch-fonts.sh
 cargo build --release --locked -p ocrgate-bench --bin ocrgate-ocr-bench
-exec taskset -c 0 target/release/ocrgate-ocr-bench --models models "$@"
+
+work=target/ocr-bench
+venv="$work/venv"
+if [[ "$(cat "$venv/.installed" 2>/dev/null)" != "$(sha256sum scripts/rapidocr-requirements.txt)" ]]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/rapidocr-requirements.txt
+  sha256sum scripts/rapidocr-requirements.txt >"$venv/.installed"
+fi
+
+summaries=()
+for set in standard hard; do
+  rm -rf "${work:?}/$set"
+  echo "== $set set: ocrgate"
+  out="$(taskset -c 0 target/release/ocrgate-ocr-bench --models models --count "$count" \
+    --set "$set" --write "$work/$set" "$@")"
+  echo "$out"
+  summaries+=("$(grep '^summary ' <<<"$out")")
+  echo "== $set set: RapidOCR"
+  out="$(taskset -c 0 "$venv/bin/python" scripts/rapidocr-bench.py "$set" "$work/$set")"
+  echo "$out"
+  summaries+=("$(grep '^summary ' <<<"$out")")
+done
+
+echo
+echo "side by side, $count photos a set, one pinned core each:"
+printf '%-9s %-9s %9s %9s %9s\n' set reader exact p50_ms p95_ms
+for line in "${summaries[@]}"; do
+  declare -A field=()
+  for pair in ${line#summary }; do field[${pair%%=*}]=${pair#*=}; done
+  printf '%-9s %-9s %8s%% %9s %9s\n' "${field[set]}" "${field[reader]}" "${field[exact]}" \
+    "${field[p50_ms]}" "${field[p95_ms]}"
+  unset field
+done

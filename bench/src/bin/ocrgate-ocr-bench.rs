@@ -31,6 +31,19 @@ struct Args {
     /// Fonts for the generator (scripts/fetch-fonts.sh).
     #[arg(long)]
     fonts: Option<PathBuf>,
+    /// Which photos: the generator's standard mode, or its hard mode (phone photos: perspective,
+    /// clutter, glare, metal embossing, low JPEG quality).
+    #[arg(long, value_enum, default_value_t = Set::Standard)]
+    set: Set,
+    /// Also write each photo to this directory as `<seed>-<number>.jpg`, for other readers.
+    #[arg(long)]
+    write: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Set {
+    Standard,
+    Hard,
 }
 
 #[derive(Default)]
@@ -73,8 +86,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut by_font: BTreeMap<&str, Tally> = BTreeMap::new();
     let mut hard = Tally::default();
     let mut misses = Vec::new();
+    if let Some(dir) = &args.write {
+        std::fs::create_dir_all(dir)?;
+    }
     for seed in 0..args.count {
-        let card = generator.card(seed);
+        let card = match args.set {
+            Set::Standard => generator.card(seed),
+            Set::Hard => generator.hard_card(seed),
+        };
+        if let Some(dir) = &args.write {
+            std::fs::write(dir.join(format!("{seed}-{}.jpg", card.number)), &card.jpeg)?;
+        }
         let request = BankCardRequest {
             image: ImageSource::Upload {
                 bytes: Bytes::from(card.jpeg.clone()),
@@ -117,8 +139,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!(
-        "local provider, {} synthetic cards, 1 inference thread",
-        overall.total
+        "local provider, {} synthetic cards ({:?} set), 1 inference thread",
+        overall.total, args.set
     );
     for (name, tally) in &by_grouping {
         println!(
@@ -161,6 +183,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!(
         "latency per image p95: {:.1} ms",
+        ms(latency.value_at_quantile(0.95))
+    );
+    // One line for scripts/bench-ocr.sh's side-by-side table, as scripts/rapidocr-bench.py prints.
+    println!(
+        "summary reader=ocrgate set={} n={} exact={:.1} p50_ms={:.1} p95_ms={:.1}",
+        format!("{:?}", args.set).to_lowercase(),
+        overall.total,
+        overall.percent(),
+        ms(latency.value_at_quantile(0.5)),
         ms(latency.value_at_quantile(0.95))
     );
     Ok(())
