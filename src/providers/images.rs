@@ -127,11 +127,12 @@ pub async fn fit(
         .map_err(|err| ImageError::Task(err.to_string()))?;
     let work = span.clone();
     let jpeg = tokio::task::spawn_blocking(move || {
+        // Held until the work ends, even when the caller stops waiting for it.
+        let _permit = permit;
         work.in_scope(|| fit_as_jpeg(&bytes, accepts.max_bytes, max_pixels))
     })
     .await
     .map_err(|err| ImageError::Task(err.to_string()))??;
-    drop(permit);
     span.record("image.sent_bytes", jpeg.len());
     Ok((jpeg, ImageFormat::Jpeg))
 }
