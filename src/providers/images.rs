@@ -27,7 +27,7 @@ pub struct Accepts {
 }
 
 /// Why an image could not be decoded or fitted.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ImageError {
     #[error("the image could not be decoded: {0}")]
     Undecodable(String),
@@ -51,15 +51,19 @@ pub enum ImageError {
 }
 
 impl ImageError {
-    /// The error `provider` answers with: the client's image, or (for a failed task) ours.
-    pub fn into_provider_error(self, provider: &'static str) -> ProviderError {
-        let kind = match self {
+    /// Whose fault it is: the client's image, or (for a failed task) ours.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
             Self::Task(_) => ErrorKind::Unknown,
             Self::Undecodable(_) | Self::TooManyPixels { .. } | Self::CannotFit { .. } => {
                 ErrorKind::InvalidInput
             }
-        };
-        ProviderError::new(provider, kind, self.to_string())
+        }
+    }
+
+    /// The error `provider` answers with.
+    pub fn into_provider_error(self, provider: &'static str) -> ProviderError {
+        ProviderError::new(provider, self.kind(), self.to_string())
     }
 }
 

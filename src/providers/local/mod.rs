@@ -19,11 +19,10 @@ use std::{
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde::Deserialize;
-use tokio::{sync::Semaphore, time::Instant};
-
 use image::Rgb;
 use imageproc::geometric_transformations::{Border, Interpolation, rotate_about_center};
+use serde::Deserialize;
+use tokio::{sync::Semaphore, time::Instant};
 
 use self::engine::{DETECTION_SIDE, Engine};
 use crate::{

@@ -213,8 +213,8 @@ enum TencentError {
     Malformed(String),
     #[error("{0}")]
     NotConfigured(String),
-    #[error("{0}")]
-    InvalidImage(String),
+    #[error(transparent)]
+    Image(#[from] images::ImageError),
 }
 
 impl TencentError {
@@ -227,7 +227,7 @@ impl TencentError {
             Self::DeadlineExceeded
             | Self::Malformed(_)
             | Self::NotConfigured(_)
-            | Self::InvalidImage(_) => false,
+            | Self::Image(_) => false,
         }
     }
 
@@ -246,7 +246,7 @@ impl From<TencentError> for ProviderError {
             TencentError::DeadlineExceeded => ErrorKind::DeadlineExceeded,
             TencentError::Malformed(_) => ErrorKind::Unknown,
             TencentError::NotConfigured(_) => ErrorKind::Misconfigured,
-            TencentError::InvalidImage(_) => ErrorKind::InvalidInput,
+            TencentError::Image(err) => err.kind(),
         };
         let error = ProviderError::new(PROVIDER, kind, message).retryable(retryable);
         match err {
@@ -328,9 +328,8 @@ impl TencentProvider {
         let image = match image {
             ImageSource::Url(url) => client::Image::Url(url),
             ImageSource::Upload { bytes, format } => {
-                let (bytes, _) = images::fit(bytes, format, ACCEPTS, self.config.max_image_pixels)
-                    .await
-                    .map_err(|err| TencentError::InvalidImage(err.to_string()))?;
+                let (bytes, _) =
+                    images::fit(bytes, format, ACCEPTS, self.config.max_image_pixels).await?;
                 client::Image::Base64(bytes)
             }
         };
