@@ -23,10 +23,7 @@ async fn tencent_only() -> Gateway {
 }
 
 fn tencent_calls(sim: &Simulator) -> Vec<wechat_sim::RecordedRequest> {
-    sim.requests()
-        .into_iter()
-        .filter(|request| request.endpoint == Endpoint::TencentBankCard)
-        .collect()
+    common::calls(sim, Endpoint::TencentBankCard)
 }
 
 #[tokio::test]
@@ -154,14 +151,10 @@ async fn a_gif_or_webp_upload_reaches_tencent_as_a_jpeg_of_the_same_picture() {
         );
     }
 
-    for (call, uploaded) in tencent_calls(&gateway.sim).into_iter().zip(uploads) {
-        let sent = base64::engine::general_purpose::STANDARD
-            .decode(
-                call.json.expect("JSON")["ImageBase64"]
-                    .as_str()
-                    .expect("base64"),
-            )
-            .expect("valid base64");
+    for (sent, uploaded) in common::sent_to_tencent(&gateway.sim)
+        .into_iter()
+        .zip(uploads)
+    {
         assert!(sent.starts_with(b"\xFF\xD8\xFF"), "a JPEG");
         let decoded = image::load_from_memory(&sent).expect("decodes").to_rgb8();
         assert_eq!(

@@ -82,12 +82,8 @@ async fn an_image_of_exactly_10_mib_passes_validation_and_reaches_wechat_fitted(
     image.resize(10 * 1024 * 1024, 0);
     let reply = gateway.recognize(upload(image)).await.expect("read");
     assert_eq!(reply.card_number, NUMBER);
-    let requests = gateway.sim.requests();
-    let call = requests
-        .iter()
-        .find(|request| request.endpoint == Endpoint::BankCard)
-        .expect("WeChat was called");
-    let sent = &call.files[0];
+    let calls = common::calls(&gateway.sim, Endpoint::BankCard);
+    let sent = &calls[0].files[0];
     assert!(sent.len <= 2_000_000, "{sent:?}");
     assert_eq!(sent.content_type.as_deref(), Some("image/jpeg"));
 }

@@ -14,6 +14,7 @@ use std::{
     time::Duration,
 };
 
+use base64::Engine as _;
 use ocrgate::{
     api::pb::{self, ocr_service_client::OcrServiceClient},
     config::Config,
@@ -23,7 +24,7 @@ use ocrgate::{
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Code, Status, transport::Channel};
 use tonic_types::StatusExt as _;
-use wechat_sim::{SimConfig, Simulator};
+use wechat_sim::{Endpoint, RecordedRequest, SimConfig, Simulator};
 
 pub const APP_ID: &str = "wx-test-app";
 pub const APP_SECRET: &str = "s3cr3t-app-secret-value-0123456789";
@@ -121,6 +122,28 @@ pub async fn tencent_gateway(sim_config: SimConfig) -> Gateway {
     with_tencent(&mut config, &sim);
     config.routing.bank_card = route(&["tencent"]);
     Gateway::serve(sim, config).await
+}
+
+/// The requests `sim` received at `endpoint`, in order.
+pub fn calls(sim: &Simulator, endpoint: Endpoint) -> Vec<RecordedRequest> {
+    sim.requests()
+        .into_iter()
+        .filter(|request| request.endpoint == endpoint)
+        .collect()
+}
+
+/// The image of each upload Tencent's simulator received, decoded from its `ImageBase64`.
+pub fn sent_to_tencent(sim: &Simulator) -> Vec<Vec<u8>> {
+    calls(sim, Endpoint::TencentBankCard)
+        .into_iter()
+        .map(|call| {
+            let body = call.json.expect("a JSON body");
+            let encoded = body["ImageBase64"].as_str().expect("an upload");
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .expect("valid base64")
+        })
+        .collect()
 }
 
 /// The synthetic card generator, with the fonts `scripts/fetch-fonts.sh` fetched.
