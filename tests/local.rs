@@ -94,6 +94,48 @@ async fn hard_phone_photos_are_read_by_a_second_look() {
 }
 
 #[tokio::test]
+async fn the_expiry_is_read_and_a_blurred_photo_is_blurry() {
+    let Some(models) = local_models() else { return };
+    let gateway = local_only(&models).await;
+    for card in ordinary_cards(0, 4) {
+        let reply = gateway
+            .recognize(upload(card.jpeg.clone()))
+            .await
+            .unwrap_or_else(|status| panic!("seed {}: {status:?}", card.seed));
+        let expiry = reply.expiry.expect("an expiry");
+        assert_eq!(
+            (expiry.month, expiry.year % 100),
+            card.expiry,
+            "seed {}",
+            card.seed
+        );
+        let quality = reply.quality.expect("a quality");
+        assert!(quality >= 50, "seed {}: {quality}", card.seed);
+        assert!(reply.warnings.is_empty(), "seed {}: {reply:?}", card.seed);
+    }
+
+    // The first of them, out of focus: still read, but flagged.
+    let card = &ordinary_cards(0, 1)[0];
+    let photo = image::load_from_memory(&card.jpeg)
+        .expect("decodes")
+        .to_rgb8();
+    let mut blurred = std::io::Cursor::new(Vec::new());
+    image::imageops::blur(&photo, 3.0)
+        .write_to(&mut blurred, image::ImageFormat::Jpeg)
+        .expect("encodes");
+    let reply = gateway
+        .recognize(upload(blurred.into_inner()))
+        .await
+        .expect("read");
+    assert_eq!(reply.card_number, card.number);
+    assert!(reply.quality.expect("a quality") < 50, "{reply:?}");
+    assert_eq!(
+        reply.warnings().collect::<Vec<_>>(),
+        [pb::ImageWarning::Blurry]
+    );
+}
+
+#[tokio::test]
 async fn a_photo_without_a_card_number_is_not_found() {
     let Some(models) = local_models() else { return };
     let gateway = local_only(&models).await;

@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use ocrgate::{
     provider::{
         BankCardRecognizer as _, BankCardRequest, CallContext, CardNumber, ImageFormat,
-        ImageSource, RecognitionMode,
+        ImageSource, ImageWarning, RecognitionMode,
     },
     providers::local::{LocalConfig, LocalProvider},
 };
@@ -35,6 +35,9 @@ struct Args {
     /// clutter, glare, metal embossing, low JPEG quality).
     #[arg(long, value_enum, default_value_t = Set::Standard)]
     set: Set,
+    /// Blur each photo by a Gaussian of this σ (pixels) before it is read, to see `BLURRY` at work.
+    #[arg(long)]
+    blur: Option<f32>,
     /// Also write each photo to this directory as `<seed>-<number>.jpg`, for other readers.
     #[arg(long)]
     write: Option<PathBuf>,
@@ -85,15 +88,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut by_grouping: BTreeMap<String, Tally> = BTreeMap::new();
     let mut by_font: BTreeMap<&str, Tally> = BTreeMap::new();
     let mut hard = Tally::default();
+    // Of the cards whose number was read: their expiry read too, and their print's quality.
+    let mut expiry = Tally::default();
+    let mut qualities = Vec::new();
+    let mut blurry = 0;
     let mut misses = Vec::new();
     if let Some(dir) = &args.write {
         std::fs::create_dir_all(dir)?;
     }
     for seed in 0..args.count {
-        let card = match args.set {
+        let mut card = match args.set {
             Set::Standard => generator.card(seed),
             Set::Hard => generator.hard_card(seed),
         };
+        if let Some(sigma) = args.blur {
+            card.jpeg = blurred(&card.jpeg, sigma)?;
+        }
         if let Some(dir) = &args.write {
             std::fs::write(dir.join(format!("{seed}-{}.jpg", card.number)), &card.jpeg)?;
         }
@@ -114,6 +124,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .as_ref()
             .is_ok_and(|read| read.number.digits() == card.number);
         overall.add(exact);
+        if let (true, Ok(read)) = (exact, &read) {
+            expiry.add(read.expiry.is_some_and(|read| {
+                (u32::from(read.month), u32::from(read.year) % 100) == card.expiry
+            }));
+            qualities.extend(read.quality);
+            blurry += usize::from(read.warnings.contains(&ImageWarning::Blurry));
+        }
         by_grouping
             .entry(format!("{:?}", card.grouping))
             .or_default()
@@ -170,6 +187,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{miss}");
         }
     }
+    qualities.sort_unstable();
+    let quality_at = |q: f64| {
+        qualities
+            .get(((qualities.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "expiry read on cards read: {:.1}% ({}/{})",
+        expiry.percent(),
+        expiry.exact,
+        expiry.total
+    );
+    println!(
+        "quality of the number's print p5/p50/p95: {}/{}/{}, BLURRY on {} of {}",
+        quality_at(0.05),
+        quality_at(0.5),
+        quality_at(0.95),
+        blurry,
+        qualities.len()
+    );
     let ms = |us: u64| us as f64 / 1000.0;
     println!(
         "exact match: {:.1}% ({}/{})",
@@ -195,4 +233,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(latency.value_at_quantile(0.95))
     );
     Ok(())
+}
+
+/// `jpeg` blurred by a Gaussian of `sigma`, as a JPEG of quality 90.
+fn blurred(jpeg: &[u8], sigma: f32) -> Result<Vec<u8>, image::ImageError> {
+    let photo = image::imageops::blur(&image::load_from_memory(jpeg)?.to_rgb8(), sigma);
+    let mut out = std::io::Cursor::new(Vec::new());
+    photo.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+        &mut out, 90,
+    ))?;
+    Ok(out.into_inner())
 }

@@ -55,6 +55,19 @@ impl Bounds {
     pub fn center_y(&self) -> f32 {
         self.y as f32 + self.height as f32 / 2.0
     }
+
+    /// The smallest box holding both.
+    pub fn union(self, other: Self) -> Self {
+        let (x, y) = (self.x.min(other.x), self.y.min(other.y));
+        let right = (self.x + self.width).max(other.x + other.width);
+        let bottom = (self.y + self.height).max(other.y + other.height);
+        Self {
+            x,
+            y,
+            width: right - x,
+            height: bottom - y,
+        }
+    }
 }
 
 /// What one reading found: its lines, top to bottom, and how far they are turned.

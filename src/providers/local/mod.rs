@@ -284,45 +284,62 @@ fn read_card(
         .map_err(inference_failed)?
         .ok_or_else(stopped)?;
     tracing::debug!(lines = first.lines.len(), "text lines read");
-    let mut number = card::pick_number(&first.lines);
-    if !number
-        .as_ref()
-        .is_some_and(|number| luhn_valid(number.digits()))
-    {
-        // A second look, paid for only when the first found no valid number: the image turned
-        // upright by the lines' angle, and seen larger (a card small in a cluttered frame).
-        let upright = match first.skew {
-            Some(skew) if (MIN_DESKEW..=MAX_DESKEW).contains(&skew.abs()) => rotate_about_center(
+    let found = card::pick_number(&first.lines);
+    let valid = |picked: &card::Picked| luhn_valid(picked.number.digits());
+    if found.as_ref().is_some_and(valid) {
+        drop(engine);
+        return described(found, &first.lines, &image);
+    }
+    // A second look, paid for only when the first found no valid number: the image turned upright
+    // by the lines' angle, and seen larger (a card small in a cluttered frame).
+    let turned = first
+        .skew
+        .filter(|skew| (MIN_DESKEW..=MAX_DESKEW).contains(&skew.abs()))
+        .map(|skew| {
+            rotate_about_center(
                 &image,
                 -skew,
                 Interpolation::Bilinear,
                 Border::Constant(Rgb([128, 128, 128])),
-            ),
-            _ => image,
-        };
-        let second = engine
-            .read(&upright, SECOND_DETECTION_SIDE, &stop)
-            .map_err(inference_failed)?
-            .ok_or_else(stopped)?;
-        tracing::debug!(
-            lines = second.lines.len(),
-            skew = first.skew,
-            "second reading"
-        );
-        if let Some(better) = card::pick_number(&second.lines)
-            && (number.is_none() || luhn_valid(better.digits()))
-        {
-            number = Some(better);
-        }
-    }
+            )
+        });
+    let upright = turned.as_ref().unwrap_or(&image);
+    let second = engine
+        .read(upright, SECOND_DETECTION_SIDE, &stop)
+        .map_err(inference_failed)?
+        .ok_or_else(stopped)?;
     drop(engine);
-    number.map(BankCard::new).ok_or_else(|| {
+    tracing::debug!(
+        lines = second.lines.len(),
+        skew = first.skew,
+        "second reading"
+    );
+    match card::pick_number(&second.lines) {
+        Some(better) if found.is_none() || valid(&better) => {
+            described(Some(better), &second.lines, upright)
+        }
+        _ => described(found, &first.lines, &image),
+    }
+}
+
+/// The card `picked` from `lines` read in `image`: its number, the expiry printed near it, and
+/// how sharp its print is (a quality below 50 is `BLURRY`).
+fn described(
+    picked: Option<card::Picked>,
+    lines: &[engine::TextLine],
+    image: &image::RgbImage,
+) -> Result<BankCard, ProviderError> {
+    let picked = picked.ok_or_else(|| {
         ProviderError::new(
             PROVIDER,
             ErrorKind::NotFound,
             "no bank card number (16 to 19 digits) was found in the image",
         )
-    })
+    })?;
+    let mut card = BankCard::new(picked.number);
+    card.expiry = card::expiry(lines, picked.bounds);
+    card.quality = Some(card::sharpness(image, picked.bounds));
+    Ok(card.with_own_rules())
 }
 
 fn inference_failed(err: ort::Error) -> ProviderError {
