@@ -24,9 +24,21 @@ use ort::{
     value::TensorRef,
 };
 
-/// The longer side of the image the detector sees in a first reading. Card numbers stay several
-/// pixels high at this size, and detection time grows with the square of it.
-pub const DETECTION_SIDE: u32 = 512;
+/// How the engine looks at an image.
+#[derive(Debug, Clone, Copy)]
+pub struct Look {
+    /// The longer side of the image the detector sees. Detection time grows with its square.
+    pub detection_side: u32,
+    /// How much wider than its aspect a line is given to the recogniser. Narrow digits get more
+    /// of its steps, so a repeated digit (`00`) is not read as one; each step costs time.
+    pub line_stretch: f32,
+}
+
+/// A first look: card numbers stay several pixels high at this size.
+pub const FIRST_LOOK: Look = Look {
+    detection_side: 512,
+    line_stretch: 1.0,
+};
 /// Pixels of the probability map above this are text.
 const TEXT_THRESHOLD: f32 = 0.3;
 /// A region whose mean probability is below this is dropped.
@@ -151,16 +163,16 @@ impl Engine {
         })
     }
 
-    /// Finds the lines of text in `image`, its longer side seen at `detection_side` pixels, and
-    /// reads each, top to bottom. `stop` is asked before each line: once it says so, the lines read
-    /// so far are dropped and `None` is returned.
+    /// Finds the lines of text in `image` and reads each, top to bottom, as `look` says. `stop` is
+    /// asked before each line: once it says so, the lines read so far are dropped and `None` is
+    /// returned.
     pub fn read(
         &mut self,
         image: &RgbImage,
-        detection_side: u32,
+        look: Look,
         stop: impl Fn() -> bool,
     ) -> ort::Result<Option<Reading>> {
-        let (mut boxes, skew) = self.detect(image, detection_side)?;
+        let (mut boxes, skew) = self.detect(image, look.detection_side)?;
         if boxes.len() > MAX_LINES {
             // A page dense with text would cost seconds; a card's number is among its tallest lines.
             boxes.sort_by_key(|bounds| std::cmp::Reverse(bounds.height));
@@ -173,7 +185,7 @@ impl Engine {
                 return Ok(None);
             }
             let crop = imageops::crop_imm(image, bounds.x, bounds.y, bounds.width, bounds.height);
-            let glyphs = self.recognize(&crop.to_image())?;
+            let glyphs = self.recognize(&crop.to_image(), look.line_stretch)?;
             if glyphs.iter().any(|glyph| !glyph.text.trim().is_empty()) {
                 lines.push(TextLine { bounds, glyphs });
             }
@@ -230,9 +242,9 @@ impl Engine {
         Ok((boxes, skew))
     }
 
-    fn recognize(&mut self, line: &RgbImage) -> ort::Result<Vec<Glyph>> {
+    fn recognize(&mut self, line: &RgbImage, stretch: f32) -> ort::Result<Vec<Glyph>> {
         let (width, height) = line.dimensions();
-        let scaled = (width as f32 * LINE_HEIGHT as f32 / height as f32).ceil() as u32;
+        let scaled = (width as f32 * LINE_HEIGHT as f32 / height as f32 * stretch).ceil() as u32;
         let scaled = scaled.clamp(1, MAX_LINE_WIDTH);
         let resized = imageops::resize(line, scaled, LINE_HEIGHT, FilterType::Triangle);
         let padded_width = scaled.max(MIN_LINE_WIDTH);

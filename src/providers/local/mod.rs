@@ -24,7 +24,7 @@ use imageproc::geometric_transformations::{Border, Interpolation, rotate_about_c
 use serde::Deserialize;
 use tokio::{sync::Semaphore, time::Instant};
 
-use self::engine::{DETECTION_SIDE, Engine};
+use self::engine::{Engine, FIRST_LOOK, Look};
 use crate::{
     enrich::luhn_valid,
     provider::{
@@ -280,20 +280,25 @@ fn read_card(
         })
         .ok_or_else(|| ProviderError::new(PROVIDER, ErrorKind::Unknown, "no free OCR engine"))?;
     let first = engine
-        .read(&image, DETECTION_SIDE, &stop)
+        .read(&image, FIRST_LOOK, &stop)
         .map_err(inference_failed)?
         .ok_or_else(stopped)?;
     tracing::debug!(lines = first.lines.len(), "text lines read");
-    let found = card::pick_number(&first.lines);
-    let valid = |picked: &card::Picked| luhn_valid(picked.number.digits());
-    if found.as_ref().is_some_and(valid) {
+    let valid = |picked: &Option<card::Picked>| {
+        picked
+            .as_ref()
+            .is_some_and(|picked| luhn_valid(picked.number.digits()))
+    };
+    let skew = first.skew;
+    let mut best = (card::pick_number(&first.lines), first.lines, &image);
+    if valid(&best.0) {
         drop(engine);
-        return described(found, &first.lines, &image);
+        return described(best.0, &best.1, best.2);
     }
-    // A second look, paid for only when the first found no valid number: the image turned upright
-    // by the lines' angle, and seen larger (a card small in a cluttered frame).
-    let turned = first
-        .skew
+    // More looks, paid for only while none found a valid number: the image turned upright by the
+    // lines' angle and seen larger (a card small in a cluttered frame), then its lines given more
+    // room (narrow digits, a repeated digit read as one).
+    let turned = skew
         .filter(|skew| (MIN_DESKEW..=MAX_DESKEW).contains(&skew.abs()))
         .map(|skew| {
             rotate_about_center(
@@ -304,22 +309,22 @@ fn read_card(
             )
         });
     let upright = turned.as_ref().unwrap_or(&image);
-    let second = engine
-        .read(upright, SECOND_DETECTION_SIDE, &stop)
-        .map_err(inference_failed)?
-        .ok_or_else(stopped)?;
-    drop(engine);
-    tracing::debug!(
-        lines = second.lines.len(),
-        skew = first.skew,
-        "second reading"
-    );
-    match card::pick_number(&second.lines) {
-        Some(better) if found.is_none() || valid(&better) => {
-            described(Some(better), &second.lines, upright)
+    for look in [SECOND_LOOK, THIRD_LOOK] {
+        let reading = engine
+            .read(upright, look, &stop)
+            .map_err(inference_failed)?
+            .ok_or_else(stopped)?;
+        let picked = card::pick_number(&reading.lines);
+        tracing::debug!(lines = reading.lines.len(), ?skew, ?look, "another look");
+        if valid(&picked) || (best.0.is_none() && picked.is_some()) {
+            best = (picked, reading.lines, upright);
         }
-        _ => described(found, &first.lines, &image),
+        if valid(&best.0) {
+            break;
+        }
     }
+    drop(engine);
+    described(best.0, &best.1, best.2)
 }
 
 /// The card `picked` from `lines` read in `image`: its number, the expiry printed near it, and
@@ -355,8 +360,16 @@ const MIN_DESKEW: f32 = 0.026;
 /// Lines turned more than this (radians, 30°) are not a hand-held card a little off: an image
 /// stored sideways says so in its EXIF orientation, which decoding honours.
 const MAX_DESKEW: f32 = 0.52;
-/// The longer side the detector sees in a second reading.
-const SECOND_DETECTION_SIDE: u32 = 768;
+/// A second look: the detector sees more of a small card.
+const SECOND_LOOK: Look = Look {
+    detection_side: 768,
+    line_stretch: 1.0,
+};
+/// A third look: the recogniser sees more of narrow digits.
+const THIRD_LOOK: Look = Look {
+    detection_side: 512,
+    line_stretch: 1.4,
+};
 
 /// Decodes an image of at most `max_pixels`, upright by its EXIF orientation.
 fn decode(bytes: &[u8], max_pixels: u64) -> Result<image::RgbImage, ProviderError> {
