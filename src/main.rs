@@ -105,8 +105,10 @@ async fn run_server(
     }
     let telemetry = Telemetry::from_env()?;
     telemetry.install(config.log.format, &config.log.level)?;
+    let shutdown =
+        shutdown_signal().map_err(|err| format!("cannot listen for SIGTERM and SIGINT: {err}"))?;
     let listeners = Listeners::bind(&config).await?;
-    let served = serve(&config, listeners, &telemetry, shutdown_signal()).await;
+    let served = serve(&config, listeners, &telemetry, shutdown).await;
     // Flushing blocks until the exporters are done: keep it off the async workers.
     tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
     Ok(served?)
@@ -170,26 +172,18 @@ fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::e
     ))
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(signal) => signal,
-            Err(err) => {
-                tracing::error!(%err, "cannot listen for SIGTERM; only SIGINT stops the server");
-                interrupt.await.ok();
-                return;
-            }
-        };
+/// Listens for SIGTERM and SIGINT from now on, and returns what completes on the first. The
+/// handlers are in place before the port opens: a signal that comes early still drains the
+/// server, rather than killing the process with the default action.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {}
             _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    interrupt.await.ok();
+    })
 }

@@ -353,8 +353,7 @@ async fn a_card_number_in_an_upstream_reply_never_leaks_in_full() {
         "{status:?}"
     );
 
-    gateway.terminate();
-    let (_, logs) = gateway.wait().await;
+    let logs = gateway.stop().await;
     assert!(logs.iter().any(|line| line.contains("622202*********5678")));
     // A failed call's audit line names the account it would have billed.
     assert!(

@@ -107,9 +107,7 @@ async fn debug_logs_never_contain_the_secret_a_token_or_a_full_card_number() {
         .await
         .expect_err("no card");
 
-    gateway.terminate();
-    let (status, logs) = gateway.wait().await;
-    assert!(status.success());
+    let logs = gateway.stop().await;
 
     let tokens = sim.issued_tokens();
     assert_eq!(tokens.len(), 2, "a first token and the refreshed one");
@@ -165,8 +163,7 @@ async fn config_file_named_by_ocrgate_config_defines_accounts_a_request_can_pick
     assert_eq!(reply.into_inner().card_number, NUMBER);
     let fetch = &sim.requests()[0];
     assert_eq!(fetch.json.as_ref().expect("body")["appid"], "wx-shop");
-    gateway.terminate();
-    assert!(gateway.wait().await.0.success());
+    gateway.stop().await;
 }
 
 #[tokio::test]
@@ -231,10 +228,7 @@ async fn spans_are_exported_over_otlp_to_the_endpoint_the_standard_variables_nam
     .await;
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
     recognize_in_trace(&gateway, &format!("00-{trace_id}-b7ad6b7169203331-01")).await;
-    gateway.terminate();
-    let (status, _) = gateway.wait().await;
-
-    assert!(status.success());
+    gateway.stop().await;
     // Spans are flushed on shutdown, before the process exits.
     let exports = receiver.0.lock().expect("lock").clone();
     let resource_spans: Vec<_> = exports.iter().flat_map(|e| &e.resource_spans).collect();
@@ -295,8 +289,7 @@ async fn app_secret_can_come_from_a_file_as_a_mounted_secret_provides_it() {
         .expect("recognised with the secret from the file");
 
     assert_eq!(reply.into_inner().card_number, NUMBER);
-    gateway.terminate();
-    assert!(gateway.wait().await.0.success());
+    gateway.stop().await;
 }
 
 #[tokio::test]
@@ -365,8 +358,7 @@ async fn a_clients_trace_reaches_the_vendor_with_no_exporter_configured() {
         traceparent.starts_with(&format!("00-{trace_id}-")),
         "{traceparent}"
     );
-    gateway.terminate();
-    assert!(gateway.wait().await.0.success());
+    gateway.stop().await;
 }
 
 /// Reads the simulator's card through `gateway`, as a call whose client sent `traceparent`.

@@ -329,8 +329,7 @@ async fn the_binary_serves_tencent_from_the_environment_and_hides_a_wrong_key() 
         tencent_calls(&sim)[0].header("x-tc-region"),
         Some("ap-shanghai")
     );
-    gateway.terminate();
-    assert!(gateway.wait().await.0.success());
+    gateway.stop().await;
 
     let wrong = "a-wrong-tencent-key-0123456789";
     let gateway = GatewayProcess::start(&sim, &env(wrong)).await;
@@ -343,9 +342,7 @@ async fn the_binary_serves_tencent_from_the_environment_and_hides_a_wrong_key() 
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert_eq!(error_info(&status).0, "TENCENT_MISCONFIGURED");
     assert!(!format!("{status:?}").contains(wrong));
-    gateway.terminate();
-    let (exit, logs) = gateway.wait().await;
-    assert!(exit.success());
+    let logs = gateway.stop().await;
     let logs = logs.join("\n");
     assert!(
         logs.contains("AuthFailure.SignatureFailure"),

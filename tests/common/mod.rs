@@ -460,6 +460,19 @@ impl GatewayProcess {
         .expect("SIGTERM sent");
     }
 
+    /// Sends SIGTERM, expects a clean exit (showing the status and the last log lines if not)
+    /// and returns every log line.
+    pub async fn stop(self) -> Vec<String> {
+        self.terminate();
+        let (status, logs) = self.wait().await;
+        assert!(
+            status.success(),
+            "ocrgate exited with {status:?}; its last log lines:\n{}",
+            logs[logs.len().saturating_sub(20)..].join("\n")
+        );
+        logs
+    }
+
     /// Waits for the process to exit by itself and returns its status and every log line.
     pub async fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
