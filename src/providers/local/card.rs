@@ -224,33 +224,42 @@ struct Row<'a> {
 impl<'a> Row<'a> {
     /// The row's glyphs, each box's stripped of the marks a crop's edges pick up (boxes follow one
     /// another as spaced groups do). Boxes less than half as tall as the row's tallest are specks,
-    /// not print.
-    fn join(boxes: &[&'a TextLine]) -> Self {
+    /// not print. A box whose digits follow or precede a word (`TEL 021-6888`, `WIFI 8888 6684`)
+    /// is a labelled figure, not a card number's group: it is never joined with other boxes.
+    fn join(boxes: &[&'a TextLine]) -> Option<Self> {
         let height = boxes
             .iter()
-            .map(|line| line.bounds.height)
-            .max()
-            .unwrap_or(0);
+            .map(|line| line.strip.thickness)
+            .fold(0.0, f32::max);
         let mut glyphs = Vec::new();
         let mut bounds: Option<Bounds> = None;
-        for line in boxes.iter().filter(|line| 2 * line.bounds.height >= height) {
+        for line in boxes
+            .iter()
+            .filter(|line| 2.0 * line.strip.thickness >= height)
+        {
             let first = line.glyphs.iter().position(is_digit);
             let last = line.glyphs.iter().rposition(is_digit);
             if let (Some(first), Some(last)) = (first, last) {
+                let marks = |glyphs: &[Glyph]| {
+                    glyphs
+                        .iter()
+                        .filter(|glyph| !glyph.text.trim().is_empty())
+                        .count()
+                };
+                let labelled =
+                    marks(&line.glyphs[..first]) > 1 || marks(&line.glyphs[last + 1..]) > 1;
+                if labelled && boxes.len() > 1 {
+                    return None;
+                }
                 glyphs.extend(&line.glyphs[first..=last]);
                 bounds = Some(bounds.map_or(line.bounds, |joined| joined.union(line.bounds)));
             }
         }
-        Self {
+        Some(Self {
             glyphs,
-            height: height as f32,
-            bounds: bounds.unwrap_or(Bounds {
-                x: 0,
-                y: 0,
-                width: 0,
-                height: 0,
-            }),
-        }
+            height,
+            bounds: bounds?,
+        })
     }
 }
 
@@ -262,14 +271,15 @@ fn is_digit(glyph: &Glyph) -> bool {
 fn spans<'a>(row: &[&'a TextLine]) -> Vec<Row<'a>> {
     (0..row.len())
         .flat_map(|start| (start + 1..=row.len()).map(move |end| (start, end)))
-        .map(|(start, end)| Row::join(&row[start..end]))
+        .filter_map(|(start, end)| Row::join(&row[start..end]))
         .collect()
 }
 
 /// Joins boxes into rows, left to right: a box continues the row whose last box ends to its left,
-/// at about the same height (within half a line) and close by (a number's groups are a space or
-/// two apart), so a tilted number still forms one row. Only boxes that are mostly digits take part, so a stray mark read
-/// as a letter between two groups does not split the number.
+/// on its line (within half a line of where the longer of the two boxes' band leads, so a tilted
+/// number still forms one row) and close by (a number's groups are a space or two apart). Only
+/// boxes that are mostly digits take part, so a stray mark read as a letter between two groups
+/// does not split the number.
 fn rows(lines: &[TextLine]) -> Vec<Vec<&TextLine>> {
     let mut sorted: Vec<&TextLine> = lines.iter().filter(|line| mostly_digits(line)).collect();
     sorted.sort_by_key(|line| line.bounds.x);
@@ -279,8 +289,14 @@ fn rows(lines: &[TextLine]) -> Vec<Vec<&TextLine>> {
             .iter_mut()
             .filter_map(|row| {
                 let last = row.last()?;
-                let offset = (line.bounds.center_y() - last.bounds.center_y()).abs();
-                let height = line.bounds.height.max(last.bounds.height) as f32;
+                let (a, b) = (last.strip, line.strip);
+                let slope = if a.length >= b.length {
+                    a.slope()
+                } else {
+                    b.slope()
+                };
+                let offset = (b.centre.1 - a.centre.1 - (b.centre.0 - a.centre.0) * slope).abs();
+                let height = a.thickness.max(b.thickness);
                 let gap = line.bounds.x as f32 - (last.bounds.x + last.bounds.width) as f32;
                 (offset < height / 2.0 && gap < MAX_GAP * height).then_some((offset, row))
             })
@@ -326,16 +342,19 @@ fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Vec<&'a Glyph>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::local::engine::Strip;
 
     /// A box whose every character was read with certainty.
     fn line(x: u32, y: u32, height: u32, text: &str) -> TextLine {
+        let bounds = Bounds {
+            x,
+            y,
+            width: 100,
+            height,
+        };
         TextLine {
-            bounds: Bounds {
-                x,
-                y,
-                width: 100,
-                height,
-            },
+            bounds,
+            strip: Strip::level(bounds),
             glyphs: text
                 .chars()
                 .map(|c| Glyph {
@@ -352,6 +371,54 @@ mod tests {
         line.glyphs[at].confidence = confidence;
         line.glyphs[at].runner_up = Some((runner_up, 1.0 - confidence));
         line
+    }
+
+    #[test]
+    fn groups_of_a_tilted_number_are_joined_along_its_direction() {
+        // Four groups 140 px apart on a line falling 8°: each next one 20 px lower, more than half
+        // of even their boxes' 38 px height, so only the bands' direction says they are one row.
+        let slope = 8f32.to_radians().tan();
+        let lines: Vec<TextLine> = ["6222", "0202", "0011", "2345"]
+            .iter()
+            .enumerate()
+            .map(|(i, group)| {
+                let x = 100 + 140 * i as u32;
+                let centre = (x as f32 + 50.0, 200.0 + 140.0 * i as f32 * slope);
+                let mut line = line(x, (centre.1 - 19.0) as u32, 38, group);
+                line.strip = Strip {
+                    centre,
+                    angle: 8f32.to_radians(),
+                    length: 100.0,
+                    thickness: 24.0,
+                };
+                line
+            })
+            .collect();
+        let number = pick_number(&lines).expect("a number").number;
+        assert_eq!(number.digits(), "6222020200112345");
+        // Level, the same boxes are four rows.
+        let level: Vec<TextLine> = lines
+            .into_iter()
+            .map(|line| TextLine {
+                strip: Strip::level(line.bounds),
+                ..line
+            })
+            .collect();
+        assert_eq!(pick_number(&level), None);
+    }
+
+    #[test]
+    fn figures_after_a_word_are_never_joined_with_their_neighbours() {
+        // Receipt lines side by side; joined, their digits would pass for a card number.
+        let receipts = [
+            line(100, 50, 24, "WIFI 8888 6684"),
+            line(220, 50, 24, "WIFI 8888 6625"),
+        ];
+        assert_eq!(pick_number(&receipts), None);
+        // A whole number beside a word still counts.
+        let labelled = [line(100, 50, 24, "6222 0202 0011 2345 678 VISA")];
+        let number = pick_number(&labelled).expect("a number").number;
+        assert_eq!(number.digits(), "6222020200112345678");
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! 0.5 and grown by `area × 1.6 / perimeter`, line crops resized to 48 pixels high, greedy CTC
 //! decoding with the dictionary the recognition model carries in its metadata.
 //!
-//! Boxes are axis-aligned: a card photographed a few degrees off still gives one box per line, and
-//! the recogniser reads slightly tilted text. Each reading also estimates how far its text lines
-//! are turned (from the second moments of the regions), so that a caller may turn the image
-//! upright and read it again.
+//! Each region's second moments give the band its text runs along (centre, angle, length and
+//! thickness), as PaddleOCR's rotated boxes do: a line turned a few degrees, as on a card held
+//! off square, is cut out along its own direction and handed to the recogniser level, without the
+//! print above and below it that an axis-aligned box of the same line takes in. Each line also
+//! keeps its axis-aligned box, and each reading estimates how far its text is turned overall, so
+//! that a caller may turn the image upright and read it again.
 
 use std::path::Path;
 
@@ -17,7 +19,10 @@ use image::{
     GrayImage, Luma, RgbImage,
     imageops::{self, FilterType},
 };
-use imageproc::region_labelling::{Connectivity, connected_components};
+use imageproc::{
+    geometric_transformations::{Border, Interpolation, warp_into_with},
+    region_labelling::{Connectivity, connected_components},
+};
 use ort::{
     environment::Environment,
     session::{Session, builder::GraphOptimizationLevel},
@@ -53,6 +58,11 @@ const MIN_LINE_WIDTH: u32 = 64;
 const MAX_LINE_WIDTH: u32 = 1600;
 /// Most lines read in one image: a card face has a dozen or two.
 const MAX_LINES: usize = 48;
+/// A line turned further than this (radians, 30°) is not a card held a little off square; it is
+/// read in its axis-aligned box.
+const MAX_LINE_TILT: f64 = 0.52;
+/// A region this many times longer than thick has a direction worth following.
+const DIRECTED: f64 = 2.0;
 
 /// Where a line of text is in the original image, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,10 +101,69 @@ pub struct Reading {
     pub skew: Option<f32>,
 }
 
+/// The band a line of text runs along, in the original image's pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Strip {
+    pub centre: (f32, f32),
+    /// Radians, clockwise as the image shows it (y grows downwards); 0 for a level line.
+    pub angle: f32,
+    pub length: f32,
+    /// The height of the text, across the band.
+    pub thickness: f32,
+}
+
+impl Strip {
+    /// The level band that fills `bounds`.
+    pub fn level(bounds: Bounds) -> Self {
+        Self {
+            centre: (
+                bounds.x as f32 + bounds.width as f32 / 2.0,
+                bounds.center_y(),
+            ),
+            angle: 0.0,
+            length: bounds.width as f32,
+            thickness: bounds.height as f32,
+        }
+    }
+
+    /// How far down the band runs per pixel to the right.
+    pub fn slope(&self) -> f32 {
+        self.angle.tan()
+    }
+
+    /// The part of the band whose centre line lies within `bounds`' columns: the band of a box
+    /// cut apart from its neighbour.
+    fn within(self, bounds: Bounds) -> Self {
+        let cos = self.angle.cos();
+        let half = self.length / 2.0 * cos;
+        let left = (self.centre.0 - half).max(bounds.x as f32);
+        let right = (self.centre.0 + half).min((bounds.x + bounds.width) as f32);
+        if right <= left {
+            return Self::level(bounds);
+        }
+        let x = (left + right) / 2.0;
+        Self {
+            centre: (x, self.centre.1 + (x - self.centre.0) * self.slope()),
+            length: (right - left) / cos,
+            ..self
+        }
+    }
+
+    /// Whether the band drops so little over its length that its axis-aligned box reads as well.
+    fn is_level(&self) -> bool {
+        self.length * self.angle.sin().abs() < self.thickness / 4.0
+    }
+}
+
+/// A line found and not yet read: its box and its band.
+type Detected = (Bounds, Strip);
+
 /// A detected line and what the recogniser read in it.
 #[derive(Debug, Clone)]
 pub struct TextLine {
+    /// The axis-aligned box around the line.
     pub bounds: Bounds,
+    pub strip: Strip,
     pub glyphs: Vec<Glyph>,
 }
 
@@ -175,25 +244,31 @@ impl Engine {
         let (mut boxes, skew) = self.detect(image, look.detection_side)?;
         if boxes.len() > MAX_LINES {
             // A page dense with text would cost seconds; a card's number is among its tallest lines.
-            boxes.sort_by_key(|bounds| std::cmp::Reverse(bounds.height));
+            boxes.sort_by(|(_, a), (_, b)| b.thickness.total_cmp(&a.thickness));
             boxes.truncate(MAX_LINES);
-            boxes.sort_by(|a, b| a.center_y().total_cmp(&b.center_y()).then(a.x.cmp(&b.x)));
+            boxes.sort_by(|(a, _), (b, _)| {
+                a.center_y().total_cmp(&b.center_y()).then(a.x.cmp(&b.x))
+            });
         }
         let mut lines = Vec::new();
-        for bounds in boxes {
+        for (bounds, strip) in boxes {
             if stop() {
                 return Ok(None);
             }
-            let crop = imageops::crop_imm(image, bounds.x, bounds.y, bounds.width, bounds.height);
-            let glyphs = self.recognize(&crop.to_image(), look.line_stretch)?;
+            let glyphs = self.recognize(&line_image(image, bounds, strip), look.line_stretch)?;
             if glyphs.iter().any(|glyph| !glyph.text.trim().is_empty()) {
-                lines.push(TextLine { bounds, glyphs });
+                lines.push(TextLine {
+                    bounds,
+                    strip,
+                    glyphs,
+                });
             }
         }
         Ok(Some(Reading { lines, skew }))
     }
 
-    fn detect(&mut self, image: &RgbImage, side: u32) -> ort::Result<(Vec<Bounds>, Option<f32>)> {
+    /// The lines of text in `image`, each as its box and its band, top to bottom, and the skew.
+    fn detect(&mut self, image: &RgbImage, side: u32) -> ort::Result<(Vec<Detected>, Option<f32>)> {
         let (width, height) = image.dimensions();
         let scale = side as f32 / width.max(height) as f32;
         // The DB network downsamples by 32.
@@ -233,12 +308,18 @@ impl Engine {
             .filter(|region| region.pixels >= 3 && region.mean() >= BOX_THRESHOLD)
             .collect();
         let skew = skew(&text);
-        let mut boxes: Vec<Bounds> = text
+        let mut boxes: Vec<Detected> = text
             .iter()
-            .filter_map(|region| region.unclipped(sx, sy, width, height))
+            .filter_map(|region| {
+                let bounds = region.unclipped(sx, sy, width, height)?;
+                Some((bounds, region.strip(sx, sy)))
+            })
             .collect();
         separate_neighbours(&mut boxes);
-        boxes.sort_by(|a, b| a.center_y().total_cmp(&b.center_y()).then(a.x.cmp(&b.x)));
+        for (bounds, strip) in &mut boxes {
+            *strip = strip.within(*bounds);
+        }
+        boxes.sort_by(|(a, _), (b, _)| a.center_y().total_cmp(&b.center_y()).then(a.x.cmp(&b.x)));
         Ok((boxes, skew))
     }
 
@@ -329,12 +410,49 @@ impl Region {
     /// The angle of the region's long axis in radians, clockwise as the image shows it, when it
     /// is clearly longer than thick.
     fn orientation(&self) -> Option<f64> {
+        let axes = self.axes();
+        (axes.long > ELONGATED * ELONGATED * axes.short.max(0.25)).then_some(axes.angle)
+    }
+
+    /// The centre of the region's pixels, and the variances along its long and short axes.
+    fn axes(&self) -> Axes {
         let n = f64::from(self.pixels);
-        let [sx, sy, sxx, syy, sxy] = self.moments.map(|sum| sum / n);
-        let (vxx, vyy, vxy) = (sxx - sx * sx, syy - sy * sy, sxy - sx * sy);
+        let [mx, my, sxx, syy, sxy] = self.moments.map(|sum| sum / n);
+        let (vxx, vyy, vxy) = (sxx - mx * mx, syy - my * my, sxy - mx * my);
         let spread = ((vxx - vyy).powi(2) + 4.0 * vxy * vxy).sqrt();
-        let (long, short) = ((vxx + vyy + spread) / 2.0, (vxx + vyy - spread) / 2.0);
-        (long > ELONGATED * ELONGATED * short.max(0.25)).then(|| 0.5 * (2.0 * vxy).atan2(vxx - vyy))
+        Axes {
+            centre: (mx, my),
+            angle: 0.5 * (2.0 * vxy).atan2(vxx - vyy),
+            long: (vxx + vyy + spread) / 2.0,
+            short: ((vxx + vyy - spread) / 2.0).max(0.0),
+        }
+    }
+
+    /// The band the region's text runs along, grown as `unclipped` grows its box, scaled to the
+    /// original image. A filled band `l` long has a variance of `l² / 12` along it, so the
+    /// variances give its length and thickness. A region without a clear direction, or turned
+    /// further than a card held off square, is taken as level.
+    fn strip(&self, sx: f32, sy: f32) -> Strip {
+        let axes = self.axes();
+        let directed = axes.long > DIRECTED * DIRECTED * axes.short.max(0.25)
+            && axes.angle.abs() <= MAX_LINE_TILT;
+        let area = f64::from(self.pixels);
+        let (angle, length, thickness) = if directed {
+            let length = (12.0 * axes.long).sqrt();
+            (axes.angle, length, area / length)
+        } else {
+            let length = f64::from(self.max_x - self.min_x + 1);
+            (0.0, length, area / length)
+        };
+        let grow = area * f64::from(UNCLIP_RATIO) / (2.0 * (length + thickness));
+        // Mask pixel `x` covers the original's `[x·sx, (x + 1)·sx)`.
+        let (cx, cy) = axes.centre;
+        Strip {
+            centre: ((cx + 0.5) as f32 * sx, (cy + 0.5) as f32 * sy),
+            angle: angle as f32,
+            length: (length + 2.0 * grow) as f32 * sx,
+            thickness: (thickness + 2.0 * grow) as f32 * sy,
+        }
     }
 
     fn mean(&self) -> f32 {
@@ -364,14 +482,56 @@ impl Region {
     }
 }
 
+/// A region's centre, the angle of its long axis, and its variances along and across it.
+struct Axes {
+    centre: (f64, f64),
+    angle: f64,
+    long: f64,
+    short: f64,
+}
+
+/// What the recogniser is given for the line in `bounds`: the box itself when the line is level
+/// in it, else the line's band cut out along its direction and turned level. A large band is
+/// sampled at most twice the recogniser's height (the resize to it averages from there) and
+/// `MAX_LINE_WIDTH` long.
+fn line_image(image: &RgbImage, bounds: Bounds, strip: Strip) -> RgbImage {
+    if strip.is_level() {
+        return imageops::crop_imm(image, bounds.x, bounds.y, bounds.width, bounds.height)
+            .to_image();
+    }
+    let scale = (2.0 * LINE_HEIGHT as f32 / strip.thickness)
+        .min(MAX_LINE_WIDTH as f32 / strip.length)
+        .min(1.0);
+    let width = ((strip.length * scale).ceil() as u32).max(1);
+    let height = ((strip.thickness * scale).ceil() as u32).max(1);
+    let (sin, cos) = strip.angle.sin_cos();
+    let (cx, cy) = strip.centre;
+    let mut line = RgbImage::new(width, height);
+    warp_into_with(
+        image,
+        |x, y| {
+            let along = (x + 0.5) / scale - strip.length / 2.0;
+            let across = (y + 0.5) / scale - strip.thickness / 2.0;
+            (
+                cx + along * cos - across * sin - 0.5,
+                cy + along * sin + across * cos - 0.5,
+            )
+        },
+        Interpolation::Bilinear,
+        Border::Replicate,
+        &mut line,
+    );
+    line
+}
+
 /// Growing boxes can make neighbours on one line overlap, so the digits between two closely spaced
 /// groups would be read twice. Overlapping boxes on the same line are cut apart in the middle of
-/// their overlap.
-fn separate_neighbours(boxes: &mut [Bounds]) {
-    boxes.sort_by_key(|b| b.x);
+/// their overlap (their bands follow, in `Strip::within`).
+fn separate_neighbours<T>(boxes: &mut [(Bounds, T)]) {
+    boxes.sort_by_key(|(b, _)| b.x);
     for i in 0..boxes.len() {
         for j in i + 1..boxes.len() {
-            let (left, right) = (boxes[i], boxes[j]);
+            let (left, right) = (boxes[i].0, boxes[j].0);
             let left_end = left.x + left.width;
             if right.x >= left_end {
                 continue;
@@ -384,9 +544,9 @@ fn separate_neighbours(boxes: &mut [Bounds]) {
                 continue;
             }
             let cut = (right.x + left_end) / 2;
-            boxes[i].width = cut - left.x;
-            boxes[j].width = right.x + right.width - cut;
-            boxes[j].x = cut;
+            boxes[i].0.width = cut - left.x;
+            boxes[j].0.width = right.x + right.width - cut;
+            boxes[j].0.x = cut;
         }
     }
 }
@@ -564,15 +724,98 @@ mod tests {
             height,
         };
         let mut boxes = [
-            bounds(580, 350, 125, 47),
-            bounds(680, 352, 150, 46),
-            bounds(700, 450, 180, 30),
+            (bounds(580, 350, 125, 47), ()),
+            (bounds(680, 352, 150, 46), ()),
+            (bounds(700, 450, 180, 30), ()),
         ];
         separate_neighbours(&mut boxes);
-        assert_eq!(boxes[0], bounds(580, 350, 112, 47));
-        assert_eq!(boxes[1], bounds(692, 352, 138, 46));
+        assert_eq!(boxes[0].0, bounds(580, 350, 112, 47));
+        assert_eq!(boxes[1].0, bounds(692, 352, 138, 46));
         // Another line is left alone.
-        assert_eq!(boxes[2], bounds(700, 450, 180, 30));
+        assert_eq!(boxes[2].0, bounds(700, 450, 180, 30));
+    }
+
+    #[test]
+    fn a_tilted_region_gives_a_band_along_it_with_its_length_and_thickness() {
+        // 200×10 turned 8°, in a map at half the original's size.
+        let strip = band(200, 10, 8.0, (50, 40)).strip(2.0, 2.0);
+        assert!((strip.angle.to_degrees() - 8.0).abs() < 0.3, "{strip:?}");
+        // Grown by 200·10·1.6 / 420 ≈ 7.6 on each side, then doubled.
+        assert!((strip.length - 2.0 * 215.2).abs() < 6.0, "{strip:?}");
+        assert!((strip.thickness - 2.0 * 25.2).abs() < 3.0, "{strip:?}");
+        let (sin, cos) = 8f32.to_radians().sin_cos();
+        let centre = (
+            50.0 + 100.0 * cos - 5.0 * sin,
+            40.0 + 100.0 * sin + 5.0 * cos,
+        );
+        assert!((strip.centre.0 - 2.0 * centre.0).abs() < 3.0, "{strip:?}");
+        assert!((strip.centre.1 - 2.0 * centre.1).abs() < 3.0, "{strip:?}");
+        // Square blobs and steep lines are level.
+        assert_eq!(band(30, 30, 8.0, (50, 50)).strip(1.0, 1.0).angle, 0.0);
+        assert_eq!(band(200, 10, 40.0, (50, 50)).strip(1.0, 1.0).angle, 0.0);
+    }
+
+    #[test]
+    fn a_band_cut_to_its_box_keeps_to_its_line() {
+        let strip = Strip {
+            centre: (200.0, 100.0),
+            angle: 0.1,
+            length: 200.0,
+            thickness: 20.0,
+        };
+        // The box's right part, from x = 250.
+        let cut = strip.within(Bounds {
+            x: 250,
+            y: 80,
+            width: 100,
+            height: 40,
+        });
+        let right_end = 200.0 + 100.0 * 0.1f32.cos();
+        assert!((cut.centre.0 - (250.0 + right_end) / 2.0).abs() < 0.01);
+        assert!((cut.centre.1 - (100.0 + (cut.centre.0 - 200.0) * 0.1f32.tan())).abs() < 0.01);
+        assert!((cut.length * 0.1f32.cos() - (right_end - 250.0)).abs() < 0.01);
+        assert_eq!((cut.angle, cut.thickness), (0.1, 20.0));
+    }
+
+    #[test]
+    fn a_tilted_line_is_cut_out_level_and_a_level_one_is_its_box() {
+        // A white image with a black band 300×20 turned 10° about (200, 150).
+        let (sin, cos) = 10f32.to_radians().sin_cos();
+        let image = RgbImage::from_fn(400, 300, |x, y| {
+            let (dx, dy) = (x as f32 - 200.0, y as f32 - 150.0);
+            let (along, across) = (dx * cos + dy * sin, -dx * sin + dy * cos);
+            let inside = along.abs() < 150.0 && across.abs() < 10.0;
+            image::Rgb(if inside { [0; 3] } else { [255; 3] })
+        });
+        let strip = Strip {
+            centre: (200.0, 150.0),
+            angle: 10f32.to_radians(),
+            length: 280.0,
+            thickness: 40.0,
+        };
+        let bounds = Bounds {
+            x: 50,
+            y: 100,
+            width: 300,
+            height: 100,
+        };
+        let line = line_image(&image, bounds, strip);
+        assert_eq!(line.dimensions(), (280, 40));
+        // Level: the band fills the middle rows end to end, and no row above or below has ink.
+        let dark = |y: u32| {
+            (0..280)
+                .filter(|&x| line.get_pixel(x, y).0[0] < 128)
+                .count()
+        };
+        assert_eq!(dark(20), 280);
+        assert_eq!(dark(4), 0);
+        assert_eq!(dark(35), 0);
+
+        let level = Strip {
+            angle: 0.0,
+            ..strip
+        };
+        assert_eq!(line_image(&image, bounds, level).dimensions(), (300, 100));
     }
 
     #[test]
