@@ -92,6 +92,13 @@ impl BinTable {
         self.by_prefix.is_empty()
     }
 
+    /// Whether some issuer's prefix of five digits or more begins `digits`, for cards of any
+    /// length: a reading that starts as a bank's cards do is more likely read right.
+    pub fn knows_prefix(&self, digits: &str) -> bool {
+        (5..=self.longest_prefix.min(digits.len()))
+            .any(|n| self.by_prefix.contains_key(&digits[..n]))
+    }
+
     /// The issuer of the longest prefix of `digits` that applies to a card of its length.
     pub fn lookup(&self, digits: &str) -> Option<&CardIssuer> {
         (1..=self.longest_prefix.min(digits.len()))
@@ -138,6 +145,20 @@ mod tests {
             issuer("4003600012345678"),
             Some(("CITIC", CardType::Credit))
         );
+    }
+
+    #[test]
+    fn a_prefix_is_known_whatever_the_length_and_short_prefixes_do_not_count() {
+        let table = BinTable::parse(
+            "prefix\tlength\tbank_code\tbank_name\tcard_type\n\
+             622202\t19\tICBC\tICBC\tDC\n\
+             9558\t19\tICBC\tICBC\tDC\n",
+        )
+        .expect("parses");
+        assert!(table.knows_prefix("6222020200112347"));
+        assert_eq!(table.lookup("6222020200112347"), None);
+        assert!(!table.knows_prefix("9558801234567890123"));
+        assert!(!table.knows_prefix("0356833020112342"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use image::{
 
 use super::engine::{Bounds, Glyph, TextLine};
 use crate::{
-    enrich::luhn_valid,
+    enrich::{BinTable, CardNetwork, luhn_valid},
     provider::{CardExpiry, CardNumber},
 };
 
@@ -27,12 +27,71 @@ const MAX_GAP: f32 = 2.0;
 /// How many of the least certain digits are tried.
 const CORRECTIONS_TRIED: usize = 3;
 
-/// A card number found, and where it is printed.
+/// A reading whose least certain digit was read with at least this probability, passing the Luhn
+/// check and starting as an issuer's cards do, is taken without looking again. Two misread digits
+/// can pass the Luhn check together; they are seldom both read with certainty.
+const SETTLED: f32 = 0.8;
+
+/// Whose cards a number's leading digits are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Issuer {
+    Unknown,
+    /// A card network's range (UnionPay 62, Visa 4, ...).
+    Network,
+    /// A bank's prefix in the BIN table.
+    Bank,
+}
+
+impl Issuer {
+    fn of(digits: &str, bins: &BinTable) -> Self {
+        if bins.knows_prefix(digits) {
+            Self::Bank
+        } else if CardNetwork::of(digits).is_some() {
+            Self::Network
+        } else {
+            Self::Unknown
+        }
+    }
+}
+
+/// A card number found, where it is printed, and how much it is to be trusted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Picked {
     pub number: CardNumber,
     /// The boxes it was read from, together.
     pub bounds: Bounds,
+    pub luhn_valid: bool,
+    pub issuer: Issuer,
+    /// The probability of its least certain digit (a digit the Luhn check corrected counts at its
+    /// runner-up's).
+    pub certainty: f32,
+}
+
+impl Picked {
+    /// Whether another look could hardly do better.
+    pub fn settled(&self) -> bool {
+        self.luhn_valid && self.issuer > Issuer::Unknown && self.certainty >= SETTLED
+    }
+
+    /// Which of two readings, of one look or of two, is the more trustworthy: one passing the
+    /// Luhn check, then one starting as an issuer's cards do, then the surer.
+    pub fn trust(&self) -> (bool, Issuer, f32) {
+        (self.luhn_valid, self.issuer, self.certainty)
+    }
+}
+
+/// Whether `a` is a more trustworthy reading than `b` (any reading is more than none).
+pub fn more_trusted(a: Option<&Picked>, b: Option<&Picked>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let ((a_valid, a_issuer, a_sure), (b_valid, b_issuer, b_sure)) = (a.trust(), b.trust());
+            (a_valid, a_issuer)
+                .cmp(&(b_valid, b_issuer))
+                .then(a_sure.total_cmp(&b_sure))
+                .is_gt()
+        }
+        (a, b) => a.is_some() && b.is_none(),
+    }
 }
 
 /// The card number among `lines`, or `None` when no line holds 16 to 19 digits.
@@ -41,9 +100,10 @@ pub struct Picked {
 /// same row are joined first, every run of neighbouring boxes on its own (print beside the card,
 /// such as a price on a receipt, may share the number's row). A number failing the Luhn check is
 /// most often one misread digit: the least certain digits are tried with their runner-up. Among
-/// the candidates, one passing the Luhn check wins, then the longer, then the tallest text (the
-/// number is the largest print on a card's face).
-pub fn pick_number(lines: &[TextLine]) -> Option<Picked> {
+/// the candidates, one passing the Luhn check wins, then one starting as an issuer's cards do
+/// (a stray mark read as a digit before the number, or a dropped first digit, seldom does), then
+/// the longer, then the tallest text (the number is the largest print on a card's face).
+pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
     rows(lines)
         .iter()
         .flat_map(|row| spans(row))
@@ -53,19 +113,24 @@ pub fn pick_number(lines: &[TextLine]) -> Option<Picked> {
                 .map(move |digits| (digits, row.height, row.bounds))
         })
         .filter(|(digits, _, _)| DIGITS.contains(&digits.len()))
-        .map(|(digits, height, bounds)| (corrected(&digits), height, bounds))
-        .max_by(|(a, a_height, _), (b, b_height, _)| {
-            luhn_valid(a)
-                .cmp(&luhn_valid(b))
-                .then(a.len().cmp(&b.len()))
-                .then(a_height.total_cmp(b_height))
-        })
-        .and_then(|(digits, _, bounds)| {
-            Some(Picked {
+        .filter_map(|(digits, height, bounds)| {
+            let (digits, certainty) = corrected(&digits);
+            let picked = Picked {
+                luhn_valid: luhn_valid(&digits),
+                issuer: Issuer::of(&digits, bins),
                 number: CardNumber::parse(&digits)?,
                 bounds,
-            })
+                certainty,
+            };
+            Some((picked, height))
         })
+        .max_by(|(a, a_height), (b, b_height)| {
+            (a.luhn_valid, a.issuer)
+                .cmp(&(b.luhn_valid, b.issuer))
+                .then(a.number.digits().len().cmp(&b.number.digits().len()))
+                .then(a_height.total_cmp(b_height))
+        })
+        .map(|(picked, _)| picked)
 }
 
 /// What precedes a card's expiry: `VALID THRU`, `GOOD THRU`, `EXPIRES`, `有效期`, `MONTH/YEAR`.
@@ -185,33 +250,46 @@ impl Moments {
 }
 
 /// The digits as read, or with one doubtful digit replaced by its runner-up if that, and only
-/// that, makes them pass the Luhn check.
-fn corrected(digits: &[&Glyph]) -> String {
+/// that, makes them pass the Luhn check; and the probability of the least certain digit.
+fn corrected(digits: &[&Glyph]) -> (String, f32) {
     let read: String = digits.iter().map(|glyph| glyph.text.as_str()).collect();
+    let certainty = digits
+        .iter()
+        .map(|glyph| glyph.confidence)
+        .fold(1.0, f32::min);
     if luhn_valid(&read) {
-        return read;
+        return (read, certainty);
     }
-    let mut doubtful: Vec<(usize, char, f32)> = digits
+    let mut doubtful: Vec<(usize, &Glyph, (char, f32))> = digits
         .iter()
         .enumerate()
         .filter(|(_, glyph)| glyph.confidence < DOUBTFUL)
-        .filter_map(|(at, glyph)| {
-            glyph
-                .runner_up
-                .map(|(digit, _)| (at, digit, glyph.confidence))
-        })
+        .filter_map(|(at, glyph)| Some((at, *glyph, glyph.runner_up?)))
         .collect();
-    doubtful.sort_by(|a, b| a.2.total_cmp(&b.2));
+    doubtful.sort_by(|a, b| a.1.confidence.total_cmp(&b.1.confidence));
     doubtful
         .into_iter()
         .take(CORRECTIONS_TRIED)
-        .map(|(at, digit, _)| {
-            read.char_indices()
+        .map(|(at, _, (digit, probability))| {
+            let candidate = read
+                .char_indices()
                 .map(|(i, c)| if i == at { digit } else { c })
-                .collect::<String>()
+                .collect::<String>();
+            let certainty = digits
+                .iter()
+                .enumerate()
+                .map(|(i, glyph)| {
+                    if i == at {
+                        probability
+                    } else {
+                        glyph.confidence
+                    }
+                })
+                .fold(1.0, f32::min);
+            (candidate, certainty)
         })
-        .find(|candidate| luhn_valid(candidate))
-        .unwrap_or(read)
+        .find(|(candidate, _)| luhn_valid(candidate))
+        .unwrap_or((read, certainty))
 }
 
 struct Row<'a> {
@@ -366,6 +444,10 @@ mod tests {
         }
     }
 
+    fn pick(lines: &[TextLine]) -> Option<Picked> {
+        pick_number(lines, &BinTable::embedded().expect("the BIN table"))
+    }
+
     /// `line`, with the digit at `at` doubtful and `runner_up` second.
     fn doubting(mut line: TextLine, at: usize, confidence: f32, runner_up: char) -> TextLine {
         line.glyphs[at].confidence = confidence;
@@ -394,7 +476,7 @@ mod tests {
                 line
             })
             .collect();
-        let number = pick_number(&lines).expect("a number").number;
+        let number = pick(&lines).expect("a number").number;
         assert_eq!(number.digits(), "6222020200112345");
         // Level, the same boxes are four rows.
         let level: Vec<TextLine> = lines
@@ -404,7 +486,7 @@ mod tests {
                 ..line
             })
             .collect();
-        assert_eq!(pick_number(&level), None);
+        assert_eq!(pick(&level), None);
     }
 
     #[test]
@@ -414,10 +496,10 @@ mod tests {
             line(100, 50, 24, "WIFI 8888 6684"),
             line(220, 50, 24, "WIFI 8888 6625"),
         ];
-        assert_eq!(pick_number(&receipts), None);
+        assert_eq!(pick(&receipts), None);
         // A whole number beside a word still counts.
         let labelled = [line(100, 50, 24, "6222 0202 0011 2345 678 VISA")];
-        let number = pick_number(&labelled).expect("a number").number;
+        let number = pick(&labelled).expect("a number").number;
         assert_eq!(number.digits(), "6222020200112345678");
     }
 
@@ -433,7 +515,7 @@ mod tests {
             line(150, 100, 30, "0202"),
             line(10, 160, 12, "VALID THRU 12/30"),
         ];
-        let number = pick_number(&lines).expect("a number").number;
+        let number = pick(&lines).expect("a number").number;
         assert_eq!(number.digits(), "6222020200112345678");
     }
 
@@ -447,7 +529,7 @@ mod tests {
             line(327, 366, 47, "2243"),
             line(380, 475, 33, "VALID THRU 08/32"),
         ];
-        let number = pick_number(&lines).expect("a number").number;
+        let number = pick(&lines).expect("a number").number;
         assert_eq!(number.digits(), "6205224392570269");
     }
 
@@ -465,7 +547,7 @@ mod tests {
         for (line, width) in lines.iter_mut().zip([200, 200, 92, 140]) {
             line.bounds.width = width;
         }
-        let number = pick_number(&lines).expect("a number").number;
+        let number = pick(&lines).expect("a number").number;
         assert_eq!(number.digits(), "6013823031844074721");
     }
 
@@ -476,7 +558,7 @@ mod tests {
             line(10, 150, 20, "4111 1111 1111 1111"),
         ];
         assert_eq!(
-            pick_number(&lines).expect("a number").number.digits(),
+            pick(&lines).expect("a number").number.digits(),
             "4111111111111111"
         );
     }
@@ -486,22 +568,57 @@ mod tests {
         // 4111 1111 1111 1111 read with its fifth digit as a doubtful 2.
         let misread = doubting(line(10, 50, 40, "4111 2111 1111 1111"), 5, 0.6, '1');
         assert_eq!(
-            pick_number(&[misread]).expect("a number").number.digits(),
+            pick(&[misread]).expect("a number").number.digits(),
             "4111111111111111"
         );
+    }
+
+    #[test]
+    fn a_number_starting_as_an_issuers_cards_do_wins_over_a_taller_one_that_does_not() {
+        // Both pass the Luhn check; 0356... is no issuer's (a stray mark read as a 0, say).
+        let lines = [
+            line(10, 50, 40, "0356 8330 2011 2342"),
+            line(10, 150, 30, "6222 0202 0011 2347"),
+        ];
+        let picked = pick(&lines).expect("a number");
+        assert_eq!(picked.number.digits(), "6222020200112347");
+        assert_eq!(picked.issuer, Issuer::Bank);
+        assert!(picked.settled());
+        // Alone, the other is still read, but not settled: another look may do better.
+        let stray = pick(&lines[..1]).expect("a number");
+        assert_eq!(stray.issuer, Issuer::Unknown);
+        assert!(!stray.settled());
+        assert!(more_trusted(Some(&picked), Some(&stray)));
+        assert!(more_trusted(Some(&stray), None));
+        assert!(!more_trusted(None, Some(&stray)));
+    }
+
+    #[test]
+    fn a_reading_with_a_doubtful_digit_is_not_settled_and_a_correction_counts_its_runner_up() {
+        let doubtful = doubting(line(10, 50, 40, "6222 0202 0011 2347"), 3, 0.6, '3');
+        let picked = pick(&[doubtful]).expect("a number");
+        assert!(picked.luhn_valid);
+        assert_eq!(picked.certainty, 0.6);
+        assert!(!picked.settled());
+        // Its fifth digit misread as a doubtful 3, with the right 0 the runner-up at 0.3.
+        let corrected = doubting(line(10, 50, 40, "6222 3202 0011 2347"), 5, 0.7, '0');
+        let picked = pick(&[corrected]).expect("a number");
+        assert_eq!(picked.number.digits(), "6222020200112347");
+        assert!((picked.certainty - 0.3).abs() < 1e-6);
+        assert!(!picked.settled());
     }
 
     #[test]
     fn a_number_read_with_certainty_is_kept_even_when_it_fails_luhn() {
         let certain = line(10, 50, 40, "6222 0202 0011 2345 670");
         assert_eq!(
-            pick_number(&[certain]).expect("a number").number.digits(),
+            pick(&[certain]).expect("a number").number.digits(),
             "6222020200112345670"
         );
         // A doubtful digit whose runner-up does not pass Luhn either changes nothing.
         let doubtful = doubting(line(10, 50, 40, "6222 0202 0011 2345 670"), 0, 0.5, '8');
         assert_eq!(
-            pick_number(&[doubtful]).expect("a number").number.digits(),
+            pick(&[doubtful]).expect("a number").number.digits(),
             "6222020200112345670"
         );
     }
@@ -513,7 +630,7 @@ mod tests {
             line(10, 60, 20, "95588 客服热线"),
             line(10, 110, 20, "12345678901234567890"),
         ];
-        assert_eq!(pick_number(&lines), None);
+        assert_eq!(pick(&lines), None);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tokio::{sync::Semaphore, time::Instant};
 
 use self::engine::{Engine, FIRST_LOOK, Look};
 use crate::{
-    enrich::luhn_valid,
+    enrich::{BinTable, BinTableError},
     provider::{
         BankCard, BankCardRecognizer, BankCardRequest, CallContext, ErrorKind, ImageSource,
         ProviderError,
@@ -132,12 +132,16 @@ pub enum BuildError {
     Runtime { path: PathBuf, message: String },
     #[error("could not load the OCR models from {dir}: {source}")]
     Models { dir: PathBuf, source: ort::Error },
+    #[error(transparent)]
+    BinTable(#[from] BinTableError),
 }
 
 /// Bank card numbers read by PP-OCR inside the process.
 pub struct LocalProvider {
     /// One engine per permit of `permits`: a holder of a permit always finds one unlocked.
     engines: Arc<[Mutex<Engine>]>,
+    /// Issuers' prefixes, to tell a card's number from digits misread into one.
+    bins: Arc<BinTable>,
     permits: Arc<Semaphore>,
     max_image_pixels: u64,
     metrics: Metrics,
@@ -171,6 +175,7 @@ impl LocalProvider {
             })?;
         Ok(Self {
             engines,
+            bins: Arc::new(BinTable::embedded()?),
             permits: Arc::new(Semaphore::new(concurrency)),
             max_image_pixels: config.max_image_pixels,
             metrics,
@@ -189,6 +194,7 @@ impl LocalProvider {
         .map_err(|_| ProviderError::new(PROVIDER, ErrorKind::Unavailable, "shutting down"))?;
 
         let engines = Arc::clone(&self.engines);
+        let bins = Arc::clone(&self.bins);
         let max_pixels = self.max_image_pixels;
         let span = tracing::Span::current();
         // Set when this call is dropped (the client went away, or its deadline answered first).
@@ -201,7 +207,7 @@ impl LocalProvider {
             let _permit = permit;
             let stop =
                 || stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
-            let read = span.in_scope(|| read_card(&engines, &bytes, max_pixels, stop));
+            let read = span.in_scope(|| read_card(&engines, &bins, &bytes, max_pixels, stop));
             if read.is_err() && stop() {
                 metrics.local_read_stopped();
             }
@@ -261,6 +267,7 @@ impl Drop for StopOnDrop {
 /// up as soon as `stop` says nobody waits for the answer any more.
 fn read_card(
     engines: &[Mutex<Engine>],
+    bins: &BinTable,
     bytes: &[u8],
     max_pixels: u64,
     stop: impl Fn() -> bool,
@@ -284,20 +291,18 @@ fn read_card(
         .map_err(inference_failed)?
         .ok_or_else(stopped)?;
     tracing::debug!(lines = first.lines.len(), "text lines read");
-    let valid = |picked: &Option<card::Picked>| {
-        picked
-            .as_ref()
-            .is_some_and(|picked| luhn_valid(picked.number.digits()))
-    };
+    let settled =
+        |picked: &Option<card::Picked>| picked.as_ref().is_some_and(card::Picked::settled);
     let skew = first.skew;
-    let mut best = (card::pick_number(&first.lines), first.lines, &image);
-    if valid(&best.0) {
+    let mut best = (card::pick_number(&first.lines, bins), first.lines, &image);
+    if settled(&best.0) {
         drop(engine);
         return described(best.0, &best.1, best.2);
     }
-    // More looks, paid for only while none found a valid number: the image turned upright by the
-    // lines' angle and seen larger (a card small in a cluttered frame), then its lines given more
-    // room (narrow digits, a repeated digit read as one).
+    // More looks, paid for only while no reading is settled (a valid number of a known issuer,
+    // every digit read with some certainty): the image turned upright by the lines' angle and
+    // seen larger (a card small in a cluttered frame), then its lines given more room (narrow
+    // digits, a repeated digit read as one). The most trusted reading of all is taken.
     let turned = skew
         .filter(|skew| (MIN_DESKEW..=MAX_DESKEW).contains(&skew.abs()))
         .map(|skew| {
@@ -314,12 +319,12 @@ fn read_card(
             .read(upright, look, &stop)
             .map_err(inference_failed)?
             .ok_or_else(stopped)?;
-        let picked = card::pick_number(&reading.lines);
+        let picked = card::pick_number(&reading.lines, bins);
         tracing::debug!(lines = reading.lines.len(), ?skew, ?look, "another look");
-        if valid(&picked) || (best.0.is_none() && picked.is_some()) {
+        if card::more_trusted(picked.as_ref(), best.0.as_ref()) {
             best = (picked, reading.lines, upright);
         }
-        if valid(&best.0) {
+        if settled(&best.0) {
             break;
         }
     }
