@@ -133,6 +133,29 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
         .map(|(picked, _)| picked)
 }
 
+/// A row of neighbouring boxes holding at least this many digits is where a number is likely to
+/// be, even when it is not read whole: two groups of four.
+const LIKELY_ROW_DIGITS: usize = 8;
+
+/// The run of neighbouring boxes on one row with the most digits, at least `LIKELY_ROW_DIGITS`,
+/// and where it is: the groups of a number read in part. Labelled figures (`TEL 021-6888 1213`)
+/// are not a number's groups.
+pub fn digit_row(lines: &[TextLine]) -> Option<(usize, Bounds)> {
+    rows(lines)
+        .iter()
+        .flat_map(|row| spans(row))
+        .filter(|row| !row.labelled)
+        .map(|row| {
+            (
+                row.glyphs.iter().filter(|glyph| is_digit(glyph)).count(),
+                row,
+            )
+        })
+        .filter(|(digits, _)| *digits >= LIKELY_ROW_DIGITS)
+        .max_by(|(a, a_row), (b, b_row)| a.cmp(b).then(a_row.height.total_cmp(&b_row.height)))
+        .map(|(digits, row)| (digits, row.bounds))
+}
+
 /// What precedes a card's expiry: `VALID THRU`, `GOOD THRU`, `EXPIRES`, `有效期`, `MONTH/YEAR`.
 const EXPIRY_LABELS: &[&str] = &["VALID", "THRU", "GOOD", "EXP", "MONTH", "有效"];
 
@@ -297,6 +320,8 @@ struct Row<'a> {
     height: f32,
     /// The boxes read, together.
     bounds: Bounds,
+    /// Whether its (one) box's digits follow or precede a word.
+    labelled: bool,
 }
 
 impl<'a> Row<'a> {
@@ -311,6 +336,7 @@ impl<'a> Row<'a> {
             .fold(0.0, f32::max);
         let mut glyphs = Vec::new();
         let mut bounds: Option<Bounds> = None;
+        let mut labelled = false;
         for line in boxes
             .iter()
             .filter(|line| 2.0 * line.strip.thickness >= height)
@@ -324,8 +350,7 @@ impl<'a> Row<'a> {
                         .filter(|glyph| !glyph.text.trim().is_empty())
                         .count()
                 };
-                let labelled =
-                    marks(&line.glyphs[..first]) > 1 || marks(&line.glyphs[last + 1..]) > 1;
+                labelled = marks(&line.glyphs[..first]) > 1 || marks(&line.glyphs[last + 1..]) > 1;
                 if labelled && boxes.len() > 1 {
                     return None;
                 }
@@ -337,6 +362,7 @@ impl<'a> Row<'a> {
             glyphs,
             height,
             bounds: bounds?,
+            labelled,
         })
     }
 }
@@ -621,6 +647,22 @@ mod tests {
             pick(&[doubtful]).expect("a number").number.digits(),
             "6222020200112345670"
         );
+    }
+
+    #[test]
+    fn the_row_with_most_digits_is_where_a_number_read_in_part_is() {
+        let lines = [
+            line(10, 20, 12, "TEL 021-6888 1213"),
+            line(10, 100, 30, "6205"),
+            line(120, 100, 30, "2228"),
+            line(10, 200, 20, "1234"),
+        ];
+        assert_eq!(pick(&lines), None);
+        let (digits, bounds) = digit_row(&lines).expect("a row");
+        assert_eq!(digits, 8);
+        assert_eq!((bounds.x, bounds.y, bounds.width), (10, 100, 210));
+        // One group is not yet a number's row.
+        assert_eq!(digit_row(&lines[3..]), None);
     }
 
     #[test]

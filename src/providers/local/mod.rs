@@ -294,10 +294,12 @@ fn read_card(
     let settled =
         |picked: &Option<card::Picked>| picked.as_ref().is_some_and(card::Picked::settled);
     let skew = first.skew;
-    let mut best = (card::pick_number(&first.lines, bins), first.lines, &image);
+    // Every look's lines and the image they were read in; the most trusted reading, and its look.
+    let mut looks = vec![(first.lines, &image)];
+    let mut best = (card::pick_number(&looks[0].0, bins), 0);
     if settled(&best.0) {
         drop(engine);
-        return described(best.0, &best.1, best.2);
+        return described(best.0, &looks[0].0, &image);
     }
     // More looks, paid for only while no reading is settled (a valid number of a known issuer,
     // every digit read with some certainty): the image turned upright by the lines' angle and
@@ -321,15 +323,69 @@ fn read_card(
             .ok_or_else(stopped)?;
         let picked = card::pick_number(&reading.lines, bins);
         tracing::debug!(lines = reading.lines.len(), ?skew, ?look, "another look");
+        looks.push((reading.lines, upright));
         if card::more_trusted(picked.as_ref(), best.0.as_ref()) {
-            best = (picked, reading.lines, upright);
+            best = (picked, looks.len() - 1);
         }
         if settled(&best.0) {
             break;
         }
     }
+    // A last look at the number's row alone, enlarged: where the best reading was found, else
+    // where most digits were (groups read, others missed). Print beside the card is left out,
+    // and faint or small groups the whole image hid are found.
+    if !settled(&best.0) {
+        let row = match &best.0 {
+            Some(picked) => Some((picked.bounds, best.1)),
+            None => looks
+                .iter()
+                .enumerate()
+                .filter_map(|(at, (lines, _))| Some((card::digit_row(lines)?, at)))
+                .max_by_key(|((digits, _), _)| *digits)
+                .map(|((_, bounds), at)| (bounds, at)),
+        };
+        if let Some((row, at)) = row {
+            let source = looks[at].1;
+            let around = around_row(row, source.dimensions());
+            let crop =
+                image::imageops::crop_imm(source, around.x, around.y, around.width, around.height)
+                    .to_image();
+            let reading = engine
+                .read(&crop, ROW_LOOK, &stop)
+                .map_err(inference_failed)?
+                .ok_or_else(stopped)?;
+            let mut lines: Vec<_> = reading
+                .lines
+                .into_iter()
+                .map(|line| line.moved(around.x, around.y))
+                .collect();
+            let picked = card::pick_number(&lines, bins);
+            tracing::debug!(lines = lines.len(), ?around, "a look at the number's row");
+            if card::more_trusted(picked.as_ref(), best.0.as_ref()) {
+                // The row's surroundings (the expiry below it) are in the look it came from.
+                lines.extend(looks[at].0.iter().cloned());
+                looks.push((lines, source));
+                best = (picked, looks.len() - 1);
+            }
+        }
+    }
     drop(engine);
-    described(best.0, &best.1, best.2)
+    let (lines, image) = &looks[best.1];
+    described(best.0, lines, image)
+}
+
+/// The part of an image of `size` a row of digits at `row` is looked at again in: as wide again
+/// on each side (the groups missed may be on either), a line above and below.
+fn around_row(row: engine::Bounds, size: (u32, u32)) -> engine::Bounds {
+    let (width, height) = size;
+    let x = row.x.saturating_sub(row.width);
+    let y = row.y.saturating_sub(row.height);
+    engine::Bounds {
+        x,
+        y,
+        width: (row.x + 2 * row.width).min(width) - x,
+        height: (row.y + 2 * row.height).min(height) - y,
+    }
 }
 
 /// The card `picked` from `lines` read in `image`: its number, the expiry printed near it, and
@@ -375,6 +431,12 @@ const THIRD_LOOK: Look = Look {
     detection_side: 512,
     line_stretch: 1.4,
 };
+/// A look at the number's row alone, a strip some ten times wider than high: the detector sees
+/// it at least as large as in the second look.
+const ROW_LOOK: Look = Look {
+    detection_side: 960,
+    line_stretch: 1.0,
+};
 
 /// Decodes an image of at most `max_pixels`, upright by its EXIF orientation.
 fn decode(bytes: &[u8], max_pixels: u64) -> Result<image::RgbImage, ProviderError> {
@@ -415,4 +477,30 @@ fn runtime(library: &Path) -> Result<ort::environment::Environment, BuildError> 
         .map_err(|err| failed(err.to_string()))?;
     *runtime = Some(environment.clone());
     Ok(environment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_is_looked_at_again_with_its_width_on_each_side_and_a_line_above_and_below() {
+        let row = engine::Bounds {
+            x: 300,
+            y: 400,
+            width: 200,
+            height: 40,
+        };
+        let around = around_row(row, (1000, 800));
+        assert_eq!(
+            (around.x, around.y, around.width, around.height),
+            (100, 360, 600, 120)
+        );
+        // Clipped to the image.
+        let around = around_row(row, (600, 420));
+        assert_eq!(
+            (around.x, around.y, around.width, around.height),
+            (100, 360, 500, 60)
+        );
+    }
 }
