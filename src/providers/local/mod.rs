@@ -331,27 +331,29 @@ fn read_card(
             break;
         }
     }
-    // A last look at the number's row alone, enlarged: where the best reading was found, else
+    // Last looks at the number's row alone, enlarged: where the best reading was found, else
     // where most digits were (groups read, others missed). Print beside the card is left out,
-    // and faint or small groups the whole image hid are found.
-    if !settled(&best.0) {
-        let row = match &best.0 {
-            Some(picked) => Some((picked.bounds, best.1)),
-            None => looks
-                .iter()
-                .enumerate()
-                .filter_map(|(at, (lines, _))| Some((card::digit_row(lines)?, at)))
-                .max_by_key(|((digits, _), _)| *digits)
-                .map(|((_, bounds), at)| (bounds, at)),
-        };
-        if let Some((row, at)) = row {
-            let source = looks[at].1;
-            let around = around_row(row, source.dimensions());
-            let crop =
-                image::imageops::crop_imm(source, around.x, around.y, around.width, around.height)
-                    .to_image();
+    // and small groups the whole image hid are found; then, in grey with its light evened out,
+    // groups under glare or shade.
+    let row = match &best.0 {
+        Some(picked) => Some((picked.bounds, best.1)),
+        None => looks
+            .iter()
+            .enumerate()
+            .filter_map(|(at, (lines, _))| Some((card::digit_row(lines)?, at)))
+            .max_by_key(|((digits, _), _)| *digits)
+            .map(|((_, bounds), at)| (bounds, at)),
+    };
+    if let Some((row, at)) = row.filter(|_| !settled(&best.0)) {
+        let source = looks[at].1;
+        let around = around_row(row, source.dimensions());
+        let crop =
+            image::imageops::crop_imm(source, around.x, around.y, around.width, around.height)
+                .to_image();
+        let even = flattened(&crop, row.height as f32);
+        for view in [&crop, &even] {
             let reading = engine
-                .read(&crop, ROW_LOOK, &stop)
+                .read(view, ROW_LOOK, &stop)
                 .map_err(inference_failed)?
                 .ok_or_else(stopped)?;
             let mut lines: Vec<_> = reading
@@ -367,11 +369,44 @@ fn read_card(
                 looks.push((lines, source));
                 best = (picked, looks.len() - 1);
             }
+            if settled(&best.0) {
+                break;
+            }
         }
     }
     drop(engine);
     let (lines, image) = &looks[best.1];
     described(best.0, lines, image)
+}
+
+/// `image` in grey with its light evened out: each pixel's difference from its surroundings (a
+/// blur of `radius`, about a line's height), stretched so that the strongest 2% of differences
+/// span the levels. Glare or shade over a group of digits no longer hides it.
+fn flattened(image: &image::RgbImage, radius: f32) -> image::RgbImage {
+    let grey = image::imageops::grayscale(image);
+    let background = imageproc::filter::gaussian_blur_f32(&grey, radius.max(1.0));
+    let differences: Vec<f32> = grey
+        .pixels()
+        .zip(background.pixels())
+        .map(|(pixel, around)| f32::from(pixel.0[0]) - f32::from(around.0[0]))
+        .collect();
+    let mut strengths: Vec<f32> = differences.iter().map(|d| d.abs()).collect();
+    let at = strengths.len() * 98 / 100;
+    let strong = match strengths.get_mut(..).filter(|s| !s.is_empty()) {
+        Some(all) => {
+            *all.select_nth_unstable_by(at.min(all.len() - 1), f32::total_cmp)
+                .1
+        }
+        None => return image.clone(),
+    };
+    let gain = 110.0 / strong.max(4.0);
+    let mut levels = differences
+        .into_iter()
+        .map(|d| (128.0 + gain * d).clamp(0.0, 255.0) as u8);
+    image::RgbImage::from_fn(image.width(), image.height(), |_, _| {
+        let level = levels.next().unwrap_or(128);
+        Rgb([level; 3])
+    })
 }
 
 /// The part of an image of `size` a row of digits at `row` is looked at again in: as wide again
@@ -482,6 +517,39 @@ fn runtime(library: &Path) -> Result<ort::environment::Environment, BuildError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flattening_evens_out_glare_and_brings_faint_print_out() {
+        // Light rising from dark on the left to glare on the right; across it, print 10 levels
+        // lighter than its surroundings.
+        let image = image::RgbImage::from_fn(400, 60, |x, y| {
+            let light = 60 + (160 * x / 400) as u8;
+            let print = if (25..35).contains(&y) && x % 20 < 10 {
+                10
+            } else {
+                0
+            };
+            Rgb([light + print; 3])
+        });
+        let even = flattened(&image, 15.0);
+        let level = |x: u32, y: u32| i32::from(even.get_pixel(x, y).0[0]);
+        // The surroundings are alike in the dark and in the glare...
+        assert!(
+            (level(50, 5) - level(350, 5)).abs() <= 8,
+            "{} {}",
+            level(50, 5),
+            level(350, 5)
+        );
+        // ...and the print stands out of them in both.
+        for x in [60, 340] {
+            assert!(
+                level(x, 30) - level(x, 5) > 40,
+                "{x}: {} {}",
+                level(x, 30),
+                level(x, 5)
+            );
+        }
+    }
 
     #[test]
     fn a_row_is_looked_at_again_with_its_width_on_each_side_and_a_line_above_and_below() {
