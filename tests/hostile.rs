@@ -691,4 +691,4 @@ async fn a_huge_picture_in_a_small_file_is_refused_before_it_is_decoded() {
 }
 
 /// The stated peak of a gateway reading the largest image it accepts with one engine slot.
-const LOCAL_READ_RSS_LIMIT_MIB: u64 = 360;
+const LOCAL_READ_RSS_LIMIT_MIB: u64 = 320;

@@ -473,11 +473,25 @@ const ROW_LOOK: Look = Look {
     line_stretch: 1.0,
 };
 
-/// Decodes an image of at most `max_pixels`, upright by its EXIF orientation.
+/// A photo larger than this on its longer side is averaged down to it before it is read: the
+/// detector sees at most 960 pixels of it, and a card across half of it still prints its number
+/// some 60 pixels high, over the recogniser's 48. Every look's copies (the image turned upright,
+/// the lines cut out) are then a fraction of a phone photo's size.
+const MAX_WORKING_SIDE: u32 = 2560;
+
+/// Decodes an image of at most `max_pixels`, upright by its EXIF orientation, at most
+/// `MAX_WORKING_SIDE` on its longer side.
 fn decode(bytes: &[u8], max_pixels: u64) -> Result<image::RgbImage, ProviderError> {
-    Ok(images::decode(bytes, max_pixels)
-        .map_err(|err| err.into_provider_error(PROVIDER))?
-        .into_rgb8())
+    let image =
+        images::decode(bytes, max_pixels).map_err(|err| err.into_provider_error(PROVIDER))?;
+    let (width, height) = (image.width(), image.height());
+    if width.max(height) <= MAX_WORKING_SIDE {
+        return Ok(image.into_rgb8());
+    }
+    // Area averaging, straight from the decoded pixels: no full-size copy is made.
+    let scale = f64::from(MAX_WORKING_SIDE) / f64::from(width.max(height));
+    let fit = |side: u32| ((f64::from(side) * scale).round() as u32).max(1);
+    Ok(image.thumbnail_exact(fit(width), fit(height)).into_rgb8())
 }
 
 fn stopped() -> ProviderError {
@@ -549,6 +563,24 @@ mod tests {
                 level(x, 5)
             );
         }
+    }
+
+    #[test]
+    fn a_photo_larger_than_the_working_side_is_averaged_down_to_it_and_a_smaller_one_is_not() {
+        let png = |width, height| {
+            let mut bytes = Vec::new();
+            image::RgbImage::new(width, height)
+                .write_to(
+                    &mut std::io::Cursor::new(&mut bytes),
+                    image::ImageFormat::Png,
+                )
+                .expect("encoded");
+            bytes
+        };
+        let large = decode(&png(4000, 3000), 16_000_000).expect("decoded");
+        assert_eq!(large.dimensions(), (MAX_WORKING_SIDE, 1920));
+        let small = decode(&png(1280, 800), 16_000_000).expect("decoded");
+        assert_eq!(small.dimensions(), (1280, 800));
     }
 
     #[test]
