@@ -331,20 +331,12 @@ fn read_card(
             break;
         }
     }
-    // Last looks at the number's row alone, enlarged: where the best reading was found, else
-    // where most digits were (groups read, others missed). Print beside the card is left out,
-    // and small groups the whole image hid are found; then, in grey with its light evened out,
+    // Last looks at the number's row alone, enlarged. Print beside the card is left out, and
+    // small groups the whole image hid are found; then, in grey with its light evened out,
     // groups under glare or shade.
-    let row = match &best.0 {
-        Some(picked) => Some((picked.bounds, best.1)),
-        None => looks
-            .iter()
-            .enumerate()
-            .filter_map(|(at, (lines, _))| Some((card::digit_row(lines)?, at)))
-            .max_by_key(|((digits, _), _)| *digits)
-            .map(|((_, bounds), at)| (bounds, at)),
-    };
-    if let Some((row, at)) = row.filter(|_| !settled(&best.0)) {
+    if !settled(&best.0)
+        && let Some((row, at)) = number_row(best.0.as_ref(), best.1, &looks)
+    {
         let source = looks[at].1;
         let around = around_row(row, source.dimensions());
         let crop =
@@ -379,6 +371,24 @@ fn read_card(
     described(best.0, lines, image)
 }
 
+/// Where the number's row most likely is, and in which look: where the best reading was found
+/// (`picked`, in look `picked_in`), else where most digits were (groups read, others missed).
+fn number_row(
+    picked: Option<&card::Picked>,
+    picked_in: usize,
+    looks: &[(Vec<engine::TextLine>, &image::RgbImage)],
+) -> Option<(engine::Bounds, usize)> {
+    match picked {
+        Some(picked) => Some((picked.bounds, picked_in)),
+        None => looks
+            .iter()
+            .enumerate()
+            .filter_map(|(at, (lines, _))| Some((card::digit_row(lines)?, at)))
+            .max_by_key(|((digits, _), _)| *digits)
+            .map(|((_, bounds), at)| (bounds, at)),
+    }
+}
+
 /// `image` in grey with its light evened out: each pixel's difference from its surroundings (a
 /// blur of `radius`, about a line's height), stretched so that the strongest 2% of differences
 /// span the levels. Glare or shade over a group of digits no longer hides it.
@@ -391,21 +401,16 @@ fn flattened(image: &image::RgbImage, radius: f32) -> image::RgbImage {
         .map(|(pixel, around)| f32::from(pixel.0[0]) - f32::from(around.0[0]))
         .collect();
     let mut strengths: Vec<f32> = differences.iter().map(|d| d.abs()).collect();
-    let at = strengths.len() * 98 / 100;
-    let strong = match strengths.get_mut(..).filter(|s| !s.is_empty()) {
-        Some(all) => {
-            *all.select_nth_unstable_by(at.min(all.len() - 1), f32::total_cmp)
-                .1
-        }
-        None => return image.clone(),
-    };
+    if strengths.is_empty() {
+        return image.clone();
+    }
+    let at = (strengths.len() * 98 / 100).min(strengths.len() - 1);
+    let (_, strong, _) = strengths.select_nth_unstable_by(at, f32::total_cmp);
     let gain = 110.0 / strong.max(4.0);
-    let mut levels = differences
-        .into_iter()
-        .map(|d| (128.0 + gain * d).clamp(0.0, 255.0) as u8);
-    image::RgbImage::from_fn(image.width(), image.height(), |_, _| {
-        let level = levels.next().unwrap_or(128);
-        Rgb([level; 3])
+    let width = image.width();
+    image::RgbImage::from_fn(width, image.height(), |x, y| {
+        let d = differences[(y * width + x) as usize];
+        Rgb([(128.0 + gain * d).clamp(0.0, 255.0) as u8; 3])
     })
 }
 
