@@ -72,24 +72,17 @@ impl Picked {
     pub fn settled(&self) -> bool {
         self.luhn_valid && self.issuer > Issuer::Unknown && self.certainty >= SETTLED
     }
-
-    /// Which of two readings, of one look or of two, is the more trustworthy: one passing the
-    /// Luhn check, then one starting as an issuer's cards do, then the surer.
-    pub fn trust(&self) -> (bool, Issuer, f32) {
-        (self.luhn_valid, self.issuer, self.certainty)
-    }
 }
 
-/// Whether `a` is a more trustworthy reading than `b` (any reading is more than none).
+/// Whether reading `a` is more to be trusted than `b`, of one look or of two: one passing the
+/// Luhn check, then one starting as an issuer's cards do, then the surer; any reading more than
+/// none.
 pub fn more_trusted(a: Option<&Picked>, b: Option<&Picked>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) => {
-            let ((a_valid, a_issuer, a_sure), (b_valid, b_issuer, b_sure)) = (a.trust(), b.trust());
-            (a_valid, a_issuer)
-                .cmp(&(b_valid, b_issuer))
-                .then(a_sure.total_cmp(&b_sure))
-                .is_gt()
-        }
+        (Some(a), Some(b)) => (a.luhn_valid, a.issuer)
+            .cmp(&(b.luhn_valid, b.issuer))
+            .then(a.certainty.total_cmp(&b.certainty))
+            .is_gt(),
         (a, b) => a.is_some() && b.is_none(),
     }
 }
