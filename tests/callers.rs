@@ -6,7 +6,9 @@ mod common;
 
 use std::{collections::BTreeMap, time::Duration};
 
-use common::{APP_ID, APP_SECRET, Gateway, GatewayProcess, error_info, png, sample, upload};
+use common::{
+    APP_ID, APP_SECRET, Gateway, GatewayProcess, assert_reason, error_info, png, sample, upload,
+};
 use ocrgate::{
     api::pb::{self, ocr_service_client::OcrServiceClient},
     auth::{CallerConfig, OnStoreError, Rpc},
@@ -67,11 +69,6 @@ async fn card(client: &mut OcrServiceClient<Channel>, key: &str) -> Result<Strin
         .recognize_bank_card(with_key(upload(png(1)), key))
         .await
         .map(|answer| answer.into_inner().card_number)
-}
-
-fn assert_reason(status: &Status, code: Code, reason: &str) {
-    assert_eq!(status.code(), code, "{status:?}");
-    assert_eq!(error_info(status).0, reason, "{status:?}");
 }
 
 #[tokio::test]

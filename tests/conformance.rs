@@ -183,11 +183,7 @@ async fn reads_the_number_and_names_itself(subject: Subject) {
     assert_eq!(subject.direct.name(), subject.name);
     for card in ordinary_cards(FIRST_SEED, 3) {
         subject.show(&card);
-        let reply = subject
-            .gateway
-            .recognize(upload(card.jpeg.clone()))
-            .await
-            .unwrap_or_else(|status| panic!("seed {}: {status:?}", card.seed));
+        let reply = subject.gateway.read_card(&card).await;
 
         assert_eq!(reply.card_number, card.number, "seed {}", card.seed);
         assert!(reply.card_number.bytes().all(|b| b.is_ascii_digit()));

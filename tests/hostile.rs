@@ -11,7 +11,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::{APP_ID, APP_SECRET, Gateway, GatewayProcess, error_info, png, sample, upload};
+use common::{
+    APP_ID, APP_SECRET, Gateway, GatewayProcess, assert_reason, error_info, png, sample, upload,
+};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpSocket, TcpStream},
@@ -117,11 +119,6 @@ async fn grpc_status(response: h2::client::ResponseFuture) -> Status {
     }
     let trailers = body.trailers().await.expect("trailers").expect("trailers");
     Status::from_header_map(&trailers).expect("grpc-status in trailers")
-}
-
-fn assert_reason(status: &Status, code: Code, reason: &str) {
-    assert_eq!(status.code(), code, "{status:?}");
-    assert_eq!(error_info(status).0, reason, "{status:?}");
 }
 
 /// A simulator that knows the test app.

@@ -30,10 +30,7 @@ async fn without_credentials_cards_are_read_locally_and_titles_need_wechat() {
     let gateway = local_only(&models).await;
 
     for card in ordinary_cards(0, 4) {
-        let reply = gateway
-            .recognize(upload(card.jpeg.clone()))
-            .await
-            .unwrap_or_else(|status| panic!("seed {}: {status:?}", card.seed));
+        let reply = gateway.read_card(&card).await;
         assert_eq!(reply.card_number, card.number, "seed {}", card.seed);
         assert_eq!(reply.provider, "local");
         assert!(reply.luhn_valid);
@@ -81,10 +78,7 @@ async fn a_photo_stored_sideways_with_exif_orientation_6_is_read_upright() {
 async fn reads_hard_cards(gateway: &Gateway, seeds: &[u64]) {
     for &seed in seeds {
         let card = cards().hard_card(seed);
-        let reply = gateway
-            .recognize(upload(card.jpeg.clone()))
-            .await
-            .unwrap_or_else(|status| panic!("hard seed {seed}: {status:?}"));
+        let reply = gateway.read_card(&card).await;
         assert_eq!(reply.card_number, card.number, "hard seed {seed}");
     }
 }
@@ -113,10 +107,7 @@ async fn the_expiry_is_read_and_a_blurred_photo_is_blurry() {
     let Some(models) = local_models() else { return };
     let gateway = local_only(&models).await;
     for card in ordinary_cards(0, 4) {
-        let reply = gateway
-            .recognize(upload(card.jpeg.clone()))
-            .await
-            .unwrap_or_else(|status| panic!("seed {}: {status:?}", card.seed));
+        let reply = gateway.read_card(&card).await;
         let expiry = reply.expiry.expect("an expiry");
         assert_eq!(
             (expiry.month, expiry.year % 100),

@@ -285,6 +285,13 @@ impl Gateway {
             .map(tonic::Response::into_inner)
     }
 
+    /// Uploads `card`'s photo and expects an answer, naming the card's seed if there is none.
+    pub async fn read_card(&self, card: &ocrgate_cardgen::Card) -> pb::RecognizeBankCardResponse {
+        self.recognize(upload(card.jpeg.clone()))
+            .await
+            .unwrap_or_else(|status| panic!("seed {}: {status:?}", card.seed))
+    }
+
     pub async fn parse_title(
         &self,
         scan_text: &str,
@@ -341,6 +348,12 @@ fn encode(seed: u8, format: image::ImageFormat) -> Vec<u8> {
 }
 
 /// The `google.rpc.ErrorInfo` of a status, as (reason, metadata).
+/// Expects `status` to carry `code` and the ErrorInfo `reason`.
+pub fn assert_reason(status: &Status, code: Code, reason: &str) {
+    assert_eq!(status.code(), code, "{status:?}");
+    assert_eq!(error_info(status).0, reason, "{status:?}");
+}
+
 pub fn error_info(status: &Status) -> (String, HashMap<String, String>) {
     let info = status
         .get_details_error_info()
