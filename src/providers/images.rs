@@ -187,7 +187,8 @@ pub fn fit_as_jpeg(bytes: &[u8], max_bytes: usize, max_pixels: u64) -> Result<By
     Err(ImageError::CannotFit { max_bytes })
 }
 
-fn scaled(side: u32, scale: f64) -> u32 {
+/// `side` pixels scaled by `scale`, at least one.
+pub fn scaled(side: u32, scale: f64) -> u32 {
     ((f64::from(side) * scale).round() as u32).max(1)
 }
 

@@ -448,14 +448,13 @@ impl Region {
         let directed = axes.long > DIRECTED * DIRECTED * axes.short.max(0.25)
             && axes.angle.abs() <= MAX_LINE_TILT;
         let area = f64::from(self.pixels);
-        let (angle, length, thickness) = if directed {
-            let length = (12.0 * axes.long).sqrt();
-            (axes.angle, length, area / length)
+        let (angle, length) = if directed {
+            (axes.angle, (12.0 * axes.long).sqrt())
         } else {
-            let length = f64::from(self.max_x - self.min_x + 1);
-            (0.0, length, area / length)
+            (0.0, f64::from(self.max_x - self.min_x + 1))
         };
-        let grow = area * f64::from(UNCLIP_RATIO) / (2.0 * (length + thickness));
+        let thickness = area / length;
+        let grow = unclip_distance(area, length);
         // Mask pixel `x` covers the original's `[x·sx, (x + 1)·sx)`.
         let (cx, cy) = axes.centre;
         Strip {
@@ -476,10 +475,10 @@ impl Region {
     /// line's length is about its box's width, so its thickness is about `area / width` however
     /// tilted the line is (the box's height would overstate it).
     fn unclipped(&self, sx: f32, sy: f32, width: u32, height: u32) -> Option<Bounds> {
-        let length = (self.max_x - self.min_x + 1) as f32;
-        let area = self.pixels as f32;
-        let thickness = area / length;
-        let grow = area * UNCLIP_RATIO / (2.0 * (length + thickness));
+        let grow = unclip_distance(
+            f64::from(self.pixels),
+            f64::from(self.max_x - self.min_x + 1),
+        ) as f32;
         let x0 = ((self.min_x as f32 - grow) * sx).max(0.0) as u32;
         let y0 = ((self.min_y as f32 - grow) * sy).max(0.0) as u32;
         let x1 = (((self.max_x as f32 + 1.0 + grow) * sx).ceil() as u32).min(width);
@@ -491,6 +490,13 @@ impl Region {
             height: y1 - y0,
         })
     }
+}
+
+/// How far DB's unclip grows a text region of `area` pixels and `length` long: by `area × ratio /
+/// perimeter`, its thickness being `area / length`.
+fn unclip_distance(area: f64, length: f64) -> f64 {
+    let thickness = area / length;
+    area * f64::from(UNCLIP_RATIO) / (2.0 * (length + thickness))
 }
 
 /// A region's centre, the angle of its long axis, and its variances along and across it.

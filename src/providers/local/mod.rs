@@ -495,8 +495,9 @@ fn decode(bytes: &[u8], max_pixels: u64) -> Result<image::RgbImage, ProviderErro
     }
     // Area averaging, straight from the decoded pixels: no full-size copy is made.
     let scale = f64::from(MAX_WORKING_SIDE) / f64::from(width.max(height));
-    let fit = |side: u32| ((f64::from(side) * scale).round() as u32).max(1);
-    Ok(image.thumbnail_exact(fit(width), fit(height)).into_rgb8())
+    Ok(image
+        .thumbnail_exact(images::scaled(width, scale), images::scaled(height, scale))
+        .into_rgb8())
 }
 
 fn stopped() -> ProviderError {
