@@ -32,6 +32,17 @@ const CORRECTIONS_TRIED: usize = 3;
 /// can pass the Luhn check together; they are seldom both read with certainty.
 const SETTLED: f32 = 0.8;
 
+/// Numbers of these lengths are issued by every network. Of 17 or 18 digits only by a few banks:
+/// such a reading is more often a 19-digit number with digits lost (a group under glare, two equal
+/// digits read as one) that passes the Luhn check by chance, one time in ten.
+const USUAL_LENGTHS: [usize; 2] = [16, 19];
+
+/// Whether `digits` are as long as card numbers usually are, or as the BIN table says their
+/// issuer's are.
+fn usual_length(digits: &str, bins: &BinTable) -> bool {
+    USUAL_LENGTHS.contains(&digits.len()) || bins.lookup(digits).is_some()
+}
+
 /// Whose cards a number's leading digits are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Issuer {
@@ -61,6 +72,8 @@ pub struct Picked {
     /// The boxes it was read from, together.
     pub bounds: Bounds,
     pub luhn_valid: bool,
+    /// Whether it is as long as card numbers usually are, or as its issuer's are.
+    pub usual_length: bool,
     pub issuer: Issuer,
     /// The probability of its least certain digit (a digit the Luhn check corrected counts at its
     /// runner-up's).
@@ -68,19 +81,28 @@ pub struct Picked {
 }
 
 impl Picked {
+    /// What trusting a reading weighs before its certainty.
+    fn rank(&self) -> (bool, bool, Issuer) {
+        (self.luhn_valid, self.usual_length, self.issuer)
+    }
+
     /// Whether another look could hardly do better.
     pub fn settled(&self) -> bool {
-        self.luhn_valid && self.issuer > Issuer::Unknown && self.certainty >= SETTLED
+        self.luhn_valid
+            && self.usual_length
+            && self.issuer > Issuer::Unknown
+            && self.certainty >= SETTLED
     }
 }
 
 /// Whether reading `a` is more to be trusted than `b`, of one look or of two: one passing the
-/// Luhn check, then one starting as an issuer's cards do, then the surer; any reading more than
-/// none.
+/// Luhn check, then one of a usual length, then one starting as an issuer's cards do, then the
+/// surer; any reading more than none.
 pub fn more_trusted(a: Option<&Picked>, b: Option<&Picked>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) => (a.luhn_valid, a.issuer)
-            .cmp(&(b.luhn_valid, b.issuer))
+        (Some(a), Some(b)) => a
+            .rank()
+            .cmp(&b.rank())
             .then(a.certainty.total_cmp(&b.certainty))
             .is_gt(),
         (a, b) => a.is_some() && b.is_none(),
@@ -93,9 +115,10 @@ pub fn more_trusted(a: Option<&Picked>, b: Option<&Picked>) -> bool {
 /// same row are joined first, every run of neighbouring boxes on its own (print beside the card,
 /// such as a price on a receipt, may share the number's row). A number failing the Luhn check is
 /// most often one misread digit: the least certain digits are tried with their runner-up. Among
-/// the candidates, one passing the Luhn check wins, then one starting as an issuer's cards do
-/// (a stray mark read as a digit before the number, or a dropped first digit, seldom does), then
-/// the longer, then the tallest text (the number is the largest print on a card's face).
+/// the candidates, one passing the Luhn check wins, then one of a usual length, then one starting
+/// as an issuer's cards do (a stray mark read as a digit before the number, or a dropped first
+/// digit, seldom does), then the longer, then the tallest text (the number is the largest print on
+/// a card's face).
 pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
     rows(lines)
         .iter()
@@ -110,6 +133,7 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
             let (digits, certainty) = corrected(&digits);
             let picked = Picked {
                 luhn_valid: luhn_valid(&digits),
+                usual_length: usual_length(&digits, bins),
                 issuer: Issuer::of(&digits, bins),
                 number: CardNumber::parse(&digits)?,
                 bounds,
@@ -118,8 +142,8 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
             Some((picked, height))
         })
         .max_by(|(a, a_height), (b, b_height)| {
-            (a.luhn_valid, a.issuer)
-                .cmp(&(b.luhn_valid, b.issuer))
+            a.rank()
+                .cmp(&b.rank())
                 .then(a.number.digits().len().cmp(&b.number.digits().len()))
                 .then(a_height.total_cmp(b_height))
         })
@@ -610,6 +634,25 @@ mod tests {
         assert!(more_trusted(Some(&picked), Some(&stray)));
         assert!(more_trusted(Some(&stray), None));
         assert!(!more_trusted(None, Some(&stray)));
+    }
+
+    #[test]
+    fn a_reading_of_an_unusual_length_is_not_settled_and_yields_to_one_of_a_usual_length() {
+        // 18 digits passing the Luhn check, read with certainty: a 19-digit number with a digit
+        // lost, as likely as not. ICBC's 622202 cards have 19.
+        let short = pick(&[line(10, 50, 40, "622202 020011234569")]).expect("a number");
+        assert!(short.luhn_valid);
+        assert!(!short.usual_length);
+        assert!(!short.settled());
+        // Another look reads all 19, a little less surely: that reading is the one to trust.
+        let whole = doubting(line(10, 50, 40, "622202 0200112345679"), 18, 0.85, '1');
+        let whole = pick(&[whole]).expect("a number");
+        assert!(whole.usual_length && whole.settled());
+        assert!(more_trusted(Some(&whole), Some(&short)));
+        assert!(!more_trusted(Some(&short), Some(&whole)));
+        // Shanghai Bank's 620522 cards have 18 digits: that length is theirs.
+        let issued = pick(&[line(10, 50, 40, "620522 020011234566")]).expect("a number");
+        assert!(issued.usual_length && issued.settled());
     }
 
     #[test]
