@@ -126,11 +126,11 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
         .flat_map(|row| {
             digit_runs(&row.glyphs)
                 .into_iter()
-                .map(move |digits| (digits, row.height, row.bounds))
+                .map(move |run| (run, row.height, row.bounds))
         })
-        .filter(|(digits, _, _)| DIGITS.contains(&digits.len()))
-        .filter_map(|(digits, height, bounds)| {
-            let (digits, certainty) = corrected(&digits);
+        .filter(|(run, _, _)| DIGITS.contains(&run.digits.len()))
+        .filter_map(|(run, height, bounds)| {
+            let (digits, certainty) = corrected(&run.digits);
             let picked = Picked {
                 luhn_valid: luhn_valid(&digits),
                 usual_length: usual_length(&digits, bins),
@@ -139,7 +139,9 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
                 bounds,
                 certainty,
             };
-            Some((picked, height))
+            // Where a number cut from a longer run starts, only an issuer's prefix tells.
+            let placed = !run.cut || picked.issuer > Issuer::Unknown;
+            placed.then_some((picked, height))
         })
         .max_by(|(a, a_height), (b, b_height)| {
             a.rank()
@@ -446,17 +448,44 @@ fn mostly_digits(line: &TextLine) -> bool {
     digits > 0 && digits >= 2 * others
 }
 
-/// The digit sequences of a row; spaces and dashes between groups do not break one.
-fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Vec<&'a Glyph>> {
+/// A sequence of digits read on a row.
+struct Run<'a> {
+    digits: Vec<&'a Glyph>,
+    /// Whether it is whole groups cut from a longer run.
+    cut: bool,
+}
+
+/// The digit sequences of a row; spaces and dashes between groups do not break one. A run longer
+/// than any card number (a receipt's order number read in one box with the number beside it) also
+/// gives each of its runs of whole groups as long as a card number.
+fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
+    let separator = |glyph: &&Glyph| matches!(glyph.text.as_str(), " " | "-");
     glyphs
-        .split(|glyph| !(is_digit(glyph) || matches!(glyph.text.as_str(), " " | "-")))
-        .map(|run| {
-            run.iter()
-                .copied()
-                .filter(|glyph| is_digit(glyph))
-                .collect::<Vec<_>>()
+        .split(|glyph| !(is_digit(glyph) || separator(glyph)))
+        .flat_map(|run| {
+            let groups: Vec<&[&Glyph]> = run
+                .split(separator)
+                .filter(|group| !group.is_empty())
+                .collect();
+            let whole = groups.concat();
+            let mut runs = Vec::new();
+            if whole.len() > *DIGITS.end() {
+                for start in 0..groups.len() {
+                    for end in start + 1..=groups.len() {
+                        let digits = groups[start..end].concat();
+                        if DIGITS.contains(&digits.len()) {
+                            runs.push(Run { digits, cut: true });
+                        }
+                    }
+                }
+            }
+            runs.push(Run {
+                digits: whole,
+                cut: false,
+            });
+            runs
         })
-        .filter(|digits| !digits.is_empty())
+        .filter(|run| !run.digits.is_empty())
         .collect()
 }
 
@@ -717,9 +746,33 @@ mod tests {
         let glyphs: Vec<&Glyph> = line.glyphs.iter().collect();
         let runs: Vec<String> = digit_runs(&glyphs)
             .iter()
-            .map(|run| run.iter().map(|g| g.text.as_str()).collect())
+            .map(|run| run.digits.iter().map(|g| g.text.as_str()).collect())
             .collect();
         assert_eq!(runs, ["6222020200112345", "678"]);
+    }
+
+    #[test]
+    fn a_number_read_in_one_box_with_a_receipts_figures_is_found() {
+        // The detector took a receipt's order number and the card's number, on one row, as one
+        // box: 24 digits, no card number as a whole.
+        let joined = line(10, 50, 30, "ORDER 20241128 6225 8826 3358 5168");
+        let picked = pick(&[joined]).expect("a number");
+        assert_eq!(picked.number.digits(), "6225882633585168");
+        assert!(picked.settled());
+        // Cut from a run, digits no issuer's cards start with are not taken for a number.
+        let receipts = line(10, 50, 30, "ORDER 20241128 0216 8881 2112 1116");
+        assert_eq!(pick(&[receipts]), None);
+        // A run no longer than a card number is not cut up: a stray group stays a stray group.
+        let glyphs: Vec<Glyph> = "8 6225 8826 3358 5168"
+            .chars()
+            .map(|c| Glyph {
+                text: c.to_string(),
+                confidence: 1.0,
+                runner_up: None,
+            })
+            .collect();
+        let glyphs: Vec<&Glyph> = glyphs.iter().collect();
+        assert_eq!(digit_runs(&glyphs).len(), 1);
     }
 
     fn number_at(y: u32) -> Bounds {
