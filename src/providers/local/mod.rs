@@ -366,6 +366,17 @@ fn read_card(
             }
         }
     }
+    // Nothing found at all: print too small or faint for the detector at 768 may show at 1280.
+    // Only photos without a number pay for it.
+    if best.0.is_none() {
+        let reading = engine
+            .read(upright, WIDE_LOOK, &stop)
+            .map_err(inference_failed)?
+            .ok_or_else(stopped)?;
+        best.0 = card::pick_number(&reading.lines, bins);
+        best.1 = looks.len();
+        looks.push((reading.lines, upright));
+    }
     drop(engine);
     let (lines, image) = &looks[best.1];
     described(best.0, lines, image)
@@ -470,6 +481,12 @@ const SECOND_LOOK: Look = Look {
 const THIRD_LOOK: Look = Look {
     detection_side: 512,
     line_stretch: 1.4,
+};
+/// A last look at the whole image when no look found a number: the detector sees small print at
+/// about the size a phone photo has it.
+const WIDE_LOOK: Look = Look {
+    detection_side: 1280,
+    line_stretch: 1.0,
 };
 /// A look at the number's row alone, a strip some ten times wider than high: the detector sees
 /// it at least as large as in the second look.
