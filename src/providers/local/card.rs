@@ -43,6 +43,35 @@ fn usual_length(digits: &str, bins: &BinTable) -> bool {
     USUAL_LENGTHS.contains(&digits.len()) || bins.lookup(digits).is_some()
 }
 
+/// How banks group the digits of 16- and 19-digit numbers on their cards.
+const GROUPINGS: [&[usize]; 4] = [&[4, 4, 4, 4], &[4, 4, 4, 4, 3], &[6, 13], &[4, 4, 4, 7]];
+
+/// Whether digits read in groups of `groups` (boxes, or spaces within a box) could be printed as a
+/// bank groups them: the groups read are a bank's grouping, some of its neighbouring groups read as
+/// one. `522 0283612145891`, a 6-digit group cut short by its box, is not. Lengths banks group no
+/// single way (17, 18) pass.
+fn bank_grouped(groups: &[usize]) -> bool {
+    let total: usize = groups.iter().sum();
+    let ends = |groups: &[usize]| -> Vec<usize> {
+        groups
+            .iter()
+            .scan(0, |end, group| {
+                *end += group;
+                Some(*end)
+            })
+            .collect()
+    };
+    let read = ends(groups);
+    let printed: Vec<_> = GROUPINGS
+        .iter()
+        .filter(|grouping| grouping.iter().sum::<usize>() == total)
+        .collect();
+    printed.is_empty()
+        || printed
+            .iter()
+            .any(|grouping| read.iter().all(|end| ends(grouping).contains(end)))
+}
+
 /// Whose cards a number's leading digits are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Issuer {
@@ -75,6 +104,8 @@ pub struct Picked {
     /// Whether it is as long as card numbers usually are, or as its issuer's are.
     pub usual_length: bool,
     pub issuer: Issuer,
+    /// Whether its groups, as read, could be a bank's grouping.
+    pub bank_grouped: bool,
     /// The probability of its least certain digit (a digit the Luhn check corrected counts at its
     /// runner-up's).
     pub certainty: f32,
@@ -82,8 +113,13 @@ pub struct Picked {
 
 impl Picked {
     /// What trusting a reading weighs before its certainty.
-    fn rank(&self) -> (bool, bool, Issuer) {
-        (self.luhn_valid, self.usual_length, self.issuer)
+    fn rank(&self) -> (bool, bool, Issuer, bool) {
+        (
+            self.luhn_valid,
+            self.usual_length,
+            self.issuer,
+            self.bank_grouped,
+        )
     }
 
     /// Whether another look could hardly do better.
@@ -91,6 +127,7 @@ impl Picked {
         self.luhn_valid
             && self.usual_length
             && self.issuer > Issuer::Unknown
+            && self.bank_grouped
             && self.certainty >= SETTLED
     }
 }
@@ -135,6 +172,7 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
                 luhn_valid: luhn_valid(&digits),
                 usual_length: usual_length(&digits, bins),
                 issuer: Issuer::of(&digits, bins),
+                bank_grouped: bank_grouped(&run.groups),
                 number: CardNumber::parse(&digits)?,
                 bounds,
                 certainty,
@@ -334,7 +372,15 @@ fn corrected(digits: &[&Glyph]) -> (String, f32) {
         .unwrap_or((read, certainty))
 }
 
+/// Where one box of a row ends and the next begins, among the row's glyphs.
+static BOX_EDGE: Glyph = Glyph {
+    text: String::new(),
+    confidence: 1.0,
+    runner_up: None,
+};
+
 struct Row<'a> {
+    /// Its boxes' glyphs, `BOX_EDGE` between two boxes.
     glyphs: Vec<&'a Glyph>,
     height: f32,
     /// The boxes read, together.
@@ -372,6 +418,9 @@ impl<'a> Row<'a> {
                 labelled = marks(&line.glyphs[..first]) > 1 || marks(&line.glyphs[last + 1..]) > 1;
                 if labelled && boxes.len() > 1 {
                     return None;
+                }
+                if !glyphs.is_empty() {
+                    glyphs.push(&BOX_EDGE);
                 }
                 glyphs.extend(&line.glyphs[first..=last]);
                 bounds = Some(bounds.map_or(line.bounds, |joined| joined.union(line.bounds)));
@@ -451,6 +500,8 @@ fn mostly_digits(line: &TextLine) -> bool {
 /// A sequence of digits read on a row.
 struct Run<'a> {
     digits: Vec<&'a Glyph>,
+    /// How many digits each group read holds.
+    groups: Vec<usize>,
     /// Whether it is whole groups cut from a longer run.
     cut: bool,
 }
@@ -459,7 +510,8 @@ struct Run<'a> {
 /// than any card number (a receipt's order number read in one box with the number beside it) also
 /// gives each of its runs of whole groups as long as a card number.
 fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
-    let separator = |glyph: &&Glyph| matches!(glyph.text.as_str(), " " | "-");
+    // Boxes joined into a row are apart as groups are.
+    let separator = |glyph: &&Glyph| matches!(glyph.text.as_str(), " " | "-" | "");
     glyphs
         .split(|glyph| !(is_digit(glyph) || separator(glyph)))
         .flat_map(|run| {
@@ -474,13 +526,18 @@ fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
                     for end in start + 1..=groups.len() {
                         let digits = groups[start..end].concat();
                         if DIGITS.contains(&digits.len()) {
-                            runs.push(Run { digits, cut: true });
+                            runs.push(Run {
+                                digits,
+                                groups: groups[start..end].iter().map(|g| g.len()).collect(),
+                                cut: true,
+                            });
                         }
                     }
                 }
             }
             runs.push(Run {
                 digits: whole,
+                groups: groups.iter().map(|group| group.len()).collect(),
                 cut: false,
             });
             runs
@@ -682,6 +739,39 @@ mod tests {
         // Shanghai Bank's 620522 cards have 18 digits: that length is theirs.
         let issued = pick(&[line(10, 50, 40, "620522 020011234566")]).expect("a number");
         assert!(issued.usual_length && issued.settled());
+    }
+
+    #[test]
+    fn groups_read_as_no_bank_prints_them_are_not_settled() {
+        for groups in [
+            &[4, 4, 4, 4][..],
+            &[8, 8],
+            &[16],
+            &[6, 13],
+            &[4, 4, 4, 7],
+            &[4, 4, 11],
+            &[4, 4, 4, 4, 3],
+            &[6, 12],
+        ] {
+            assert!(bank_grouped(groups), "{groups:?}");
+        }
+        for groups in [&[3, 13][..], &[5, 14], &[4, 4, 4, 3, 4], &[2, 4, 4, 6]] {
+            assert!(!bank_grouped(groups), "{groups:?}");
+        }
+        // The box of 6-13's first group took in only its last three digits. The 16 digits left
+        // pass Luhn and start as Mastercard's do; groups of 3 and 13 say something is missing.
+        let cut = pick(&[line(100, 50, 40, "522"), line(210, 50, 40, "0283612145891")])
+            .expect("a number");
+        assert!(cut.luhn_valid && cut.issuer == Issuer::Network);
+        assert!(!cut.bank_grouped && !cut.settled());
+        let whole = pick(&[
+            line(100, 50, 40, "620522"),
+            line(210, 50, 40, "0283612145891"),
+        ])
+        .expect("a number");
+        assert_eq!(whole.number.digits(), "6205220283612145891");
+        assert!(whole.settled());
+        assert!(more_trusted(Some(&whole), Some(&cut)));
     }
 
     #[test]
