@@ -51,25 +51,27 @@ const GROUPINGS: [&[usize]; 4] = [&[4, 4, 4, 4], &[4, 4, 4, 4, 3], &[6, 13], &[4
 /// one. `522 0283612145891`, a 6-digit group cut short by its box, is not. Lengths banks group no
 /// single way (17, 18) pass.
 fn bank_grouped(groups: &[usize]) -> bool {
-    let total: usize = groups.iter().sum();
-    let ends = |groups: &[usize]| -> Vec<usize> {
-        groups
-            .iter()
-            .scan(0, |end, group| {
-                *end += group;
-                Some(*end)
-            })
-            .collect()
-    };
-    let read = ends(groups);
-    let printed: Vec<_> = GROUPINGS
+    let read = group_ends(groups);
+    let printed: Vec<Vec<usize>> = GROUPINGS
         .iter()
-        .filter(|grouping| grouping.iter().sum::<usize>() == total)
+        .map(|grouping| group_ends(grouping))
+        .filter(|ends| ends.last() == read.last())
         .collect();
     printed.is_empty()
         || printed
             .iter()
-            .any(|grouping| read.iter().all(|end| ends(grouping).contains(end)))
+            .any(|ends| read.iter().all(|end| ends.contains(end)))
+}
+
+/// Where each of `groups` ends, counted in digits from the first.
+fn group_ends(groups: &[usize]) -> Vec<usize> {
+    groups
+        .iter()
+        .scan(0, |end, group| {
+            *end += group;
+            Some(*end)
+        })
+        .collect()
 }
 
 /// Whose cards a number's leading digits are.
@@ -133,8 +135,8 @@ impl Picked {
 }
 
 /// Whether reading `a` is more to be trusted than `b`, of one look or of two: one passing the
-/// Luhn check, then one of a usual length, then one starting as an issuer's cards do, then the
-/// surer; any reading more than none.
+/// Luhn check, then one of a usual length, then one starting as an issuer's cards do, then one
+/// grouped as banks print numbers, then the surer; any reading more than none.
 pub fn more_trusted(a: Option<&Picked>, b: Option<&Picked>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => a
@@ -154,8 +156,8 @@ pub fn more_trusted(a: Option<&Picked>, b: Option<&Picked>) -> bool {
 /// most often one misread digit: the least certain digits are tried with their runner-up. Among
 /// the candidates, one passing the Luhn check wins, then one of a usual length, then one starting
 /// as an issuer's cards do (a stray mark read as a digit before the number, or a dropped first
-/// digit, seldom does), then the longer, then the tallest text (the number is the largest print on
-/// a card's face).
+/// digit, seldom does), then one grouped as banks print numbers, then the longer, then the tallest
+/// text (the number is the largest print on a card's face).
 pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
     rows(lines)
         .iter()
@@ -519,6 +521,7 @@ fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
                 .split(separator)
                 .filter(|group| !group.is_empty())
                 .collect();
+            let sizes = |groups: &[&[&Glyph]]| groups.iter().map(|group| group.len()).collect();
             let whole = groups.concat();
             let mut runs = Vec::new();
             if whole.len() > *DIGITS.end() {
@@ -528,7 +531,7 @@ fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
                         if DIGITS.contains(&digits.len()) {
                             runs.push(Run {
                                 digits,
-                                groups: groups[start..end].iter().map(|g| g.len()).collect(),
+                                groups: sizes(&groups[start..end]),
                                 cut: true,
                             });
                         }
@@ -537,7 +540,7 @@ fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
             }
             runs.push(Run {
                 digits: whole,
-                groups: groups.iter().map(|group| group.len()).collect(),
+                groups: sizes(&groups),
                 cut: false,
             });
             runs
