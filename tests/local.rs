@@ -99,9 +99,10 @@ async fn hard_phone_photos_are_read_along_their_lines_without_the_print_around_t
     // would pass the Luhn check. Hard card 186's number is read whole only in a look at its row;
     // hard card 152's first group, light print on a light pattern, only in that row in grey with
     // its light evened out. No look before the last finds hard card 343's number at all: only the
-    // whole photo detected at 886 px instead of 768 does. Hard card 741's first look takes in only `522` of its
-    // `620522` group, and the 16 digits left pass Luhn as a Mastercard's: read in groups of 3 and
-    // 13, as no bank prints them, they are not settled, and the next look reads all 19.
+    // whole photo detected at 886 px instead of 768 does. Hard card 741's first look takes in only
+    // `522` of its `620522` group, and the 16 digits left pass Luhn as a Mastercard's: read in
+    // groups of 3 and 13, as no bank prints them, they are not settled, and the next look reads
+    // all 19.
     reads_hard_cards(&local_only(&models).await, &[102, 152, 174, 186, 343, 741]).await;
 }
 

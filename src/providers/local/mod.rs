@@ -485,8 +485,8 @@ const THIRD_LOOK: Look = Look {
     line_stretch: 1.4,
 };
 /// A last look at the whole image of `size` when no look found a number: the detector sees it
-/// with `WIDE_LOOK_PIXELS`, up to 1280 px on the longer side. A 4:3 photo is seen at 886 px
-/// instead of 768.
+/// with about `WIDE_LOOK_PIXELS` (its input's sides are rounded to multiples of 32), up to 1280 px
+/// on the longer side. A 4:3 photo is seen at 886 px instead of 768.
 fn wide_look(size: (u32, u32)) -> Look {
     let (long, short) = (size.0.max(size.1), size.0.min(size.1).max(1));
     let side = (f64::from(WIDE_LOOK_PIXELS) * f64::from(long) / f64::from(short)).sqrt() as u32;
@@ -567,7 +567,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_wide_look_sees_no_more_pixels_than_the_second_look_of_a_square_image() {
+    fn the_wide_look_sees_about_as_many_pixels_as_the_second_look_of_a_square_image() {
         let budget = |side: u32, (long, short): (u32, u32)| {
             u64::from(side) * u64::from(side) * u64::from(short) / u64::from(long)
         };
