@@ -27,9 +27,10 @@ const MAX_GAP: f32 = 2.0;
 /// How many of the least certain digits are tried.
 const CORRECTIONS_TRIED: usize = 3;
 
-/// A reading whose least certain digit was read with at least this probability, passing the Luhn
-/// check and starting as an issuer's cards do, is taken without looking again. Two misread digits
-/// can pass the Luhn check together; they are seldom both read with certainty.
+/// A reading whose least certain digit was read with at least this probability, and which is
+/// otherwise settled (`Picked::settled`: Luhn, length, issuer, grouping), is taken without looking
+/// again. Two misread digits can pass the Luhn check together; they are seldom both read with
+/// certainty.
 const SETTLED: f32 = 0.8;
 
 /// Numbers of these lengths are issued by every network. Of 17 or 18 digits only by a few banks:
@@ -856,15 +857,8 @@ mod tests {
         let receipts = line(10, 50, 30, "ORDER 20241128 0216 8881 2112 1116");
         assert_eq!(pick(&[receipts]), None);
         // A run no longer than a card number is not cut up: a stray group stays a stray group.
-        let glyphs: Vec<Glyph> = "8 6225 8826 3358 5168"
-            .chars()
-            .map(|c| Glyph {
-                text: c.to_string(),
-                confidence: 1.0,
-                runner_up: None,
-            })
-            .collect();
-        let glyphs: Vec<&Glyph> = glyphs.iter().collect();
+        let stray = line(10, 50, 30, "8 6225 8826 3358 5168");
+        let glyphs: Vec<&Glyph> = stray.glyphs.iter().collect();
         assert_eq!(digit_runs(&glyphs).len(), 1);
     }
 

@@ -498,7 +498,7 @@ fn wide_look(size: (u32, u32)) -> Look {
 /// The most pixels the detector sees in the wide look: as many as the second look sees of a
 /// square image. What the detector holds while it runs grows with them (some 300 bytes a pixel:
 /// 1024 × 768 would take a 16-megapixel read's peak from 275 to 400 MiB).
-const WIDE_LOOK_PIXELS: u32 = 768 * 768;
+const WIDE_LOOK_PIXELS: u32 = SECOND_LOOK.detection_side * SECOND_LOOK.detection_side;
 /// A look at the number's row alone, a strip some ten times wider than high: the detector sees
 /// it at least as large as in the second look.
 const ROW_LOOK: Look = Look {
@@ -507,7 +507,7 @@ const ROW_LOOK: Look = Look {
 };
 
 /// A photo larger than this on its longer side is averaged down to it before it is read: the
-/// detector sees at most 960 pixels of it, and a card across half of it still prints its number
+/// detector's input is at most 1280 pixels on its longer side, and a card across half of it still prints its number
 /// some 60 pixels high, over the recogniser's 48. Every look's copies (the image turned upright,
 /// the lines cut out) are then a fraction of a phone photo's size.
 const MAX_WORKING_SIDE: u32 = 2560;
