@@ -507,9 +507,9 @@ const ROW_LOOK: Look = Look {
 };
 
 /// A photo larger than this on its longer side is averaged down to it before it is read: the
-/// detector's input is at most 1280 pixels on its longer side, and a card across half of it still prints its number
-/// some 60 pixels high, over the recogniser's 48. Every look's copies (the image turned upright,
-/// the lines cut out) are then a fraction of a phone photo's size.
+/// detector's input is at most 1280 pixels on its longer side, and a card across half of it still
+/// prints its number some 60 pixels high, over the recogniser's 48. Every look's copies (the image
+/// turned upright, the lines cut out) are then a fraction of a phone photo's size.
 const MAX_WORKING_SIDE: u32 = 2560;
 
 /// Decodes an image of at most `max_pixels`, upright by its EXIF orientation, at most
