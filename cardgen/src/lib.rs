@@ -49,11 +49,106 @@ const HARD_NUMBER_FONTS: &[&str] = &[
     "Lato-Bold.ttf",
     "Tinos-Bold.ttf",
 ];
+/// The wild mode's faces, none of which the other modes draw: monospaced, humanist, rounded,
+/// condensed and serif faces from other type families.
+const WILD_NUMBER_FONTS: &[&str] = &[
+    "B612Mono-Bold.otf",
+    "B612-Bold.otf",
+    "FiraCode-Bold.ttf",
+    "mononoki-Bold.ttf",
+    "OpenSans-Bold.ttf",
+    "OpenSans-CondBold.ttf",
+    "Quicksand-Bold.ttf",
+    "Carlito-Bold.ttf",
+    "Oxygen-Sans-Bold.ttf",
+    "OxygenMono-Regular.ttf",
+    "NimbusMonoPS-Bold.otf",
+    "NimbusSans-Bold.otf",
+    "NimbusSansNarrow-Bold.otf",
+    "C059-Bold.otf",
+    "FantasqueSansMono-Bold.otf",
+    "LeagueSpartan-Bold.otf",
+    "Cantarell-Bold.otf",
+    "Inconsolata.otf",
+];
 /// The font of the smaller print: bank name, expiry, holder.
 const LABEL_FONT: &str = "DejaVuSans.ttf";
 
-/// What the hard mode's seeds are mixed with, so that its cards are not the standard mode's.
-const HARD_SEEDS: u64 = 0x4841_5244_4341_5244;
+/// How a mode photographs its cards on a table: the ranges each of its photos is drawn from.
+struct Shot {
+    /// What the mode's seeds are mixed with, so that its cards are no other mode's.
+    seeds: u64,
+    /// Which of the generator's number fonts it draws in.
+    fonts: std::ops::Range<usize>,
+    /// The number's height on the 856×540 face, and where it starts.
+    size: std::ops::Range<f32>,
+    x: std::ops::Range<i32>,
+    y: std::ops::Range<i32>,
+    frame_width: std::ops::RangeInclusive<u32>,
+    /// Whether frames may also be 16:9 or held upright (3:4), not only 4:3; the turned card is
+    /// then kept inside the frame.
+    other_frames: bool,
+    /// The card's width as a share of the frame's.
+    card_share: std::ops::Range<f32>,
+    /// The largest turn, either way, in degrees.
+    turn: f32,
+    /// How often the card lies upside down.
+    upside_down: f64,
+    /// How far each corner may be pulled, as a share of the card's width.
+    pull: f32,
+    /// The overall light, and whether it may have a warm or cold cast.
+    light: std::ops::Range<f32>,
+    colour_cast: bool,
+    /// Focus blur σ, and how often the hand moved (a streak 3-8 pixels long).
+    blur: std::ops::Range<f32>,
+    shake: f64,
+    noise: std::ops::Range<f64>,
+    quality: std::ops::Range<u8>,
+}
+
+/// The hard mode: a card of 60-85% of the frame, turned up to 10°.
+const HARD: Shot = Shot {
+    seeds: 0x4841_5244_4341_5244,
+    fonts: 0..NUMBER_FONTS.len() + HARD_NUMBER_FONTS.len(),
+    size: 40.0..58.0,
+    x: 40..70,
+    y: 270..320,
+    frame_width: 800..=1280,
+    other_frames: false,
+    card_share: 0.60..0.85,
+    turn: 10.0,
+    upside_down: 0.0,
+    pull: 0.06,
+    light: 0.85..1.1,
+    colour_cast: false,
+    blur: 0.4..1.3,
+    shake: 0.0,
+    noise: 3.0..9.0,
+    quality: 35..76,
+};
+
+/// The wild mode: photos drawn wider than the hard mode's, in fonts no other mode uses, to
+/// measure a reader on what it was not tuned on.
+const WILD: Shot = Shot {
+    seeds: 0x5749_4c44_5749_4c44,
+    fonts: NUMBER_FONTS.len() + HARD_NUMBER_FONTS.len()
+        ..NUMBER_FONTS.len() + HARD_NUMBER_FONTS.len() + WILD_NUMBER_FONTS.len(),
+    size: 30.0..58.0,
+    x: 30..110,
+    y: 240..330,
+    frame_width: 800..=1600,
+    other_frames: true,
+    card_share: 0.45..0.90,
+    turn: 25.0,
+    upside_down: 0.1,
+    pull: 0.09,
+    light: 0.6..1.15,
+    colour_cast: true,
+    blur: 0.4..1.8,
+    shake: 0.4,
+    noise: 3.0..12.0,
+    quality: 30..76,
+};
 /// Unrelated print on the table; `#` becomes a number. Dates, phones and amounts, never a run of
 /// 16 digits.
 const CLUTTER_LINES: &[&str] = &[
@@ -161,7 +256,7 @@ impl std::error::Error for FontError {}
 
 /// Renders synthetic card photos.
 pub struct CardGenerator {
-    /// The standard mode's fonts, then the hard mode's additions.
+    /// The standard mode's fonts, then the hard mode's additions, then the wild mode's own.
     number_fonts: Vec<(&'static str, FontVec)>,
     label_font: FontVec,
 }
@@ -192,6 +287,7 @@ impl CardGenerator {
             number_fonts: NUMBER_FONTS
                 .iter()
                 .chain(HARD_NUMBER_FONTS)
+                .chain(WILD_NUMBER_FONTS)
                 .map(|&name| Ok((name, load(name)?)))
                 .collect::<Result<_, FontError>>()?,
             label_font: load(LABEL_FONT)?,
@@ -258,7 +354,21 @@ impl CardGenerator {
     /// groupings banks use (4-4-4-4, 4-4-4-4-3, 6-13, 4-4-4-7), at JPEG quality 35-75. Its seeds
     /// draw other cards than [`Self::card`]'s.
     pub fn hard_card(&self, seed: u64) -> Card {
-        let mut rng = Pcg64::seed_from_u64(seed ^ HARD_SEEDS);
+        self.phone_card(seed, &HARD)
+    }
+
+    /// Wild card `seed`: a hard card drawn from wider ranges, in 18 fonts of other families that
+    /// neither other mode uses, so that a reader tuned on the other modes can be measured on
+    /// photos it has never seen: the number 30-58 pixels high anywhere along the face's middle;
+    /// the card at 45-90% of a 800-1600 pixel frame of 4:3, 16:9 or held upright, turned up to
+    /// 25° and one time in ten upside down, its corners pulled further; dimmer light with a
+    /// colour cast, more blur, a shaken hand four times in ten, more noise, JPEG quality 30-75.
+    pub fn wild_card(&self, seed: u64) -> Card {
+        self.phone_card(seed, &WILD)
+    }
+
+    fn phone_card(&self, seed: u64, shot: &Shot) -> Card {
+        let mut rng = Pcg64::seed_from_u64(seed ^ shot.seeds);
         let grouping = [
             Grouping::Four16,
             Grouping::Four19,
@@ -266,10 +376,10 @@ impl CardGenerator {
             Grouping::FourSeven,
         ][rng.random_range(0..4)];
         let number = luhn_number(&mut rng, grouping.digits());
-        let (font, number_font) = &self.number_fonts[rng.random_range(0..self.number_fonts.len())];
+        let (font, number_font) = &self.number_fonts[rng.random_range(shot.fonts.clone())];
         let (mut face, expiry) = self.face(&mut rng);
 
-        let size = rng.random_range(40.0..58.0);
+        let size = rng.random_range(shot.size.clone());
         let text = grouping.groups(&number).join("  ");
         let scale = PxScale::from(size);
         let (text_width, _) = text_size(scale, number_font, &text);
@@ -282,8 +392,8 @@ impl CardGenerator {
         } else {
             scale
         };
-        let x = rng.random_range(40..70);
-        let y = rng.random_range(270..320);
+        let x = rng.random_range(shot.x.clone());
+        let y = rng.random_range(shot.y.clone());
         match rng.random_range(0..4) {
             0 | 1 => metal_emboss(&mut rng, &mut face, x, y, scale, number_font, &text),
             2 => {
@@ -297,8 +407,8 @@ impl CardGenerator {
             }
         }
 
-        let photo = self.scene(&mut rng, &face);
-        let quality = rng.random_range(35..76);
+        let photo = self.scene(&mut rng, &face, shot);
+        let quality = rng.random_range(shot.quality.clone());
         Card {
             seed,
             number,
@@ -310,11 +420,15 @@ impl CardGenerator {
         }
     }
 
-    /// `face` lying among clutter on a table and photographed by hand: perspective, uneven light,
-    /// glare, blur and sensor noise.
-    fn scene(&self, rng: &mut Pcg64, face: &RgbImage) -> RgbImage {
-        let width = rng.random_range(800..=1280u32);
-        let height = width * 3 / 4;
+    /// `face` lying among clutter on a table and photographed by hand as `shot` says: perspective,
+    /// uneven light, glare, blur and sensor noise.
+    fn scene(&self, rng: &mut Pcg64, face: &RgbImage, shot: &Shot) -> RgbImage {
+        let width = rng.random_range(shot.frame_width.clone());
+        let height = if shot.other_frames {
+            [width * 3 / 4, width * 9 / 16, width * 4 / 3][rng.random_range(0..3)]
+        } else {
+            width * 3 / 4
+        };
         let table = random_colour(rng, 50..200);
         let mut photo = RgbImage::from_fn(width, height, |x, y| {
             // Wood-like grain: faint stripes.
@@ -323,17 +437,41 @@ impl CardGenerator {
         });
         self.clutter(rng, &mut photo);
 
-        // The card's corners: 60-85% of the frame wide, turned, each corner pulled a little.
-        let card_width = width as f32 * rng.random_range(0.60..0.85);
-        let card_height = card_width * face.height() as f32 / face.width() as f32;
-        let angle = rng.random_range(-10.0f32..10.0).to_radians();
-        let margin_x = (width as f32 - card_width) / 2.0;
-        let margin_y = ((height as f32 - card_height) / 2.0).max(0.0);
+        // The card's corners: a share of the frame wide, turned, each corner pulled a little.
+        let mut card_width = width as f32 * rng.random_range(shot.card_share.clone());
+        let tall = |card_width: f32| card_width * face.height() as f32 / face.width() as f32;
+        let mut angle = rng.random_range(-shot.turn..shot.turn).to_radians();
+        if shot.upside_down > 0.0 && rng.random_bool(shot.upside_down) {
+            angle += std::f32::consts::PI;
+        }
+        let (mut margin_x, mut margin_y) = (
+            (width as f32 - card_width) / 2.0,
+            ((height as f32 - tall(card_width)) / 2.0).max(0.0),
+        );
+        if shot.other_frames {
+            // Shrunk to keep the turned card, its corners pulled, within 95% of any frame, and
+            // moved only within it.
+            let (sin, cos) = (angle.sin().abs(), angle.cos().abs());
+            let extent = |card_width: f32| {
+                let pulled = 2.0 * shot.pull * card_width;
+                (
+                    card_width * cos + tall(card_width) * sin + pulled,
+                    card_width * sin + tall(card_width) * cos + pulled,
+                )
+            };
+            let (across, down) = extent(card_width);
+            card_width *= (0.95 * width as f32 / across)
+                .min(0.95 * height as f32 / down)
+                .min(1.0);
+            let (across, down) = extent(card_width);
+            (margin_x, margin_y) = ((width as f32 - across) / 2.0, (height as f32 - down) / 2.0);
+        }
+        let card_height = tall(card_width);
         let centre = (
             width as f32 / 2.0 + rng.random_range(-margin_x * 0.6..=margin_x * 0.6),
             height as f32 / 2.0 + rng.random_range(-margin_y * 0.6..=margin_y * 0.6),
         );
-        let pull = card_width * 0.06;
+        let pull = card_width * shot.pull;
         let (cos, sin) = (angle.cos(), angle.sin());
         let corner = |rng: &mut Pcg64, dx: f32, dy: f32| {
             let (dx, dy) = (
@@ -381,7 +519,13 @@ impl CardGenerator {
             rng.random_range(-0.35f32..0.35),
             rng.random_range(-0.35f32..0.35),
         );
-        let base = rng.random_range(0.85f32..1.1);
+        let base = rng.random_range(shot.light.clone());
+        let cast: [f32; 3] = if shot.colour_cast {
+            let warmth = rng.random_range(-0.12f32..0.12);
+            [1.0 + warmth, 1.0, 1.0 - warmth]
+        } else {
+            [1.0; 3]
+        };
         let glares: Vec<(f32, f32, f32, f32)> = (0..rng.random_range(1..4))
             .map(|_| {
                 (
@@ -404,15 +548,25 @@ impl CardGenerator {
                     strength * (-d2 / 2.0).exp()
                 })
                 .fold(0.0f32, f32::max);
-            for c in pixel.0.iter_mut() {
-                let lit = (f32::from(*c) * light).min(255.0);
+            for (c, cast) in pixel.0.iter_mut().zip(cast) {
+                let lit = (f32::from(*c) * light * cast).min(255.0);
                 *c = (lit + (255.0 - lit) * glare) as u8;
             }
         }
 
-        let sigma = rng.random_range(0.4f32..1.3);
-        let photo = imageops::blur(&photo, sigma);
-        gaussian_noise(&photo, 0.0, rng.random_range(3.0..9.0), rng.next_u64())
+        let sigma = rng.random_range(shot.blur.clone());
+        let mut photo = imageops::blur(&photo, sigma);
+        if shot.shake > 0.0 && rng.random_bool(shot.shake) {
+            let length = rng.random_range(3.0f32..8.0);
+            let direction = rng.random_range(0.0f32..std::f32::consts::PI);
+            photo = streaked(&photo, length, direction);
+        }
+        gaussian_noise(
+            &photo,
+            0.0,
+            rng.random_range(shot.noise.clone()),
+            rng.next_u64(),
+        )
     }
 
     /// Paper on the table with unrelated print: receipts, notes, a price tag.
@@ -703,6 +857,31 @@ fn metal_emboss(
             pixel.0[c] = value.clamp(0.0, 255.0) as u8;
         }
     }
+}
+
+/// `image` as a shaking hand takes it: each pixel the mean of a streak `length` pixels long in
+/// `direction` (radians) through it.
+fn streaked(image: &RgbImage, length: f32, direction: f32) -> RgbImage {
+    let steps = length.ceil().max(1.0) as i32;
+    let (dy, dx) = direction.sin_cos();
+    let offsets: Vec<(i64, i64)> = (0..=steps)
+        .map(|i| {
+            let t = length * (i as f32 / steps as f32 - 0.5);
+            ((t * dx).round() as i64, (t * dy).round() as i64)
+        })
+        .collect();
+    let (width, height) = (i64::from(image.width()), i64::from(image.height()));
+    RgbImage::from_fn(image.width(), image.height(), |x, y| {
+        let mut sum = [0u32; 3];
+        for &(ox, oy) in &offsets {
+            let px = (i64::from(x) + ox).clamp(0, width - 1) as u32;
+            let py = (i64::from(y) + oy).clamp(0, height - 1) as u32;
+            for (total, &c) in sum.iter_mut().zip(&image.get_pixel(px, py).0) {
+                *total += u32::from(c);
+            }
+        }
+        Rgb(sum.map(|total| (total / offsets.len() as u32) as u8))
+    })
 }
 
 /// A colour `delta` away from the background at (`x`, `y`): low-contrast print.

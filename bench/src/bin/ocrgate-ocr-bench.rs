@@ -35,8 +35,9 @@ struct Args {
     /// Fonts for the generator (scripts/fetch-fonts.sh).
     #[arg(long)]
     fonts: Option<PathBuf>,
-    /// Which photos: the generator's standard mode, or its hard mode (phone photos: perspective,
-    /// clutter, glare, metal embossing, low JPEG quality).
+    /// Which photos: the generator's standard mode, its hard mode (phone photos: perspective,
+    /// clutter, glare, metal embossing, low JPEG quality), or its wild mode (hard photos drawn
+    /// wider, in fonts the other modes never use: what the reader was not tuned on).
     #[arg(long, value_enum, default_value_t = Set::Standard)]
     set: Set,
     /// Blur each photo by a Gaussian of this σ (pixels) before it is read, to see `BLURRY` at work.
@@ -51,6 +52,7 @@ struct Args {
 enum Set {
     Standard,
     Hard,
+    Wild,
 }
 
 #[derive(Default)]
@@ -104,6 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut card = match args.set {
             Set::Standard => generator.card(seed),
             Set::Hard => generator.hard_card(seed),
+            Set::Wild => generator.wild_card(seed),
         };
         if let Some(sigma) = args.blur {
             card.jpeg = blurred(&card.jpeg, sigma)?;

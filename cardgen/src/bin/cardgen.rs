@@ -1,6 +1,6 @@
 //! Writes synthetic card photos to look at or to read with other engines:
-//! `cargo run -p ocrgate-cardgen -- [--hard] OUT_DIR [COUNT] [FIRST_SEED]`. Each file is named
-//! `<seed>-<number>.jpg`; `--hard` draws the hard mode's photos.
+//! `cargo run -p ocrgate-cardgen -- [--hard | --wild] OUT_DIR [COUNT] [FIRST_SEED]`. Each file is
+//! named `<seed>-<number>.jpg`; `--hard` draws the hard mode's photos, `--wild` the wild mode's.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -8,9 +8,11 @@ use ocrgate_cardgen::CardGenerator;
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1).peekable();
-    let hard = args.next_if(|arg| arg == "--hard").is_some();
+    let mode = args
+        .next_if(|arg| arg == "--hard" || arg == "--wild")
+        .unwrap_or_default();
     let Some(out) = args.next().map(PathBuf::from) else {
-        eprintln!("usage: cardgen [--hard] OUT_DIR [COUNT] [FIRST_SEED]");
+        eprintln!("usage: cardgen [--hard | --wild] OUT_DIR [COUNT] [FIRST_SEED]");
         return ExitCode::from(2);
     };
     let count: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(10);
@@ -27,10 +29,10 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     for seed in first..first + count {
-        let card = if hard {
-            generator.hard_card(seed)
-        } else {
-            generator.card(seed)
+        let card = match mode.as_str() {
+            "--hard" => generator.hard_card(seed),
+            "--wild" => generator.wild_card(seed),
+            _ => generator.card(seed),
         };
         let path = out.join(format!("{seed}-{}.jpg", card.number));
         if let Err(err) = std::fs::write(&path, &card.jpeg) {
