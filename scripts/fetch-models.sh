@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Fetches what the local provider runs on into a models directory (default: models/):
-# PaddleOCR's PP-OCRv6 small detection and recognition models from the rapidocr wheel and
-# libonnxruntime.so from the onnxruntime wheel, both from PyPI, pinned by hash in
-# scripts/models-requirements.txt. Does nothing when the directory already holds them.
+# PaddleOCR's PP-OCRv6 small detection and recognition models and its text direction classifier
+# from the rapidocr wheel and libonnxruntime.so from the onnxruntime wheel, both from PyPI, pinned
+# by hash in scripts/models-requirements.txt. Does nothing when the directory already holds what
+# this script and those pins fetch.
 # Needs python3 with pip, and PyPI; nothing is fetched at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dir="${1:-models}"
 requirements=scripts/models-requirements.txt
-wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+wanted="$(cat "$requirements" scripts/fetch-models.sh | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$dir/.fetched" 2>/dev/null)" == "$wanted" ]]; then
   exit 0
 fi
@@ -28,6 +29,7 @@ work, target = map(pathlib.Path, sys.argv[1:])
 wanted = {
     "rapidocr/models/PP-OCRv6_det_small.onnx": "PP-OCRv6_det_small.onnx",
     "rapidocr/models/PP-OCRv6_rec_small.onnx": "PP-OCRv6_rec_small.onnx",
+    "rapidocr/models/ch_ppocr_mobile_v2.0_cls_mobile.onnx": "ch_ppocr_mobile_v2.0_cls_mobile.onnx",
 }
 for wheel in work.glob("*.whl"):
     with zipfile.ZipFile(wheel) as archive:

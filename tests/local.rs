@@ -107,6 +107,33 @@ async fn hard_phone_photos_are_read_along_their_lines_without_the_print_around_t
 }
 
 #[tokio::test]
+async fn a_card_lying_upside_down_is_read_the_right_way_round() {
+    let Some(models) = local_models() else { return };
+    let gateway = local_only(&models).await;
+    // A whole photo taken upside down: hard card 0 turned over, its clutter with it.
+    let card = cards().hard_card(0);
+    let photo = image::load_from_memory(&card.jpeg).expect("decodes");
+    let mut turned = std::io::Cursor::new(Vec::new());
+    photo
+        .rotate180()
+        .write_to(&mut turned, image::ImageFormat::Jpeg)
+        .expect("encodes");
+    let reply = gateway
+        .recognize(upload(turned.into_inner()))
+        .await
+        .expect("read turned over");
+    assert_eq!(reply.card_number, card.number);
+
+    // Wild cards 43 and 78 lie upside down among receipts that do not: only their own lines are
+    // read turned over, and their groups joined right to left.
+    for seed in [43, 78] {
+        let card = cards().wild_card(seed);
+        let reply = gateway.read_card(&card).await;
+        assert_eq!(reply.card_number, card.number, "wild seed {seed}");
+    }
+}
+
+#[tokio::test]
 async fn the_expiry_is_read_and_a_blurred_photo_is_blurry() {
     let Some(models) = local_models() else { return };
     let gateway = local_only(&models).await;

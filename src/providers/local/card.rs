@@ -397,16 +397,22 @@ impl<'a> Row<'a> {
     /// another as spaced groups do). Boxes less than half as tall as the row's tallest are specks,
     /// not print. A box whose digits follow or precede a word (`TEL 021-6888`, `WIFI 8888 6684`)
     /// is a labelled figure, not a card number's group: it is never joined with other boxes.
+    /// Boxes read upside down (most of them) are joined right to left, as their text runs.
     fn join(boxes: &[&'a TextLine]) -> Option<Self> {
         let height = boxes
             .iter()
             .map(|line| line.strip.thickness)
             .fold(0.0, f32::max);
+        let upside_down = 2 * boxes.iter().filter(|line| line.upside_down).count() > boxes.len();
+        let mut in_reading_order: Vec<&TextLine> = boxes.to_vec();
+        if upside_down {
+            in_reading_order.reverse();
+        }
         let mut glyphs = Vec::new();
         let mut bounds: Option<Bounds> = None;
         let mut labelled = false;
-        for line in boxes
-            .iter()
+        for line in in_reading_order
+            .into_iter()
             .filter(|line| 2.0 * line.strip.thickness >= height)
         {
             let first = line.glyphs.iter().position(is_digit);
@@ -566,6 +572,7 @@ mod tests {
         TextLine {
             bounds,
             strip: Strip::level(bounds),
+            upside_down: false,
             glyphs: text
                 .chars()
                 .map(|c| Glyph {
@@ -743,6 +750,24 @@ mod tests {
         // Shanghai Bank's 620522 cards have 18 digits: that length is theirs.
         let issued = pick(&[line(10, 50, 40, "620522 020011234566")]).expect("a number");
         assert!(issued.usual_length && issued.settled());
+    }
+
+    #[test]
+    fn groups_read_upside_down_are_joined_right_to_left() {
+        // A card lying upside down: its groups, each read turned over, stand last first.
+        let turned = |x, text| TextLine {
+            upside_down: true,
+            ..line(x, 50, 40, text)
+        };
+        let lines = [
+            turned(100, "5801"),
+            turned(240, "8644"),
+            turned(380, "0927"),
+            turned(520, "6226"),
+        ];
+        let picked = pick(&lines).expect("a number");
+        assert_eq!(picked.number.digits(), "6226092786445801");
+        assert!(picked.luhn_valid);
     }
 
     #[test]

@@ -12,6 +12,11 @@
 //! print above and below it that an axis-aligned box of the same line takes in. Each line also
 //! keeps its axis-aligned box, and each reading estimates how far its text is turned overall, so
 //! that a caller may turn the image upright and read it again.
+//!
+//! A line read with doubt is shown to PaddleOCR's text direction classifier; when it takes the line
+//! more likely upside down than not, the line is read turned over too, and the reading the
+//! recogniser is surer of is kept: a card photographed from its far side, among clutter that is
+//! not.
 
 use std::path::Path;
 
@@ -63,6 +68,19 @@ const MAX_LINES: usize = 48;
 const MAX_LINE_TILT: f64 = 0.52;
 /// A region this many times longer than thick has a direction worth following.
 const DIRECTED: f64 = 2.0;
+/// A line with digits whose least certain character was read with less probability than this is
+/// shown to the direction classifier; one read with more is the right way up.
+const DOUBTFUL_LINE: f32 = 0.8;
+/// Digits a line must read as to be shown to the direction classifier: upside down, a card's
+/// other print does not matter, and its number's groups still read as some digits.
+const TURNED_DIGITS: usize = 2;
+/// The direction classifier's input: lines resized to 48 pixels high, padded or squeezed to 192
+/// wide, as in PaddleOCR.
+const DIRECTION_WIDTH: u32 = 192;
+/// The classifier's probability of "upside down" above which a line is read turned over too. Lower
+/// than PaddleOCR's `cls_thresh` (0.9): digits look much alike either way up, so the classifier is
+/// seldom sure of a number's line, and the recogniser's certainty decides between the readings.
+const UPSIDE_DOWN: f32 = 0.5;
 
 /// Where a line of text is in the original image, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -165,6 +183,8 @@ pub struct TextLine {
     pub bounds: Bounds,
     pub strip: Strip,
     pub glyphs: Vec<Glyph>,
+    /// Whether it was read turned over: its text runs right to left across the image.
+    pub upside_down: bool,
 }
 
 impl TextLine {
@@ -193,6 +213,8 @@ pub struct Glyph {
 pub struct Engine {
     detector: Session,
     recognizer: Session,
+    /// PaddleOCR's text direction classifier: whether a line is upright or upside down.
+    direction: Session,
     /// Index `i` of the recogniser's output is `charset[i]`; 0 is the CTC blank.
     charset: Vec<String>,
     /// The output index of each digit, `0` to `9`.
@@ -200,11 +222,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads the detection and recognition models, each session using `threads` threads.
+    /// Loads the detection, recognition and direction models, each session using `threads`
+    /// threads.
     pub fn load(
         environment: &Environment,
         detection_model: &Path,
         recognition_model: &Path,
+        direction_model: &Path,
         threads: usize,
     ) -> ort::Result<Self> {
         let session = |model: &Path| -> ort::Result<Session> {
@@ -218,6 +242,7 @@ impl Engine {
         };
         let detector = session(detection_model)?;
         let recognizer = session(recognition_model)?;
+        let direction = session(direction_model)?;
         let dictionary = recognizer.metadata()?.custom("character").ok_or_else(|| {
             ort::Error::new("the recognition model has no `character` dictionary in its metadata")
         })?;
@@ -238,6 +263,7 @@ impl Engine {
         Ok(Self {
             detector,
             recognizer,
+            direction,
             charset,
             digits,
         })
@@ -266,12 +292,21 @@ impl Engine {
             if stop() {
                 return Ok(None);
             }
-            let glyphs = self.recognize(&line_image(image, bounds, strip), look.line_stretch)?;
+            let line = line_image(image, bounds, strip);
+            let mut glyphs = self.recognize(&line, look.line_stretch)?;
+            let mut upside_down = false;
+            if may_be_turned(&glyphs) && self.upside_down(&line)? {
+                let turned = self.recognize(&imageops::rotate180(&line), look.line_stretch)?;
+                if mean_certainty(&turned) > mean_certainty(&glyphs) {
+                    (glyphs, upside_down) = (turned, true);
+                }
+            }
             if glyphs.iter().any(|glyph| !glyph.text.trim().is_empty()) {
                 lines.push(TextLine {
                     bounds,
                     strip,
                     glyphs,
+                    upside_down,
                 });
             }
         }
@@ -334,6 +369,28 @@ impl Engine {
         Ok((boxes, skew))
     }
 
+    /// Whether the direction classifier takes `line` more likely upside down than not.
+    fn upside_down(&mut self, line: &RgbImage) -> ort::Result<bool> {
+        let (width, height) = line.dimensions();
+        let scaled = (width as f32 * LINE_HEIGHT as f32 / height as f32).ceil() as u32;
+        let resized = imageops::resize(
+            line,
+            scaled.clamp(1, DIRECTION_WIDTH),
+            LINE_HEIGHT,
+            FilterType::Triangle,
+        );
+        // Padded with zeros after scaling, as PaddleOCR pads.
+        let mut input = vec![0.0f32; 3 * (LINE_HEIGHT * DIRECTION_WIDTH) as usize];
+        write_planes(&resized, &mut input, DIRECTION_WIDTH);
+        let shape = [1, 3, LINE_HEIGHT as usize, DIRECTION_WIDTH as usize];
+        let outputs = self
+            .direction
+            .run(ort::inputs![TensorRef::from_array_view((shape, &*input))?])?;
+        let (_, scores) = outputs[0].try_extract_tensor::<f32>()?;
+        // Labels "0" and "180", as softmax probabilities.
+        Ok(scores.get(1).is_some_and(|&turned| turned > UPSIDE_DOWN))
+    }
+
     fn recognize(&mut self, line: &RgbImage, stretch: f32) -> ort::Result<Vec<Glyph>> {
         let (width, height) = line.dimensions();
         let scaled = (width as f32 * LINE_HEIGHT as f32 / height as f32 * stretch).ceil() as u32;
@@ -350,6 +407,27 @@ impl Engine {
         let classes = shape.last().copied().unwrap_or(0).max(1) as usize;
         Ok(ctc_greedy(scores, classes, &self.charset, &self.digits))
     }
+}
+
+/// Whether `glyphs`, read from a line the right way up, may be a group of a card number turned
+/// over: digits of a number upside down are mostly read as digits still (0, 1, 8, 6 and 9 are
+/// alike either way), some with doubt.
+fn may_be_turned(glyphs: &[Glyph]) -> bool {
+    let read = || glyphs.iter().filter(|glyph| !glyph.text.trim().is_empty());
+    let digits = read()
+        .filter(|glyph| glyph.text.len() == 1 && glyph.text.as_bytes()[0].is_ascii_digit())
+        .count();
+    digits >= TURNED_DIGITS && read().any(|glyph| glyph.confidence < DOUBTFUL_LINE)
+}
+
+/// The mean probability of the characters read (0 for none).
+fn mean_certainty(glyphs: &[Glyph]) -> f32 {
+    let read: Vec<f32> = glyphs
+        .iter()
+        .filter(|glyph| !glyph.text.trim().is_empty())
+        .map(|glyph| glyph.confidence)
+        .collect();
+    read.iter().sum::<f32>() / read.len().max(1) as f32
 }
 
 /// `image` resized to `width`×`height` with a triangle filter. A photo more than twice that size
@@ -833,6 +911,26 @@ mod tests {
             ..strip
         };
         assert_eq!(line_image(&image, bounds, level).dimensions(), (300, 100));
+    }
+
+    #[test]
+    fn only_doubtful_lines_with_digits_are_shown_to_the_direction_classifier() {
+        let glyphs = |text: &str, confidence: f32| -> Vec<Glyph> {
+            text.chars()
+                .map(|c| Glyph {
+                    text: c.to_string(),
+                    confidence,
+                    runner_up: None,
+                })
+                .collect()
+        };
+        // Upside down, `6222 0202` reads as digits still, with doubt.
+        assert!(may_be_turned(&glyphs("2020 2229", 0.5)));
+        // Read surely: the right way up.
+        assert!(!may_be_turned(&glyphs("2020 2229", 0.95)));
+        // A word, however doubtful, is no number's group: which way up it is does not matter.
+        assert!(!may_be_turned(&glyphs("VALID THRU", 0.3)));
+        assert!(!may_be_turned(&glyphs("NO 7", 0.3)));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The local provider: bank card numbers read inside the process by PaddleOCR's PP-OCRv6 small
-//! models on ONNX Runtime. No vendor, no quota; the image never leaves the gateway.
+//! models and its text direction classifier on ONNX Runtime. No vendor, no quota; the image never
+//! leaves the gateway.
 //!
 //! `scripts/fetch-models.sh` puts the models and the ONNX Runtime library in one directory, which
 //! `[local] models_dir` names. Inference runs on Tokio's blocking pool, at most `concurrency`
@@ -69,6 +70,7 @@ pub const REGISTRATION: Registration = Registration {
 /// File names inside `models_dir`, as `scripts/fetch-models.sh` writes them.
 const DETECTION_MODEL: &str = "PP-OCRv6_det_small.onnx";
 const RECOGNITION_MODEL: &str = "PP-OCRv6_rec_small.onnx";
+const DIRECTION_MODEL: &str = "ch_ppocr_mobile_v2.0_cls_mobile.onnx";
 const RUNTIME_LIBRARY: &str = "libonnxruntime.so";
 
 /// The `[local]` section of the configuration.
@@ -112,6 +114,7 @@ impl LocalConfig {
         [
             self.models_dir.join(DETECTION_MODEL),
             self.models_dir.join(RECOGNITION_MODEL),
+            self.models_dir.join(DIRECTION_MODEL),
             self.runtime_library(),
         ]
         .into_iter()
@@ -164,6 +167,7 @@ impl LocalProvider {
                     &environment,
                     &config.models_dir.join(DETECTION_MODEL),
                     &config.models_dir.join(RECOGNITION_MODEL),
+                    &config.models_dir.join(DIRECTION_MODEL),
                     config.threads_per_image.get(),
                 )
             })
