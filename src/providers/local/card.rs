@@ -137,12 +137,15 @@ impl Picked {
 
 /// Whether reading `a` is more to be trusted than `b`, of one look or of two: one passing the
 /// Luhn check, then one of a usual length, then one starting as an issuer's cards do, then one
-/// grouped as banks print numbers, then the surer; any reading more than none.
+/// grouped as banks print numbers, then the longer (a look that missed a group can read 16 digits
+/// of a 19-digit number that pass the Luhn check by chance; the digits another look read beyond
+/// them are seldom all invented), then the surer; any reading more than none.
 pub fn more_trusted(a: Option<&Picked>, b: Option<&Picked>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => a
             .rank()
             .cmp(&b.rank())
+            .then(a.number.digits().len().cmp(&b.number.digits().len()))
             .then(a.certainty.total_cmp(&b.certainty))
             .is_gt(),
         (a, b) => a.is_some() && b.is_none(),
@@ -520,7 +523,7 @@ struct Run<'a> {
 /// gives each of its runs of whole groups as long as a card number.
 fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
     // Boxes joined into a row are apart as groups are.
-    let separator = |glyph: &&Glyph| matches!(glyph.text.as_str(), " " | "-" | "");
+    let separator = |glyph: &&Glyph| matches!(glyph.text.as_str(), " " | "-" | "–" | "—" | "");
     glyphs
         .split(|glyph| !(is_digit(glyph) || separator(glyph)))
         .flat_map(|run| {
@@ -753,6 +756,20 @@ mod tests {
     }
 
     #[test]
+    fn a_look_that_reads_a_numbers_last_group_too_is_trusted_over_one_that_missed_it() {
+        // The first look's box ended before the last group: 16 digits, Luhn-valid by chance,
+        // read surely. Another look reads all 19 with a little more doubt.
+        let short = pick(&[line(10, 50, 40, "6226 0927 8644 4275")]).expect("a number");
+        let whole = doubting(line(10, 50, 40, "6226 0927 8644 4275802"), 20, 0.85, '3');
+        let whole = pick(&[whole]).expect("a number");
+        assert!(short.luhn_valid && whole.luhn_valid);
+        assert_eq!(short.rank(), whole.rank());
+        assert!(short.certainty > whole.certainty);
+        assert!(more_trusted(Some(&whole), Some(&short)));
+        assert!(!more_trusted(Some(&short), Some(&whole)));
+    }
+
+    #[test]
     fn groups_read_upside_down_are_joined_right_to_left() {
         // A card lying upside down: its groups, each read turned over, stand last first.
         let turned = |x, text| TextLine {
@@ -768,6 +785,16 @@ mod tests {
         let picked = pick(&lines).expect("a number");
         assert_eq!(picked.number.digits(), "6226092786445801");
         assert!(picked.luhn_valid);
+    }
+
+    #[test]
+    fn a_dash_of_any_width_between_groups_separates_them() {
+        for dash in ["-", "–", "—"] {
+            let text = format!("6222 0202 0011{dash}2345");
+            let picked = pick(&[line(10, 50, 40, &text)]).expect("a number");
+            assert_eq!(picked.number.digits(), "6222020200112345", "{dash}");
+            assert!(picked.bank_grouped, "{dash}");
+        }
     }
 
     #[test]
