@@ -200,23 +200,28 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
 /// be, even when it is not read whole: two groups of four.
 const LIKELY_ROW_DIGITS: usize = 8;
 
-/// The run of neighbouring boxes on one row with the most digits, at least `LIKELY_ROW_DIGITS`,
-/// and where it is: the groups of a number read in part. Labelled figures (`TEL 021-6888 1213`)
-/// are not a number's groups.
-pub fn digit_row(lines: &[TextLine]) -> Option<(usize, Bounds)> {
-    rows(lines)
+/// The runs of neighbouring boxes on one row holding at least `LIKELY_ROW_DIGITS` digits, those
+/// with the most digits (then the tallest) first, and where each is: the groups of a number read in
+/// part. Labelled figures (`TEL 021-6888 1213`) are not a number's groups.
+pub fn digit_rows(lines: &[TextLine]) -> Vec<(usize, Bounds)> {
+    let mut found: Vec<(usize, f32, Bounds)> = rows(lines)
         .iter()
         .flat_map(|row| spans(row))
         .filter(|row| !row.labelled)
         .map(|row| {
             (
                 row.glyphs.iter().filter(|glyph| is_digit(glyph)).count(),
-                row,
+                row.height,
+                row.bounds,
             )
         })
-        .filter(|(digits, _)| *digits >= LIKELY_ROW_DIGITS)
-        .max_by(|(a, a_row), (b, b_row)| a.cmp(b).then(a_row.height.total_cmp(&b_row.height)))
-        .map(|(digits, row)| (digits, row.bounds))
+        .filter(|(digits, _, _)| *digits >= LIKELY_ROW_DIGITS)
+        .collect();
+    found.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)));
+    found
+        .into_iter()
+        .map(|(digits, _, bounds)| (digits, bounds))
+        .collect()
 }
 
 /// What precedes a card's expiry: `VALID THRU`, `GOOD THRU`, `EXPIRES`, `有效期`, `MONTH/YEAR`.
@@ -869,11 +874,11 @@ mod tests {
             line(10, 200, 20, "1234"),
         ];
         assert_eq!(pick(&lines), None);
-        let (digits, bounds) = digit_row(&lines).expect("a row");
+        let (digits, bounds) = digit_rows(&lines)[0];
         assert_eq!(digits, 8);
         assert_eq!((bounds.x, bounds.y, bounds.width), (10, 100, 210));
         // One group is not yet a number's row.
-        assert_eq!(digit_row(&lines[3..]), None);
+        assert_eq!(digit_rows(&lines[3..]), []);
     }
 
     #[test]

@@ -337,10 +337,16 @@ fn read_card(
     }
     // Last looks at the number's row alone, enlarged. Print beside the card is left out, and
     // small groups the whole image hid are found; then, in grey with its light evened out,
-    // groups under glare or shade.
-    if !settled(&best.0)
-        && let Some((row, at)) = number_row(best.0.as_ref(), best.1, &looks)
-    {
+    // groups under glare or shade. The likeliest row first, then the next.
+    let rows = if settled(&best.0) {
+        Vec::new()
+    } else {
+        number_rows(best.0.as_ref(), best.1, &looks)
+    };
+    for (row, at) in rows {
+        if settled(&best.0) {
+            break;
+        }
         let source = looks[at].1;
         let around = around_row(row, source.dimensions());
         let crop =
@@ -389,22 +395,45 @@ fn read_card(
 }
 
 /// Where the number's row most likely is, and in which look: where the best reading was found
-/// (`picked`, in look `picked_in`), else where most digits were (groups read, others missed).
-fn number_row(
+/// (`picked`, in look `picked_in`), then where most digits were (groups read, others missed), at
+/// most `ROWS_LOOKED_AT` rows, each once.
+fn number_rows(
     picked: Option<&card::Picked>,
     picked_in: usize,
     looks: &[(Vec<engine::TextLine>, &image::RgbImage)],
-) -> Option<(engine::Bounds, usize)> {
-    match picked {
-        Some(picked) => Some((picked.bounds, picked_in)),
-        None => looks
-            .iter()
-            .enumerate()
-            .filter_map(|(at, (lines, _))| Some((card::digit_row(lines)?, at)))
-            .max_by_key(|((digits, _), _)| *digits)
-            .map(|((_, bounds), at)| (bounds, at)),
+) -> Vec<(engine::Bounds, usize)> {
+    let mut candidates: Vec<(usize, engine::Bounds, usize)> = looks
+        .iter()
+        .enumerate()
+        .flat_map(|(at, (lines, _))| {
+            card::digit_rows(lines)
+                .into_iter()
+                .map(move |(digits, bounds)| (digits, bounds, at))
+        })
+        .collect();
+    // Stable: of rows with as many digits, the earlier look's first.
+    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut rows: Vec<(engine::Bounds, usize)> = picked
+        .map(|picked| (picked.bounds, picked_in))
+        .into_iter()
+        .collect();
+    for (_, bounds, at) in candidates {
+        if rows.len() >= ROWS_LOOKED_AT {
+            break;
+        }
+        let seen = rows.iter().any(|&(row, row_at)| {
+            std::ptr::eq(looks[row_at].1, looks[at].1)
+                && (row.center_y() - bounds.center_y()).abs() < row.height.max(bounds.height) as f32
+        });
+        if !seen {
+            rows.push((bounds, at));
+        }
     }
+    rows
 }
+
+/// How many rows are looked at alone, at most: a card's number is seldom beyond the two likeliest.
+const ROWS_LOOKED_AT: usize = 2;
 
 /// `image` in grey with its light evened out: each pixel's difference from its surroundings (a
 /// blur of `radius`, about a line's height), stretched so that the strongest 2% of differences
@@ -642,6 +671,58 @@ mod tests {
         assert_eq!(large.dimensions(), (MAX_WORKING_SIDE, 1920));
         let small = decode(&png(1280, 800), 16_000_000).expect("decoded");
         assert_eq!(small.dimensions(), (1280, 800));
+    }
+
+    /// A level line of `text`, read surely, at `(x, y)`, 100 wide and 30 high.
+    fn line(x: u32, y: u32, text: &str) -> engine::TextLine {
+        let bounds = engine::Bounds {
+            x,
+            y,
+            width: 100,
+            height: 30,
+        };
+        engine::TextLine {
+            bounds,
+            strip: engine::Strip::level(bounds),
+            upside_down: false,
+            glyphs: text
+                .chars()
+                .map(|c| engine::Glyph {
+                    text: c.to_string(),
+                    confidence: 1.0,
+                    runner_up: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_rows_looked_at_alone_are_the_readings_then_the_one_with_most_digits_each_once() {
+        let image = image::RgbImage::new(800, 600);
+        // A receipt's 13 digits, and a number's groups read in part on another row.
+        let first = vec![
+            line(10, 400, "2024112500123"),
+            line(300, 200, "4216"),
+            line(420, 200, "1685425"),
+        ];
+        // Another look reads the number's row again, a few pixels off.
+        let second = vec![line(300, 205, "4216"), line(420, 205, "168542")];
+        let looks = vec![(first, &image), (second, &image)];
+        let rows = number_rows(None, 0, &looks);
+        let ys: Vec<u32> = rows.iter().map(|(row, _)| row.y).collect();
+        assert_eq!(ys, [400, 200]);
+        assert_eq!(rows[1].1, 0);
+
+        // With a reading, its row comes first and the receipt's next; never more than two.
+        let picked = card::pick_number(
+            &[line(300, 200, "6222 0202 0011 2345")],
+            &BinTable::embedded().expect("bins"),
+        )
+        .expect("a reading");
+        let rows = number_rows(Some(&picked), 1, &looks);
+        let ys: Vec<u32> = rows.iter().map(|(row, _)| row.y).collect();
+        assert_eq!(ys, [200, 400]);
+        assert_eq!(rows[0].1, 1);
     }
 
     #[test]
