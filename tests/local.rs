@@ -15,10 +15,13 @@ use tonic::Code;
 use wechat_sim::{Endpoint, Fault, SimConfig};
 
 /// A gateway without WeChat credentials whose models are installed: bank cards go to `local`.
+/// Calls may take a minute: the hardest photos go through every look, and the tests' unoptimised
+/// build on two shared cores runs them several times slower than a release build.
 async fn local_only(models: &Path) -> Gateway {
     Gateway::start_with(SimConfig::default(), |config| {
         config.wechat.app_id = None;
         config.wechat.app_secret = None;
+        config.limits.max_call_duration = std::time::Duration::from_secs(60);
         with_local_models(config, models);
     })
     .await

@@ -412,7 +412,7 @@ fn number_rows(
         })
         .collect();
     // Stable: of rows with as many digits, the earlier look's first.
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|&(digits, _, _)| std::cmp::Reverse(digits));
     let mut rows: Vec<(engine::Bounds, usize)> = picked
         .map(|picked| (picked.bounds, picked_in))
         .into_iter()
