@@ -13,10 +13,10 @@
 //! keeps its axis-aligned box, and each reading estimates how far its text is turned overall, so
 //! that a caller may turn the image upright and read it again.
 //!
-//! A line read with doubt is shown to PaddleOCR's text direction classifier; when it takes the line
-//! more likely upside down than not, the line is read turned over too, and the reading the
-//! recogniser is surer of is kept: a card photographed from its far side, among clutter that is
-//! not.
+//! A line with digits read with doubt is shown to PaddleOCR's text direction classifier; when it
+//! takes the line more likely upside down than not, the line is read turned over too, and the
+//! reading the recogniser is surer of is kept: a card photographed from its far side, among
+//! clutter that is not.
 
 use std::path::Path;
 
@@ -371,18 +371,7 @@ impl Engine {
 
     /// Whether the direction classifier takes `line` more likely upside down than not.
     fn upside_down(&mut self, line: &RgbImage) -> ort::Result<bool> {
-        let (width, height) = line.dimensions();
-        let scaled = (width as f32 * LINE_HEIGHT as f32 / height as f32).ceil() as u32;
-        let resized = imageops::resize(
-            line,
-            scaled.clamp(1, DIRECTION_WIDTH),
-            LINE_HEIGHT,
-            FilterType::Triangle,
-        );
-        // Padded with zeros after scaling, as PaddleOCR pads.
-        let mut input = vec![0.0f32; 3 * (LINE_HEIGHT * DIRECTION_WIDTH) as usize];
-        write_planes(&resized, &mut input, DIRECTION_WIDTH);
-        let shape = [1, 3, LINE_HEIGHT as usize, DIRECTION_WIDTH as usize];
+        let (shape, input) = line_tensor(line, 1.0, DIRECTION_WIDTH, DIRECTION_WIDTH);
         let outputs = self
             .direction
             .run(ort::inputs![TensorRef::from_array_view((shape, &*input))?])?;
@@ -392,14 +381,7 @@ impl Engine {
     }
 
     fn recognize(&mut self, line: &RgbImage, stretch: f32) -> ort::Result<Vec<Glyph>> {
-        let (width, height) = line.dimensions();
-        let scaled = (width as f32 * LINE_HEIGHT as f32 / height as f32 * stretch).ceil() as u32;
-        let scaled = scaled.clamp(1, MAX_LINE_WIDTH);
-        let resized = imageops::resize(line, scaled, LINE_HEIGHT, FilterType::Triangle);
-        let padded_width = scaled.max(MIN_LINE_WIDTH);
-        let mut input = vec![0.0f32; 3 * (LINE_HEIGHT * padded_width) as usize];
-        write_planes(&resized, &mut input, padded_width);
-        let shape = [1, 3, LINE_HEIGHT as usize, padded_width as usize];
+        let (shape, input) = line_tensor(line, stretch, MAX_LINE_WIDTH, MIN_LINE_WIDTH);
         let outputs = self
             .recognizer
             .run(ort::inputs![TensorRef::from_array_view((shape, &*input))?])?;
@@ -407,6 +389,25 @@ impl Engine {
         let classes = shape.last().copied().unwrap_or(0).max(1) as usize;
         Ok(ctc_greedy(scores, classes, &self.charset, &self.digits))
     }
+}
+
+/// `line` as a 1×3×48×W tensor for the recogniser or the classifier: resized to `LINE_HEIGHT`
+/// high and `stretch` times as wide as its aspect says, at most `max_width`, then padded with
+/// zeros to at least `min_width`, as PaddleOCR pads.
+fn line_tensor(
+    line: &RgbImage,
+    stretch: f32,
+    max_width: u32,
+    min_width: u32,
+) -> ([usize; 4], Vec<f32>) {
+    let (width, height) = line.dimensions();
+    let scaled = (width as f32 * LINE_HEIGHT as f32 / height as f32 * stretch).ceil() as u32;
+    let scaled = scaled.clamp(1, max_width);
+    let resized = imageops::resize(line, scaled, LINE_HEIGHT, FilterType::Triangle);
+    let padded_width = scaled.max(min_width);
+    let mut input = vec![0.0f32; 3 * (LINE_HEIGHT * padded_width) as usize];
+    write_planes(&resized, &mut input, padded_width);
+    ([1, 3, LINE_HEIGHT as usize, padded_width as usize], input)
 }
 
 /// Whether `glyphs`, read from a line the right way up, may be a group of a card number turned
