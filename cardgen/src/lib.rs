@@ -5,6 +5,9 @@
 //! embossed shading in one of several fonts, then the card on a table photographed a little off
 //! (rotation, perspective), with blur, noise and JPEG artefacts. About one card in eight is a hard
 //! case: low contrast, more blur, a smaller number or a stronger tilt.
+//! [`CardGenerator::hard_card`] photographs cards as phones do, among clutter;
+//! [`CardGenerator::wild_card`] draws such photos from wider ranges, in fonts no other mode uses,
+//! to measure a reader on what it was not tuned on.
 //!
 //! The fonts are Debian's (`scripts/fetch-fonts.sh` unpacks them into `target/fonts`).
 
@@ -931,6 +934,19 @@ mod tests {
                 .sum();
             assert_eq!(sum % 10, 0, "{number}");
         }
+    }
+
+    #[test]
+    fn a_shaken_hand_streaks_a_point_along_its_direction_only() {
+        let mut point = RgbImage::new(21, 21);
+        point.put_pixel(10, 10, Rgb([255; 3]));
+        let streak = streaked(&point, 6.0, 0.0);
+        let lit = |x, y| streak.get_pixel(x, y).0[0] > 0;
+        // Seven samples, from 3 left of the point to 3 right of it, each a seventh of its light.
+        assert!((7..=13).all(|x| lit(x, 10)));
+        assert!(!lit(6, 10) && !lit(14, 10));
+        assert!(!lit(10, 9) && !lit(10, 11));
+        assert_eq!(streak.get_pixel(10, 10).0[0], 255 / 7);
     }
 
     #[test]
