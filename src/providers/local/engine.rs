@@ -81,6 +81,9 @@ const DIRECTION_WIDTH: u32 = 192;
 /// than PaddleOCR's `cls_thresh` (0.9): digits look much alike either way up, so the classifier is
 /// seldom sure of a number's line, and the recogniser's certainty decides between the readings.
 const UPSIDE_DOWN: f32 = 0.5;
+/// How much surer, in mean probability, a line's reading turned over must be to be kept: `0908`
+/// reads `8060` turned over, about as surely, and a number's digits would be turned round.
+const TURNED_MARGIN: f32 = 0.1;
 
 /// Where a line of text is in the original image, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -297,7 +300,7 @@ impl Engine {
             let mut upside_down = false;
             if may_be_turned(&glyphs) && self.upside_down(&line)? {
                 let turned = self.recognize(&imageops::rotate180(&line), look.line_stretch)?;
-                if mean_certainty(&turned) > mean_certainty(&glyphs) {
+                if surer_turned_over(&glyphs, &turned) {
                     (glyphs, upside_down) = (turned, true);
                 }
             }
@@ -419,6 +422,11 @@ fn may_be_turned(glyphs: &[Glyph]) -> bool {
         .filter(|glyph| glyph.text.len() == 1 && glyph.text.as_bytes()[0].is_ascii_digit())
         .count();
     digits >= TURNED_DIGITS && read().any(|glyph| glyph.confidence < DOUBTFUL_LINE)
+}
+
+/// Whether a line read as `turned` turned over is to be trusted over its reading `upright`.
+fn surer_turned_over(upright: &[Glyph], turned: &[Glyph]) -> bool {
+    mean_certainty(turned) > mean_certainty(upright) + TURNED_MARGIN
 }
 
 /// The mean probability of the characters read (0 for none).
@@ -932,6 +940,29 @@ mod tests {
         // A word, however doubtful, is no number's group: which way up it is does not matter.
         assert!(!may_be_turned(&glyphs("VALID THRU", 0.3)));
         assert!(!may_be_turned(&glyphs("NO 7", 0.3)));
+    }
+
+    #[test]
+    fn a_line_is_taken_turned_over_only_when_read_so_clearly_surer() {
+        let glyphs = |text: &str, confidence: f32| -> Vec<Glyph> {
+            text.chars()
+                .map(|c| Glyph {
+                    text: c.to_string(),
+                    confidence,
+                    runner_up: None,
+                })
+                .collect()
+        };
+        // A card's number upside down: garbled one way, read surely the other.
+        assert!(surer_turned_over(
+            &glyphs("98 9 1  483", 0.44),
+            &glyphs("4367 4233 8861 5035 786", 0.99)
+        ));
+        // An upright `0908` reads `8060` turned over, hardly surer: it stays upright.
+        assert!(!surer_turned_over(
+            &glyphs("0908", 0.75),
+            &glyphs("8060", 0.77)
+        ));
     }
 
     #[test]
