@@ -922,17 +922,19 @@ mod tests {
         assert_eq!(line_image(&image, bounds, level).dimensions(), (300, 100));
     }
 
+    /// `text` read a character a glyph, each with `confidence`.
+    fn glyphs(text: &str, confidence: f32) -> Vec<Glyph> {
+        text.chars()
+            .map(|c| Glyph {
+                text: c.to_string(),
+                confidence,
+                runner_up: None,
+            })
+            .collect()
+    }
+
     #[test]
     fn only_doubtful_lines_with_digits_are_shown_to_the_direction_classifier() {
-        let glyphs = |text: &str, confidence: f32| -> Vec<Glyph> {
-            text.chars()
-                .map(|c| Glyph {
-                    text: c.to_string(),
-                    confidence,
-                    runner_up: None,
-                })
-                .collect()
-        };
         // Upside down, `6222 0202` reads as digits still, with doubt.
         assert!(may_be_turned(&glyphs("2020 2229", 0.5)));
         // Read surely: the right way up.
@@ -944,15 +946,6 @@ mod tests {
 
     #[test]
     fn a_line_is_taken_turned_over_only_when_read_so_clearly_surer() {
-        let glyphs = |text: &str, confidence: f32| -> Vec<Glyph> {
-            text.chars()
-                .map(|c| Glyph {
-                    text: c.to_string(),
-                    confidence,
-                    runner_up: None,
-                })
-                .collect()
-        };
         // A card's number upside down: garbled one way, read surely the other.
         assert!(surer_turned_over(
             &glyphs("98 9 1  483", 0.44),
