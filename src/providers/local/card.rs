@@ -565,12 +565,12 @@ fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::providers::local::engine::Strip;
 
     /// A box whose every character was read with certainty.
-    fn line(x: u32, y: u32, height: u32, text: &str) -> TextLine {
+    pub(in crate::providers::local) fn line(x: u32, y: u32, height: u32, text: &str) -> TextLine {
         let bounds = Bounds {
             x,
             y,

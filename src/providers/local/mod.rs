@@ -675,25 +675,7 @@ mod tests {
 
     /// A level line of `text`, read surely, at `(x, y)`, 100 wide and 30 high.
     fn line(x: u32, y: u32, text: &str) -> engine::TextLine {
-        let bounds = engine::Bounds {
-            x,
-            y,
-            width: 100,
-            height: 30,
-        };
-        engine::TextLine {
-            bounds,
-            strip: engine::Strip::level(bounds),
-            upside_down: false,
-            glyphs: text
-                .chars()
-                .map(|c| engine::Glyph {
-                    text: c.to_string(),
-                    confidence: 1.0,
-                    runner_up: None,
-                })
-                .collect(),
-        }
+        card::tests::line(x, y, 30, text)
     }
 
     #[test]
