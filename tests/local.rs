@@ -52,14 +52,7 @@ async fn a_photo_stored_sideways_with_exif_orientation_6_is_read_upright() {
     let card = &ordinary_cards(40, 1)[0];
     // A phone holding the card in portrait stores the pixels turned 90° counter-clockwise and
     // says "rotate 90° clockwise to view" (orientation 6).
-    let stored = image::load_from_memory(&card.jpeg)
-        .expect("decodes")
-        .rotate270();
-    let mut sideways = std::io::Cursor::new(Vec::new());
-    stored
-        .write_to(&mut sideways, image::ImageFormat::Jpeg)
-        .expect("encodes");
-    let sideways = sideways.into_inner();
+    let sideways = as_jpeg(&decoded(&card.jpeg).rotate270());
 
     let reply = gateway
         .recognize(upload(ocrgate_cardgen::with_exif_orientation(&sideways, 6)))
@@ -75,6 +68,19 @@ async fn a_photo_stored_sideways_with_exif_orientation_6_is_read_upright() {
             .is_err_and(|status| status.code() == Code::NotFound),
         "{as_stored:?}"
     );
+}
+
+fn decoded(photo: &[u8]) -> image::DynamicImage {
+    image::load_from_memory(photo).expect("decodes")
+}
+
+/// `photo` encoded again as a JPEG, as a phone would store it after changing it.
+fn as_jpeg(photo: &image::DynamicImage) -> Vec<u8> {
+    let mut encoded = std::io::Cursor::new(Vec::new());
+    photo
+        .write_to(&mut encoded, image::ImageFormat::Jpeg)
+        .expect("encodes");
+    encoded.into_inner()
 }
 
 /// Reads the generator's hard cards of `seeds` through `gateway` and expects each number.
@@ -115,14 +121,9 @@ async fn a_card_lying_upside_down_is_read_the_right_way_round() {
     let gateway = local_only(&models).await;
     // A whole photo taken upside down: hard card 0 turned over, its clutter with it.
     let card = cards().hard_card(0);
-    let photo = image::load_from_memory(&card.jpeg).expect("decodes");
-    let mut turned = std::io::Cursor::new(Vec::new());
-    photo
-        .rotate180()
-        .write_to(&mut turned, image::ImageFormat::Jpeg)
-        .expect("encodes");
+    let turned = as_jpeg(&decoded(&card.jpeg).rotate180());
     let reply = gateway
-        .recognize(upload(turned.into_inner()))
+        .recognize(upload(turned))
         .await
         .expect("read turned over");
     assert_eq!(reply.card_number, card.number);
@@ -156,15 +157,9 @@ async fn the_expiry_is_read_and_a_blurred_photo_is_blurry() {
 
     // The first of them, out of focus: still read, but flagged.
     let card = &ordinary_cards(0, 1)[0];
-    let photo = image::load_from_memory(&card.jpeg)
-        .expect("decodes")
-        .to_rgb8();
-    let mut blurred = std::io::Cursor::new(Vec::new());
-    image::imageops::blur(&photo, 3.0)
-        .write_to(&mut blurred, image::ImageFormat::Jpeg)
-        .expect("encodes");
+    let blurred = decoded(&card.jpeg).blur(3.0);
     let reply = gateway
-        .recognize(upload(blurred.into_inner()))
+        .recognize(upload(as_jpeg(&blurred)))
         .await
         .expect("read");
     assert_eq!(reply.card_number, card.number);
