@@ -99,6 +99,17 @@ impl BinTable {
             .any(|n| self.by_prefix.contains_key(&digits[..n]))
     }
 
+    /// The longest cards issued under a prefix of five digits or more that begins `digits`: a
+    /// reading shorter than that, of which no issuer issues cards as short, is most likely a
+    /// longer number with digits missed.
+    pub fn longest_issued(&self, digits: &str) -> Option<usize> {
+        (5..=self.longest_prefix.min(digits.len()))
+            .filter_map(|n| self.by_prefix.get(&digits[..n]))
+            .flatten()
+            .map(|(length, _)| *length)
+            .max()
+    }
+
     /// The issuer of the longest prefix of `digits` that applies to a card of its length.
     pub fn lookup(&self, digits: &str) -> Option<&CardIssuer> {
         (1..=self.longest_prefix.min(digits.len()))
@@ -159,6 +170,25 @@ mod tests {
         assert_eq!(table.lookup("6222020200112347"), None);
         assert!(!table.knows_prefix("9558801234567890123"));
         assert!(!table.knows_prefix("0356833020112342"));
+    }
+
+    #[test]
+    fn the_longest_cards_of_a_prefix_are_known_whatever_the_length_read() {
+        let table = BinTable::parse(
+            "prefix\tlength\tbank_code\tbank_name\tcard_type\n\
+             622202\t19\tICBC\tICBC\tDC\n\
+             62220\t16\tICBC\tICBC\tCC\n\
+             9558\t19\tICBC\tICBC\tDC\n",
+        )
+        .expect("parses");
+        assert_eq!(table.longest_issued("6222020200112347"), Some(19));
+        assert_eq!(table.longest_issued("6222090200112347"), Some(16));
+        assert_eq!(
+            table.longest_issued("9558801234567890"),
+            None,
+            "a short prefix"
+        );
+        assert_eq!(table.longest_issued("4000000000000002"), None);
     }
 
     #[test]
