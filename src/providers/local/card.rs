@@ -44,6 +44,15 @@ fn usual_length(digits: &str, bins: &BinTable) -> bool {
     USUAL_LENGTHS.contains(&digits.len()) || bins.lookup(digits).is_some()
 }
 
+/// Whether `digits` are fewer than the cards of the issuer whose prefix they start with have, and
+/// no issuer of that prefix has cards as short.
+fn short_for_issuer(digits: &str, bins: &BinTable) -> bool {
+    bins.lookup(digits).is_none()
+        && bins
+            .longest_issued(digits)
+            .is_some_and(|longest| longest > digits.len())
+}
+
 /// How banks group the digits of 16- and 19-digit numbers on their cards.
 const GROUPINGS: [&[usize]; 4] = [&[4, 4, 4, 4], &[4, 4, 4, 4, 3], &[6, 13], &[4, 4, 4, 7]];
 
@@ -109,6 +118,9 @@ pub struct Picked {
     pub issuer: Issuer,
     /// Whether its groups, as read, could be a bank's grouping.
     pub bank_grouped: bool,
+    /// Whether it is shorter than every card its issuer's prefix is known for: a 19-digit number
+    /// whose last group was missed reads as 16 digits that pass the Luhn check one time in ten.
+    pub short_for_issuer: bool,
     /// The probability of its least certain digit (a digit the Luhn check corrected counts at its
     /// runner-up's).
     pub certainty: f32,
@@ -127,6 +139,35 @@ impl Picked {
 
     /// Whether another look could hardly do better.
     pub fn settled(&self) -> bool {
+        self.read_well() && !self.short_for_issuer
+    }
+
+    /// Whether it would be settled but for being shorter than its issuer's cards: most likely a
+    /// longer number whose last group the detector missed, just past its last box.
+    pub fn cut_short(&self) -> bool {
+        self.read_well() && self.short_for_issuer
+    }
+
+    /// Which of `lines`, the look it was read in, holds its last group: the rightmost box of its
+    /// row read upright.
+    pub fn last_box(&self, lines: &[TextLine]) -> Option<usize> {
+        let within = |b: Bounds| {
+            b.x >= self.bounds.x
+                && b.y >= self.bounds.y
+                && b.x + b.width <= self.bounds.x + self.bounds.width
+                && b.y + b.height <= self.bounds.y + self.bounds.height
+        };
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| !line.upside_down && mostly_digits(line) && within(line.bounds))
+            .max_by_key(|(_, line)| line.bounds.x + line.bounds.width)
+            .map(|(at, _)| at)
+    }
+
+    /// A valid number of a usual length and a known issuer, grouped as banks print them, every
+    /// digit read with some certainty.
+    fn read_well(&self) -> bool {
         self.luhn_valid
             && self.usual_length
             && self.issuer > Issuer::Unknown
@@ -179,6 +220,7 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
                 usual_length: usual_length(&digits, bins),
                 issuer: Issuer::of(&digits, bins),
                 bank_grouped: bank_grouped(&run.groups),
+                short_for_issuer: short_for_issuer(&digits, bins),
                 number: CardNumber::parse(&digits)?,
                 bounds,
                 certainty,
@@ -726,10 +768,10 @@ pub(super) mod tests {
         // Both pass the Luhn check; 0356... is no issuer's (a stray mark read as a 0, say).
         let lines = [
             line(10, 50, 40, "0356 8330 2011 2342"),
-            line(10, 150, 30, "6222 0202 0011 2347"),
+            line(10, 150, 30, "6225 8800 1122 3345"),
         ];
         let picked = pick(&lines).expect("a number");
-        assert_eq!(picked.number.digits(), "6222020200112347");
+        assert_eq!(picked.number.digits(), "6225880011223345");
         assert_eq!(picked.issuer, Issuer::Bank);
         assert!(picked.settled());
         // Alone, the other is still read, but not settled: another look may do better.
@@ -739,6 +781,37 @@ pub(super) mod tests {
         assert!(more_trusted(Some(&picked), Some(&stray)));
         assert!(more_trusted(Some(&stray), None));
         assert!(!more_trusted(None, Some(&stray)));
+    }
+
+    #[test]
+    fn a_number_shorter_than_its_issuers_cards_is_cut_short_and_its_last_box_found() {
+        // ICBC's 622202 cards have 19 digits: 16 of them passing the Luhn check are a number whose
+        // last group was missed, as likely as not.
+        let lines = [
+            line(10, 50, 40, "6222 0202"),
+            line(120, 52, 40, "0011 2347"),
+            line(10, 150, 20, "2026-11-04"),
+        ];
+        let short = pick(&lines).expect("a number");
+        assert!(short.luhn_valid && short.usual_length && short.short_for_issuer);
+        assert!(!short.settled());
+        assert!(short.cut_short());
+        assert_eq!(short.last_box(&lines), Some(1));
+        // All 19 read, or a bank whose cards have 16: settled, not cut short.
+        for read in ["6222 0202 0011 2345 679", "6225 8800 1122 3345"] {
+            let whole = pick(&[line(10, 50, 40, read)]).expect("a number");
+            assert!(!whole.short_for_issuer, "{read}");
+            assert!(whole.settled() && !whole.cut_short(), "{read}");
+        }
+        // A doubtful digit keeps it from either: the whole photo is looked at again.
+        let doubted = pick(&[doubting(
+            line(10, 50, 40, "6222 0202 0011 2347"),
+            5,
+            0.5,
+            '8',
+        )])
+        .expect("a number");
+        assert!(!doubted.settled() && !doubted.cut_short());
     }
 
     #[test]

@@ -170,6 +170,37 @@ impl Strip {
         }
     }
 
+    /// The band's next `length` pixels past its right end, where print the detector missed after
+    /// the line would be.
+    pub fn beyond(self, length: f32) -> Self {
+        let (sin, cos) = self.angle.sin_cos();
+        let shift = (self.length + length) / 2.0;
+        Self {
+            centre: (self.centre.0 + shift * cos, self.centre.1 + shift * sin),
+            length,
+            ..self
+        }
+    }
+
+    /// The axis-aligned box around the band, cut to an image of `size`; `None` when none of the
+    /// band is in it.
+    fn bounds(&self, size: (u32, u32)) -> Option<Bounds> {
+        let (sin, cos) = self.angle.sin_cos();
+        let half_width = (self.length * cos.abs() + self.thickness * sin.abs()) / 2.0;
+        let half_height = (self.length * sin.abs() + self.thickness * cos.abs()) / 2.0;
+        let (width, height) = (size.0 as f32, size.1 as f32);
+        let left = (self.centre.0 - half_width).max(0.0).floor();
+        let top = (self.centre.1 - half_height).max(0.0).floor();
+        let right = (self.centre.0 + half_width).min(width).ceil();
+        let bottom = (self.centre.1 + half_height).min(height).ceil();
+        (right > left && bottom > top).then_some(Bounds {
+            x: left as u32,
+            y: top as u32,
+            width: (right - left) as u32,
+            height: (bottom - top) as u32,
+        })
+    }
+
     /// Whether the band drops so little over its length that its axis-aligned box reads as well.
     fn is_level(&self) -> bool {
         self.length * self.angle.sin().abs() < self.thickness / 4.0
@@ -314,6 +345,26 @@ impl Engine {
             }
         }
         Ok(Some(Reading { lines, skew }))
+    }
+
+    /// Reads the text along `strip` in `image` as a line of `look`, without detecting it first;
+    /// `None` when the band is outside the image.
+    pub fn read_along(
+        &mut self,
+        image: &RgbImage,
+        strip: Strip,
+        look: Look,
+    ) -> ort::Result<Option<TextLine>> {
+        let Some(bounds) = strip.bounds(image.dimensions()) else {
+            return Ok(None);
+        };
+        let glyphs = self.recognize(&line_image(image, bounds, strip), look.line_stretch)?;
+        Ok(Some(TextLine {
+            bounds,
+            strip,
+            glyphs,
+            upside_down: false,
+        }))
     }
 
     /// The lines of text in `image`, each as its box and its band, top to bottom, and the skew.
@@ -879,6 +930,56 @@ mod tests {
         assert!((cut.centre.1 - (100.0 + (cut.centre.0 - 200.0) * 0.1f32.tan())).abs() < 0.01);
         assert!((cut.length * 0.1f32.cos() - (right_end - 250.0)).abs() < 0.01);
         assert_eq!((cut.angle, cut.thickness), (0.1, 20.0));
+    }
+
+    #[test]
+    fn the_band_beyond_a_line_starts_at_its_end_and_its_box_stays_in_the_image() {
+        let strip = Strip {
+            centre: (200.0, 100.0),
+            angle: 0.1,
+            length: 200.0,
+            thickness: 20.0,
+        };
+        let end = |s: &Strip, side: f32| {
+            let (sin, cos) = s.angle.sin_cos();
+            (
+                s.centre.0 + side * s.length / 2.0 * cos,
+                s.centre.1 + side * s.length / 2.0 * sin,
+            )
+        };
+        let beyond = strip.beyond(50.0);
+        assert_eq!(
+            (beyond.length, beyond.angle, beyond.thickness),
+            (50.0, 0.1, 20.0)
+        );
+        let (a, b) = (end(&strip, 1.0), end(&beyond, -1.0));
+        assert!(
+            (a.0 - b.0).abs() < 0.01 && (a.1 - b.1).abs() < 0.01,
+            "{a:?} {b:?}"
+        );
+
+        // Level: the box is the band's. Past the image's right edge: cut there. Outside: none.
+        let level = Strip {
+            angle: 0.0,
+            ..strip
+        };
+        assert_eq!(
+            level.bounds((400, 300)),
+            Some(Bounds {
+                x: 100,
+                y: 90,
+                width: 200,
+                height: 20
+            })
+        );
+        assert_eq!(
+            level
+                .beyond(200.0)
+                .bounds((400, 300))
+                .map(|b| b.x + b.width),
+            Some(400)
+        );
+        assert_eq!(level.bounds((80, 300)), None);
     }
 
     #[test]

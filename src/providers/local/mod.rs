@@ -305,6 +305,18 @@ fn read_card(
         drop(engine);
         return described(best.0, &looks[0].0, &image);
     }
+    // A reading settled but for being shorter than its issuer's cards is most often a 19-digit
+    // number whose last group the detector missed: read on past its last box. Taken only if that
+    // settles it; else it stands as read.
+    if let Some(picked) = best.0.as_ref().filter(|picked| picked.cut_short()) {
+        if let Some((lines, longer)) = read_past_end(&mut engine, &image, &looks[0].0, picked, bins)
+            .map_err(inference_failed)?
+        {
+            (looks[0].0, best.0) = (lines, Some(longer));
+        }
+        drop(engine);
+        return described(best.0, &looks[0].0, &image);
+    }
     // More looks, paid for only while no reading is settled (a valid number of a known issuer,
     // every digit read with some certainty): the image turned upright by the lines' angle and
     // seen larger (a card small in a cluttered frame), then its lines given more room (narrow
@@ -393,6 +405,34 @@ fn read_card(
     let (lines, image) = &looks[best.1];
     described(best.0, lines, image)
 }
+
+/// `lines`, read in `image`, with the band past the end of the box holding the last group of
+/// `picked` read too, and the reading they give, when it is settled.
+fn read_past_end(
+    engine: &mut Engine,
+    image: &image::RgbImage,
+    lines: &[engine::TextLine],
+    picked: &card::Picked,
+    bins: &BinTable,
+) -> ort::Result<Option<(Vec<engine::TextLine>, card::Picked)>> {
+    let Some(at) = picked.last_box(lines) else {
+        return Ok(None);
+    };
+    let strip = lines[at].strip;
+    let Some(line) =
+        engine.read_along(image, strip.beyond(PAST_END * strip.thickness), FIRST_LOOK)?
+    else {
+        return Ok(None);
+    };
+    let mut lines = lines.to_vec();
+    lines.push(line);
+    let longer = card::pick_number(&lines, bins).filter(card::Picked::settled);
+    Ok(longer.map(|longer| (lines, longer)))
+}
+
+/// How far past a number's last box, in its heights, a group the detector missed is looked for:
+/// three digits and the space before them.
+const PAST_END: f32 = 2.0;
 
 /// Where the number's row most likely is, and in which look: where the best reading was found
 /// (`picked`, in look `picked_in`), then where most digits were (groups read, others missed), at
