@@ -83,13 +83,40 @@ fn as_jpeg(photo: &image::DynamicImage) -> Vec<u8> {
     encoded.into_inner()
 }
 
+/// Draws the card of a seed in one of the generator's modes.
+type Draw = fn(&ocrgate_cardgen::CardGenerator, u64) -> ocrgate_cardgen::Card;
+
+/// Reads the generator's cards of `seeds`, drawn by `draw` (its `set` of photos), through
+/// `gateway` and expects each number.
+async fn reads_cards(gateway: &Gateway, set: &str, draw: Draw, seeds: &[u64]) {
+    let generator = cards();
+    for &seed in seeds {
+        let card = draw(&generator, seed);
+        let reply = gateway.read_card(&card).await;
+        assert_eq!(reply.card_number, card.number, "{set} seed {seed}");
+    }
+}
+
 /// Reads the generator's hard cards of `seeds` through `gateway` and expects each number.
 async fn reads_hard_cards(gateway: &Gateway, seeds: &[u64]) {
-    for &seed in seeds {
-        let card = cards().hard_card(seed);
-        let reply = gateway.read_card(&card).await;
-        assert_eq!(reply.card_number, card.number, "hard seed {seed}");
-    }
+    reads_cards(
+        gateway,
+        "hard",
+        ocrgate_cardgen::CardGenerator::hard_card,
+        seeds,
+    )
+    .await;
+}
+
+/// Reads the generator's wild cards of `seeds` through `gateway` and expects each number.
+async fn reads_wild_cards(gateway: &Gateway, seeds: &[u64]) {
+    reads_cards(
+        gateway,
+        "wild",
+        ocrgate_cardgen::CardGenerator::wild_card,
+        seeds,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -123,9 +150,7 @@ async fn a_number_whose_last_group_is_never_detected_is_read_on_past_its_end() {
     // group, and the 16 digits it reads pass the Luhn check; but their banks' cards (621226,
     // 622202) have 19 digits, so the line is read on past its last box.
     reads_hard_cards(&gateway, &[457]).await;
-    let card = cards().wild_card(118);
-    let reply = gateway.read_card(&card).await;
-    assert_eq!(reply.card_number, card.number, "wild seed 118");
+    reads_wild_cards(&gateway, &[118]).await;
 }
 
 #[tokio::test]
@@ -143,11 +168,7 @@ async fn a_card_lying_upside_down_is_read_the_right_way_round() {
 
     // Wild cards 43 and 78 lie upside down among receipts that do not: only their own lines are
     // read turned over, and their groups joined right to left.
-    for seed in [43, 78] {
-        let card = cards().wild_card(seed);
-        let reply = gateway.read_card(&card).await;
-        assert_eq!(reply.card_number, card.number, "wild seed {seed}");
-    }
+    reads_wild_cards(&gateway, &[43, 78]).await;
 }
 
 #[tokio::test]

@@ -910,14 +910,17 @@ mod tests {
         assert_eq!(band(200, 10, 40.0, (50, 50)).strip(1.0, 1.0).angle, 0.0);
     }
 
+    /// A band 200 long and 20 thick about (200, 100), falling 0.1 rad to the right.
+    const TILTED: Strip = Strip {
+        centre: (200.0, 100.0),
+        angle: 0.1,
+        length: 200.0,
+        thickness: 20.0,
+    };
+
     #[test]
     fn a_band_cut_to_its_box_keeps_to_its_line() {
-        let strip = Strip {
-            centre: (200.0, 100.0),
-            angle: 0.1,
-            length: 200.0,
-            thickness: 20.0,
-        };
+        let strip = TILTED;
         // The box's right part, from x = 250.
         let cut = strip.within(Bounds {
             x: 250,
@@ -934,12 +937,7 @@ mod tests {
 
     #[test]
     fn the_band_beyond_a_line_starts_at_its_end_and_its_box_stays_in_the_image() {
-        let strip = Strip {
-            centre: (200.0, 100.0),
-            angle: 0.1,
-            length: 200.0,
-            thickness: 20.0,
-        };
+        let strip = TILTED;
         let end = |s: &Strip, side: f32| {
             let (sin, cos) = s.angle.sin_cos();
             (
