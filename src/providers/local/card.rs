@@ -16,7 +16,7 @@ use crate::{
 
 /// Card numbers have 16 to 19 digits (13- and 15-digit numbers are not issued in China any more
 /// and the vendors we stand in for do not read them either).
-const DIGITS: std::ops::RangeInclusive<usize> = 16..=19;
+pub const DIGITS: std::ops::RangeInclusive<usize> = 16..=19;
 
 /// A digit read with less probability than this may be replaced by its runner-up when that makes
 /// a number pass the Luhn check. A number read with certainty is left alone: some real cards fail
@@ -150,23 +150,6 @@ impl Picked {
         self.read_well() && self.short_for_issuer
     }
 
-    /// Which of `lines`, the look it was read in, holds its last group: the rightmost box of its
-    /// row read upright.
-    pub fn last_box(&self, lines: &[TextLine]) -> Option<usize> {
-        let within = |b: Bounds| {
-            b.x >= self.bounds.x
-                && b.y >= self.bounds.y
-                && b.x + b.width <= self.bounds.x + self.bounds.width
-                && b.y + b.height <= self.bounds.y + self.bounds.height
-        };
-        lines
-            .iter()
-            .enumerate()
-            .filter(|(_, line)| !line.upside_down && mostly_digits(line) && within(line.bounds))
-            .max_by_key(|(_, line)| line.bounds.x + line.bounds.width)
-            .map(|(at, _)| at)
-    }
-
     /// A valid number of a usual length and a known issuer, grouped as banks print them, every
     /// digit read with some certainty.
     fn read_well(&self) -> bool {
@@ -238,6 +221,23 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
                 .then(a_height.total_cmp(b_height))
         })
         .map(|(picked, _)| picked)
+}
+
+/// Which of `lines` holds the last group of the row of digits at `row`: the rightmost box within
+/// it read upright.
+pub fn last_box(lines: &[TextLine], row: Bounds) -> Option<usize> {
+    let within = |b: Bounds| {
+        b.x >= row.x
+            && b.y >= row.y
+            && b.x + b.width <= row.x + row.width
+            && b.y + b.height <= row.y + row.height
+    };
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| !line.upside_down && mostly_digits(line) && within(line.bounds))
+        .max_by_key(|(_, line)| line.bounds.x + line.bounds.width)
+        .map(|(at, _)| at)
 }
 
 /// A row of neighbouring boxes holding at least this many digits is where a number is likely to
@@ -868,7 +868,7 @@ pub(super) mod tests {
         assert!(short.luhn_valid && short.usual_length && short.short_for_issuer);
         assert!(!short.settled());
         assert!(short.cut_short());
-        assert_eq!(short.last_box(&lines), Some(1));
+        assert_eq!(last_box(&lines, short.bounds), Some(1));
         // All 19 read, or a bank whose cards have 16: settled, not cut short.
         for read in ["6222 0202 0011 2345 679", "6225 8800 1122 3345"] {
             let whole = pick(&[line(10, 50, 40, read)]).expect("a number");

@@ -388,6 +388,22 @@ fn read_card(
             }
         }
     }
+    // Groups the detector saw in none of the looks (print as pale as the light behind it) can
+    // still be read by the recogniser: when the first look's row with most digits is short of a
+    // number, the band past its end is read as one line, at the cost of one recogniser call.
+    if !settled(&best.0)
+        && let Some(&(digits, row)) = card::digit_rows(&looks[0].0).first()
+        && digits < *card::DIGITS.start()
+        && let Some(lines) = read_on(&mut engine, &image, &looks[0].0, row, rest_of_row(digits))
+            .map_err(inference_failed)?
+    {
+        let picked = card::pick_number(&lines, bins);
+        tracing::debug!(digits, ?row, "a look past the end of a row read in part");
+        if card::more_trusted(picked.as_ref(), best.0.as_ref()) {
+            looks.push((lines, &image));
+            best = (picked, looks.len() - 1);
+        }
+    }
     // Nothing found at all: print too small or faint for the detector at 768 may show when it
     // sees the whole image with as many pixels as the second look may take, spread over a photo
     // wider than high. Only photos without a number pay for it.
@@ -415,20 +431,46 @@ fn read_past_end(
     picked: &card::Picked,
     bins: &BinTable,
 ) -> ort::Result<Option<(Vec<engine::TextLine>, card::Picked)>> {
-    let Some(at) = picked.last_box(lines) else {
+    let Some(lines) = read_on(engine, image, lines, picked.bounds, PAST_END)? else {
+        return Ok(None);
+    };
+    let longer = card::pick_number(&lines, bins).filter(card::Picked::settled);
+    Ok(longer.map(|longer| (lines, longer)))
+}
+
+/// `lines`, read in `image`, with the band of `heights` line heights past the last box of the row
+/// of digits at `row` read too, as one line and without detecting it first; `None` when the row
+/// has no such box or the band is outside the image.
+fn read_on(
+    engine: &mut Engine,
+    image: &image::RgbImage,
+    lines: &[engine::TextLine],
+    row: engine::Bounds,
+    heights: f32,
+) -> ort::Result<Option<Vec<engine::TextLine>>> {
+    let Some(at) = card::last_box(lines, row) else {
         return Ok(None);
     };
     let strip = lines[at].strip;
     let Some(line) =
-        engine.read_along(image, strip.beyond(PAST_END * strip.thickness), FIRST_LOOK)?
+        engine.read_along(image, strip.beyond(heights * strip.thickness), FIRST_LOOK)?
     else {
         return Ok(None);
     };
     let mut lines = lines.to_vec();
     lines.push(line);
-    let longer = card::pick_number(&lines, bins).filter(card::Picked::settled);
-    Ok(longer.map(|longer| (lines, longer)))
+    Ok(Some(lines))
 }
+
+/// How far past the last box of a row of `digits` digits, in its heights, the rest of a number is
+/// looked for: room for as many digits as a 19-digit number has left, each with its share of the
+/// spaces between groups, and a height to spare.
+fn rest_of_row(digits: usize) -> f32 {
+    card::DIGITS.end().saturating_sub(digits) as f32 * DIGIT_PITCH + 1.0
+}
+
+/// A digit and its share of the spaces between groups, in line heights.
+const DIGIT_PITCH: f32 = 0.8;
 
 /// How far past a number's last box, in its heights, a group the detector missed is looked for:
 /// three digits and the space before them.
