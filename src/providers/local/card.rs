@@ -535,7 +535,8 @@ fn reads_either_way(line: &TextLine) -> bool {
 
 /// `row` with each box that reads either way up read the way up its other boxes were: the
 /// direction classifier has nothing to go by in `6680`, and a card lying upside down had that
-/// group read upright as `0899`. A row with no other boxes is left as read.
+/// group read upright as `0899`. A row with no other boxes, or with as many of them read one way
+/// up as the other, is left as read.
 fn one_way_up<'a>(row: Vec<&'a TextLine>) -> Vec<Cow<'a, TextLine>> {
     let telling: Vec<bool> = row
         .iter()
@@ -554,9 +555,10 @@ fn one_way_up<'a>(row: Vec<&'a TextLine>) -> Vec<Cow<'a, TextLine>> {
                 return Cow::Borrowed(line);
             }
             Cow::Owned(TextLine {
+                bounds: line.bounds,
+                strip: line.strip,
                 glyphs: line.glyphs.iter().rev().map(turned_glyph).collect(),
                 upside_down,
-                ..line.clone()
             })
         })
         .collect()
