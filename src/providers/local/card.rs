@@ -526,11 +526,12 @@ fn reads_either_way(line: &TextLine) -> bool {
         .iter()
         .filter(|glyph| !glyph.text.trim().is_empty())
         .peekable();
-    read.peek().is_some()
-        && read.all(|glyph| {
-            let mut chars = glyph.text.chars();
-            chars.next().and_then(turned_over).is_some() && chars.next().is_none()
-        })
+    read.peek().is_some() && read.all(|glyph| turned_digit(glyph).is_some())
+}
+
+/// The digit `glyph` reads as turned over, when it is one digit that reads as a digit either way.
+fn turned_digit(glyph: &Glyph) -> Option<char> {
+    glyph.text.parse().ok().and_then(turned_over)
 }
 
 /// `row` with each box that reads either way up read the way up its other boxes were: the
@@ -567,16 +568,15 @@ fn one_way_up<'a>(row: Vec<&'a TextLine>) -> Vec<Cow<'a, TextLine>> {
 /// `glyph` as it reads turned over: a digit and its runner-up as `turned_over` has them, any
 /// other mark (a space) as it was.
 fn turned_glyph(glyph: &Glyph) -> Glyph {
-    let mut chars = glyph.text.chars();
-    match (chars.next().and_then(turned_over), chars.next()) {
-        (Some(digit), None) => Glyph {
+    match turned_digit(glyph) {
+        Some(digit) => Glyph {
             text: digit.to_string(),
             confidence: glyph.confidence,
             runner_up: glyph
                 .runner_up
                 .and_then(|(runner_up, p)| Some((turned_over(runner_up)?, p))),
         },
-        _ => glyph.clone(),
+        None => glyph.clone(),
     }
 }
 
@@ -705,6 +705,14 @@ pub(super) mod tests {
                     runner_up: None,
                 })
                 .collect(),
+        }
+    }
+
+    /// A box at `x` on one row, every character read with certainty, read turned over.
+    fn turned(x: u32, text: &str) -> TextLine {
+        TextLine {
+            upside_down: true,
+            ..line(x, 50, 40, text)
         }
     }
 
@@ -924,10 +932,6 @@ pub(super) mod tests {
     #[test]
     fn groups_read_upside_down_are_joined_right_to_left() {
         // A card lying upside down: its groups, each read turned over, stand last first.
-        let turned = |x, text| TextLine {
-            upside_down: true,
-            ..line(x, 50, 40, text)
-        };
         let lines = [
             turned(100, "5801"),
             turned(240, "8644"),
@@ -944,10 +948,6 @@ pub(super) mod tests {
         // A card lying upside down whose third group, 6680, was read upright as 0899: nothing
         // in it told the direction classifier otherwise. Read as 0899, the 19 digits fail Luhn
         // and their first 16 pass it by chance.
-        let turned = |x, text| TextLine {
-            upside_down: true,
-            ..line(x, 50, 40, text)
-        };
         let lines = [
             turned(100, "181"),
             turned(240, "7310"),
