@@ -183,6 +183,7 @@ fn card_json(card: &RecognizeBankCardResponse) -> Value {
         "expiry": card.expiry.map(|expiry| format!("{:02}/{}", expiry.month, expiry.year)),
         "warnings": warnings(card),
         "quality": card.quality,
+        "confidence": card.confidence,
         "card_name": (!card.card_name.is_empty()).then_some(&card.card_name),
         "provider": card.provider,
     })
@@ -198,6 +199,7 @@ fn warnings(card: &RecognizeBankCardResponse) -> Vec<&'static str> {
             ImageWarning::Glare => "glare",
             ImageWarning::Blurry => "blurry",
             ImageWarning::ExpiryInvalid => "expiry invalid",
+            ImageWarning::LowConfidence => "low confidence",
         })
         .collect()
 }
@@ -231,6 +233,9 @@ fn print_card(card: &RecognizeBankCardResponse) {
     }
     if let Some(quality) = card.quality {
         println!("quality       {quality}/100");
+    }
+    if let Some(confidence) = card.confidence {
+        println!("confidence    {confidence:.3}");
     }
     let warnings = warnings(card);
     if !warnings.is_empty() {

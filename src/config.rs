@@ -13,6 +13,7 @@ use crate::{
     auth::{AuthConfig, CallerConfig, StoreConfig},
     limits::LimitsConfig,
     providers::{REGISTRY, local::LocalConfig, tencent::TencentConfig, wechat::WechatConfig},
+    result_cache::CacheConfig,
     routing::RoutingConfig,
     telemetry::LogConfig,
 };
@@ -46,6 +47,8 @@ pub struct Config {
     pub tencent: TencentConfig,
     pub local: LocalConfig,
     pub routing: RoutingConfig,
+    /// Bank card answers kept for identical uploads.
+    pub cache: CacheConfig,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             tencent: TencentConfig::default(),
             local: LocalConfig::default(),
             routing: RoutingConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }

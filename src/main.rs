@@ -118,6 +118,7 @@ async fn run_server(
 fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::error::Error>> {
     let config = Config::load(file)?;
     config.limits.check()?;
+    config.cache.check()?;
     let tls = match &config.tls {
         Some(tls) => {
             Tls::new(tls)?;
@@ -161,14 +162,29 @@ fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::e
     }
     Ok(format!(
         "configuration is valid: gRPC on {} ({tls}), admin on {}, request memory {} ({} per client), \
-         callers: {callers}, providers: {}; bank cards: {}, invoice titles: {}",
+         callers: {callers}, providers: {}; bank cards: {}{}, invoice titles: {}; {}",
         config.listen,
         config.admin_listen,
         config.limits.request_memory,
         config.limits.request_memory_per_client,
         providers.join(", "),
         routes.bank_card.join(" -> "),
+        config
+            .routing
+            .escalate_below
+            .map(|threshold| format!(" (escalating below confidence {threshold})"))
+            .unwrap_or_default(),
         routes.invoice_title.join(" -> "),
+        if config.cache.ttl.is_zero() {
+            "result cache off".to_owned()
+        } else {
+            format!(
+                "result cache {} for {} answers or {}",
+                humantime::format_duration(config.cache.ttl),
+                config.cache.max_entries,
+                config.cache.max_memory
+            )
+        },
     ))
 }
 

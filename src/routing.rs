@@ -1,12 +1,13 @@
-//! Which provider serves a call: an ordered list per capability, failing over to the next provider
-//! on chosen kinds of error while the deadline lasts.
+//! Which provider serves a call: an ordered list per capability, going on to the next provider on
+//! chosen kinds of error, when a provider is busy, or when an answer's confidence is under the
+//! threshold, while the deadline lasts.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use serde::Deserialize;
 
 use crate::{
-    provider::{CallContext, ErrorKind, ProviderError},
+    provider::{CallContext, ErrorKind, Graded, ProviderError},
     providers::{Capability, REGISTRY, Registration, known_names, registration},
     telemetry::Metrics,
 };
@@ -20,8 +21,12 @@ pub struct RoutingConfig {
     pub bank_card: Option<Vec<String>>,
     /// Providers for ParseInvoiceTitle by name. Default: the first invoice title provider set up.
     pub invoice_title: Option<Vec<String>>,
-    /// The kinds of error after which a call goes on to the next provider.
+    /// The kinds of error after which a call goes on to the next provider. A provider too busy
+    /// to start before the deadline (`busy`) always passes the call on when there is a next one.
     pub failover_on: Vec<ErrorKind>,
+    /// A bank card answer whose confidence is below this (0 to 1) goes on to the next provider;
+    /// `None` keeps every answer. An answer without a confidence counts as trusted.
+    pub escalate_below: Option<f32>,
 }
 
 impl Default for RoutingConfig {
@@ -30,6 +35,7 @@ impl Default for RoutingConfig {
             bank_card: None,
             invoice_title: None,
             failover_on: vec![ErrorKind::Unavailable, ErrorKind::QuotaExhausted],
+            escalate_below: None,
         }
     }
 }
@@ -55,6 +61,13 @@ impl RoutingConfig {
     /// The routes, checked against the registry; `set_up` says whether a provider's configuration
     /// lets it answer, which default routes need.
     pub fn resolve(&self, set_up: impl Fn(&Registration) -> bool) -> Result<Routes, String> {
+        if let Some(threshold) = self.escalate_below
+            && !(0.0..=1.0).contains(&threshold)
+        {
+            return Err(format!(
+                "routing.escalate_below is {threshold}; it must be from 0 to 1"
+            ));
+        }
         Ok(Routes {
             bank_card: route(self.bank_card.as_deref(), Capability::BankCard, &set_up)?,
             invoice_title: route(
@@ -111,15 +124,37 @@ fn route(
     Ok(route)
 }
 
-/// What a route answered, and which provider answered it.
-#[derive(Debug)]
+/// What a route answered, which provider answered it, and the providers it passed the call on
+/// from first.
+#[derive(Debug, Clone)]
 pub struct Answer<T> {
     pub value: T,
     pub provider: &'static str,
+    pub escalations: Vec<Escalation>,
+}
+
+/// A call passed on from one provider to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Escalation {
+    pub from: &'static str,
+    pub to: &'static str,
+    /// `low_confidence`, `busy`, or the error kind in snake case (`not_found`, `unavailable`...).
+    pub reason: &'static str,
+}
+
+impl Escalation {
+    /// `from->to:reason`, comma-separated, as the audit line and span write them.
+    pub fn describe(escalations: &[Self]) -> String {
+        escalations
+            .iter()
+            .map(|e| format!("{}->{}:{}", e.from, e.to, e.reason))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 /// Why a routed call failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RouteError {
     /// The request named a provider this route does not have.
     #[error("no provider `{requested}` serves this call; configured: {}", .configured.join(", "))]
@@ -132,11 +167,31 @@ pub enum RouteError {
     Provider(#[from] ProviderError),
 }
 
+/// When a route passes a call on.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The error kinds that pass a call on; `Busy` always does.
+    pub failover_on: Arc<[ErrorKind]>,
+    /// Answers under this confidence pass a call on.
+    pub escalate_below: Option<f32>,
+}
+
+impl Policy {
+    /// Why an error of `kind` passes the call on, if it does.
+    fn passes_on(&self, kind: ErrorKind) -> Option<&'static str> {
+        (kind == ErrorKind::Busy || self.failover_on.contains(&kind)).then(|| kind.config_name())
+    }
+
+    fn doubts(&self, confidence: Option<f32>) -> bool {
+        matches!((confidence, self.escalate_below), (Some(c), Some(t)) if c < t)
+    }
+}
+
 /// The providers of one capability, in order.
 pub struct Route<P: ?Sized> {
     method: &'static str,
     providers: Vec<(&'static str, Arc<P>)>,
-    failover_on: Arc<[ErrorKind]>,
+    policy: Policy,
     metrics: Metrics,
 }
 
@@ -146,13 +201,13 @@ impl<P: ?Sized> Route<P> {
     pub fn new(
         method: &'static str,
         providers: Vec<(&'static str, Arc<P>)>,
-        failover_on: Arc<[ErrorKind]>,
+        policy: Policy,
         metrics: Metrics,
     ) -> Self {
         Self {
             method,
             providers,
-            failover_on,
+            policy,
             metrics,
         }
     }
@@ -161,8 +216,13 @@ impl<P: ?Sized> Route<P> {
         self.providers.iter().map(|(name, _)| *name).collect()
     }
 
-    /// Calls `requested` alone, or else each provider in turn until one answers or fails with an
-    /// error that is not a failover kind, or the deadline has passed.
+    /// Calls `requested` alone, or else each provider in turn while the deadline lasts, until one
+    /// gives an answer the policy trusts, or fails with an error that does not pass the call on.
+    ///
+    /// A doubtful answer is kept while the next provider is asked, with a deadline a little
+    /// earlier than the call's (so that the kept answer can still be sent): the later provider's
+    /// answer wins when it gives one; when it fails, the kept answer comes back marked as of low
+    /// confidence. No error is returned while an answer exists.
     pub async fn call<T, F, Fut>(
         &self,
         requested: Option<&str>,
@@ -170,7 +230,8 @@ impl<P: ?Sized> Route<P> {
         mut serve: F,
     ) -> Result<Answer<T>, RouteError>
     where
-        F: FnMut(Arc<P>) -> Fut,
+        T: Graded,
+        F: FnMut(Arc<P>, CallContext) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         let candidates: Vec<&(&'static str, Arc<P>)> = match requested {
@@ -184,31 +245,80 @@ impl<P: ?Sized> Route<P> {
             None => self.providers.iter().collect(),
         };
         let mut candidates = candidates.into_iter().peekable();
+        let mut escalations = Vec::new();
+        // The doubtful answer kept while later providers are asked.
+        let mut kept: Option<Answer<T>> = None;
+        let mut context = *call;
         while let Some((name, provider)) = candidates.next() {
-            let err = match serve(Arc::clone(provider)).await {
-                Ok(value) => {
-                    return Ok(Answer {
+            let result = serve(Arc::clone(provider), context).await;
+            let time_left = call.remaining().is_none_or(|left| !left.is_zero());
+            let next = candidates
+                .peek()
+                .map(|(next, _)| *next)
+                .filter(|_| time_left);
+            let (reason, err) = match result {
+                Ok(mut value) => {
+                    let doubtful = self.policy.doubts(value.confidence());
+                    if !doubtful || next.is_none() {
+                        if doubtful {
+                            value.mark_low_confidence();
+                        }
+                        return Ok(Answer {
+                            value,
+                            provider: name,
+                            escalations,
+                        });
+                    }
+                    kept = Some(Answer {
                         value,
                         provider: name,
+                        escalations: escalations.clone(),
                     });
+                    context = CallContext {
+                        deadline: call.deadline.map(|deadline| deadline - reserve(call)),
+                    };
+                    ("low_confidence", None)
                 }
-                Err(err) => err,
+                Err(err) => match (next, self.policy.passes_on(err.kind)) {
+                    (Some(_), Some(reason)) => (reason, Some(err)),
+                    _ => {
+                        return match kept {
+                            Some(mut kept) => {
+                                tracing::warn!(
+                                    method = self.method,
+                                    provider = name,
+                                    kind = err.kind.as_str(),
+                                    error = %err,
+                                    kept = kept.provider,
+                                    "no provider replaced a doubtful answer, which is kept"
+                                );
+                                kept.value.mark_low_confidence();
+                                kept.escalations = escalations;
+                                Ok(kept)
+                            }
+                            None => Err(err.into()),
+                        };
+                    }
+                },
             };
-            let time_left = call.remaining().is_none_or(|left| !left.is_zero());
-            match candidates.peek() {
-                Some((next, _)) if time_left && self.failover_on.contains(&err.kind) => {
-                    tracing::warn!(
-                        method = self.method,
-                        from = name,
-                        to = next,
-                        kind = err.kind.as_str(),
-                        error = %err,
-                        "failing over to the next provider"
-                    );
-                    self.metrics.failover(self.method, name, next, err.kind);
-                }
-                _ => return Err(err.into()),
+            let to = next.unwrap_or_default();
+            tracing::warn!(
+                method = self.method,
+                from = name,
+                to,
+                reason,
+                error = err.as_ref().map(tracing::field::display),
+                "passing the call on to the next provider"
+            );
+            if let Some(err) = &err {
+                self.metrics.failover(self.method, name, to, err.kind);
             }
+            self.metrics.escalation(self.method, name, to, reason);
+            escalations.push(Escalation {
+                from: name,
+                to,
+                reason,
+            });
         }
         // Unreachable with a non-empty route; an empty one is refused when routes are resolved.
         Err(RouteError::UnknownProvider {
@@ -216,6 +326,17 @@ impl<P: ?Sized> Route<P> {
             configured: self.names(),
         })
     }
+}
+
+/// How much earlier than the call's deadline a provider asked about a doubtful answer must be
+/// done, so that the answer kept can still reach the caller: a twentieth of the time left, from
+/// 5 to 100 ms.
+fn reserve(call: &CallContext) -> Duration {
+    call.remaining()
+        .map_or(Duration::ZERO, |left| {
+            (left / 20).clamp(Duration::from_millis(5), Duration::from_millis(100))
+        })
+        .min(call.remaining().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -265,6 +386,140 @@ mod tests {
             ..RoutingConfig::default()
         });
         assert!(err.contains("`local` twice"), "{err}");
+    }
+
+    /// An answer of a test provider: its confidence, and whether it was marked doubtful.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Reading {
+        confidence: Option<f32>,
+        low: bool,
+    }
+
+    impl Graded for Reading {
+        fn confidence(&self) -> Option<f32> {
+            self.confidence
+        }
+
+        fn mark_low_confidence(&mut self) {
+            self.low = true;
+        }
+    }
+
+    /// What each test provider does, by name: answer with a confidence, or fail with a kind.
+    fn behaviour(name: &str) -> Result<Reading, ErrorKind> {
+        let answer = |confidence| {
+            Ok(Reading {
+                confidence,
+                low: false,
+            })
+        };
+        match name {
+            "unsure" => answer(Some(0.4)),
+            "sure" => answer(Some(0.95)),
+            "silent" => answer(None),
+            "busy" => Err(ErrorKind::Busy),
+            "missing" => Err(ErrorKind::NotFound),
+            "broken" => Err(ErrorKind::Unavailable),
+            _ => Err(ErrorKind::InvalidInput),
+        }
+    }
+
+    /// Routes a call along `names` with `escalate_below`: the answer (or error kind), who gave
+    /// it, and why the call was passed on.
+    async fn routed(
+        names: &[&'static str],
+        escalate_below: Option<f32>,
+    ) -> Result<(Reading, &'static str, Vec<&'static str>), ErrorKind> {
+        let route: Route<str> = Route::new(
+            "Test",
+            names.iter().map(|name| (*name, Arc::from(*name))).collect(),
+            Policy {
+                failover_on: Arc::from([ErrorKind::Unavailable]),
+                escalate_below,
+            },
+            Metrics::disabled(),
+        );
+        let answer = route
+            .call(
+                None,
+                &CallContext::default(),
+                |name: Arc<str>, _| async move {
+                    behaviour(&name).map_err(|kind| ProviderError::new("test", kind, "failed"))
+                },
+            )
+            .await
+            .map_err(|err| match err {
+                RouteError::Provider(err) => err.kind,
+                RouteError::UnknownProvider { .. } => ErrorKind::Unknown,
+            })?;
+        let reasons = answer.escalations.iter().map(|e| e.reason).collect();
+        Ok((answer.value, answer.provider, reasons))
+    }
+
+    #[tokio::test]
+    async fn an_answer_under_the_threshold_goes_on_and_the_next_providers_answer_wins() {
+        let (reading, provider, reasons) = routed(&["unsure", "silent"], Some(0.9))
+            .await
+            .expect("answered");
+        assert_eq!((provider, reasons), ("silent", vec!["low_confidence"]));
+        assert!(!reading.low);
+        // Without a threshold, or above it, the first answer is kept as it is.
+        let (_, provider, reasons) = routed(&["unsure", "silent"], None).await.expect("kept");
+        assert_eq!((provider, reasons.len()), ("unsure", 0));
+        let (_, provider, _) = routed(&["sure", "silent"], Some(0.9)).await.expect("kept");
+        assert_eq!(provider, "sure");
+    }
+
+    #[tokio::test]
+    async fn a_doubtful_answer_is_kept_marked_when_no_later_provider_answers() {
+        for after in ["broken", "invalid"] {
+            let (reading, provider, reasons) = routed(&["unsure", after], Some(0.9))
+                .await
+                .expect("never an error while an answer exists");
+            assert_eq!((provider, reasons), ("unsure", vec!["low_confidence"]));
+            assert!(reading.low, "{after}");
+        }
+        // The last provider's doubtful answer is marked too.
+        let (reading, provider, _) = routed(&["unsure"], Some(0.9)).await.expect("kept");
+        assert_eq!(provider, "unsure");
+        assert!(reading.low);
+    }
+
+    #[tokio::test]
+    async fn a_busy_provider_passes_the_call_on_whatever_failover_on_says() {
+        let (_, provider, reasons) = routed(&["busy", "silent"], None).await.expect("answered");
+        assert_eq!((provider, reasons), ("silent", vec!["busy"]));
+        // Not found is not in this policy's failover_on: it is answered as it is.
+        assert_eq!(
+            routed(&["missing", "silent"], None)
+                .await
+                .expect_err("not found"),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            routed(&["busy"], None).await.expect_err("busy"),
+            ErrorKind::Busy
+        );
+    }
+
+    #[test]
+    fn an_escalation_threshold_outside_0_to_1_is_refused() {
+        for threshold in [-0.1, 1.5, f32::NAN] {
+            let err = RoutingConfig {
+                escalate_below: Some(threshold),
+                ..RoutingConfig::default()
+            }
+            .resolve(|_| true)
+            .expect_err("refused");
+            assert!(err.contains("routing.escalate_below"), "{err}");
+        }
+        for threshold in [0.0, 0.9, 1.0] {
+            let config = RoutingConfig {
+                escalate_below: Some(threshold),
+                ..RoutingConfig::default()
+            };
+            assert!(config.resolve(|_| true).is_ok(), "{threshold}");
+        }
     }
 
     #[test]

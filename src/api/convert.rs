@@ -55,12 +55,14 @@ pub fn bank_card_response(
                     ImageWarning::Glare => pb::ImageWarning::Glare,
                     ImageWarning::Blurry => pb::ImageWarning::Blurry,
                     ImageWarning::ExpiryInvalid => pb::ImageWarning::ExpiryInvalid,
+                    ImageWarning::LowConfidence => pb::ImageWarning::LowConfidence,
                 }
                 .into()
             })
             .collect(),
         quality: card.quality.map(u32::from),
         card_name: card.card_name.clone().unwrap_or_default(),
+        confidence: card.confidence,
     }
 }
 

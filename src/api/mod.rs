@@ -24,9 +24,10 @@ use crate::{
     enrich::BinTable,
     limits::LimitsConfig,
     provider::{
-        BankCardRecognizer, CallContext, CardNumber, ErrorKind, InvoiceTitleParser, ProviderError,
+        BankCard, BankCardRecognizer, CallContext, ErrorKind, InvoiceTitleParser, ProviderError,
     },
-    routing::{Route, RouteError},
+    result_cache::{Outcome, ResultCache},
+    routing::{Answer, Escalation, Route, RouteError},
     telemetry::Metrics,
 };
 
@@ -44,6 +45,8 @@ pub mod pb {
 pub struct OcrApi {
     bank_cards: Route<dyn BankCardRecognizer>,
     invoice_titles: Route<dyn InvoiceTitleParser>,
+    /// Bank card answers kept for identical uploads.
+    results: ResultCache,
     bins: Arc<BinTable>,
     metrics: Metrics,
     limits: LimitsConfig,
@@ -53,6 +56,7 @@ impl OcrApi {
     pub fn new(
         bank_cards: Route<dyn BankCardRecognizer>,
         invoice_titles: Route<dyn InvoiceTitleParser>,
+        results: ResultCache,
         bins: Arc<BinTable>,
         metrics: Metrics,
         limits: LimitsConfig,
@@ -60,6 +64,7 @@ impl OcrApi {
         Self {
             bank_cards,
             invoice_titles,
+            results,
             bins,
             metrics,
             limits,
@@ -85,20 +90,33 @@ impl pb::ocr_service_server::OcrService for OcrApi {
         let result = async {
             let request = validate::bank_card_request(request, self.limits.max_image_bytes())?;
             audit.permit(provider.as_deref())?;
-            let card = self
-                .bank_cards
-                .call(provider.as_deref(), &call, |provider| {
+            let route = || {
+                let (request, provider) = (&request, provider.as_deref());
+                self.bank_cards.call(provider, &call, |service, call| {
                     let request = request.clone();
-                    async move { provider.recognize_bank_card(request, &call).await }
+                    async move { service.recognize_bank_card(request, &call).await }
                 })
-                .await
-                .map_err(|err| self.failed("RecognizeBankCard", err))?;
-            Ok(card)
+            };
+            let key = self.results.key(&request, provider.as_deref());
+            let (card, outcome) = self.results.answer(key, route).await;
+            audit.result_cache = Some(outcome);
+            tracing::Span::current().record("ocrgate.result_cache", outcome.as_str());
+            card.map_err(|err| self.failed("RecognizeBankCard", err))
         }
         .await;
         match result {
             Ok(card) => {
-                audit.served(card.provider, Some(&card.value.number));
+                let span = tracing::Span::current();
+                if let Some(confidence) = card.value.confidence {
+                    span.record("ocrgate.confidence", f64::from(confidence));
+                }
+                if !card.escalations.is_empty() {
+                    span.record(
+                        "ocrgate.escalations",
+                        Escalation::describe(&card.escalations),
+                    );
+                }
+                audit.served_card(&card);
                 Ok(Response::new(convert::bank_card_response(
                     &card.value,
                     card.provider,
@@ -122,7 +140,7 @@ impl pb::ocr_service_server::OcrService for OcrApi {
             audit.permit(provider.as_deref())?;
             let title = self
                 .invoice_titles
-                .call(provider.as_deref(), &call, |provider| {
+                .call(provider.as_deref(), &call, |provider, call| {
                     let request = request.clone();
                     async move { provider.parse_invoice_title(request, &call).await }
                 })
@@ -134,7 +152,7 @@ impl pb::ocr_service_server::OcrService for OcrApi {
         match result {
             Ok(title) => {
                 // Never the title's tax number or bank account: the caller, the call, its cost.
-                audit.served(title.provider, None);
+                audit.served(title.provider);
                 Ok(Response::new(convert::invoice_title_response(
                     title.value,
                     title.provider,
@@ -154,6 +172,7 @@ fn call_context<T>(request: &Request<T>, rpc: Rpc) -> (CallContext, Audit) {
         caller: request.extensions().get::<Arc<Caller>>().cloned(),
         rpc,
         account: None,
+        result_cache: None,
         started: tokio::time::Instant::now(),
     };
     (call, audit)
@@ -167,6 +186,8 @@ struct Audit {
     rpc: Rpc,
     /// The account the request names; `None` bills the default one.
     account: Option<String>,
+    /// How the result cache served a bank card call.
+    result_cache: Option<Outcome>,
     started: tokio::time::Instant,
 }
 
@@ -191,7 +212,7 @@ impl Audit {
         self.account.as_deref().unwrap_or(DEFAULT_ACCOUNT)
     }
 
-    fn served(&self, provider: &str, card: Option<&CardNumber>) {
+    fn served(&self, provider: &str) {
         tracing::info!(
             target: "ocrgate::audit",
             caller = self.caller(),
@@ -200,7 +221,26 @@ impl Audit {
             account = self.account(),
             code = ?tonic::Code::Ok,
             latency_ms = self.started.elapsed().as_millis() as u64,
-            card_number = card.map(CardNumber::masked),
+            "call served"
+        );
+    }
+
+    /// A bank card answered: also its number masked, its confidence, how the result cache
+    /// served it and the providers the call was passed on from.
+    fn served_card(&self, card: &Answer<BankCard>) {
+        tracing::info!(
+            target: "ocrgate::audit",
+            caller = self.caller(),
+            rpc = self.rpc.as_str(),
+            provider = card.provider,
+            account = self.account(),
+            code = ?tonic::Code::Ok,
+            latency_ms = self.started.elapsed().as_millis() as u64,
+            card_number = card.value.number.masked(),
+            confidence = card.value.confidence,
+            result_cache = self.result_cache.map(Outcome::as_str),
+            escalations = (!card.escalations.is_empty())
+                .then(|| Escalation::describe(&card.escalations)),
             "call served"
         );
     }

@@ -27,6 +27,7 @@ pub fn code_for(kind: ErrorKind) -> Code {
         ErrorKind::Misconfigured => Code::FailedPrecondition,
         ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
+        ErrorKind::Busy => Code::ResourceExhausted,
         ErrorKind::Unknown => Code::Unknown,
     }
 }
@@ -47,11 +48,11 @@ pub fn provider_error(err: &ProviderError) -> Status {
         ErrorKind::DeadlineExceeded => REASON_DEADLINE_EXCEEDED.to_owned(),
         kind => format!("{}_{}", err.provider.to_ascii_uppercase(), kind.as_str()),
     };
-    Status::with_error_details(
-        code_for(err.kind),
-        err.to_string(),
-        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
-    )
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+    if let Some(delay) = err.retry_after {
+        details.set_retry_info(Some(delay));
+    }
+    Status::with_error_details(code_for(err.kind), err.to_string(), details)
 }
 
 /// A request field that breaks the API's rules.

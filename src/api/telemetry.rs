@@ -80,6 +80,9 @@ where
             rpc.method = %method,
             rpc.grpc.status_code = Empty,
             ocrgate.caller = Empty,
+            ocrgate.result_cache = Empty,
+            ocrgate.confidence = Empty,
+            ocrgate.escalations = Empty,
         );
         // The parent must be set before the span is first entered.
         if let Err(err) = span.set_parent(propagation::extract(request.headers())) {

@@ -24,6 +24,9 @@ pub enum ErrorKind {
     Unavailable,
     /// The call's deadline ran out.
     DeadlineExceeded,
+    /// The provider has more work ahead of the call than it could do before the call's deadline:
+    /// refused at once rather than held until the deadline passes.
+    Busy,
     /// The vendor answered with an error the gateway does not know.
     Unknown,
 }
@@ -40,7 +43,24 @@ impl ErrorKind {
             Self::Misconfigured => "MISCONFIGURED",
             Self::Unavailable => "UNAVAILABLE",
             Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Self::Busy => "BUSY",
             Self::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// Snake-case name, as the configuration writes it and metrics label it.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Self::InvalidInput => "invalid_input",
+            Self::NotFound => "not_found",
+            Self::QuotaExhausted => "quota_exhausted",
+            Self::Unauthenticated => "unauthenticated",
+            Self::PermissionDenied => "permission_denied",
+            Self::Misconfigured => "misconfigured",
+            Self::Unavailable => "unavailable",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Busy => "busy",
+            Self::Unknown => "unknown",
         }
     }
 }
@@ -66,6 +86,8 @@ pub struct ProviderError {
     pub vendor: Option<VendorCode>,
     /// Whether the same call may succeed if tried again later.
     pub retryable: bool,
+    /// When trying again may succeed, if the provider knows.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ProviderError {
@@ -75,7 +97,8 @@ impl ProviderError {
             provider,
             message: message.into(),
             vendor: None,
-            retryable: matches!(kind, ErrorKind::Unavailable),
+            retryable: matches!(kind, ErrorKind::Unavailable | ErrorKind::Busy),
+            retry_after: None,
         }
     }
 
@@ -89,6 +112,12 @@ impl ProviderError {
 
     pub fn retryable(mut self, retryable: bool) -> Self {
         self.retryable = retryable;
+        self
+    }
+
+    /// Says when trying again may succeed: a `google.rpc.RetryInfo` for the client.
+    pub fn retry_after(mut self, delay: std::time::Duration) -> Self {
+        self.retry_after = Some(delay);
         self
     }
 }

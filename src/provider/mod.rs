@@ -185,7 +185,7 @@ impl fmt::Display for CardNumber {
 
 /// What a provider read from a card. Everything but the number is optional: each provider gives
 /// what it can.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BankCard {
     pub number: CardNumber,
     /// The expiry printed on the card.
@@ -200,6 +200,9 @@ pub struct BankCard {
     pub bank_name: Option<String>,
     /// The kind of card as the vendor gave it.
     pub card_type: Option<CardType>,
+    /// The provider's estimate, from 0 to 1, that the whole number is exactly right; `None` when
+    /// the provider gives nothing to base one on.
+    pub confidence: Option<f32>,
 }
 
 impl BankCard {
@@ -213,6 +216,7 @@ impl BankCard {
             card_name: None,
             bank_name: None,
             card_type: None,
+            confidence: None,
         }
     }
 
@@ -279,6 +283,38 @@ pub enum ImageWarning {
     Blurry,
     /// The expiry on the card is not a valid date.
     ExpiryInvalid,
+    /// The number's confidence is under the routing threshold and no further provider replaced
+    /// it: worth asking for another photo.
+    LowConfidence,
+}
+
+/// An answer its provider may be unsure of, as routing weighs it.
+pub trait Graded {
+    /// The provider's estimate, from 0 to 1, that the answer is exactly right; `None` when it
+    /// gives none, which routing takes as trusted.
+    fn confidence(&self) -> Option<f32>;
+
+    /// Marks an answer kept although its confidence is under the routing threshold.
+    fn mark_low_confidence(&mut self);
+}
+
+impl Graded for BankCard {
+    fn confidence(&self) -> Option<f32> {
+        self.confidence
+    }
+
+    fn mark_low_confidence(&mut self) {
+        self.warn(ImageWarning::LowConfidence);
+    }
+}
+
+/// Invoice titles are decoded from a QR code's text, which is either read or not.
+impl Graded for InvoiceTitle {
+    fn confidence(&self) -> Option<f32> {
+        None
+    }
+
+    fn mark_low_confidence(&mut self) {}
 }
 
 /// The kind of account behind a card.

@@ -22,7 +22,8 @@ use crate::{
     enrich::BinTable,
     limits::LimitsConfig,
     providers::{BuildError, Built, Capability},
-    routing::Route,
+    result_cache::ResultCache,
+    routing::{Policy, Route},
     telemetry::{Metrics, Telemetry},
 };
 
@@ -44,6 +45,10 @@ pub enum ServeError {
     Limits(String),
     #[error("invalid configuration: {0}")]
     Callers(String),
+    #[error("invalid configuration: {0}")]
+    Cache(String),
+    #[error("could not draw the result cache's key: {0}")]
+    Random(#[from] getrandom::Error),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("could not build server reflection: {0}")]
@@ -111,10 +116,14 @@ async fn api(config: &Config, metrics: &Metrics) -> Result<OcrApi, ServeError> {
         bank_card = ?routes.bank_card,
         invoice_title = ?routes.invoice_title,
         failover_on = ?config.routing.failover_on,
+        escalate_below = config.routing.escalate_below,
         "routes"
     );
 
-    let failover_on: Arc<[_]> = config.routing.failover_on.clone().into();
+    let policy = Policy {
+        failover_on: config.routing.failover_on.clone().into(),
+        escalate_below: config.routing.escalate_below,
+    };
     let bank_card_providers = services(&routes.bank_card, &built, Capability::BankCard, |built| {
         built.bank_card.clone()
     })?;
@@ -127,13 +136,13 @@ async fn api(config: &Config, metrics: &Metrics) -> Result<OcrApi, ServeError> {
     let bank_cards = Route::new(
         "RecognizeBankCard",
         bank_card_providers,
-        failover_on.clone(),
+        policy.clone(),
         metrics.clone(),
     );
     let invoice_titles = Route::new(
         "ParseInvoiceTitle",
         invoice_title_providers,
-        failover_on,
+        policy,
         metrics.clone(),
     );
     let bins = Arc::new(BinTable::embedded()?);
@@ -141,6 +150,7 @@ async fn api(config: &Config, metrics: &Metrics) -> Result<OcrApi, ServeError> {
     Ok(OcrApi::new(
         bank_cards,
         invoice_titles,
+        ResultCache::new(&config.cache, metrics.clone())?,
         bins,
         metrics.clone(),
         config.limits.clone(),
@@ -195,6 +205,7 @@ pub async fn serve(
     let metrics = telemetry.metrics().clone();
     let limits = &config.limits;
     limits.check().map_err(ServeError::Limits)?;
+    config.cache.check().map_err(ServeError::Cache)?;
     let callers = Arc::new(
         Callers::new(
             &config.auth,

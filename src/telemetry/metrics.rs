@@ -19,10 +19,14 @@ pub struct Metrics {
     token_fetches: Counter<u64>,
     quota_exhausted: Counter<u64>,
     failovers: Counter<u64>,
+    escalations: Counter<u64>,
+    result_cache: Counter<u64>,
     connections_open: UpDownCounter<i64>,
     connections_closed: Counter<u64>,
     requests_refused: Counter<u64>,
     local_reads_stopped: Counter<u64>,
+    local_waiting: UpDownCounter<i64>,
+    local_refused: Counter<u64>,
     budget_store_failures: Counter<u64>,
 }
 
@@ -76,6 +80,19 @@ impl Metrics {
                     "Calls passed on to the next provider, by method, provider and error kind",
                 )
                 .build(),
+            escalations: meter
+                .u64_counter("ocrgate.escalations")
+                .with_description(
+                    "Calls passed on to the next provider, by method, provider and reason: \
+                     low_confidence, busy, or the error kind",
+                )
+                .build(),
+            result_cache: meter
+                .u64_counter("ocrgate.result_cache")
+                .with_description(
+                    "Bank card calls by how the result cache served them: hit, miss or shared",
+                )
+                .build(),
             connections_open: meter
                 .i64_up_down_counter("ocrgate.connections.open")
                 .with_description("Client connections open now")
@@ -96,6 +113,17 @@ impl Metrics {
                 .u64_counter("ocrgate.local.reads_stopped")
                 .with_description(
                     "Card reads the local provider stopped because nobody waited for the answer",
+                )
+                .build(),
+            local_waiting: meter
+                .i64_up_down_counter("ocrgate.local.waiting")
+                .with_description("Card reads waiting for a free engine of the local provider")
+                .build(),
+            local_refused: meter
+                .u64_counter("ocrgate.local.refused")
+                .with_description(
+                    "Card reads the local provider refused as busy, by why: queue_full or \
+                     deadline",
                 )
                 .build(),
             requests_refused: meter
@@ -197,6 +225,26 @@ impl Metrics {
         );
     }
 
+    /// A call passed on from `from` to `to`, for `reason`.
+    pub fn escalation(&self, method: &str, from: &'static str, to: &'static str, reason: &str) {
+        self.escalations.add(
+            1,
+            &[
+                KeyValue::new("rpc.method", method.to_owned()),
+                KeyValue::new("from", from),
+                KeyValue::new("to", to),
+                KeyValue::new("reason", reason.to_owned()),
+            ],
+        );
+    }
+
+    /// A bank card call the result cache answered (`hit`), served by a provider (`miss`), or
+    /// answered with an identical call's result in flight (`shared`).
+    pub fn result_cache(&self, outcome: &'static str) {
+        self.result_cache
+            .add(1, &[KeyValue::new("outcome", outcome)]);
+    }
+
     /// A client connection opened (`+1`) or closed (`-1`).
     pub fn connection_opened(&self, delta: i64) {
         self.connections_open.add(delta, &[]);
@@ -216,6 +264,17 @@ impl Metrics {
     /// The local provider stopped a read: the caller's deadline passed or the call was dropped.
     pub fn local_read_stopped(&self) {
         self.local_reads_stopped.add(1, &[]);
+    }
+
+    /// A card read started (`+1`) or stopped (`-1`) waiting for a free engine.
+    pub fn local_waiting(&self, delta: i64) {
+        self.local_waiting.add(delta, &[]);
+    }
+
+    /// The local provider refused a read as busy: its queue was full (`queue_full`) or the wait
+    /// would outlast the call's deadline (`deadline`).
+    pub fn local_refused(&self, why: &'static str) {
+        self.local_refused.add(1, &[KeyValue::new("why", why)]);
     }
 
     /// The budget store failed to count a call, which was then served (`allowed`) or refused.

@@ -53,6 +53,9 @@ pub fn config_for(sim: &Simulator) -> Config {
     config.wechat.app_secret = Some(APP_SECRET.into());
     // Short backoffs keep the retry tests quick; the policy is the same.
     config.wechat.busy_backoff = Duration::from_millis(10);
+    // Many tests send one image again and again and count what reaches the vendor: the result
+    // cache is off unless a test turns it on (tests/trust.rs does).
+    config.cache.ttl = Duration::ZERO;
     config
 }
 

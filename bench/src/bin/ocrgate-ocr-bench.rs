@@ -2,20 +2,19 @@
 //!
 //! Renders `--count` synthetic card photos (ocrgate-cardgen, seeds `--from` on), reads each through
 //! the local provider one at a time with one inference thread, and reports exact-match accuracy
-//! (overall, per grouping, per font, hard cases) and p50/p95 latency per image. Misreads are listed
-//! by seed with masked numbers; `cardgen OUT_DIR 1 SEED` renders one to look at.
+//! (overall, per grouping, per font, hard cases), how well its confidence is calibrated (a
+//! reliability table and the expected calibration error) and p50/p95 latency per image. Misreads
+//! are listed by seed with masked numbers; `cardgen OUT_DIR 1 SEED` renders one to look at.
+//! `--evidence FILE` writes what the reader knew of each answer, for `scripts/calibrate.py`.
 
-use std::{collections::BTreeMap, num::NonZeroUsize, path::PathBuf, time::Instant};
+use std::{collections::BTreeMap, io::Write as _, num::NonZeroUsize, path::PathBuf, time::Instant};
 
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use ocrgate::{
-    provider::{
-        BankCardRecognizer as _, BankCardRequest, CallContext, CardNumber, ImageFormat,
-        ImageSource, ImageWarning, RecognitionMode,
-    },
-    providers::local::{LocalConfig, LocalProvider},
+    provider::{CallContext, CardNumber, ImageWarning},
+    providers::local::{FEATURE_NAMES, LocalConfig, LocalProvider},
 };
 use ocrgate_cardgen::CardGenerator;
 
@@ -46,6 +45,10 @@ struct Args {
     /// Also write each photo to this directory as `<seed>-<number>.jpg`, for other readers.
     #[arg(long)]
     write: Option<PathBuf>,
+    /// Append what the reader knew of each answer to this CSV file (with a header when it is
+    /// new): set, seed, whether it was right, its confidence and the features it weighed.
+    #[arg(long)]
+    evidence: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -99,6 +102,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut qualities = Vec::new();
     let mut blurry = 0;
     let mut misses = Vec::new();
+    // Each answer's confidence, and whether it was right.
+    let mut answers: Vec<(f32, bool)> = Vec::new();
+    let set = format!("{:?}", args.set).to_lowercase();
+    let mut evidence = match &args.evidence {
+        Some(path) => {
+            let new = !path.exists();
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            if new {
+                writeln!(
+                    file,
+                    "set,seed,right,confidence,{}",
+                    FEATURE_NAMES.join(",")
+                )?;
+            }
+            Some(file)
+        }
+        None => None,
+    };
     if let Some(dir) = &args.write {
         std::fs::create_dir_all(dir)?;
     }
@@ -114,22 +138,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(dir) = &args.write {
             std::fs::write(dir.join(format!("{seed}-{}.jpg", card.number)), &card.jpeg)?;
         }
-        let request = BankCardRequest {
-            image: ImageSource::Upload {
-                bytes: Bytes::from(card.jpeg.clone()),
-                format: ImageFormat::Jpeg,
-            },
-            mode: RecognitionMode::Photo,
-            account: None,
-        };
         let started = Instant::now();
-        let read = provider
-            .recognize_bank_card(request, &CallContext::default())
+        let reading = provider
+            .read(Bytes::from(card.jpeg.clone()), &CallContext::default())
             .await;
         latency.record(started.elapsed().as_micros().max(1) as u64)?;
+        let read = reading.as_ref().map(|reading| &reading.card);
         let exact = read
             .as_ref()
             .is_ok_and(|read| read.number.digits() == card.number);
+        if let Ok(reading) = &reading {
+            let confidence = reading.card.confidence.unwrap_or_default();
+            answers.push((confidence, exact));
+            if let Some(file) = &mut evidence {
+                let features: Vec<String> = reading
+                    .evidence
+                    .features()
+                    .iter()
+                    .map(|feature| format!("{feature:.6}"))
+                    .collect();
+                writeln!(
+                    file,
+                    "{set},{seed},{},{confidence:.6},{}",
+                    u8::from(exact),
+                    features.join(",")
+                )?;
+            }
+        }
         overall.add(exact);
         if let (true, Ok(read)) = (exact, &read) {
             expiry.add(read.expiry.is_some_and(|read| {
@@ -215,6 +250,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         blurry,
         qualities.len()
     );
+    print_reliability(&answers);
     let ms = |us: u64| us as f64 / 1000.0;
     println!(
         "exact match: {:.1}% ({}/{})",
@@ -232,14 +268,60 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     // One line for scripts/bench-ocr.sh's side-by-side table, as scripts/rapidocr-bench.py prints.
     println!(
-        "summary reader=ocrgate set={} n={} exact={:.1} p50_ms={:.1} p95_ms={:.1}",
-        format!("{:?}", args.set).to_lowercase(),
+        "summary reader=ocrgate set={set} n={} exact={:.1} p50_ms={:.1} p95_ms={:.1}",
         overall.total,
         overall.percent(),
         ms(latency.value_at_quantile(0.5)),
         ms(latency.value_at_quantile(0.95))
     );
     Ok(())
+}
+
+/// How well the answers' confidences match how often they were right: for each tenth of the
+/// range, how many answers fell in it and the share of them that was right; the expected
+/// calibration error (the gap between the two, weighted by count); and, for a few thresholds,
+/// the share right among answers at or above it and the wrong answers there.
+fn print_reliability(answers: &[(f32, bool)]) {
+    const BINS: usize = 10;
+    let mut bins = [(0u64, 0u64, 0f64); BINS];
+    for &(confidence, right) in answers {
+        let bin = ((confidence * BINS as f32) as usize).min(BINS - 1);
+        bins[bin].0 += 1;
+        bins[bin].1 += u64::from(right);
+        bins[bin].2 += f64::from(confidence);
+    }
+    println!("confidence reliability ({} answers):", answers.len());
+    println!("  bin        count  right  mean conf");
+    let mut ece = 0.0;
+    for (i, &(count, right, sum)) in bins.iter().enumerate() {
+        if count == 0 {
+            continue;
+        }
+        let share = right as f64 / count as f64;
+        let mean = sum / count as f64;
+        ece += (share - mean).abs() * count as f64 / answers.len().max(1) as f64;
+        println!(
+            "  {:.1}-{:.1}  {count:>6}  {:5.1}%  {mean:.3}",
+            i as f64 / BINS as f64,
+            (i + 1) as f64 / BINS as f64,
+            100.0 * share
+        );
+    }
+    println!("  expected calibration error: {ece:.4}");
+    for threshold in [0.5, 0.8, 0.9, 0.95, 0.99] {
+        let above: Vec<bool> = answers
+            .iter()
+            .filter(|(confidence, _)| *confidence >= threshold)
+            .map(|(_, right)| *right)
+            .collect();
+        let right = above.iter().filter(|right| **right).count();
+        println!(
+            "  confidence >= {threshold:.2}: {} answers, {:.1}% right, {} wrong",
+            above.len(),
+            100.0 * right as f64 / above.len().max(1) as f64,
+            above.len() - right
+        );
+    }
 }
 
 /// `jpeg` blurred by a Gaussian of `sigma`, as a JPEG of quality 90.

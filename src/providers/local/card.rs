@@ -126,6 +126,10 @@ pub struct Picked {
     /// The probability of its least certain digit (a digit the Luhn check corrected counts at its
     /// runner-up's).
     pub certainty: f32,
+    /// The sum of its digits' log probabilities (a corrected digit at its runner-up's).
+    pub log_probability: f32,
+    /// Whether one doubtful digit was replaced by its runner-up to pass the Luhn check.
+    pub corrected: bool,
 }
 
 impl Picked {
@@ -199,16 +203,19 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
         })
         .filter(|(run, _, _)| DIGITS.contains(&run.digits.len()))
         .filter_map(|(run, height, bounds)| {
-            let (digits, certainty) = corrected(&run.digits);
+            let read = corrected(&run.digits);
+            let digits = &read.digits;
             let picked = Picked {
-                luhn_valid: luhn_valid(&digits),
-                usual_length: usual_length(&digits, bins),
-                issuer: Issuer::of(&digits, bins),
+                luhn_valid: luhn_valid(digits),
+                usual_length: usual_length(digits, bins),
+                issuer: Issuer::of(digits, bins),
                 bank_grouped: bank_grouped(&run.groups),
-                short_for_issuer: short_for_issuer(&digits, bins),
-                number: CardNumber::parse(&digits)?,
+                short_for_issuer: short_for_issuer(digits, bins),
+                number: CardNumber::parse(digits)?,
                 bounds,
-                certainty,
+                certainty: read.certainty,
+                log_probability: read.log_probability,
+                corrected: read.corrected,
             };
             // Where a number cut from a longer run starts, only an issuer's prefix tells.
             let placed = !run.cut || picked.issuer > Issuer::Unknown;
@@ -384,16 +391,50 @@ impl Moments {
     }
 }
 
+/// A run of digits as the picker takes it: as read, or with one doubtful digit replaced by its
+/// runner-up.
+struct Corrected {
+    digits: String,
+    /// The probability of the least certain digit.
+    certainty: f32,
+    /// The sum of every digit's log probability: the chance that all of them are right, were the
+    /// recogniser's probabilities true and independent.
+    log_probability: f32,
+    /// Whether a digit was replaced by its runner-up.
+    corrected: bool,
+}
+
+impl Corrected {
+    /// `digits` with the digit at `at`, if any, taken as `replacement` of that probability.
+    fn of(digits: &[&Glyph], replacement: Option<(usize, char, f32)>) -> Self {
+        let probability = |i: usize, glyph: &Glyph| match replacement {
+            Some((at, _, p)) if at == i => p,
+            _ => glyph.confidence,
+        };
+        let text = |i: usize, glyph: &Glyph| match replacement {
+            Some((at, digit, _)) if at == i => digit.to_string(),
+            _ => glyph.text.clone(),
+        };
+        let enumerated = || digits.iter().enumerate();
+        Self {
+            digits: enumerated().map(|(i, glyph)| text(i, glyph)).collect(),
+            certainty: enumerated()
+                .map(|(i, glyph)| probability(i, glyph))
+                .fold(1.0, f32::min),
+            log_probability: enumerated()
+                .map(|(i, glyph)| probability(i, glyph).max(f32::MIN_POSITIVE).ln())
+                .sum(),
+            corrected: replacement.is_some(),
+        }
+    }
+}
+
 /// The digits as read, or with one doubtful digit replaced by its runner-up if that, and only
-/// that, makes them pass the Luhn check; and the probability of the least certain digit.
-fn corrected(digits: &[&Glyph]) -> (String, f32) {
-    let read: String = digits.iter().map(|glyph| glyph.text.as_str()).collect();
-    let certainty = digits
-        .iter()
-        .map(|glyph| glyph.confidence)
-        .fold(1.0, f32::min);
-    if luhn_valid(&read) {
-        return (read, certainty);
+/// that, makes them pass the Luhn check.
+fn corrected(digits: &[&Glyph]) -> Corrected {
+    let read = Corrected::of(digits, None);
+    if luhn_valid(&read.digits) {
+        return read;
     }
     let mut doubtful: Vec<(usize, &Glyph, (char, f32))> = digits
         .iter()
@@ -405,26 +446,9 @@ fn corrected(digits: &[&Glyph]) -> (String, f32) {
     doubtful
         .into_iter()
         .take(CORRECTIONS_TRIED)
-        .map(|(at, _, (digit, probability))| {
-            let candidate = read
-                .char_indices()
-                .map(|(i, c)| if i == at { digit } else { c })
-                .collect::<String>();
-            let certainty = digits
-                .iter()
-                .enumerate()
-                .map(|(i, glyph)| {
-                    if i == at {
-                        probability
-                    } else {
-                        glyph.confidence
-                    }
-                })
-                .fold(1.0, f32::min);
-            (candidate, certainty)
-        })
-        .find(|(candidate, _)| luhn_valid(candidate))
-        .unwrap_or((read, certainty))
+        .map(|(at, _, (digit, probability))| Corrected::of(digits, Some((at, digit, probability))))
+        .find(|candidate| luhn_valid(&candidate.digits))
+        .unwrap_or(read)
 }
 
 /// Where one box of a row ends and the next begins, among the row's glyphs.

@@ -7,6 +7,7 @@
 //! images at a time, so the async workers keep serving other calls while a card is read.
 
 mod card;
+mod confidence;
 mod engine;
 
 use std::{
@@ -14,8 +15,9 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, TryLockError,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -26,11 +28,15 @@ use serde::Deserialize;
 use tokio::{sync::Semaphore, time::Instant};
 
 use self::engine::{Engine, FIRST_LOOK, Look};
+pub use self::{
+    card::Issuer,
+    confidence::{Evidence, FEATURE_NAMES},
+};
 use crate::{
     enrich::{BinTable, BinTableError},
     provider::{
-        BankCard, BankCardRecognizer, BankCardRequest, CallContext, ErrorKind, ImageSource,
-        ProviderError,
+        BankCard, BankCardRecognizer, BankCardRequest, CallContext, CardNumber, ErrorKind,
+        ImageSource, ProviderError,
     },
     providers::{Built, Capability, Registration, images},
     telemetry::Metrics,
@@ -88,6 +94,8 @@ pub struct LocalConfig {
     /// Largest image decoded, in pixels; a larger one is refused before it is decoded (a small
     /// file can claim a huge picture, and its decoded pixels are what cost memory).
     pub max_image_pixels: u64,
+    /// Reads that may wait for a free engine; one more is refused at once as busy.
+    pub max_queue: usize,
 }
 
 impl Default for LocalConfig {
@@ -98,6 +106,7 @@ impl Default for LocalConfig {
             concurrency: None,
             threads_per_image: NonZeroUsize::MIN,
             max_image_pixels: 16_000_000,
+            max_queue: 64,
         }
     }
 }
@@ -146,8 +155,17 @@ pub struct LocalProvider {
     /// Issuers' prefixes, to tell a card's number from digits misread into one.
     bins: Arc<BinTable>,
     permits: Arc<Semaphore>,
+    /// The reads waiting for a permit, and how long reads take.
+    queue: Arc<Queue>,
     max_image_pixels: u64,
     metrics: Metrics,
+}
+
+/// A card read, and what the reader knows of it.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    pub card: BankCard,
+    pub evidence: Evidence,
 }
 
 impl LocalProvider {
@@ -181,13 +199,21 @@ impl LocalProvider {
             engines,
             bins: Arc::new(BinTable::embedded()?),
             permits: Arc::new(Semaphore::new(concurrency)),
+            queue: Arc::new(Queue::new(config.max_queue, metrics.clone())),
             max_image_pixels: config.max_image_pixels,
             metrics,
         })
     }
 
-    /// Reads the card number in `bytes` on the blocking pool, waiting for a free engine first.
-    async fn recognize(&self, bytes: Bytes, call: &CallContext) -> Result<BankCard, ProviderError> {
+    /// Reads the card number in `bytes` on the blocking pool, waiting for a free engine first,
+    /// with what the reader knows of the reading. A read that would wait longer than the call's
+    /// deadline leaves, or find `max_queue` reads waiting already, is refused at once as `Busy`.
+    pub async fn read(&self, bytes: Bytes, call: &CallContext) -> Result<Reading, ProviderError> {
+        let waiting = self.queue.admit(
+            self.permits.available_permits() == 0,
+            self.engines.len(),
+            call.remaining(),
+        )?;
         let acquire = Arc::clone(&self.permits).acquire_owned();
         let permit = match call.remaining() {
             Some(left) => tokio::time::timeout(left, acquire)
@@ -196,6 +222,7 @@ impl LocalProvider {
             None => acquire.await,
         }
         .map_err(|_| ProviderError::new(PROVIDER, ErrorKind::Unavailable, "shutting down"))?;
+        drop(waiting);
 
         let engines = Arc::clone(&self.engines);
         let bins = Arc::clone(&self.bins);
@@ -206,14 +233,18 @@ impl LocalProvider {
         let stop = Arc::clone(&abandoned.0);
         let deadline = call.deadline;
         let metrics = self.metrics.clone();
+        let queue = Arc::clone(&self.queue);
         let work = tokio::task::spawn_blocking(move || {
             // Held until the work stops, which it does soon after the caller stops waiting.
             let _permit = permit;
+            let started = Instant::now();
             let stop =
                 || stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
             let read = span.in_scope(|| read_card(&engines, &bins, &bytes, max_pixels, stop));
             if read.is_err() && stop() {
                 metrics.local_read_stopped();
+            } else {
+                queue.read_took(started.elapsed());
             }
             read
         });
@@ -246,7 +277,7 @@ impl BankCardRecognizer for LocalProvider {
         call: &CallContext,
     ) -> Result<BankCard, ProviderError> {
         match request.image {
-            ImageSource::Upload { bytes, .. } => self.recognize(bytes, call).await,
+            ImageSource::Upload { bytes, .. } => Ok(self.read(bytes, call).await?.card),
             ImageSource::Url(_) => Err(ProviderError::new(
                 PROVIDER,
                 ErrorKind::InvalidInput,
@@ -254,6 +285,115 @@ impl BankCardRecognizer for LocalProvider {
                  send the image bytes in `image`",
             )),
         }
+    }
+}
+
+/// The reads waiting for a free engine, and how long reads take: what a new read would wait.
+struct Queue {
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    metrics: Metrics,
+    /// Recent reads' mean duration in microseconds, each new read weighing an eighth; 0 before
+    /// the first.
+    read_micros: AtomicU64,
+}
+
+impl Queue {
+    fn new(max_waiting: usize, metrics: Metrics) -> Self {
+        Self {
+            waiting: AtomicUsize::new(0),
+            max_waiting,
+            metrics,
+            read_micros: AtomicU64::new(0),
+        }
+    }
+
+    fn read_took(&self, took: Duration) {
+        let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        // Only this update writes it: a lost race only drops one sample.
+        let mean = self.read_micros.load(Ordering::Relaxed);
+        let mean = if mean == 0 {
+            took
+        } else {
+            mean - mean / 8 + took / 8
+        };
+        self.read_micros.store(mean, Ordering::Relaxed);
+    }
+
+    /// How long a read arriving now would wait for one of `engines`, all `busy` or not: the
+    /// reads running are half done on average, each read waiting takes one turn of an engine.
+    /// `None` before any read has been timed.
+    fn expected_wait(&self, busy: bool, engines: usize) -> Option<Duration> {
+        if !busy {
+            return Some(Duration::ZERO);
+        }
+        let mean = self.read_micros.load(Ordering::Relaxed);
+        let waiting = self.waiting.load(Ordering::Relaxed);
+        (mean > 0).then(|| {
+            let turns = 0.5 + waiting as f64 / engines.max(1) as f64;
+            Duration::from_micros((turns * mean as f64) as u64)
+        })
+    }
+
+    /// Lets a read wait its turn, or refuses it: the queue is full, or the wait would outlast
+    /// the `left` of its deadline.
+    fn admit(
+        self: &Arc<Self>,
+        busy: bool,
+        engines: usize,
+        left: Option<Duration>,
+    ) -> Result<Waiting, ProviderError> {
+        let wait = self.expected_wait(busy, engines);
+        let waiting = self.waiting.load(Ordering::Relaxed);
+        if busy && waiting >= self.max_waiting {
+            self.metrics.local_refused("queue_full");
+            return Err(busy_reader(
+                format!(
+                    "{waiting} reads wait for its {engines} engine(s) already, as many as \
+                     [local] max_queue lets wait"
+                ),
+                wait,
+            ));
+        }
+        if let (Some(left), Some(wait)) = (left, wait)
+            && wait > left
+        {
+            self.metrics.local_refused("deadline");
+            return Err(busy_reader(
+                format!(
+                    "{waiting} reads wait for its {engines} engine(s): a read would start in \
+                     about {} ms, after the {} ms the call's deadline leaves",
+                    wait.as_millis(),
+                    left.as_millis()
+                ),
+                Some(wait),
+            ));
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.metrics.local_waiting(1);
+        Ok(Waiting(Arc::clone(self)))
+    }
+}
+
+/// A read waiting for an engine, counted in its queue until it is dropped.
+struct Waiting(Arc<Queue>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.local_waiting(-1);
+    }
+}
+
+fn busy_reader(why: String, wait: Option<Duration>) -> ProviderError {
+    let err = ProviderError::new(
+        PROVIDER,
+        ErrorKind::Busy,
+        format!("the local reader is busy: {why}"),
+    );
+    match wait {
+        Some(wait) => err.retry_after(wait.max(Duration::from_millis(100))),
+        None => err,
     }
 }
 
@@ -275,7 +415,7 @@ fn read_card(
     bytes: &[u8],
     max_pixels: u64,
     stop: impl Fn() -> bool,
-) -> Result<BankCard, ProviderError> {
+) -> Result<Reading, ProviderError> {
     let image = decode(bytes, max_pixels)?;
     if stop() {
         return Err(stopped());
@@ -301,9 +441,11 @@ fn read_card(
     // Every look's lines and the image they were read in; the most trusted reading, and its look.
     let mut looks = vec![(first.lines, &image)];
     let mut best = (card::pick_number(&looks[0].0, bins), 0);
+    let mut readings = Readings::default();
+    readings.add(best.0.as_ref());
     if settled(&best.0) {
         drop(engine);
-        return described(best.0, &looks[0].0, &image);
+        return described(best.0, &readings, &looks[0].0, &image);
     }
     // A reading settled but for being shorter than its issuer's cards is most often a 19-digit
     // number whose last group the detector missed: read on past its last box. Taken only if that
@@ -312,10 +454,11 @@ fn read_card(
         if let Some((lines, longer)) = read_past_end(&mut engine, &image, &looks[0].0, picked, bins)
             .map_err(inference_failed)?
         {
+            readings.add(Some(&longer));
             (looks[0].0, best.0) = (lines, Some(longer));
         }
         drop(engine);
-        return described(best.0, &looks[0].0, &image);
+        return described(best.0, &readings, &looks[0].0, &image);
     }
     // More looks, paid for only while no reading is settled (a valid number of a known issuer,
     // every digit read with some certainty): the image turned upright by the lines' angle and
@@ -338,6 +481,7 @@ fn read_card(
             .map_err(inference_failed)?
             .ok_or_else(stopped)?;
         let picked = card::pick_number(&reading.lines, bins);
+        readings.add(picked.as_ref());
         tracing::debug!(lines = reading.lines.len(), ?skew, ?look, "another look");
         looks.push((reading.lines, upright));
         if card::more_trusted(picked.as_ref(), best.0.as_ref()) {
@@ -376,6 +520,7 @@ fn read_card(
                 .map(|line| line.moved(around.x, around.y))
                 .collect();
             let picked = card::pick_number(&lines, bins);
+            readings.add(picked.as_ref());
             tracing::debug!(lines = lines.len(), ?around, "a look at the number's row");
             if card::more_trusted(picked.as_ref(), best.0.as_ref()) {
                 // The row's surroundings (the expiry below it) are in the look it came from.
@@ -398,6 +543,7 @@ fn read_card(
             .map_err(inference_failed)?
     {
         let picked = card::pick_number(&lines, bins);
+        readings.add(picked.as_ref());
         tracing::debug!(digits, ?row, "a look past the end of a row read in part");
         if card::more_trusted(picked.as_ref(), best.0.as_ref()) {
             looks.push((lines, &image));
@@ -414,12 +560,46 @@ fn read_card(
             .map_err(inference_failed)?
             .ok_or_else(stopped)?;
         best.0 = card::pick_number(&reading.lines, bins);
+        readings.add(best.0.as_ref());
         best.1 = looks.len();
         looks.push((reading.lines, upright));
     }
     drop(engine);
     let (lines, image) = &looks[best.1];
-    described(best.0, lines, image)
+    described(best.0, &readings, lines, image)
+}
+
+/// The number each look read, in order, to tell how many agree with the one taken.
+#[derive(Debug, Default)]
+struct Readings(Vec<Option<CardNumber>>);
+
+impl Readings {
+    fn add(&mut self, picked: Option<&card::Picked>) {
+        self.0.push(picked.map(|picked| picked.number.clone()));
+    }
+
+    /// What they say of `picked`, the reading taken.
+    fn evidence(&self, picked: &card::Picked) -> Evidence {
+        let same = self
+            .0
+            .iter()
+            .filter(|number| number.as_ref() == Some(&picked.number))
+            .count();
+        Evidence {
+            certainty: picked.certainty,
+            log_probability: picked.log_probability,
+            digits: picked.number.digits().len(),
+            luhn_valid: picked.luhn_valid,
+            issuer: picked.issuer,
+            usual_length: picked.usual_length,
+            bank_grouped: picked.bank_grouped,
+            short_for_issuer: picked.short_for_issuer,
+            corrected: picked.corrected,
+            settled: picked.settled(),
+            looks: self.0.len(),
+            agreeing: same.saturating_sub(1),
+        }
+    }
 }
 
 /// `lines`, read in `image`, with the band past the end of the box holding the last group of
@@ -556,13 +736,15 @@ fn around_row(row: engine::Bounds, size: (u32, u32)) -> engine::Bounds {
     }
 }
 
-/// The card `picked` from `lines` read in `image`: its number, the expiry printed near it, and
-/// how sharp its print is (a quality below 50 is `BLURRY`).
+/// The card `picked` from `lines` read in `image`: its number, how far it is to be trusted given
+/// what every look read, the expiry printed near it, and how sharp its print is (a quality below
+/// 50 is `BLURRY`).
 fn described(
     picked: Option<card::Picked>,
+    readings: &Readings,
     lines: &[engine::TextLine],
     image: &image::RgbImage,
-) -> Result<BankCard, ProviderError> {
+) -> Result<Reading, ProviderError> {
     let picked = picked.ok_or_else(|| {
         ProviderError::new(
             PROVIDER,
@@ -570,10 +752,15 @@ fn described(
             "no bank card number (16 to 19 digits) was found in the image",
         )
     })?;
+    let evidence = readings.evidence(&picked);
     let mut card = BankCard::new(picked.number);
     card.expiry = card::expiry(lines, picked.bounds);
     card.quality = Some(card::sharpness(image, picked.bounds));
-    Ok(card.with_own_rules())
+    card.confidence = Some(evidence.confidence());
+    Ok(Reading {
+        card: card.with_own_rules(),
+        evidence,
+    })
 }
 
 fn inference_failed(err: ort::Error) -> ProviderError {
@@ -702,6 +889,49 @@ mod tests {
         assert_eq!(wide_look((1280, 960)).detection_side, 886);
         assert_eq!(wide_look((2560, 2560)).detection_side, 768);
         assert_eq!(wide_look((4000, 10)).detection_side, 1280);
+    }
+
+    #[test]
+    fn a_read_is_refused_when_its_wait_would_outlast_its_deadline_or_the_queue_is_full() {
+        let queue = Arc::new(Queue::new(2, Metrics::disabled()));
+        let second = Duration::from_secs(1);
+        // Nothing timed yet: the wait is unknown, and nobody is refused for it.
+        let first = queue.admit(true, 1, Some(second)).expect("admitted");
+        queue.read_took(second);
+        // One read running (half done, on average) and one waiting: a turn and a half.
+        assert_eq!(
+            queue.expected_wait(true, 1),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(queue.expected_wait(false, 1), Some(Duration::ZERO));
+        assert_eq!(
+            queue.expected_wait(true, 2),
+            Some(Duration::from_millis(1000))
+        );
+        let refused = queue.admit(true, 1, Some(second)).err().expect("busy");
+        assert_eq!(refused.kind, ErrorKind::Busy);
+        assert_eq!(refused.retry_after, Some(Duration::from_millis(1500)));
+        assert!(
+            queue.admit(false, 1, Some(second)).is_ok(),
+            "an engine is free"
+        );
+        let another = queue.admit(true, 1, Some(3 * second)).expect("time enough");
+        // Two wait: the queue is full, whatever the deadline.
+        let full = queue.admit(true, 1, None).err().expect("full");
+        assert_eq!(full.kind, ErrorKind::Busy);
+        drop((first, another));
+        assert!(queue.admit(true, 1, None).is_ok());
+    }
+
+    #[test]
+    fn recent_reads_weigh_most_in_the_time_a_read_takes() {
+        let queue = Queue::new(1, Metrics::disabled());
+        queue.read_took(Duration::from_millis(800));
+        for _ in 0..40 {
+            queue.read_took(Duration::from_millis(200));
+        }
+        let mean = queue.read_micros.load(Ordering::Relaxed);
+        assert!((200_000..210_000).contains(&mean), "{mean}");
     }
 
     #[test]
