@@ -20,7 +20,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::{
-    provider::{BankCard, BankCardRequest, ErrorKind, ImageSource, RecognitionMode},
+    provider::{BankCard, BankCardRequest, ErrorKind, ImageSource, ImageWarning, RecognitionMode},
     routing::{Answer, RouteError},
     telemetry::Metrics,
 };
@@ -144,8 +144,10 @@ impl ResultCache {
     }
 
     /// The answer kept for `key`, or else the one `route` gives, kept for next time; identical
-    /// calls at once share one. A call that shared an identical call's deadline running out
-    /// makes its own, once.
+    /// calls at once share one. An answer kept for want of a better one (marked low confidence:
+    /// a provider that might have replaced it failed) is shared but not kept, so the same photo
+    /// sent again asks again. A call that shared an identical call's deadline running out makes
+    /// its own, once.
     pub async fn answer<F, Fut>(
         &self,
         key: Option<Key>,
@@ -165,17 +167,27 @@ impl ResultCache {
         let ran = AtomicBool::new(false);
         let own = async {
             ran.store(true, Ordering::Relaxed);
-            route().await
+            match route().await {
+                Ok(answer) if answer.value.warnings.contains(&ImageWarning::LowConfidence) => {
+                    Err(NotKept::Doubtful(answer))
+                }
+                Ok(answer) => Ok(answer),
+                Err(err) => Err(NotKept::Failed(err)),
+            }
         };
         let entry = answers.entry(key).or_try_insert_with(own).await;
+        let own = ran.load(Ordering::Relaxed);
+        let outcome = if own { Outcome::Miss } else { Outcome::Shared };
         match entry {
             Ok(entry) if entry.is_fresh() => self.served(Ok(entry.into_value()), Outcome::Miss),
             Ok(entry) => self.served(Ok(entry.into_value()), Outcome::Shared),
-            Err(err) if ran.load(Ordering::Relaxed) => {
-                self.served(Err(RouteError::clone(&err)), Outcome::Miss)
-            }
-            Err(err) if is_deadline(&err) => self.served(route().await, Outcome::Miss),
-            Err(err) => self.served(Err(RouteError::clone(&err)), Outcome::Shared),
+            Err(not_kept) => match &*not_kept {
+                NotKept::Doubtful(answer) => self.served(Ok(answer.clone()), outcome),
+                NotKept::Failed(err) if !own && is_deadline(err) => {
+                    self.served(route().await, Outcome::Miss)
+                }
+                NotKept::Failed(err) => self.served(Err(err.clone()), outcome),
+            },
         }
     }
 
@@ -185,8 +197,23 @@ impl ResultCache {
         outcome: Outcome,
     ) -> (Result<Answer<BankCard>, RouteError>, Outcome) {
         self.metrics.result_cache(outcome.as_str());
+        // The providers an earlier call passed on from are that call's, not this one's.
+        let result = result.map(|mut answer| {
+            if matches!(outcome, Outcome::Hit | Outcome::Shared) {
+                answer.escalations.clear();
+            }
+            answer
+        });
         (result, outcome)
     }
+}
+
+/// Why a route's result is not kept.
+enum NotKept {
+    /// It failed.
+    Failed(RouteError),
+    /// It answered for want of a better answer.
+    Doubtful(Answer<BankCard>),
 }
 
 /// Whether an error is a deadline running out: another call's deadline, when shared.
@@ -202,7 +229,7 @@ fn weight(answer: &Answer<BankCard>) -> u64 {
     let text = card.number.digits().len()
         + card.card_name.as_ref().map_or(0, String::len)
         + card.bank_name.as_ref().map_or(0, String::len)
-        + card.warnings.capacity() * size_of::<crate::provider::ImageWarning>()
+        + card.warnings.capacity() * size_of::<ImageWarning>()
         + answer.escalations.capacity() * size_of::<crate::routing::Escalation>();
     (size_of::<Answer<BankCard>>() + size_of::<Key>() + text + BOOKKEEPING) as u64
 }
@@ -302,6 +329,31 @@ mod tests {
         assert_eq!((first, second), (Outcome::Miss, Outcome::Hit));
         assert_eq!(again.expect("kept").value.number, answer().value.number);
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_answer_kept_for_want_of_a_better_one_is_not_kept_for_the_next_call() {
+        let cache = cache(&CacheConfig::default());
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let key = cache.key(&upload(b"photo", None), None);
+        let doubtful = || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut answer = answer();
+            answer.value.warn(ImageWarning::LowConfidence);
+            Ok(answer)
+        };
+        for _ in 0..2 {
+            let (result, outcome) = cache.answer(key, doubtful).await;
+            assert!(
+                result
+                    .expect("answered")
+                    .value
+                    .warnings
+                    .contains(&ImageWarning::LowConfidence)
+            );
+            assert_eq!(outcome, Outcome::Miss);
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -615,6 +615,9 @@ impl Gateway {
             .env("OCRGATE_WECHAT_BASE_URL", sim.base_url())
             .env("OCRGATE_LIMITS__REQUEST_MEMORY", &request_memory)
             .env("OCRGATE_LIMITS__REQUEST_MEMORY_PER_CLIENT", &request_memory)
+            // Every call sends the same image: with the result cache on, the gateway would answer
+            // from memory instead of calling the vendor, which is not what is measured here.
+            .env("OCRGATE_CACHE__TTL", "0s")
             // The photos queue to be fitted, one per core at a time; none may time out meanwhile.
             .env(
                 "OCRGATE_LIMITS__MAX_CALL_DURATION",
