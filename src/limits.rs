@@ -31,9 +31,13 @@ pub struct LimitsConfig {
     /// Request bytes held at once across every call of the process; a call that would pass it is
     /// refused with RESOURCE_EXHAUSTED before its body is buffered.
     pub request_memory: ByteSize,
-    /// The share of `request_memory` one client (one remote address) may hold, so that no client
-    /// can take the whole budget from the others.
+    /// The share of `request_memory` one client may hold, so that no client can take the whole
+    /// budget from the others: a known caller's own, else an anonymous client address's (see
+    /// `api::shares`). Messages of at most 64 KiB come from an allowance of their own instead.
     pub request_memory_per_client: ByteSize,
+    /// Proxies (CIDRs) whose `x-forwarded-for` or `forwarded` header names the client an
+    /// anonymous call's share is keyed by; none is believed by default.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The longest a call may take: its deadline when the client sets none or a later one.
     #[serde(with = "humantime_serde")]
     pub max_call_duration: Duration,
@@ -54,6 +58,7 @@ impl Default for LimitsConfig {
             body_timeout: Duration::from_secs(10),
             request_memory: ByteSize::mib(128),
             request_memory_per_client: ByteSize::mib(32),
+            trusted_proxies: Vec::new(),
             max_call_duration: Duration::from_secs(15),
             max_image_bytes: ByteSize::mib(10),
         }

@@ -140,15 +140,30 @@ async fn simulator_with_card() -> (Simulator, Vec<u8>) {
 /// Opens a stream declaring `declared` bytes, sends all of them but 100, says so on `sent`,
 /// and returns the status the stream is finally answered with.
 async fn unfinished_upload(
-    mut client: h2::client::SendRequest<Bytes>,
+    client: h2::client::SendRequest<Bytes>,
     to: SocketAddr,
     declared: u32,
     sent: tokio::sync::mpsc::Sender<()>,
 ) -> Status {
+    unfinished_upload_with(client, to, declared, &[], sent).await
+}
+
+/// [`unfinished_upload`] with these request headers too.
+async fn unfinished_upload_with(
+    mut client: h2::client::SendRequest<Bytes>,
+    to: SocketAddr,
+    declared: u32,
+    headers: &[(&'static str, String)],
+    sent: tokio::sync::mpsc::Sender<()>,
+) -> Status {
     client = client.ready().await.expect("a stream may open");
-    let (response, mut stream) = client
-        .send_request(grpc_request(to, BANK_CARD, "application/grpc"), false)
-        .expect("stream opens");
+    let mut request = grpc_request(to, BANK_CARD, "application/grpc");
+    for (name, value) in headers {
+        request
+            .headers_mut()
+            .insert(*name, value.parse().expect("header value"));
+    }
+    let (response, mut stream) = client.send_request(request, false).expect("stream opens");
     if stream.send_data(message_prefix(declared), false).is_ok() {
         send_zeros(&mut stream, declared as usize - 100).await;
     }
@@ -689,3 +704,255 @@ async fn a_huge_picture_in_a_small_file_is_refused_before_it_is_decoded() {
 
 /// The stated peak of a gateway reading the largest image it accepts with one engine slot.
 const LOCAL_READ_RSS_LIMIT_MIB: u64 = 320;
+
+/// The largest image these tests' gateways take, and the share that holds exactly two of the
+/// largest messages (the image, 16 KiB of other fields and the 5-byte prefix): one connection may
+/// hold one of them, so two connections fill a share to the byte.
+const SMALL_MAX_IMAGE: &str = "4 MiB";
+const LARGEST_MESSAGE: u32 = (4 << 20) + 16 * 1024;
+const SHARE: &str = "8421386 B";
+
+/// A gateway process whose shares hold two of the largest messages, with `env` too.
+async fn gateway_with_small_shares(sim: &Simulator, env: &[(&str, &str)]) -> GatewayProcess {
+    let mut all = vec![
+        ("OCRGATE_LIMITS__BODY_TIMEOUT", "10s"),
+        ("OCRGATE_LIMITS__MAX_IMAGE_BYTES", SMALL_MAX_IMAGE),
+        ("OCRGATE_LIMITS__REQUEST_MEMORY_PER_CLIENT", SHARE),
+    ];
+    all.extend_from_slice(env);
+    GatewayProcess::start(sim, &all).await
+}
+
+/// Fills one share: two connections from `from`, each with one upload of the largest message
+/// left unfinished, sent with `headers`. Returns once both are sent; each task ends with the
+/// status its stream is answered with (the body timeout).
+async fn fill_share(
+    to: SocketAddr,
+    from: IpAddr,
+    headers: &[(&'static str, String)],
+) -> Vec<tokio::task::JoinHandle<Status>> {
+    let (sent, mut all_sent) = tokio::sync::mpsc::channel(2);
+    let mut uploads = Vec::new();
+    for _ in 0..2 {
+        let client = h2_connection(to, from).await;
+        let headers = headers.to_vec();
+        let sent = sent.clone();
+        uploads.push(tokio::spawn(async move {
+            unfinished_upload_with(client, to, LARGEST_MESSAGE, &headers, sent).await
+        }));
+    }
+    for _ in 0..2 {
+        all_sent.recv().await.expect("both uploads send");
+    }
+    uploads
+}
+
+/// A photo of about `kib` KiB (noise does not compress).
+fn photo_of(kib: usize) -> Vec<u8> {
+    let side = ((kib * 1024 / 3) as f64).sqrt() as u32;
+    let mut seed = 7u32;
+    let image = image::RgbImage::from_fn(side, side, |_, _| {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let [a, b, c, _] = seed.to_le_bytes();
+        image::Rgb([a, b, c])
+    });
+    let mut png = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut png, image::ImageFormat::Png)
+        .expect("encoded");
+    png.into_inner()
+}
+
+fn sha256_hex(key: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}
+
+/// A card upload of `photo` over gRPC from the loopback, with `metadata`.
+async fn upload_with(
+    gateway: &GatewayProcess,
+    photo: &[u8],
+    metadata: &[(&'static str, &str)],
+) -> Result<String, Status> {
+    let mut request = tonic::Request::new(upload(photo.to_vec()));
+    for (name, value) in metadata {
+        request
+            .metadata_mut()
+            .insert(*name, value.parse().expect("metadata value"));
+    }
+    let reply = gateway.client().await.recognize_bank_card(request).await?;
+    Ok(reply.into_inner().card_number)
+}
+
+/// Waits for each upload of a flood and asserts it ended when its body stopped arriving.
+async fn body_timed_out(flood: Vec<tokio::task::JoinHandle<Status>>) {
+    for upload in flood {
+        let status = upload.await.expect("flood task");
+        assert_reason(&status, Code::DeadlineExceeded, "REQUEST_BODY_TIMEOUT");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_callers_behind_one_address_each_keep_their_share() {
+    let sim = simulator().await;
+    let photo = photo_of(200);
+    sim.add_card_image(photo.clone(), NUMBER);
+    sim.add_invoice_title(
+        "scan",
+        serde_json::json!({"title_type": 0, "title": "ACME"}),
+    );
+    let (flooder, neighbour) = ("flooder-key-0123456789", "neighbour-key-0123456789");
+    let (flooder_hash, neighbour_hash) = (sha256_hex(flooder), sha256_hex(neighbour));
+    let gateway = gateway_with_small_shares(
+        &sim,
+        &[
+            ("OCRGATE_CALLERS__FLOODER__API_KEY_SHA256", &flooder_hash),
+            (
+                "OCRGATE_CALLERS__NEIGHBOUR__API_KEY_SHA256",
+                &neighbour_hash,
+            ),
+        ],
+    )
+    .await;
+    let pid = gateway.child.id().expect("running");
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let bearer = |key: &str| format!("Bearer {key}");
+
+    // One caller holds its whole share, from the address every caller comes from (a sidecar's).
+    let flood = fill_share(
+        gateway.address,
+        loopback,
+        &[("authorization", bearer(flooder))],
+    )
+    .await;
+    let refused = upload_with(&gateway, &photo, &[("authorization", &bearer(flooder))])
+        .await
+        .expect_err("the flooder's share is full");
+    assert_reason(
+        &refused,
+        Code::ResourceExhausted,
+        "REQUEST_MEMORY_EXHAUSTED",
+    );
+
+    // The other caller's 200 KB photo and its title are served meanwhile.
+    let number = upload_with(&gateway, &photo, &[("authorization", &bearer(neighbour))])
+        .await
+        .expect("the neighbour's share is its own");
+    assert_eq!(number, NUMBER);
+    let mut title = tonic::Request::new(ocrgate::api::pb::ParseInvoiceTitleRequest {
+        scan_text: "scan".into(),
+        ..Default::default()
+    });
+    title.metadata_mut().insert(
+        "authorization",
+        bearer(neighbour).parse().expect("metadata"),
+    );
+    gateway
+        .client()
+        .await
+        .parse_invoice_title(title)
+        .await
+        .expect("the neighbour's title is served");
+    let peak = memory_mib(pid, "VmHWM");
+    assert!(peak < ATTACK_RSS_LIMIT_MIB, "peak RSS {peak} MiB");
+
+    let metrics = metrics_page(gateway.admin_address).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "ocrgate_requests_refused_total",
+            &[
+                ("rule", "request_memory_per_caller"),
+                ("ocrgate_caller", "flooder")
+            ]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    body_timed_out(flood).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_flood_from_one_address_leaves_its_titles_and_health_checks_served() {
+    let sim = simulator().await;
+    let photo = photo_of(200);
+    sim.add_card_image(photo.clone(), NUMBER);
+    sim.add_invoice_title(
+        "scan",
+        serde_json::json!({"title_type": 0, "title": "ACME"}),
+    );
+    let gateway = gateway_with_small_shares(&sim, &[]).await;
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    let flood = fill_share(gateway.address, loopback, &[]).await;
+    let refused = upload_with(&gateway, &photo, &[])
+        .await
+        .expect_err("the address's share is full");
+    assert_reason(
+        &refused,
+        Code::ResourceExhausted,
+        "REQUEST_MEMORY_EXHAUSTED",
+    );
+
+    // Small calls from the same address come from an allowance uploads cannot take.
+    let title = gateway
+        .client()
+        .await
+        .parse_invoice_title(ocrgate::api::pb::ParseInvoiceTitleRequest {
+            scan_text: "scan".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("a title is served during the flood")
+        .into_inner();
+    assert_eq!(title.title, "ACME");
+    let health = tonic_health::pb::health_client::HealthClient::new(gateway.channel())
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("the health check is answered during the flood")
+        .into_inner();
+    assert_eq!(
+        health.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+    body_timed_out(flood).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_behind_a_trusted_proxy_get_their_own_shares_and_a_forged_header_changes_nothing() {
+    let sim = simulator().await;
+    let photo = photo_of(200);
+    sim.add_card_image(photo.clone(), NUMBER);
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let forwarded = |client: &str| vec![("x-forwarded-for", client.to_owned())];
+
+    // The loopback is the proxy: what it forwards is believed.
+    let behind_proxy = gateway_with_small_shares(
+        &sim,
+        &[("OCRGATE_LIMITS__TRUSTED_PROXIES", r#"["127.0.0.0/8"]"#)],
+    )
+    .await;
+    let flood = fill_share(behind_proxy.address, loopback, &forwarded("203.0.113.1")).await;
+    let same_client = upload_with(&behind_proxy, &photo, &[("x-forwarded-for", "203.0.113.1")])
+        .await
+        .expect_err("that client's share is full");
+    assert_reason(
+        &same_client,
+        Code::ResourceExhausted,
+        "REQUEST_MEMORY_EXHAUSTED",
+    );
+    let other_client = upload_with(&behind_proxy, &photo, &[("x-forwarded-for", "203.0.113.2")])
+        .await
+        .expect("another client behind the proxy has its own share");
+    assert_eq!(other_client, NUMBER);
+    body_timed_out(flood).await;
+
+    // Nothing trusted: the header is the client's own word, and the share is the address's.
+    let direct = gateway_with_small_shares(&sim, &[]).await;
+    let flood = fill_share(direct.address, loopback, &forwarded("203.0.113.1")).await;
+    let forged = upload_with(&direct, &photo, &[("x-forwarded-for", "203.0.113.2")])
+        .await
+        .expect_err("a forged x-forwarded-for changes no share");
+    assert_reason(&forged, Code::ResourceExhausted, "REQUEST_MEMORY_EXHAUSTED");
+    body_timed_out(flood).await;
+}

@@ -2,7 +2,9 @@
 //! bytes within the process's memory budget, and a body that keeps arriving.
 //!
 //! The 5-byte gRPC prefix of a message declares its length, so a message is refused or its bytes
-//! reserved from the budget as soon as that prefix arrives, before the rest is buffered. The
+//! reserved as soon as that prefix arrives, before the rest is buffered: a message of at most
+//! 64 KiB (a title, a health check, reflection) from an allowance of its own that uploads cannot
+//! take; a larger one from its caller's share (`shares`) and the process's budget. The
 //! reservation is held until the call's response is ready, since the decoded request lives that
 //! long.
 
@@ -24,19 +26,32 @@ use tokio::{
 use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
-use super::status;
-use crate::{limits::LimitsConfig, server::ConnectionInfo, telemetry::Metrics};
+use super::{
+    shares::{Keyed, Share, SharePermit, Shares},
+    status,
+};
+use crate::{auth::Caller, limits::LimitsConfig, server::ConnectionInfo, telemetry::Metrics};
 
 /// The largest message of any other service (health, reflection): their requests are names.
 pub const MAX_OTHER_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// Length of the prefix of every gRPC message: a compression flag and a 4-byte length.
-const PREFIX_BYTES: usize = 5;
+pub const PREFIX_BYTES: usize = 5;
+
+/// Reservations of at most this many bytes (a message of at most 64 KiB and its prefix) come
+/// from the small calls' allowance.
+const SMALL_RESERVATION: usize = MAX_OTHER_MESSAGE_BYTES + PREFIX_BYTES;
+
+/// The small calls' allowance: 128 health checks or reflection calls at once, or some 20,000
+/// invoice titles of 400 bytes.
+const SMALL_ALLOWANCE: usize = 128 * SMALL_RESERVATION;
 
 /// Applies the intake rules to every call.
 #[derive(Clone)]
 pub struct IntakeLayer {
     budget: Arc<Semaphore>,
+    small: Arc<Semaphore>,
+    shares: Arc<Shares>,
     body_timeout: Duration,
     /// The largest `OcrService` request message.
     max_message: usize,
@@ -47,6 +62,8 @@ impl IntakeLayer {
     pub fn new(limits: &LimitsConfig, metrics: Metrics) -> Self {
         Self {
             budget: Arc::new(Semaphore::new(limits.request_memory_bytes())),
+            small: Arc::new(Semaphore::new(SMALL_ALLOWANCE)),
+            shares: Arc::new(Shares::new(limits)),
             body_timeout: limits.body_timeout,
             max_message: limits.max_message_bytes(),
             metrics,
@@ -89,16 +106,24 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         if !is_grpc(request.headers().get(header::CONTENT_TYPE)) {
             // As the gRPC over HTTP/2 spec asks of a server: 415, not a gRPC status.
-            self.layer.metrics.request_refused("content_type");
+            self.layer
+                .metrics
+                .request_refused("content_type", caller_label(&request));
             let mut response = Response::new(ResBody::default());
             *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
             return Box::pin(std::future::ready(Ok(response)));
         }
         let rules = Rules::for_path(request.uri().path(), self.layer.max_message);
-        let client_budget = request
+        let connection = request
             .extensions()
             .get::<ConnectionInfo>()
-            .map(|info| Arc::clone(&info.client_budget));
+            .map_or(0, |info| info.id);
+        let share = self
+            .layer
+            .shares
+            .of(&request)
+            .map(|(share, keyed)| (share, keyed, connection));
+        let caller = caller_label(&request);
         let reservation = Arc::new(OnceLock::new());
         let request = request.map(|body| {
             Body::new(GuardedBody {
@@ -106,7 +131,9 @@ where
                 rules,
                 framing: Framing::default(),
                 budget: Arc::clone(&self.layer.budget),
-                client_budget,
+                small: Arc::clone(&self.layer.small),
+                share,
+                caller,
                 reservation: Arc::clone(&reservation),
                 reserved: 0,
                 body_timeout: self.layer.body_timeout,
@@ -123,6 +150,15 @@ where
             response
         })
     }
+}
+
+/// Who a call is, for the metrics of refusals: a configured caller's name, `anonymous`, or
+/// `unidentified` for calls no caller is settled for (health, reflection).
+fn caller_label<B>(request: &Request<B>) -> Arc<str> {
+    request.extensions().get::<Arc<Caller>>().map_or_else(
+        || "unidentified".into(),
+        |caller| caller.name.as_str().into(),
+    )
 }
 
 fn is_grpc(content_type: Option<&HeaderValue>) -> bool {
@@ -214,34 +250,50 @@ impl Framing {
 enum Refusal {
     /// Its length, and the limit it passed.
     TooLarge(usize, usize),
-    OverClientBudget,
+    /// Over the share of the caller, of an address, or of a forwarded address.
+    OverShare(Keyed),
     OverBudget,
+    OverSmallAllowance,
     SecondMessage,
 }
 
-/// Request bytes a call holds: from its client's share and from the process's budget.
-struct Reservation {
-    _client: Option<OwnedSemaphorePermit>,
-    _process: OwnedSemaphorePermit,
+/// Request bytes a call holds: from the small calls' allowance, or from its share and the
+/// process's budget.
+enum Reservation {
+    Small(#[allow(dead_code, reason = "held, not read")] OwnedSemaphorePermit),
+    Large {
+        _share: Option<SharePermit>,
+        _process: OwnedSemaphorePermit,
+    },
 }
 
 impl Reservation {
     fn take(
         bytes: usize,
-        client: Option<&Arc<Semaphore>>,
+        share: Option<&(Arc<Share>, Keyed, u64)>,
         process: &Arc<Semaphore>,
+        small: &Arc<Semaphore>,
     ) -> Result<Self, Refusal> {
         let take = |budget: &Arc<Semaphore>| {
             u32::try_from(bytes)
                 .ok()
                 .and_then(|n| Arc::clone(budget).try_acquire_many_owned(n).ok())
         };
-        let client = match client {
-            Some(budget) => Some(take(budget).ok_or(Refusal::OverClientBudget)?),
+        if bytes <= SMALL_RESERVATION {
+            return take(small)
+                .map(Reservation::Small)
+                .ok_or(Refusal::OverSmallAllowance);
+        }
+        let share = match share {
+            Some((share, keyed, connection)) => Some(
+                share
+                    .take(*connection, bytes)
+                    .ok_or(Refusal::OverShare(*keyed))?,
+            ),
             None => None,
         };
-        Ok(Self {
-            _client: client,
+        Ok(Self::Large {
+            _share: share,
             _process: take(process).ok_or(Refusal::OverBudget)?,
         })
     }
@@ -253,8 +305,12 @@ struct GuardedBody {
     rules: Rules,
     framing: Framing,
     budget: Arc<Semaphore>,
-    /// The share of `budget` left to this call's client; `None` off a real connection.
-    client_budget: Option<Arc<Semaphore>>,
+    small: Arc<Semaphore>,
+    /// The share this call's bytes come from, what chose it, and the call's connection; `None`
+    /// off a real connection.
+    share: Option<(Arc<Share>, Keyed, u64)>,
+    /// Who calls, for the metrics of refusals.
+    caller: Arc<str>,
     /// Shared with the call's response future, which drops it when the response is ready.
     reservation: Arc<OnceLock<Reservation>>,
     reserved: usize,
@@ -270,7 +326,8 @@ impl GuardedBody {
             rules,
             framing,
             budget,
-            client_budget,
+            small,
+            share,
             reservation,
             reserved,
             ..
@@ -283,7 +340,7 @@ impl GuardedBody {
                 if index == 0 {
                     let bytes = rules.reservation(length);
                     reservation
-                        .set(Reservation::take(bytes, client_budget.as_ref(), budget)?)
+                        .set(Reservation::take(bytes, share.as_ref(), budget, small)?)
                         .ok();
                     *reserved = bytes;
                 } else if rules.unary {
@@ -299,10 +356,17 @@ impl GuardedBody {
                         "message_too_large",
                         status::message_too_large(length, limit),
                     ),
-                    Refusal::OverClientBudget => (
-                        "request_memory_per_client",
+                    Refusal::OverShare(keyed) => (
+                        match keyed {
+                            Keyed::Caller => "request_memory_per_caller",
+                            Keyed::ForwardedAddress => "request_memory_per_forwarded_client",
+                            Keyed::Address => "request_memory_per_client",
+                        },
                         status::request_memory_exhausted(),
                     ),
+                    Refusal::OverSmallAllowance => {
+                        ("small_request_memory", status::request_memory_exhausted())
+                    }
                     Refusal::OverBudget => ("request_memory", status::request_memory_exhausted()),
                     Refusal::SecondMessage => (
                         "malformed",
@@ -314,7 +378,8 @@ impl GuardedBody {
     }
 
     fn refused(&self, reason: &'static str, status: Status) -> Status {
-        self.metrics.request_refused(reason);
+        self.metrics
+            .request_refused(reason, Arc::clone(&self.caller));
         status
     }
 

@@ -5,6 +5,7 @@ pub mod codec;
 mod convert;
 mod deadline;
 mod intake;
+mod shares;
 pub mod status;
 mod telemetry;
 pub mod validate;

@@ -2,14 +2,13 @@
 //! call. A connection past a limit is closed; nothing waits on a client that sends nothing.
 
 use std::{
-    collections::HashMap,
     future::Future,
     io,
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
     pin::Pin,
     sync::{
-        Arc, Mutex, Weak,
-        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll, ready},
     time::Duration,
@@ -45,10 +44,6 @@ pub struct Incoming {
     /// TLS handshakes under way, off the accept loop: a slow client holds up nobody else.
     handshakes: JoinSet<Option<Connection<ClientStream>>>,
     slots: Arc<Semaphore>,
-    /// Each client's share of the request memory budget, shared by all its connections.
-    client_budgets: HashMap<IpAddr, Weak<Semaphore>>,
-    client_budget_bytes: usize,
-    max_connections: usize,
     handshake_timeout: Duration,
     idle_timeout: Duration,
     backoff: Option<Pin<Box<Sleep>>>,
@@ -67,9 +62,6 @@ impl Incoming {
             tls,
             handshakes: JoinSet::new(),
             slots: Arc::new(Semaphore::new(limits.max_connections)),
-            client_budgets: HashMap::new(),
-            client_budget_bytes: limits.request_memory_per_client_bytes(),
-            max_connections: limits.max_connections,
             handshake_timeout: limits.handshake_timeout,
             idle_timeout: limits.idle_timeout,
             backoff: None,
@@ -113,7 +105,6 @@ impl Stream for Incoming {
             }
             let opened = Opened {
                 remote,
-                client_budget: this.client_budget(remote.ip()),
                 slot,
                 handshake_timeout: this.handshake_timeout,
                 idle_timeout: this.idle_timeout,
@@ -137,7 +128,6 @@ impl Stream for Incoming {
 /// An accepted connection before its I/O is settled.
 struct Opened {
     remote: SocketAddr,
-    client_budget: Arc<Semaphore>,
     slot: OwnedSemaphorePermit,
     handshake_timeout: Duration,
     idle_timeout: Duration,
@@ -243,24 +233,6 @@ impl AsyncWrite for ClientStream {
     }
 }
 
-impl Incoming {
-    /// The budget of the client at `ip`: the one its open connections share, or a new one.
-    fn client_budget(&mut self, ip: IpAddr) -> Arc<Semaphore> {
-        if let Some(budget) = self.client_budgets.get(&ip).and_then(Weak::upgrade) {
-            return budget;
-        }
-        if self.client_budgets.len() >= self.max_connections {
-            // Drop the clients whose connections all closed: live ones are never more than the
-            // open connections, so the map stays within `max_connections`.
-            self.client_budgets
-                .retain(|_, budget| budget.strong_count() > 0);
-        }
-        let budget = Arc::new(Semaphore::new(self.client_budget_bytes));
-        self.client_budgets.insert(ip, Arc::downgrade(&budget));
-        budget
-    }
-}
-
 /// What a connection is doing, shared between its I/O and the calls it carries.
 #[derive(Debug)]
 pub struct Activity {
@@ -309,12 +281,15 @@ impl Drop for OpenCall {
     }
 }
 
+/// The id the next connection accepted gets.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// What the server knows of a connection, in every request's extensions.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
+    /// Tells this connection from every other the process accepted.
+    pub id: u64,
     pub remote: Option<SocketAddr>,
-    /// The request memory this connection's client may still take, in bytes.
-    pub client_budget: Arc<Semaphore>,
     /// The URI and DNS names of the client's TLS certificate; empty without one.
     pub identities: Arc<[String]>,
     activity: Arc<Activity>,
@@ -324,8 +299,8 @@ pub struct ConnectionInfo {
 /// arrived within the handshake timeout, or when no call has been open for the idle timeout.
 pub struct Connection<IO> {
     io: IO,
+    id: u64,
     remote: Option<SocketAddr>,
-    client_budget: Arc<Semaphore>,
     identities: Arc<[String]>,
     activity: Arc<Activity>,
     /// Handshake bytes still expected; 0 once the client has sent its preface and SETTINGS.
@@ -341,8 +316,8 @@ impl<IO> Connection<IO> {
         opened.metrics.connection_opened(1);
         Self {
             io,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             remote: Some(opened.remote),
-            client_budget: opened.client_budget,
             identities,
             activity: Arc::new(Activity::new()),
             handshake_left: HANDSHAKE_BYTES,
@@ -442,8 +417,8 @@ impl<IO> Connected for Connection<IO> {
 
     fn connect_info(&self) -> ConnectionInfo {
         ConnectionInfo {
+            id: self.id,
             remote: self.remote,
-            client_budget: Arc::clone(&self.client_budget),
             identities: Arc::clone(&self.identities),
             activity: Arc::clone(&self.activity),
         }

@@ -256,9 +256,16 @@ impl Metrics {
             .add(1, &[KeyValue::new("limit", limit)]);
     }
 
-    /// A call refused before its request was read, for breaking `rule`.
-    pub fn request_refused(&self, rule: &'static str) {
-        self.requests_refused.add(1, &[KeyValue::new("rule", rule)]);
+    /// A call refused before its request was read, for breaking `rule`; `caller` is a configured
+    /// caller's name, `anonymous`, or `unidentified` (health, reflection).
+    pub fn request_refused(&self, rule: &'static str, caller: std::sync::Arc<str>) {
+        self.requests_refused.add(
+            1,
+            &[
+                KeyValue::new("rule", rule),
+                KeyValue::new("ocrgate.caller", caller.to_string()),
+            ],
+        );
     }
 
     /// The local provider stopped a read: the caller's deadline passed or the call was dropped.
