@@ -956,3 +956,57 @@ async fn clients_behind_a_trusted_proxy_get_their_own_shares_and_a_forged_header
     assert_reason(&forged, Code::ResourceExhausted, "REQUEST_MEMORY_EXHAUSTED");
     body_timed_out(flood).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_that_could_not_be_done_by_their_deadline_are_refused_at_once_not_held() {
+    let Some(models) = common::local_models() else {
+        return;
+    };
+    let gateway = local_gateway(&models).await;
+    let deadline = Duration::from_secs(3);
+    // Forty card photos at once for one engine, each with three seconds to be read.
+    let reads: Vec<_> = common::ordinary_cards(200, 40)
+        .into_iter()
+        .map(|card| {
+            let mut client = gateway.client_without_local_deadline();
+            tokio::spawn(async move {
+                let started = tokio::time::Instant::now();
+                let result = client
+                    .recognize_bank_card(with_timeout(upload(card.jpeg), deadline))
+                    .await
+                    .map(|reply| reply.into_inner().card_number == card.number);
+                (result, started.elapsed())
+            })
+        })
+        .collect();
+
+    let (mut read, mut refused) = (0, 0);
+    for task in reads {
+        let (result, took) = task.await.expect("read task");
+        // Every call is over by its deadline, and a little scheduling.
+        assert!(
+            took < deadline + Duration::from_millis(500),
+            "{took:?}: {result:?}"
+        );
+        match result {
+            Ok(right) => {
+                assert!(right, "read wrong");
+                read += 1;
+            }
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                let (reason, _) = error_info(&status);
+                assert_eq!(reason, "LOCAL_BUSY", "{status:?}");
+                assert!(status.get_details_retry_info().is_some(), "{status:?}");
+                // Refused once it is known that it could not be done: a fraction of the wait.
+                assert!(took < deadline * 3 / 4, "refused only after {took:?}");
+                refused += 1;
+            }
+            Err(status) => assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}"),
+        }
+    }
+    assert!(read > 0, "no card was read");
+    assert!(refused > 0, "none was refused");
+    eprintln!(
+        "of 40 reads with 3 s deadlines on one engine: {read} read, {refused} refused at once"
+    );
+}

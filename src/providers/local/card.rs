@@ -524,6 +524,14 @@ fn is_digit(glyph: &Glyph) -> bool {
     glyph.text.len() == 1 && glyph.text.as_bytes()[0].is_ascii_digit()
 }
 
+/// How many digits `line` holds that were read with more likelihood than not.
+pub fn digits_read(line: &TextLine) -> usize {
+    line.glyphs
+        .iter()
+        .filter(|glyph| is_digit(glyph) && glyph.confidence > 0.5)
+        .count()
+}
+
 /// Every run of neighbouring boxes of a row, joined.
 fn spans<'a>(row: &[&'a TextLine]) -> Vec<Row<'a>> {
     (0..row.len())

@@ -11,11 +11,12 @@ mod confidence;
 mod engine;
 
 use std::{
+    collections::BTreeSet,
     num::NonZeroUsize,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, TryLockError,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -25,7 +26,10 @@ use bytes::Bytes;
 use image::Rgb;
 use imageproc::geometric_transformations::{Border, Interpolation, rotate_about_center};
 use serde::Deserialize;
-use tokio::{sync::Semaphore, time::Instant};
+use tokio::{
+    sync::{Notify, Semaphore},
+    time::Instant,
+};
 
 use self::engine::{Engine, FIRST_LOOK, Look};
 pub use self::{
@@ -209,19 +213,37 @@ impl LocalProvider {
     /// with what the reader knows of the reading. A read that would wait longer than the call's
     /// deadline leaves, or find `max_queue` reads waiting already, is refused at once as `Busy`.
     pub async fn read(&self, bytes: Bytes, call: &CallContext) -> Result<Reading, ProviderError> {
+        let engines = self.engines.len();
         let waiting = self.queue.admit(
             self.permits.available_permits() == 0,
-            self.engines.len(),
+            engines,
             call.remaining(),
         )?;
         let acquire = Arc::clone(&self.permits).acquire_owned();
-        let permit = match call.remaining() {
-            Some(left) => tokio::time::timeout(left, acquire)
-                .await
-                .map_err(|_| deadline_exceeded("waiting for a free OCR engine"))?,
-            None => acquire.await,
-        }
-        .map_err(|_| ProviderError::new(PROVIDER, ErrorKind::Unavailable, "shutting down"))?;
+        tokio::pin!(acquire);
+        // Each read that ends tells how long reads take and moves the queue on: a read that can
+        // no longer finish in time gives up its place then, rather than at its deadline.
+        let permit = loop {
+            let read_ended = self.queue.read_ended.notified();
+            let deadline = async {
+                match call.deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                permit = &mut acquire => break permit.map_err(|_| {
+                    ProviderError::new(PROVIDER, ErrorKind::Unavailable, "shutting down")
+                })?,
+                () = read_ended => {
+                    if let Some(left) = call.remaining() {
+                        self.queue.recheck(&waiting, engines, left)?;
+                    }
+                }
+                () = deadline => return Err(deadline_exceeded("waiting for a free OCR engine")),
+            }
+        };
         drop(waiting);
 
         let engines = Arc::clone(&self.engines);
@@ -246,6 +268,7 @@ impl LocalProvider {
             } else {
                 queue.read_took(started.elapsed());
             }
+            queue.read_ended.notify_waiters();
             read
         });
         let joined = match call.remaining() {
@@ -288,114 +311,159 @@ impl BankCardRecognizer for LocalProvider {
     }
 }
 
-/// The reads waiting for a free engine, and how long reads take: what a new read would wait.
+/// The reads waiting for a free engine, and how long reads take: when a read would finish.
 struct Queue {
-    waiting: AtomicUsize,
+    /// The tickets of the reads waiting, in the order they came (the order engines are given).
+    waiting: Mutex<BTreeSet<u64>>,
+    next_ticket: AtomicU64,
     max_waiting: usize,
     metrics: Metrics,
-    /// Recent reads' mean duration in microseconds, each new read weighing an eighth; 0 before
-    /// the first.
+    /// Recent reads' mean duration in microseconds: [`FIRST_GUESS`] until a read is timed, the
+    /// mean of the first eight, then each new read weighing an eighth.
     read_micros: AtomicU64,
+    /// Reads timed so far, up to eight.
+    reads_timed: AtomicU64,
+    /// Wakes the reads waiting whenever a read ends.
+    read_ended: Notify,
 }
 
 impl Queue {
     fn new(max_waiting: usize, metrics: Metrics) -> Self {
         Self {
-            waiting: AtomicUsize::new(0),
+            waiting: Mutex::new(BTreeSet::new()),
+            next_ticket: AtomicU64::new(0),
             max_waiting,
             metrics,
-            read_micros: AtomicU64::new(0),
+            read_micros: AtomicU64::new(FIRST_GUESS.as_micros() as u64),
+            reads_timed: AtomicU64::new(0),
+            read_ended: Notify::new(),
         }
     }
 
     fn read_took(&self, took: Duration) {
         let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let timed = (self.reads_timed.load(Ordering::Relaxed) + 1).min(8);
+        self.reads_timed.store(timed, Ordering::Relaxed);
         // Only this update writes it: a lost race only drops one sample.
         let mean = self.read_micros.load(Ordering::Relaxed);
-        let mean = if mean == 0 {
-            took
-        } else {
-            mean - mean / 8 + took / 8
-        };
+        let mean = mean - mean / timed + took / timed;
         self.read_micros.store(mean, Ordering::Relaxed);
     }
 
-    /// How long a read arriving now would wait for one of `engines`, all `busy` or not: the
-    /// reads running are half done on average, each read waiting takes one turn of an engine.
-    /// `None` before any read has been timed.
-    fn expected_wait(&self, busy: bool, engines: usize) -> Option<Duration> {
-        if !busy {
-            return Some(Duration::ZERO);
-        }
-        let mean = self.read_micros.load(Ordering::Relaxed);
-        let waiting = self.waiting.load(Ordering::Relaxed);
-        (mean > 0).then(|| {
-            let turns = 0.5 + waiting as f64 / engines.max(1) as f64;
-            Duration::from_micros((turns * mean as f64) as u64)
-        })
+    fn tickets(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Lets a read wait its turn, or refuses it: the queue is full, or the wait would outlast
-    /// the `left` of its deadline.
+    /// How long a read with `ahead` reads waiting before it would take to be done, when every
+    /// one of `engines` is `busy` or not: the reads running are half done on average, each read
+    /// ahead takes one turn of an engine, and then its own.
+    fn expected_finish(&self, busy: bool, ahead: usize, engines: usize) -> Duration {
+        let read = Duration::from_micros(self.read_micros.load(Ordering::Relaxed));
+        if !busy {
+            return read;
+        }
+        read.mul_f64(1.5 + ahead as f64 / engines.max(1) as f64)
+    }
+
+    /// Lets a read wait its turn, or, with every engine `busy`, refuses it: the queue is full, or
+    /// the read could not be done in the `left` of its deadline.
     fn admit(
         self: &Arc<Self>,
         busy: bool,
         engines: usize,
         left: Option<Duration>,
     ) -> Result<Waiting, ProviderError> {
-        let wait = self.expected_wait(busy, engines);
-        let waiting = self.waiting.load(Ordering::Relaxed);
-        if busy && waiting >= self.max_waiting {
+        let mut waiting = self.tickets();
+        let ahead = waiting.len();
+        let finish = self.expected_finish(busy, ahead, engines);
+        if busy && ahead >= self.max_waiting {
             self.metrics.local_refused("queue_full");
             return Err(busy_reader(
                 format!(
-                    "{waiting} reads wait for its {engines} engine(s) already, as many as \
+                    "{ahead} reads wait for its {engines} engine(s) already, as many as \
                      [local] max_queue lets wait"
                 ),
-                wait,
+                finish,
             ));
         }
-        if let (Some(left), Some(wait)) = (left, wait)
-            && wait > left
-        {
-            self.metrics.local_refused("deadline");
-            return Err(busy_reader(
-                format!(
-                    "{waiting} reads wait for its {engines} engine(s): a read would start in \
-                     about {} ms, after the {} ms the call's deadline leaves",
-                    wait.as_millis(),
-                    left.as_millis()
-                ),
-                Some(wait),
-            ));
+        // With an engine free, the read starts at once: how long it takes is its own to find out.
+        if busy {
+            self.refuse_late(ahead, engines, finish, left)?;
         }
-        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        waiting.insert(ticket);
         self.metrics.local_waiting(1);
-        Ok(Waiting(Arc::clone(self)))
+        Ok(Waiting {
+            queue: Arc::clone(self),
+            ticket,
+        })
+    }
+
+    /// Weighs again, with what is known now, whether `waiting` can be done in the `left` of its
+    /// deadline.
+    fn recheck(
+        &self,
+        waiting: &Waiting,
+        engines: usize,
+        left: Duration,
+    ) -> Result<(), ProviderError> {
+        let ahead = self.tickets().range(..waiting.ticket).count();
+        let finish = self.expected_finish(true, ahead, engines);
+        self.refuse_late(ahead, engines, finish, Some(left))
+    }
+
+    fn refuse_late(
+        &self,
+        ahead: usize,
+        engines: usize,
+        finish: Duration,
+        left: Option<Duration>,
+    ) -> Result<(), ProviderError> {
+        match left {
+            Some(left) if finish > left => {
+                self.metrics.local_refused("deadline");
+                Err(busy_reader(
+                    format!(
+                        "{ahead} reads wait for its {engines} engine(s) ahead of this one: it \
+                         would be done in about {} ms, after the {} ms its deadline leaves",
+                        finish.as_millis(),
+                        left.as_millis()
+                    ),
+                    finish,
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
-/// A read waiting for an engine, counted in its queue until it is dropped.
-struct Waiting(Arc<Queue>);
+/// A read waiting for an engine, in its queue until it is dropped.
+struct Waiting {
+    queue: Arc<Queue>,
+    ticket: u64,
+}
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
-        self.0.metrics.local_waiting(-1);
+        self.queue.tickets().remove(&self.ticket);
+        self.queue.metrics.local_waiting(-1);
     }
 }
 
-fn busy_reader(why: String, wait: Option<Duration>) -> ProviderError {
-    let err = ProviderError::new(
+fn busy_reader(why: String, wait: Duration) -> ProviderError {
+    ProviderError::new(
         PROVIDER,
         ErrorKind::Busy,
         format!("the local reader is busy: {why}"),
-    );
-    match wait {
-        Some(wait) => err.retry_after(wait.max(Duration::from_millis(100))),
-        None => err,
-    }
+    )
+    .retry_after(wait.max(Duration::from_millis(100)))
 }
+
+/// What a read is taken to last until one is timed: about a hard photo's p50 on one core of the
+/// machines BENCHMARKS.md was measured on. The first read timed replaces it.
+const FIRST_GUESS: Duration = Duration::from_millis(250);
 
 /// Sets its flag when dropped: tells blocking work that nobody waits for it any more.
 #[derive(Default)]
@@ -448,17 +516,28 @@ fn read_card(
         return described(best.0, &readings, &looks[0].0, &image);
     }
     // A reading settled but for being shorter than its issuer's cards is most often a 19-digit
-    // number whose last group the detector missed: read on past its last box. Taken only if that
-    // settles it; else it stands as read.
+    // number whose last group the detector missed: read on past its last box. Taken if that
+    // settles it. When the band held no digit, the reading stands as read; when it held digits
+    // that did not settle a longer reading, the number goes on past what was read, and the
+    // further looks below are taken.
     if let Some(picked) = best.0.as_ref().filter(|picked| picked.cut_short()) {
-        if let Some((lines, longer)) = read_past_end(&mut engine, &image, &looks[0].0, picked, bins)
-            .map_err(inference_failed)?
+        let past = read_past_end(&mut engine, &image, &looks[0].0, picked, bins)
+            .map_err(inference_failed)?;
+        let digits_past_end = past.as_ref().map_or(0, |past| past.digits);
+        readings.digits_past_end = digits_past_end;
+        if let Some(PastEnd {
+            lines,
+            longer: Some(longer),
+            ..
+        }) = past
         {
             readings.add(Some(&longer));
             (looks[0].0, best.0) = (lines, Some(longer));
         }
-        drop(engine);
-        return described(best.0, &readings, &looks[0].0, &image);
+        if settled(&best.0) || digits_past_end == 0 {
+            drop(engine);
+            return described(best.0, &readings, &looks[0].0, &image);
+        }
     }
     // More looks, paid for only while no reading is settled (a valid number of a known issuer,
     // every digit read with some certainty): the image turned upright by the lines' angle and
@@ -569,19 +648,24 @@ fn read_card(
     described(best.0, &readings, lines, image)
 }
 
-/// The number each look read, in order, to tell how many agree with the one taken.
+/// The number each look read, in order, to tell how many agree with the one taken; and the
+/// digits read past the end of a reading cut short for its issuer, when that was looked at.
 #[derive(Debug, Default)]
-struct Readings(Vec<Option<CardNumber>>);
+struct Readings {
+    numbers: Vec<Option<CardNumber>>,
+    digits_past_end: usize,
+}
 
 impl Readings {
     fn add(&mut self, picked: Option<&card::Picked>) {
-        self.0.push(picked.map(|picked| picked.number.clone()));
+        self.numbers
+            .push(picked.map(|picked| picked.number.clone()));
     }
 
     /// What they say of `picked`, the reading taken.
     fn evidence(&self, picked: &card::Picked) -> Evidence {
         let same = self
-            .0
+            .numbers
             .iter()
             .filter(|number| number.as_ref() == Some(&picked.number))
             .count();
@@ -596,26 +680,47 @@ impl Readings {
             short_for_issuer: picked.short_for_issuer,
             corrected: picked.corrected,
             settled: picked.settled(),
-            looks: self.0.len(),
+            looks: self.numbers.len(),
             agreeing: same.saturating_sub(1),
+            // Of the band past the end of a reading cut short, as this one is.
+            digits_past_end: if picked.short_for_issuer {
+                self.digits_past_end
+            } else {
+                0
+            },
         }
     }
 }
 
+/// What the band past the last box of a reading held.
+struct PastEnd {
+    /// The lines read before, and the band.
+    lines: Vec<engine::TextLine>,
+    /// The digits read in the band.
+    digits: usize,
+    /// The reading the lines give, when it is settled.
+    longer: Option<card::Picked>,
+}
+
 /// `lines`, read in `image`, with the band past the end of the box holding the last group of
-/// `picked` read too, and the reading they give, when it is settled.
+/// `picked` read too; `None` when there is no such band.
 fn read_past_end(
     engine: &mut Engine,
     image: &image::RgbImage,
     lines: &[engine::TextLine],
     picked: &card::Picked,
     bins: &BinTable,
-) -> ort::Result<Option<(Vec<engine::TextLine>, card::Picked)>> {
+) -> ort::Result<Option<PastEnd>> {
     let Some(lines) = read_on(engine, image, lines, picked.bounds, PAST_END)? else {
         return Ok(None);
     };
+    let digits = lines.last().map_or(0, card::digits_read);
     let longer = card::pick_number(&lines, bins).filter(card::Picked::settled);
-    Ok(longer.map(|longer| (lines, longer)))
+    Ok(Some(PastEnd {
+        lines,
+        digits,
+        longer,
+    }))
 }
 
 /// `lines`, read in `image`, with the band of `heights` line heights past the last box of the row
@@ -892,34 +997,43 @@ mod tests {
     }
 
     #[test]
-    fn a_read_is_refused_when_its_wait_would_outlast_its_deadline_or_the_queue_is_full() {
+    fn a_read_is_refused_when_it_could_not_be_done_by_its_deadline_or_the_queue_is_full() {
         let queue = Arc::new(Queue::new(2, Metrics::disabled()));
         let second = Duration::from_secs(1);
-        // Nothing timed yet: the wait is unknown, and nobody is refused for it.
+        // Nothing timed yet: a read is guessed to take a quarter of a second.
+        assert_eq!(queue.expected_finish(true, 0, 1), FIRST_GUESS.mul_f64(1.5));
         let first = queue.admit(true, 1, Some(second)).expect("admitted");
         queue.read_took(second);
-        // One read running (half done, on average) and one waiting: a turn and a half.
+        // Behind the read running (half done, on average) and one waiting: two and a half reads.
         assert_eq!(
-            queue.expected_wait(true, 1),
-            Some(Duration::from_millis(1500))
+            queue.expected_finish(true, 1, 1),
+            Duration::from_millis(2500)
         );
-        assert_eq!(queue.expected_wait(false, 1), Some(Duration::ZERO));
+        assert_eq!(queue.expected_finish(false, 0, 1), second);
         assert_eq!(
-            queue.expected_wait(true, 2),
-            Some(Duration::from_millis(1000))
+            queue.expected_finish(true, 1, 2),
+            Duration::from_millis(2000)
         );
-        let refused = queue.admit(true, 1, Some(second)).err().expect("busy");
+        let refused = queue.admit(true, 1, Some(2 * second)).err().expect("busy");
         assert_eq!(refused.kind, ErrorKind::Busy);
-        assert_eq!(refused.retry_after, Some(Duration::from_millis(1500)));
+        assert_eq!(refused.retry_after, Some(Duration::from_millis(2500)));
         assert!(
-            queue.admit(false, 1, Some(second)).is_ok(),
+            queue.admit(false, 1, Some(2 * second)).is_ok(),
             "an engine is free"
         );
-        let another = queue.admit(true, 1, Some(3 * second)).expect("time enough");
+        assert!(
+            queue.admit(false, 1, Some(second / 10)).is_ok(),
+            "a read that starts at once is not refused for being slow"
+        );
+        let second_in_line = queue.admit(true, 1, Some(3 * second)).expect("time enough");
         // Two wait: the queue is full, whatever the deadline.
         let full = queue.admit(true, 1, None).err().expect("full");
         assert_eq!(full.kind, ErrorKind::Busy);
-        drop((first, another));
+        // Weighed again as reads end: with the first gone, the second is next.
+        assert!(queue.recheck(&second_in_line, 1, 2 * second).is_err());
+        drop(first);
+        assert!(queue.recheck(&second_in_line, 1, 2 * second).is_ok());
+        drop(second_in_line);
         assert!(queue.admit(true, 1, None).is_ok());
     }
 
