@@ -1010,3 +1010,55 @@ async fn reads_that_could_not_be_done_by_their_deadline_are_refused_at_once_not_
         "of 40 reads with 3 s deadlines on one engine: {read} read, {refused} refused at once"
     );
 }
+
+#[tokio::test]
+async fn a_call_whose_client_goes_away_mid_upload_is_recorded_as_cancelled() {
+    let sim = simulator().await;
+    let gateway = GatewayProcess::start(&sim, &[]).await;
+    let (client, driver) =
+        h2_connection_and_driver(gateway.address, IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let mut client = client.ready().await.expect("a stream may open");
+    let (response, mut stream) = client
+        .send_request(
+            grpc_request(gateway.address, BANK_CARD, "application/grpc"),
+            false,
+        )
+        .expect("stream opens");
+    stream
+        .send_data(message_prefix(1000), false)
+        .expect("prefix");
+    assert!(send_zeros(&mut stream, 10).await);
+    // The client stops, as a load generator does: its connection goes with the upload half sent.
+    drop((client, stream, response));
+    driver.abort();
+
+    let recorded = async {
+        loop {
+            let page = metrics_page(gateway.admin_address).await;
+            let count = |code: &str| {
+                sample(
+                    &page,
+                    "rpc_server_call_duration_seconds_count",
+                    &[
+                        ("rpc_method", "RecognizeBankCard"),
+                        ("rpc_grpc_status_code", code),
+                    ],
+                )
+            };
+            for code in ["2", "13"] {
+                assert_eq!(
+                    count(code),
+                    None,
+                    "a cancelled call recorded as {code}: {page}"
+                );
+            }
+            if count("1") == Some(1.0) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), recorded)
+        .await
+        .expect("the call is recorded as CANCELLED");
+}

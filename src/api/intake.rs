@@ -29,6 +29,7 @@ use tower::{Layer, Service};
 use super::{
     shares::{Keyed, Share, SharePermit, Shares},
     status,
+    telemetry::ClientGone,
 };
 use crate::{auth::Caller, limits::LimitsConfig, server::ConnectionInfo, telemetry::Metrics};
 
@@ -124,6 +125,7 @@ where
             .of(&request)
             .map(|(share, keyed)| (share, keyed, connection));
         let caller = caller_label(&request);
+        let client_gone = request.extensions().get::<ClientGone>().cloned();
         let reservation = Arc::new(OnceLock::new());
         let request = request.map(|body| {
             Body::new(GuardedBody {
@@ -134,6 +136,7 @@ where
                 small: Arc::clone(&self.layer.small),
                 share,
                 caller,
+                client_gone,
                 reservation: Arc::clone(&reservation),
                 reserved: 0,
                 body_timeout: self.layer.body_timeout,
@@ -311,6 +314,8 @@ struct GuardedBody {
     share: Option<(Arc<Share>, Keyed, u64)>,
     /// Who calls, for the metrics of refusals.
     caller: Arc<str>,
+    /// Told when the body breaks off: the client went away.
+    client_gone: Option<ClientGone>,
     /// Shared with the call's response future, which drops it when the response is ready.
     reservation: Arc<OnceLock<Reservation>>,
     reserved: usize,
@@ -424,7 +429,14 @@ impl http_body::Body for GuardedBody {
                 ))
             }
             Poll::Ready(None) => this.check_end().err().map(Err),
-            Poll::Ready(Some(Err(err))) => Some(Err(err)),
+            // The body breaks only when the client reset its stream or its connection went: the
+            // call is the client's to have cancelled, whatever status the transport makes of it.
+            Poll::Ready(Some(Err(err))) => {
+                if let Some(gone) = &this.client_gone {
+                    gone.mark();
+                }
+                Some(Err(err))
+            }
             Poll::Ready(Some(Ok(frame))) => {
                 let deadline = Instant::now() + this.body_timeout;
                 this.stall.as_mut().reset(deadline);

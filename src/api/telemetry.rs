@@ -61,7 +61,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let Some(method) = request
             .uri()
             .path()
@@ -88,6 +88,8 @@ where
         if let Err(err) = span.set_parent(propagation::extract(request.headers())) {
             tracing::debug!(%err, "trace context not attached");
         }
+        let client_gone = ClientGone::default();
+        request.extensions_mut().insert(client_gone.clone());
         let in_flight = InFlight::start(self.metrics.clone(), method);
         let started = Instant::now();
         let response = span.in_scope(|| self.inner.call(request));
@@ -96,6 +98,7 @@ where
                 let result = response.await;
                 // Unary errors travel as trailers-only responses: grpc-status is in the headers.
                 let code = match &result {
+                    _ if client_gone.is_marked() => tonic::Code::Cancelled as i32,
                     Ok(response) => response
                         .headers()
                         .get("grpc-status")
@@ -122,6 +125,22 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+/// Marked when the client went away before its request was whole (it reset its stream, or its
+/// connection went): the call is then recorded as CANCELLED, whatever status the transport made
+/// of the broken body.
+#[derive(Debug, Clone, Default)]
+pub struct ClientGone(Arc<std::sync::atomic::AtomicBool>);
+
+impl ClientGone {
+    pub fn mark(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn is_marked(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
