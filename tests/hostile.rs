@@ -763,6 +763,18 @@ fn photo_of(kib: usize) -> Vec<u8> {
     png.into_inner()
 }
 
+/// A simulator that knows a 200 KB card photo, and the invoice title behind the scan `scan`.
+async fn simulator_with_photo_and_title() -> (Simulator, Vec<u8>) {
+    let sim = simulator().await;
+    let photo = photo_of(200);
+    sim.add_card_image(photo.clone(), NUMBER);
+    sim.add_invoice_title(
+        "scan",
+        serde_json::json!({"title_type": 0, "title": "ACME"}),
+    );
+    (sim, photo)
+}
+
 fn sha256_hex(key: &str) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(key.as_bytes()))
@@ -794,13 +806,7 @@ async fn body_timed_out(flood: Vec<tokio::task::JoinHandle<Status>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_callers_behind_one_address_each_keep_their_share() {
-    let sim = simulator().await;
-    let photo = photo_of(200);
-    sim.add_card_image(photo.clone(), NUMBER);
-    sim.add_invoice_title(
-        "scan",
-        serde_json::json!({"title_type": 0, "title": "ACME"}),
-    );
+    let (sim, photo) = simulator_with_photo_and_title().await;
     let (flooder, neighbour) = ("flooder-key-0123456789", "neighbour-key-0123456789");
     let (flooder_hash, neighbour_hash) = (sha256_hex(flooder), sha256_hex(neighbour));
     let gateway = gateway_with_small_shares(
@@ -874,13 +880,7 @@ async fn two_callers_behind_one_address_each_keep_their_share() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_flood_from_one_address_leaves_its_titles_and_health_checks_served() {
-    let sim = simulator().await;
-    let photo = photo_of(200);
-    sim.add_card_image(photo.clone(), NUMBER);
-    sim.add_invoice_title(
-        "scan",
-        serde_json::json!({"title_type": 0, "title": "ACME"}),
-    );
+    let (sim, photo) = simulator_with_photo_and_title().await;
     let gateway = gateway_with_small_shares(&sim, &[]).await;
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
