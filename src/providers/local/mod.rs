@@ -210,8 +210,9 @@ impl LocalProvider {
     }
 
     /// Reads the card number in `bytes` on the blocking pool, waiting for a free engine first,
-    /// with what the reader knows of the reading. A read that would wait longer than the call's
-    /// deadline leaves, or find `max_queue` reads waiting already, is refused at once as `Busy`.
+    /// with what the reader knows of the reading. While every engine is busy, a read that could
+    /// not be done by the call's deadline, or that would find `max_queue` reads waiting already,
+    /// is refused at once as `Busy`.
     pub async fn read(&self, bytes: Bytes, call: &CallContext) -> Result<Reading, ProviderError> {
         let engines = self.engines.len();
         let waiting = self.queue.admit(
@@ -258,7 +259,7 @@ impl LocalProvider {
         let queue = Arc::clone(&self.queue);
         let work = tokio::task::spawn_blocking(move || {
             // Held until the work stops, which it does soon after the caller stops waiting.
-            let _permit = permit;
+            let permit = permit;
             let started = Instant::now();
             let stop =
                 || stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
@@ -268,6 +269,8 @@ impl LocalProvider {
             } else {
                 queue.read_took(started.elapsed());
             }
+            // The engine is free before the reads waiting weigh their turn again.
+            drop(permit);
             queue.read_ended.notify_waiters();
             read
         });
