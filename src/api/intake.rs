@@ -4,7 +4,8 @@
 //! The 5-byte gRPC prefix of a message declares its length, so a message is refused or its bytes
 //! reserved as soon as that prefix arrives, before the rest is buffered: a message of at most
 //! 64 KiB (a title, a health check, reflection) from an allowance of its own that uploads cannot
-//! take; a larger one from its caller's share (`shares`) and the process's budget. The
+//! take (and of which one share may take an eighth); a larger one from its caller's share
+//! (`shares`) and the process's budget. The
 //! reservation is held until the call's response is ready, since the decoded request lives that
 //! long.
 
@@ -45,7 +46,7 @@ const SMALL_RESERVATION: usize = MAX_OTHER_MESSAGE_BYTES + PREFIX_BYTES;
 
 /// The small calls' allowance: 128 health checks or reflection calls at once, or some 20,000
 /// invoice titles of 400 bytes.
-const SMALL_ALLOWANCE: usize = 128 * SMALL_RESERVATION;
+pub const SMALL_ALLOWANCE: usize = 128 * SMALL_RESERVATION;
 
 /// Applies the intake rules to every call.
 #[derive(Clone)]
@@ -263,7 +264,10 @@ enum Refusal {
 /// Request bytes a call holds: from the small calls' allowance, or from its share and the
 /// process's budget.
 enum Reservation {
-    Small(#[allow(dead_code, reason = "held, not read")] OwnedSemaphorePermit),
+    Small {
+        _share: Option<OwnedSemaphorePermit>,
+        _process: OwnedSemaphorePermit,
+    },
     Large {
         _share: Option<SharePermit>,
         _process: OwnedSemaphorePermit,
@@ -283,9 +287,16 @@ impl Reservation {
                 .and_then(|n| Arc::clone(budget).try_acquire_many_owned(n).ok())
         };
         if bytes <= SMALL_RESERVATION {
-            return take(small)
-                .map(Reservation::Small)
-                .ok_or(Refusal::OverSmallAllowance);
+            let share = match share {
+                Some((share, keyed, _)) => {
+                    Some(share.take_small(bytes).ok_or(Refusal::OverShare(*keyed))?)
+                }
+                None => None,
+            };
+            return Ok(Self::Small {
+                _share: share,
+                _process: take(small).ok_or(Refusal::OverSmallAllowance)?,
+            });
         }
         let share = match share {
             Some((share, keyed, connection)) => Some(

@@ -40,6 +40,9 @@ pub enum Keyed {
 /// One caller's or client's part of the request memory.
 pub struct Share {
     bytes: Arc<Semaphore>,
+    /// Its part of the small calls' allowance, so that one client's small calls cannot take it
+    /// all either.
+    small: Arc<Semaphore>,
     /// Bytes of it each connection holds now, by connection id.
     by_connection: Mutex<HashMap<u64, usize>>,
     connection_cap: usize,
@@ -49,6 +52,7 @@ impl Share {
     fn new(bytes: usize, connection_cap: usize) -> Arc<Self> {
         Arc::new(Self {
             bytes: Arc::new(Semaphore::new(bytes)),
+            small: Arc::new(Semaphore::new(SMALL_SHARE)),
             by_connection: Mutex::new(HashMap::new()),
             connection_cap,
         })
@@ -76,7 +80,17 @@ impl Share {
             _permit: permit,
         })
     }
+
+    /// `n` bytes of the share's part of the small calls' allowance.
+    pub fn take_small(&self, n: usize) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.small)
+            .try_acquire_many_owned(u32::try_from(n).ok()?)
+            .ok()
+    }
 }
+
+/// A share's part of the small calls' allowance: an eighth of it.
+const SMALL_SHARE: usize = super::intake::SMALL_ALLOWANCE / 8;
 
 /// Bytes a call holds of a share, given back when it is dropped.
 pub struct SharePermit {
@@ -293,6 +307,16 @@ mod tests {
         let trusted = proxies(&["127.0.0.0/8"]);
         assert!(super::trusted(&trusted, ip("::ffff:127.0.0.1")));
         assert!(!super::trusted(&trusted, ip("::1")));
+    }
+
+    #[test]
+    fn a_share_takes_at_most_an_eighth_of_the_small_calls_allowance() {
+        let share = Share::new(30, 20);
+        let most = share.take_small(SMALL_SHARE).expect("its part");
+        assert!(share.take_small(1).is_none());
+        drop(most);
+        assert!(share.take_small(1).is_some());
+        assert_eq!(SMALL_SHARE * 8, super::super::intake::SMALL_ALLOWANCE);
     }
 
     #[test]
