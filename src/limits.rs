@@ -33,7 +33,8 @@ pub struct LimitsConfig {
     pub request_memory: ByteSize,
     /// The share of `request_memory` one client may hold, so that no client can take the whole
     /// budget from the others: a known caller's own, else an anonymous client address's (see
-    /// `api::shares`). Messages of at most 64 KiB come from an allowance of their own instead.
+    /// `api::shares`). Messages of at most 64 KiB of calls other than image uploads come from an
+    /// allowance of their own instead.
     pub request_memory_per_client: ByteSize,
     /// Proxies (CIDRs) whose `x-forwarded-for` or `forwarded` header names the client an
     /// anonymous call's share is keyed by; none is believed by default.

@@ -3,9 +3,9 @@
 //!
 //! The 5-byte gRPC prefix of a message declares its length, so a message is refused or its bytes
 //! reserved as soon as that prefix arrives, before the rest is buffered: a message of at most
-//! 64 KiB (a title, a health check, reflection) from an allowance of its own that uploads cannot
-//! take (and of which one share may take an eighth); a larger one from its caller's share
-//! (`shares`) and the process's budget. The
+//! 64 KiB that is not an image upload (a title, a health check, reflection) from an allowance of
+//! its own that uploads cannot take (and of which one share may take an eighth); an upload, or
+//! any larger message, from its caller's share (`shares`) and the process's budget. The
 //! reservation is held until the call's response is ready, since the decoded request lives that
 //! long.
 
@@ -40,8 +40,8 @@ pub const MAX_OTHER_MESSAGE_BYTES: usize = 64 * 1024;
 /// Length of the prefix of every gRPC message: a compression flag and a 4-byte length.
 pub const PREFIX_BYTES: usize = 5;
 
-/// Reservations of at most this many bytes (a message of at most 64 KiB and its prefix) come
-/// from the small calls' allowance.
+/// Reservations of at most this many bytes (a message of at most 64 KiB and its prefix) of any
+/// call but an image upload come from the small calls' allowance.
 const SMALL_RESERVATION: usize = MAX_OTHER_MESSAGE_BYTES + PREFIX_BYTES;
 
 /// The small calls' allowance: 128 health checks or reflection calls at once, or some 20,000
@@ -181,6 +181,8 @@ struct Rules {
     max_message: usize,
     /// A unary `OcrService` call: exactly one message, whose bytes alone are reserved.
     unary: bool,
+    /// An image upload: its bytes come from its share, however small it is.
+    upload: bool,
 }
 
 impl Rules {
@@ -190,11 +192,13 @@ impl Rules {
             Self {
                 max_message,
                 unary: true,
+                upload: path == "/ocrgate.v1.OcrService/RecognizeBankCard",
             }
         } else {
             Self {
                 max_message: MAX_OTHER_MESSAGE_BYTES,
                 unary: false,
+                upload: false,
             }
         }
     }
@@ -277,6 +281,7 @@ enum Reservation {
 impl Reservation {
     fn take(
         bytes: usize,
+        upload: bool,
         share: Option<&(Arc<Share>, Keyed, u64)>,
         process: &Arc<Semaphore>,
         small: &Arc<Semaphore>,
@@ -286,7 +291,7 @@ impl Reservation {
                 .ok()
                 .and_then(|n| Arc::clone(budget).try_acquire_many_owned(n).ok())
         };
-        if bytes <= SMALL_RESERVATION {
+        if !upload && bytes <= SMALL_RESERVATION {
             let share = match share {
                 Some((share, keyed, _)) => {
                     Some(share.take_small(bytes).ok_or(Refusal::OverShare(*keyed))?)
@@ -356,7 +361,13 @@ impl GuardedBody {
                 if index == 0 {
                     let bytes = rules.reservation(length);
                     reservation
-                        .set(Reservation::take(bytes, share.as_ref(), budget, small)?)
+                        .set(Reservation::take(
+                            bytes,
+                            rules.upload,
+                            share.as_ref(),
+                            budget,
+                            small,
+                        )?)
                         .ok();
                     *reserved = bytes;
                 } else if rules.unary {
