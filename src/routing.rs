@@ -332,11 +332,11 @@ impl<P: ?Sized> Route<P> {
 /// done, so that the answer kept can still reach the caller: a twentieth of the time left, from
 /// 5 to 100 ms.
 fn reserve(call: &CallContext) -> Duration {
-    call.remaining()
-        .map_or(Duration::ZERO, |left| {
-            (left / 20).clamp(Duration::from_millis(5), Duration::from_millis(100))
-        })
-        .min(call.remaining().unwrap_or_default())
+    call.remaining().map_or(Duration::ZERO, |left| {
+        (left / 20)
+            .clamp(Duration::from_millis(5), Duration::from_millis(100))
+            .min(left)
+    })
 }
 
 #[cfg(test)]

@@ -158,7 +158,32 @@ pub fn vendor_text(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::vendor_text;
+    use super::{ErrorKind, vendor_text};
+
+    #[test]
+    fn an_error_kinds_metric_name_is_the_one_the_configuration_reads() {
+        use ErrorKind::*;
+        for kind in [
+            InvalidInput,
+            NotFound,
+            QuotaExhausted,
+            Unauthenticated,
+            PermissionDenied,
+            Misconfigured,
+            Unavailable,
+            DeadlineExceeded,
+            Busy,
+            Unknown,
+        ] {
+            let name = serde_json::Value::String(kind.config_name().into());
+            assert_eq!(
+                serde_json::from_value::<ErrorKind>(name).ok(),
+                Some(kind),
+                "{kind:?}"
+            );
+            assert_eq!(kind.config_name().to_ascii_uppercase(), kind.as_str());
+        }
+    }
 
     #[test]
     fn card_numbers_in_vendor_text_are_masked() {

@@ -359,14 +359,11 @@ impl Queue {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// How long a read with `ahead` reads waiting before it would take to be done, when every
-    /// one of `engines` is `busy` or not: the reads running are half done on average, each read
-    /// ahead takes one turn of an engine, and then its own.
-    fn expected_finish(&self, busy: bool, ahead: usize, engines: usize) -> Duration {
+    /// How long a read with `ahead` reads waiting before it would take to be done while every
+    /// one of `engines` is busy: the reads running are half done on average, each read ahead
+    /// takes one turn of an engine, and then its own.
+    fn expected_finish(&self, ahead: usize, engines: usize) -> Duration {
         let read = Duration::from_micros(self.read_micros.load(Ordering::Relaxed));
-        if !busy {
-            return read;
-        }
         read.mul_f64(1.5 + ahead as f64 / engines.max(1) as f64)
     }
 
@@ -380,19 +377,19 @@ impl Queue {
     ) -> Result<Waiting, ProviderError> {
         let mut waiting = self.tickets();
         let ahead = waiting.len();
-        let finish = self.expected_finish(busy, ahead, engines);
-        if busy && ahead >= self.max_waiting {
-            self.metrics.local_refused("queue_full");
-            return Err(busy_reader(
-                format!(
-                    "{ahead} reads wait for its {engines} engine(s) already, as many as \
-                     [local] max_queue lets wait"
-                ),
-                finish,
-            ));
-        }
         // With an engine free, the read starts at once: how long it takes is its own to find out.
         if busy {
+            let finish = self.expected_finish(ahead, engines);
+            if ahead >= self.max_waiting {
+                self.metrics.local_refused("queue_full");
+                return Err(busy_reader(
+                    format!(
+                        "{ahead} reads wait for its {engines} engine(s) already, as many as \
+                         [local] max_queue lets wait"
+                    ),
+                    finish,
+                ));
+            }
             self.refuse_late(ahead, engines, finish, left)?;
         }
         let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
@@ -413,7 +410,7 @@ impl Queue {
         left: Duration,
     ) -> Result<(), ProviderError> {
         let ahead = self.tickets().range(..waiting.ticket).count();
-        let finish = self.expected_finish(true, ahead, engines);
+        let finish = self.expected_finish(ahead, engines);
         self.refuse_late(ahead, engines, finish, Some(left))
     }
 
@@ -1004,19 +1001,12 @@ mod tests {
         let queue = Arc::new(Queue::new(2, Metrics::disabled()));
         let second = Duration::from_secs(1);
         // Nothing timed yet: a read is guessed to take a quarter of a second.
-        assert_eq!(queue.expected_finish(true, 0, 1), FIRST_GUESS.mul_f64(1.5));
+        assert_eq!(queue.expected_finish(0, 1), FIRST_GUESS.mul_f64(1.5));
         let first = queue.admit(true, 1, Some(second)).expect("admitted");
         queue.read_took(second);
         // Behind the read running (half done, on average) and one waiting: two and a half reads.
-        assert_eq!(
-            queue.expected_finish(true, 1, 1),
-            Duration::from_millis(2500)
-        );
-        assert_eq!(queue.expected_finish(false, 0, 1), second);
-        assert_eq!(
-            queue.expected_finish(true, 1, 2),
-            Duration::from_millis(2000)
-        );
+        assert_eq!(queue.expected_finish(1, 1), Duration::from_millis(2500));
+        assert_eq!(queue.expected_finish(1, 2), Duration::from_millis(2000));
         let refused = queue.admit(true, 1, Some(2 * second)).err().expect("busy");
         assert_eq!(refused.kind, ErrorKind::Busy);
         assert_eq!(refused.retry_after, Some(Duration::from_millis(2500)));
