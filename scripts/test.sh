@@ -5,7 +5,8 @@
 # Installs what it needs on first use: the tools in scripts/tools-requirements.txt and helm under
 # target/tools, the Node example's packages under examples/node/node_modules, the local provider's
 # models and ONNX Runtime under models/ (PyPI), the card generator's fonts under target/fonts
-# (Debian packages), and redis-server (Debian's package) for the shared daily budget tests.
+# (Debian packages), redis-server (Debian's package) for the shared daily budget tests, and h2load
+# (Debian's nghttp2-client) for the benchmark's floor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,10 +18,13 @@ if [[ "$(cat "$tools/.installed" 2>/dev/null)" != "$wanted" ]]; then
   scripts/install-helm.sh "$tools/bin" "$tools/bin/python"
   echo "$wanted" >"$tools/.installed"
 fi
-if ! command -v redis-server >/dev/null; then
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+if ((${#missing[@]})); then
   sudo=$([[ $EUID -eq 0 ]] || echo sudo)
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 npm ci --prefix examples/node --no-audit --no-fund --loglevel=error
 scripts/fetch-models.sh

@@ -28,6 +28,10 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tonic::transport::Channel;
 use wechat_sim::{Endpoint, Fault, SimConfig, Simulator};
 
+mod floor;
+
+type Error = Box<dyn std::error::Error>;
+
 const APP_ID: &str = "wxbenchmark";
 const APP_SECRET: &str = "benchmark-secret";
 const SCAN_TEXT: &str = "https://mp.weixin.qq.com/intp/invoice/usertitlewxa?invoice_key=bench";
@@ -57,10 +61,34 @@ struct Args {
     /// The gateway's runtime worker threads (default: one per core).
     #[arg(long)]
     gateway_workers: Option<usize>,
+    /// The passthrough the gateway is measured against (default: beside this binary).
+    #[arg(long)]
+    passthrough: Option<PathBuf>,
+    /// h2load, the load generator of the floor (Debian's nghttp2-client).
+    #[arg(long, default_value = "h2load")]
+    h2load: PathBuf,
+    /// h2load's clients (one stream each) in the floor.
+    #[arg(long, default_value_t = 16)]
+    floor_concurrency: usize,
+    /// Rounds of the floor (each measures every server in turn).
+    #[arg(long, default_value_t = 3)]
+    floor_rounds: usize,
+}
+
+impl Args {
+    fn passthrough(&self) -> Result<PathBuf, Error> {
+        match &self.passthrough {
+            Some(path) => Ok(path.clone()),
+            None => Ok(std::env::current_exe()?.with_file_name(format!(
+                "ocrgate-passthrough{}",
+                std::env::consts::EXE_SUFFIX
+            ))),
+        }
+    }
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Error> {
     let args = Args::parse();
     if !args.gateway.exists() {
         return Err(format!(
@@ -86,7 +114,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         card.len()
     );
 
-    let gateway = Gateway::spawn(&args, &sim).await?;
+    let gateway = Gateway::spawn(&args, &sim, Gateway::measuring(&args)).await?;
     let direct = Direct::new(&sim).await?;
     let window = Duration::from_secs_f64(args.seconds);
     let mut rows = Vec::new();
@@ -139,6 +167,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ));
     }
     gateway.stop().await;
+    let floor = floor::measure(&args, &sim, &card).await?;
 
     let stampede = stampede(&args, &sim, &card).await?;
     let photo = phone_photo(args.fonts.as_deref())?;
@@ -147,6 +176,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let memory = upload_memory(&args, &sim, &photo).await?;
 
     print_table(&rows);
+    floor.print();
     println!();
     println!(
         "stampede: {} concurrent first calls, {} failed, {} token fetch(es); all answered within {:.1} ms (p50 {:.1} ms)",
@@ -180,6 +210,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             row.ratio()
         );
     }
+    for rpc in ["RecognizeBankCard", "ParseInvoiceTitle"] {
+        for (target, label) in [
+            (floor::Target::Gateway, "gateway"),
+            (floor::Target::GatewayWithKeys, "gateway with API keys"),
+        ] {
+            println!(
+                "ratio throughput {label}/passthrough {rpc} c={}: {:.2}",
+                floor.concurrency,
+                floor.ratio(rpc, target)
+            );
+        }
+    }
     for row in &rows {
         println!(
             "added latency p50 {} c={}: {} us",
@@ -205,6 +247,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|row| row.gateway.errors + row.direct.errors)
         .sum();
+    let failed = failed + floor.failed();
     if failed > 0 || stampede.errors > 0 || stampede.token_fetches != 1 {
         return Err(format!(
             "{failed} measured call(s) and {} stampede call(s) failed; the stampede fetched {} token(s)",
@@ -429,12 +472,8 @@ struct Stampede {
 }
 
 /// A fresh gateway (cold token cache) takes `args.stampede` concurrent first calls.
-async fn stampede(
-    args: &Args,
-    sim: &Simulator,
-    card: &Bytes,
-) -> Result<Stampede, Box<dyn std::error::Error>> {
-    let gateway = Gateway::spawn(args, sim).await?;
+async fn stampede(args: &Args, sim: &Simulator, card: &Bytes) -> Result<Stampede, Error> {
+    let gateway = Gateway::spawn(args, sim, Gateway::measuring(args)).await?;
     let fetches_before = sim.count(Endpoint::StableToken);
     let started = Instant::now();
     let calls: Vec<_> = (0..args.stampede)
@@ -492,7 +531,7 @@ const DOWNSCALE_RUNS: u32 = 3;
 
 /// A phone photo of a synthetic card (4000×2800, with grain, JPEG quality 95), padded after its
 /// end marker (decoders ignore what follows it) to exactly 10 MiB.
-fn phone_photo(fonts: Option<&std::path::Path>) -> Result<Bytes, Box<dyn std::error::Error>> {
+fn phone_photo(fonts: Option<&std::path::Path>) -> Result<Bytes, Error> {
     let fonts = fonts.map_or_else(CardGenerator::default_fonts_dir, ToOwned::to_owned);
     let card = CardGenerator::new(&fonts)?.card(0);
     let mut photo = ocrgate_cardgen::phone_photo(&card.jpeg, 4000, 8.0, 0);
@@ -513,7 +552,7 @@ struct Downscale {
 
 /// Fits `photo` under WeChat's 2 MB as the gateway does, `DOWNSCALE_RUNS` times, and reads the
 /// process's CPU time around it (nothing else in this process is busy meanwhile).
-fn downscale(photo: &[u8]) -> Result<Downscale, Box<dyn std::error::Error>> {
+fn downscale(photo: &[u8]) -> Result<Downscale, Error> {
     let dimensions = |image: &[u8]| {
         image::ImageReader::new(std::io::Cursor::new(image))
             .with_guessed_format()
@@ -542,12 +581,8 @@ fn downscale(photo: &[u8]) -> Result<Downscale, Box<dyn std::error::Error>> {
 
 /// A fresh gateway holds `args.uploads` concurrent 10 MiB phone photos, each fitted under WeChat's
 /// 2 MB on the way, until the simulator has every one of them; then its peak RSS is read.
-async fn upload_memory(
-    args: &Args,
-    sim: &Simulator,
-    image: &Bytes,
-) -> Result<Memory, Box<dyn std::error::Error>> {
-    let gateway = Gateway::spawn(args, sim).await?;
+async fn upload_memory(args: &Args, sim: &Simulator, image: &Bytes) -> Result<Memory, Error> {
+    let gateway = Gateway::spawn(args, sim, Gateway::measuring(args)).await?;
     // Warm the token and the connection first, so the peak is the uploads' alone.
     let mut warm = gateway.client.clone();
     warm.parse_invoice_title(ParseInvoiceTitleRequest {
@@ -594,35 +629,53 @@ async fn upload_memory(
 struct Gateway {
     child: tokio::process::Child,
     process: Process,
+    address: String,
     client: OcrServiceClient<Channel>,
 }
 
 impl Gateway {
-    async fn spawn(args: &Args, sim: &Simulator) -> Result<Self, Box<dyn std::error::Error>> {
-        let (binary, workers) = (&args.gateway, args.gateway_workers);
+    /// The configuration of the main table, the stampede and the memory measurement, beside the
+    /// simulator's address and credentials.
+    fn measuring(args: &Args) -> Vec<(String, String)> {
         // The memory measurement holds `uploads` 10 MiB messages from one client at once: the
         // budget, and the client's share of it, must fit them all.
         let request_memory = format!("{} MiB", (PHOTO_MIB + 1) * args.uploads + 16);
-        let mut child = tokio::process::Command::new(binary)
+        [
+            ("OCRGATE_LIMITS__REQUEST_MEMORY", request_memory.clone()),
+            ("OCRGATE_LIMITS__REQUEST_MEMORY_PER_CLIENT", request_memory),
+            // Every call sends the same image: with the result cache on, the gateway would answer
+            // from memory instead of calling the vendor, which is not what is measured here.
+            ("OCRGATE_CACHE__TTL", "0s".to_owned()),
+            // The photos queue to be fitted, one per core at a time; none may time out meanwhile.
+            (
+                "OCRGATE_LIMITS__MAX_CALL_DURATION",
+                format!("{}s", UPLOADS_TIMEOUT.as_secs()),
+            ),
+        ]
+        .map(|(name, value)| (name.to_owned(), value))
+        .into()
+    }
+
+    /// The gateway pointed at the simulator, with `env` on top of its defaults.
+    async fn spawn(
+        args: &Args,
+        sim: &Simulator,
+        env: Vec<(String, String)>,
+    ) -> Result<Self, Error> {
+        let mut child = tokio::process::Command::new(&args.gateway)
             .args(["serve", "--log-format", "json"])
             .env_clear()
-            .envs(workers.map(|workers| ("TOKIO_WORKER_THREADS", workers.to_string())))
+            .envs(
+                args.gateway_workers
+                    .map(|workers| ("TOKIO_WORKER_THREADS", workers.to_string())),
+            )
             .env("RUST_LOG", "warn,ocrgate::server=info")
             .env("OCRGATE_LISTEN", "127.0.0.1:0")
             .env("OCRGATE_ADMIN_LISTEN", "127.0.0.1:0")
             .env("OCRGATE_WECHAT_APP_ID", APP_ID)
             .env("OCRGATE_WECHAT_APP_SECRET", APP_SECRET)
             .env("OCRGATE_WECHAT_BASE_URL", sim.base_url())
-            .env("OCRGATE_LIMITS__REQUEST_MEMORY", &request_memory)
-            .env("OCRGATE_LIMITS__REQUEST_MEMORY_PER_CLIENT", &request_memory)
-            // Every call sends the same image: with the result cache on, the gateway would answer
-            // from memory instead of calling the vendor, which is not what is measured here.
-            .env("OCRGATE_CACHE__TTL", "0s")
-            // The photos queue to be fitted, one per core at a time; none may time out meanwhile.
-            .env(
-                "OCRGATE_LIMITS__MAX_CALL_DURATION",
-                format!("{}s", UPLOADS_TIMEOUT.as_secs()),
-            )
+            .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -655,12 +708,13 @@ impl Gateway {
         Ok(Self {
             child,
             process,
+            address,
             client,
         })
     }
 
     /// The process's peak resident set size so far (VmHWM), in MiB.
-    fn peak_rss_mib(&self) -> Result<f64, Box<dyn std::error::Error>> {
+    fn peak_rss_mib(&self) -> Result<f64, Error> {
         let kib = self
             .process
             .status()?
@@ -684,7 +738,7 @@ struct Direct {
 }
 
 impl Direct {
-    async fn new(sim: &Simulator) -> Result<Self, Box<dyn std::error::Error>> {
+    async fn new(sim: &Simulator) -> Result<Self, Error> {
         let http = reqwest::Client::new();
         let base = sim.base_url();
         let reply: serde_json::Value = http

@@ -24,8 +24,10 @@ fn a_short_run_prints_every_headline_figure() {
     let output = Command::new(env!("CARGO_BIN_EXE_ocrgate-bench"))
         .arg("--gateway")
         .arg(gateway_binary())
+        .args(["--passthrough", env!("CARGO_BIN_EXE_ocrgate-passthrough")])
         .args(["--seconds", "0.3", "--concurrency", "1,4"])
         .args(["--stampede", "50", "--uploads", "4"])
+        .args(["--floor-rounds", "1", "--floor-concurrency", "4"])
         .output()
         .expect("the benchmark starts");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -48,6 +50,17 @@ fn a_short_run_prints_every_headline_figure() {
                 stdout.contains(&format!("added latency p50 {rpc} c={concurrency}: ")),
                 "{stdout}"
             );
+        }
+        // The floor: the gateway against the passthrough, driven by h2load.
+        for label in ["gateway", "gateway with API keys"] {
+            let line = format!("ratio throughput {label}/passthrough {rpc} c=4: ");
+            let ratio: f64 = stdout
+                .lines()
+                .find_map(|text| text.strip_prefix(&line))
+                .unwrap_or_else(|| panic!("no `{line}` line in:\n{stdout}"))
+                .parse()
+                .expect("the ratio is a number");
+            assert!(ratio > 0.0, "{line}{ratio}");
         }
     }
     assert!(
