@@ -289,8 +289,10 @@ async fn run(
     let vendor_calls = sim.count(endpoint) - vendor_before;
     let report = H2loadReport::parse(&stdout)
         .ok_or_else(|| format!("h2load printed no figures:\n{stdout}"))?;
-    // h2load counts an HTTP 200 as a success, and a gRPC error is also sent with 200: a call
-    // counts as answered only when it reached the vendor.
+    // h2load counts an HTTP 200 as a success, and a gRPC error is also sent with 200: the calls
+    // done beyond those that reached the vendor failed. (The vendor's count includes the
+    // warm-up's calls, so this catches a server that refuses calls, as a gateway that does not
+    // know the key would, not one that fails a call after the vendor answered.)
     let failed = report.done.saturating_sub(vendor_calls as u64) + report.failed;
     Ok(Cell {
         rpc,

@@ -5,6 +5,8 @@
 //! and straight to the simulator with a pre-fetched token. It also measures a cold-cache stampede
 //! the gateway's peak memory with 10 MiB phone photos in flight (each fitted under WeChat's 2 MB on
 //! the way), and the CPU time of one such fit, and prints one line per headline figure at the end.
+//! The floor (`floor`) sets the gateway beside `ocrgate-passthrough`, the same API on the same stack
+//! with nothing else, both driven by h2load.
 
 use std::{
     future::Future,
