@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use wechat_sim::{Endpoint, Simulator};
 
-use crate::{APP_ID, APP_SECRET, Args, Gateway, SCAN_TEXT};
+use crate::{APP_ID, APP_SECRET, Args, Gateway, SCAN_TEXT, process_of};
 
 /// The key the API-key caller sends.
 const API_KEY: &str = "bench-caller-key";
@@ -147,13 +147,17 @@ pub async fn measure(args: &Args, sim: &Simulator, card: &[u8]) -> Result<Floor,
     ];
     let directory = std::env::temp_dir().join(format!("ocrgate-floor-{}", std::process::id()));
     std::fs::create_dir_all(&directory)?;
+    let mut files = Vec::new();
+    for (rpc, endpoint, body) in bodies {
+        let file = directory.join(format!("{rpc}.bin"));
+        std::fs::write(&file, body)?;
+        files.push((rpc, endpoint, file));
+    }
     let mut cells = Vec::new();
     for _round in 0..args.floor_rounds {
-        for (rpc, endpoint, body) in &bodies {
-            let file = directory.join(format!("{rpc}.bin"));
-            std::fs::write(&file, body)?;
+        for (rpc, endpoint, file) in &files {
             for server in &servers {
-                cells.push(run(args, sim, server, rpc, *endpoint, &file).await?);
+                cells.push(run(args, sim, server, rpc, *endpoint, file).await?);
             }
         }
     }
@@ -207,12 +211,7 @@ async fn start(args: &Args, sim: &Simulator, target: Target) -> Result<Server, c
                 .strip_prefix("listening ")
                 .ok_or_else(|| format!("the passthrough printed `{line}`"))?
                 .to_owned();
-            let process = Process::new(
-                child
-                    .id()
-                    .and_then(|pid| i32::try_from(pid).ok())
-                    .ok_or("the passthrough exited")?,
-            )?;
+            let process = process_of(&child, "the passthrough")?;
             Ok(Server {
                 target,
                 process,

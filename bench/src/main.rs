@@ -627,6 +627,15 @@ async fn upload_memory(args: &Args, sim: &Simulator, image: &Bytes) -> Result<Me
     Ok(Memory { idle_mib, peak_mib })
 }
 
+/// The running `child`'s process, for its CPU time and memory.
+fn process_of(child: &tokio::process::Child, what: &str) -> Result<Process, Error> {
+    let pid = child
+        .id()
+        .and_then(|pid| i32::try_from(pid).ok())
+        .ok_or_else(|| format!("{what} exited"))?;
+    Ok(Process::new(pid)?)
+}
+
 /// The real gateway binary as a child process, configured for the simulator.
 struct Gateway {
     child: tokio::process::Child,
@@ -701,12 +710,7 @@ impl Gateway {
             .await?
             .max_decoding_message_size(16 * MIB)
             .max_encoding_message_size(16 * MIB);
-        let process = Process::new(
-            child
-                .id()
-                .and_then(|pid| i32::try_from(pid).ok())
-                .ok_or("the gateway exited")?,
-        )?;
+        let process = process_of(&child, "the gateway")?;
         Ok(Self {
             child,
             process,

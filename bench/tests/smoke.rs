@@ -19,6 +19,17 @@ fn gateway_binary() -> PathBuf {
     gateway
 }
 
+/// The figure after `line` in `stdout` is a ratio above zero.
+fn assert_positive_ratio(stdout: &str, line: &str) {
+    let ratio: f64 = stdout
+        .lines()
+        .find_map(|text| text.strip_prefix(line))
+        .unwrap_or_else(|| panic!("no `{line}` line in:\n{stdout}"))
+        .parse()
+        .expect("the ratio is a number");
+    assert!(ratio > 0.0, "{line}{ratio}");
+}
+
 #[test]
 fn a_short_run_prints_every_headline_figure() {
     let output = Command::new(env!("CARGO_BIN_EXE_ocrgate-bench"))
@@ -38,14 +49,10 @@ fn a_short_run_prints_every_headline_figure() {
     );
     for rpc in ["RecognizeBankCard", "ParseInvoiceTitle"] {
         for concurrency in [1, 4] {
-            let line = format!("ratio throughput gateway/direct {rpc} c={concurrency}: ");
-            let ratio: f64 = stdout
-                .lines()
-                .find_map(|text| text.strip_prefix(&line))
-                .unwrap_or_else(|| panic!("no `{line}` line in:\n{stdout}"))
-                .parse()
-                .expect("the ratio is a number");
-            assert!(ratio > 0.0, "{line}{ratio}");
+            assert_positive_ratio(
+                &stdout,
+                &format!("ratio throughput gateway/direct {rpc} c={concurrency}: "),
+            );
             assert!(
                 stdout.contains(&format!("added latency p50 {rpc} c={concurrency}: ")),
                 "{stdout}"
@@ -53,14 +60,10 @@ fn a_short_run_prints_every_headline_figure() {
         }
         // The floor: the gateway against the passthrough, driven by h2load.
         for label in ["gateway", "gateway with API keys"] {
-            let line = format!("ratio throughput {label}/passthrough {rpc} c=4: ");
-            let ratio: f64 = stdout
-                .lines()
-                .find_map(|text| text.strip_prefix(&line))
-                .unwrap_or_else(|| panic!("no `{line}` line in:\n{stdout}"))
-                .parse()
-                .expect("the ratio is a number");
-            assert!(ratio > 0.0, "{line}{ratio}");
+            assert_positive_ratio(
+                &stdout,
+                &format!("ratio throughput {label}/passthrough {rpc} c=4: "),
+            );
         }
     }
     assert!(
