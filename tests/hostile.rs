@@ -661,6 +661,9 @@ async fn a_huge_picture_in_a_small_file_is_refused_before_it_is_decoded() {
             ("OCRGATE_ROUTING__BANK_CARD", r#"["local"]"#),
             ("OCRGATE_LOCAL__MODELS_DIR", &models),
             ("OCRGATE_LOCAL__CONCURRENCY", "1"),
+            // This test weighs memory, not time: a debug build reading 16 megapixels while the
+            // other tests load both cores may take longer than the default 15 s.
+            ("OCRGATE_LIMITS__MAX_CALL_DURATION", "120s"),
         ],
     )
     .await;
