@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_with::{DisplayFromStr, PickFirst, serde_as};
 use url::Url;
 
-use super::{Account, PROVIDER, TokenEndpoint, WechatConfig, WechatError, errcode};
+use super::{Account, BuildError, PROVIDER, TokenEndpoint, WechatConfig, WechatError, errcode};
 use crate::{
     provider::{CallContext, ImageSource, InvoiceTitle, RecognitionMode, TitleType, vendor_text},
     providers::{
@@ -24,26 +24,50 @@ use crate::{
 
 pub(super) struct WechatClient {
     http: VendorHttp,
-    base_url: Url,
+    endpoints: Endpoints,
     token_endpoint: TokenEndpoint,
 }
 
+/// Each endpoint's URL, joined to the base URL once: a call only appends its query.
+struct Endpoints {
+    stable_token: Url,
+    legacy_token: Url,
+    bank_card: Url,
+    scan_title: Url,
+}
+
+impl Endpoints {
+    fn new(base_url: &Url) -> Result<Self, BuildError> {
+        let mut base_url = base_url.clone();
+        if !base_url.path().ends_with('/') {
+            // Url::join would otherwise replace the last path segment.
+            base_url.set_path(&format!("{}/", base_url.path()));
+        }
+        let join = |path| {
+            base_url
+                .join(path)
+                .map_err(|err| BuildError::Config(format!("bad wechat.base_url: {err}")))
+        };
+        Ok(Self {
+            stable_token: join(STABLE_TOKEN)?,
+            legacy_token: join(LEGACY_TOKEN)?,
+            bank_card: join(BANK_CARD)?,
+            scan_title: join(SCAN_TITLE)?,
+        })
+    }
+}
+
 impl WechatClient {
-    pub(super) fn new(config: &WechatConfig, metrics: Metrics) -> Result<Self, reqwest::Error> {
+    pub(super) fn new(config: &WechatConfig, metrics: Metrics) -> Result<Self, BuildError> {
         let settings = HttpSettings {
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
             proxy: config.proxy.clone(),
             max_reply_bytes: config.max_reply_bytes.as_u64(),
         };
-        let mut base_url = config.base_url.clone();
-        if !base_url.path().ends_with('/') {
-            // Url::join would otherwise replace the last path segment.
-            base_url.set_path(&format!("{}/", base_url.path()));
-        }
         Ok(Self {
             http: VendorHttp::new(PROVIDER, &settings, metrics)?,
-            base_url,
+            endpoints: Endpoints::new(&config.base_url)?,
             token_endpoint: config.token_endpoint,
         })
     }
@@ -56,18 +80,20 @@ impl WechatClient {
     ) -> Result<FreshToken, WechatError> {
         let (endpoint, request) = match self.token_endpoint {
             TokenEndpoint::Stable => {
-                let request = self.http.client().post(self.endpoint(STABLE_TOKEN)?).json(
-                    &StableTokenRequest {
+                let request = self
+                    .http
+                    .client()
+                    .post(self.endpoints.stable_token.clone())
+                    .json(&StableTokenRequest {
                         grant_type: "client_credential",
                         appid: &account.app_id,
                         secret: account.app_secret.expose_secret(),
                         force_refresh: false,
-                    },
-                );
+                    });
                 (STABLE_TOKEN, request)
             }
             TokenEndpoint::Legacy => {
-                let mut url = self.endpoint(LEGACY_TOKEN)?;
+                let mut url = self.endpoints.legacy_token.clone();
                 url.query_pairs_mut()
                     .append_pair("grant_type", "client_credential")
                     .append_pair("appid", &account.app_id)
@@ -98,7 +124,7 @@ impl WechatClient {
         mode: RecognitionMode,
         call: &CallContext,
     ) -> Result<String, WechatError> {
-        let mut url = self.endpoint_with_token(BANK_CARD, token)?;
+        let mut url = with_token(&self.endpoints.bank_card, token);
         let mode = match mode {
             RecognitionMode::Photo => "photo",
             RecognitionMode::Scan => "scan",
@@ -138,7 +164,7 @@ impl WechatClient {
         scan_text: &str,
         call: &CallContext,
     ) -> Result<InvoiceTitle, WechatError> {
-        let url = self.endpoint_with_token(SCAN_TITLE, token)?;
+        let url = with_token(&self.endpoints.scan_title, token);
         let request = self
             .http
             .client()
@@ -159,19 +185,6 @@ impl WechatClient {
             bank_name: reply.bank_type,
             bank_account: reply.bank_no,
         })
-    }
-
-    fn endpoint(&self, path: &str) -> Result<Url, WechatError> {
-        self.base_url
-            .join(path)
-            .map_err(|err| WechatError::NotConfigured(format!("bad WeChat base URL: {err}")))
-    }
-
-    fn endpoint_with_token(&self, path: &str, token: &AccessToken) -> Result<Url, WechatError> {
-        let mut url = self.endpoint(path)?;
-        url.query_pairs_mut()
-            .append_pair("access_token", token.expose());
-        Ok(url)
     }
 
     /// Sends within the call's deadline and decodes the JSON reply, whatever its content type.
@@ -215,6 +228,14 @@ impl WechatClient {
             }
         }
     }
+}
+
+/// `endpoint` with the access token in its query.
+fn with_token(endpoint: &Url, token: &AccessToken) -> Url {
+    let mut url = endpoint.clone();
+    url.query_pairs_mut()
+        .append_pair("access_token", token.expose());
+    url
 }
 
 const STABLE_TOKEN: &str = "cgi-bin/stable_token";
