@@ -72,6 +72,22 @@ impl Floor {
         ratios.get(ratios.len() / 2).copied().unwrap_or_default()
     }
 
+    /// One headline line per RPC and gateway: its median ratio over the passthrough.
+    pub fn print_ratios(&self) {
+        for rpc in ["RecognizeBankCard", "ParseInvoiceTitle"] {
+            for (target, label) in [
+                (Target::Gateway, "gateway"),
+                (Target::GatewayWithKeys, "gateway with API keys"),
+            ] {
+                println!(
+                    "ratio throughput {label}/passthrough {rpc} c={}: {:.2}",
+                    self.concurrency,
+                    self.ratio(rpc, target)
+                );
+            }
+        }
+    }
+
     pub fn failed(&self) -> u64 {
         self.cells.iter().map(|cell| cell.failed).sum()
     }
@@ -223,7 +239,11 @@ async fn start(args: &Args, sim: &Simulator, target: Target) -> Result<Server, c
         Target::Gateway | Target::GatewayWithKeys => {
             // The default configuration, pointed at the simulator; the result cache is off since
             // every call sends the same image (with it on, no card call would reach the vendor).
-            let mut env = vec![("OCRGATE_CACHE__TTL".to_owned(), "0s".to_owned())];
+            // Logs at the default level, `info`: every call writes its audit line.
+            let mut env = vec![
+                ("OCRGATE_CACHE__TTL".to_owned(), "0s".to_owned()),
+                ("RUST_LOG".to_owned(), "info".to_owned()),
+            ];
             if target == Target::GatewayWithKeys {
                 let hash = hex::encode(Sha256::digest(API_KEY));
                 env.push(("OCRGATE_CALLERS__BENCH__API_KEY_SHA256".to_owned(), hash));

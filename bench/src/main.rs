@@ -75,6 +75,9 @@ struct Args {
     /// Rounds of the floor (each measures every server in turn).
     #[arg(long, default_value_t = 3)]
     floor_rounds: usize,
+    /// Measure the floor alone: no direct table, stampede or memory figures.
+    #[arg(long)]
+    floor_only: bool,
 }
 
 impl Args {
@@ -115,6 +118,16 @@ async fn main() -> Result<(), Error> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         card.len()
     );
+
+    if args.floor_only {
+        let floor = floor::measure(&args, &sim, &card).await?;
+        floor.print();
+        floor.print_ratios();
+        return match floor.failed() {
+            0 => Ok(()),
+            failed => Err(format!("{failed} call(s) of the floor failed").into()),
+        };
+    }
 
     let gateway = Gateway::spawn(&args, &sim, Gateway::measuring(&args)).await?;
     let direct = Direct::new(&sim).await?;
@@ -212,18 +225,7 @@ async fn main() -> Result<(), Error> {
             row.ratio()
         );
     }
-    for rpc in ["RecognizeBankCard", "ParseInvoiceTitle"] {
-        for (target, label) in [
-            (floor::Target::Gateway, "gateway"),
-            (floor::Target::GatewayWithKeys, "gateway with API keys"),
-        ] {
-            println!(
-                "ratio throughput {label}/passthrough {rpc} c={}: {:.2}",
-                floor.concurrency,
-                floor.ratio(rpc, target)
-            );
-        }
-    }
+    floor.print_ratios();
     for row in &rows {
         println!(
             "added latency p50 {} c={}: {} us",
