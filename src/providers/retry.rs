@@ -12,12 +12,15 @@ use crate::provider::CallContext;
 /// doubles each time, with jitter, up to eight times `first`).
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
+    /// The provider whose calls are retried, named in the log lines of its retries.
+    provider: &'static str,
     backoff: ExponentialBuilder,
 }
 
 impl RetryPolicy {
-    pub fn new(retries: usize, first: Duration) -> Self {
+    pub fn new(provider: &'static str, retries: usize, first: Duration) -> Self {
         Self {
+            provider,
             backoff: ExponentialBuilder::default()
                 .with_min_delay(first)
                 .with_max_delay(first * 8)
@@ -55,10 +58,12 @@ pub async fn with_retries<T, E: std::fmt::Display, Fut: Future<Output = Result<T
         };
         match judge(&err) {
             Retry::No => return Err(err),
-            Retry::Now => tracing::info!(error = %err, "retrying at once"),
+            Retry::Now => {
+                tracing::info!(provider = policy.provider, error = %err, "retrying at once");
+            }
             Retry::AfterBackoff => match backoff.next() {
                 Some(delay) if call.remaining().is_none_or(|left| left > delay) => {
-                    tracing::info!(error = %err, ?delay, "vendor call failed; retrying");
+                    tracing::info!(provider = policy.provider, error = %err, ?delay, "vendor call failed; retrying");
                     tokio::time::sleep(delay).await;
                 }
                 _ => return Err(err),
@@ -88,7 +93,7 @@ pub async fn in_provider_span<T, E: std::fmt::Display>(
     let result = call.instrument(span.clone()).await;
     if let Err(err) = &result {
         span.record("otel.status_code", "ERROR");
-        span.in_scope(|| tracing::info!(error = %err, "provider call failed"));
+        span.in_scope(|| tracing::info!(provider, operation, error = %err, "provider call failed"));
     }
     result
 }

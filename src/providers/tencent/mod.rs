@@ -280,7 +280,7 @@ impl TencentProvider {
         Ok(Self {
             client: TencentClient::new(config, metrics)?,
             config: config.clone(),
-            retries: RetryPolicy::new(config.retries, config.retry_backoff),
+            retries: RetryPolicy::new(PROVIDER, config.retries, config.retry_backoff),
         })
     }
 

@@ -388,7 +388,7 @@ impl WechatProvider {
             metrics,
             accounts,
             default_account,
-            retries: RetryPolicy::new(config.busy_retries, config.busy_backoff),
+            retries: RetryPolicy::new(PROVIDER, config.busy_retries, config.busy_backoff),
             max_image_pixels: config.max_image_pixels,
         })
     }
