@@ -495,7 +495,7 @@ impl WechatProvider {
             token.cache_hit = Empty,
             otel.status_code = Empty,
         );
-        let fetch = async {
+        let fetch = || async {
             let fetched = self
                 .client
                 .fetch_token(account, call)
