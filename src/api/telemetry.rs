@@ -14,7 +14,7 @@ use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::auth::CallerLabel;
-use crate::telemetry::{Metrics, propagation};
+use crate::telemetry::{Metrics, SERVER_SPAN, propagation};
 
 /// The gRPC service this layer instruments; health checks and reflection pass through untouched.
 const SERVICE: &str = "ocrgate.v1.OcrService";
@@ -62,7 +62,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let Some(method) = request
+        let Some((method, span_name)) = request
             .uri()
             .path()
             .strip_prefix("/ocrgate.v1.OcrService/")
@@ -71,13 +71,13 @@ where
             return Box::pin(self.inner.call(request));
         };
         let span = tracing::info_span!(
-            "grpc server",
-            otel.name = %format_args!("{SERVICE}/{method}"),
+            SERVER_SPAN,
+            otel.name = span_name,
             otel.kind = "server",
             otel.status_code = Empty,
             rpc.system = "grpc",
             rpc.service = SERVICE,
-            rpc.method = %method,
+            rpc.method = method,
             rpc.grpc.status_code = Empty,
             ocrgate.caller = Empty,
             ocrgate.result_cache = Empty,
@@ -113,10 +113,10 @@ where
                         .map(|c| Arc::clone(&c.0)),
                     Err(_) => None,
                 };
-                let caller = caller.as_deref().unwrap_or("unknown");
+                let caller = caller.unwrap_or_else(|| UNKNOWN_CALLER.clone());
                 let span = tracing::Span::current();
                 span.record("rpc.grpc.status_code", code);
-                span.record("ocrgate.caller", caller);
+                span.record("ocrgate.caller", &*caller);
                 if code != 0 {
                     span.record("otel.status_code", "ERROR");
                 }
@@ -127,6 +127,10 @@ where
         )
     }
 }
+
+/// The caller of a call whose response names none (the call failed before it was settled).
+static UNKNOWN_CALLER: std::sync::LazyLock<Arc<str>> =
+    std::sync::LazyLock::new(|| "unknown".into());
 
 /// Marked when the client went away before its request was whole (it reset its stream, or its
 /// connection went): the call is then recorded as CANCELLED, whatever status the transport made
@@ -144,15 +148,24 @@ impl ClientGone {
     }
 }
 
-/// The method as spans and metrics name it: one of the service's methods, or `other`, so a
-/// client inventing paths cannot grow the label set.
-fn known_method(method: &str) -> &'static str {
-    const METHODS: &[&str] = &["RecognizeBankCard", "ParseInvoiceTitle"];
+/// The method as spans and metrics name it, one of the service's methods or `other` (so a
+/// client inventing paths cannot grow the label set), and the server span's name for it.
+fn known_method(method: &str) -> (&'static str, &'static str) {
+    const METHODS: &[(&str, &str)] = &[
+        (
+            "RecognizeBankCard",
+            "ocrgate.v1.OcrService/RecognizeBankCard",
+        ),
+        (
+            "ParseInvoiceTitle",
+            "ocrgate.v1.OcrService/ParseInvoiceTitle",
+        ),
+    ];
     METHODS
         .iter()
-        .find(|known| **known == method)
+        .find(|(known, _)| *known == method)
         .copied()
-        .unwrap_or("other")
+        .unwrap_or(("other", "ocrgate.v1.OcrService/other"))
 }
 
 /// Counts a call as in flight until it finishes or is dropped (the client went away).
@@ -167,7 +180,7 @@ impl InFlight {
         Self { metrics, method }
     }
 
-    fn finish(&self, caller: &str, code: i32, seconds: f64) {
+    fn finish(&self, caller: Arc<str>, code: i32, seconds: f64) {
         self.metrics
             .rpc_finished(SERVICE, self.method, caller, code, seconds);
     }

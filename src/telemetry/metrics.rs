@@ -1,6 +1,8 @@
 //! The instruments ocrgate records, named after OpenTelemetry's semantic conventions where they
 //! have one (`rpc.server.call.duration`) and under `ocrgate.` where they do not.
 
+use std::sync::Arc;
+
 use opentelemetry::{
     KeyValue,
     metrics::{Counter, Histogram, MeterProvider as _, UpDownCounter},
@@ -138,9 +140,9 @@ impl Metrics {
     /// A gRPC call served, for `caller` (a configured name, `anonymous` or `unauthenticated`).
     pub fn rpc_finished(
         &self,
-        service: &str,
-        method: &str,
-        caller: &str,
+        service: &'static str,
+        method: &'static str,
+        caller: Arc<str>,
         grpc_status: i32,
         seconds: f64,
     ) {
@@ -148,18 +150,18 @@ impl Metrics {
             seconds,
             &[
                 KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", service.to_owned()),
-                KeyValue::new("rpc.method", method.to_owned()),
-                KeyValue::new("ocrgate.caller", caller.to_owned()),
+                KeyValue::new("rpc.service", service),
+                KeyValue::new("rpc.method", method),
+                KeyValue::new("ocrgate.caller", caller),
                 KeyValue::new("rpc.grpc.status_code", i64::from(grpc_status)),
             ],
         );
     }
 
     /// A gRPC call started (`+1`) or finished (`-1`).
-    pub fn rpc_in_flight(&self, method: &str, delta: i64) {
+    pub fn rpc_in_flight(&self, method: &'static str, delta: i64) {
         self.rpc_in_flight
-            .add(delta, &[KeyValue::new("rpc.method", method.to_owned())]);
+            .add(delta, &[KeyValue::new("rpc.method", method)]);
     }
 
     /// One HTTP exchange with a vendor. `errcode` is the vendor's code, or `none` when no
@@ -258,12 +260,12 @@ impl Metrics {
 
     /// A call refused before its request was read, for breaking `rule`; `caller` is a configured
     /// caller's name, `anonymous`, or `unidentified` (health, reflection).
-    pub fn request_refused(&self, rule: &'static str, caller: std::sync::Arc<str>) {
+    pub fn request_refused(&self, rule: &'static str, caller: Arc<str>) {
         self.requests_refused.add(
             1,
             &[
                 KeyValue::new("rule", rule),
-                KeyValue::new("ocrgate.caller", caller.to_string()),
+                KeyValue::new("ocrgate.caller", caller),
             ],
         );
     }
