@@ -20,7 +20,10 @@ use opentelemetry_sdk::{
 };
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::{
-    EnvFilter, Layer as _, filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+    EnvFilter, Layer as _,
+    filter::{FilterExt as _, Targets},
+    layer::SubscriberExt as _,
+    util::SubscriberInitExt as _,
 };
 
 pub use self::metrics::Metrics;
@@ -83,6 +86,9 @@ pub struct Telemetry {
 }
 
 const SERVICE_NAME: &str = "ocrgate";
+
+/// The name of the span of each `OcrService` call, the root of ocrgate's part of a trace.
+pub const SERVER_SPAN: &str = "grpc server";
 
 impl Telemetry {
     /// Exporters as the standard `OTEL_*` variables configure them.
@@ -168,10 +174,11 @@ impl Telemetry {
         };
         // A `Vec`, not an `Option`: a `None` layer counts as one that wants every span, so the
         // registry would build spans (h2's and hyper's too) that no layer records.
+        // One filter, not three nested ones: nested per-layer filters add their interests up as
+        // if they were separate layers, so a callsite one of them never wants and another always
+        // does (every h2 trace event) would be asked about on every call.
         let mut layers = vec![
-            logs.with_filter(filter)
-                .with_filter(secret_safe())
-                .with_filter(events_only())
+            logs.with_filter(filter.and(secret_safe()).and(events_only()))
                 .boxed(),
         ];
         match &self.tracer_provider {
@@ -182,9 +189,16 @@ impl Telemetry {
                     .with_filter(traced())
                     .boxed(),
             ),
-            // No exporter: the no-op tracer records nothing, but its spans carry the client's
-            // trace context, so `traceparent` still reaches the vendor.
-            None => layers.push(spans().with_filter(traced()).boxed()),
+            // No exporter: the no-op tracer records nothing, and only the server span is built,
+            // for the client's trace context it carries: `traceparent` still reaches the vendor
+            // (`propagation::inject`), and the spans inside a call cost nothing.
+            None => layers.push(
+                spans()
+                    .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+                        metadata.is_span() && metadata.name() == SERVER_SPAN
+                    }))
+                    .boxed(),
+            ),
         }
         tracing_subscriber::registry().with(layers).try_init()?;
         Ok(())

@@ -9,10 +9,16 @@ pub fn extract(headers: &http::HeaderMap) -> Context {
     global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)))
 }
 
-/// `traceparent` / `tracestate` headers naming `span` as the parent of whatever they reach.
+/// `traceparent` / `tracestate` headers naming `span` as the parent of whatever they reach. When
+/// `span` is not built (with no exporter only the server span is), the nearest span that is, the
+/// current one, stands for it.
 pub fn inject(span: &tracing::Span) -> http::HeaderMap {
     let mut headers = http::HeaderMap::new();
-    let context = span.context();
+    let context = if span.is_disabled() {
+        tracing::Span::current().context()
+    } else {
+        span.context()
+    };
     global::get_text_map_propagator(|propagator| {
         propagator.inject_context(&context, &mut HeaderInjector(&mut headers));
     });
