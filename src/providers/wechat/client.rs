@@ -361,6 +361,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn endpoints_are_joined_under_the_base_urls_path_once() {
+        let endpoints =
+            Endpoints::new(&Url::parse("http://sim:8090/wechat").expect("url")).expect("joins");
+        assert_eq!(
+            endpoints.scan_title.as_str(),
+            "http://sim:8090/wechat/card/invoice/scantitle"
+        );
+        let token = AccessToken::new(SecretString::from("t&1"));
+        assert_eq!(
+            with_token(&endpoints.bank_card, &token).as_str(),
+            "http://sim:8090/wechat/cv/ocr/bankcard?access_token=t%261"
+        );
+        // A base that is no base fails when the provider is built, not on each call.
+        assert!(matches!(
+            Endpoints::new(&Url::parse("mailto:ops@example.com").expect("url")),
+            Err(BuildError::Config(_))
+        ));
+    }
+
+    #[test]
     fn bank_card_reply_accepts_string_errcode_and_id_field() {
         let reply: BankCardReply =
             serde_json::from_str(r#"{"errcode":"0","errmsg":"ok","id":"6222 1234"}"#)
