@@ -92,3 +92,31 @@ fn a_short_run_prints_every_headline_figure() {
         .unwrap_or_else(|| panic!("no downscale line in:\n{stdout}"));
     assert!(figure(downscale) <= 2_000_000.0, "{downscale}");
 }
+
+#[test]
+fn the_floor_alone_prints_its_ratios_and_nothing_else() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ocrgate-bench"))
+        .arg("--gateway")
+        .arg(gateway_binary())
+        .args(["--passthrough", env!("CARGO_BIN_EXE_ocrgate-passthrough")])
+        .args(["--seconds", "0.3", "--floor-only"])
+        .args(["--floor-rounds", "1", "--floor-concurrency", "4"])
+        .output()
+        .expect("the benchmark starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the benchmark failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for rpc in ["RecognizeBankCard", "ParseInvoiceTitle"] {
+        for label in ["gateway", "gateway with API keys"] {
+            assert_positive_ratio(
+                &stdout,
+                &format!("ratio throughput {label}/passthrough {rpc} c=4: "),
+            );
+        }
+    }
+    assert!(!stdout.contains("gateway/direct"), "{stdout}");
+    assert!(!stdout.contains("stampede"), "{stdout}");
+}
