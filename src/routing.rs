@@ -248,9 +248,9 @@ impl<P: ?Sized> Route<P> {
         let mut escalations = Vec::new();
         // The doubtful answer kept while later providers are asked.
         let mut kept: Option<Answer<T>> = None;
-        let mut context = *call;
+        let mut context = call.clone();
         while let Some((name, provider)) = candidates.next() {
-            let result = serve(Arc::clone(provider), context).await;
+            let result = serve(Arc::clone(provider), context.clone()).await;
             let time_left = call.remaining().is_none_or(|left| !left.is_zero());
             let next = candidates
                 .peek()
@@ -276,6 +276,7 @@ impl<P: ?Sized> Route<P> {
                     });
                     context = CallContext {
                         deadline: call.deadline.map(|deadline| deadline - reserve(call)),
+                        ..call.clone()
                     };
                     ("low_confidence", None)
                 }

@@ -134,6 +134,7 @@ impl Subject {
         };
         let call = CallContext {
             deadline: deadline.map(|after| tokio::time::Instant::now() + after),
+            ..CallContext::default()
         };
         self.direct
             .recognize_bank_card(request, &call)
@@ -524,6 +525,7 @@ mod invoice_titles {
             };
             let call = CallContext {
                 deadline: deadline.map(|after| tokio::time::Instant::now() + after),
+                ..CallContext::default()
             };
             self.direct
                 .parse_invoice_title(request, &call)

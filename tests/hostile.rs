@@ -1012,6 +1012,19 @@ async fn reads_that_could_not_be_done_by_their_deadline_are_refused_at_once_not_
     eprintln!(
         "of 40 reads with 3 s deadlines on one engine: {read} read, {refused} refused at once"
     );
+    // Each refusal is counted, with why and for whom.
+    let (_, page) = gateway.admin_get("/metrics").await;
+    let counted: f64 = ["queue_full", "deadline"]
+        .iter()
+        .filter_map(|why| {
+            sample(
+                &page,
+                "ocrgate_local_refused_total",
+                &[("why", why), ("ocrgate_caller", "anonymous")],
+            )
+        })
+        .sum();
+    assert_eq!(counted, f64::from(refused), "{page}");
 }
 
 #[tokio::test]

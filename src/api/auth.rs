@@ -100,6 +100,9 @@ where
                 return Ok(refused(status::caller_refused(&refusal, &label), label));
             }
             request.extensions_mut().insert(caller);
+            request
+                .extensions_mut()
+                .insert(CallerLabel(Arc::clone(&label)));
             let mut response = inner.call(request).await?;
             response.extensions_mut().insert(CallerLabel(label));
             Ok(response)

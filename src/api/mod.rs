@@ -168,6 +168,10 @@ impl pb::ocr_service_server::OcrService for OcrApi {
 fn call_context<T>(request: &Request<T>, rpc: Rpc) -> (CallContext, Audit) {
     let call = CallContext {
         deadline: request.extensions().get::<Deadline>().map(|d| d.0),
+        caller: request
+            .extensions()
+            .get::<CallerLabel>()
+            .map(|label| Arc::clone(&label.0)),
     };
     let audit = Audit {
         caller: request.extensions().get::<Arc<Caller>>().cloned(),

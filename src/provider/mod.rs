@@ -41,11 +41,14 @@ pub trait InvoiceTitleParser: Send + Sync + 'static {
 }
 
 /// What a provider needs to know about the call it serves, beyond the request itself.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CallContext {
     /// When the client stops waiting. Everything downstream (token fetches, retries, the vendor
     /// call) must finish before it.
     pub deadline: Option<Instant>,
+    /// Who calls, as metrics name callers (a configured name or `anonymous`); `None` where the
+    /// server settles no caller (some tests build it without the auth layer).
+    pub caller: Option<std::sync::Arc<str>>,
 }
 
 impl CallContext {

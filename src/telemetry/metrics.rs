@@ -280,10 +280,16 @@ impl Metrics {
         self.local_waiting.add(delta, &[]);
     }
 
-    /// The local provider refused a read as busy: its queue was full (`queue_full`) or the wait
-    /// would outlast the call's deadline (`deadline`).
-    pub fn local_refused(&self, why: &'static str) {
-        self.local_refused.add(1, &[KeyValue::new("why", why)]);
+    /// The local provider refused `caller`'s read as busy: its queue was full (`queue_full`) or
+    /// the wait would outlast the call's deadline (`deadline`).
+    pub fn local_refused(&self, why: &'static str, caller: Arc<str>) {
+        self.local_refused.add(
+            1,
+            &[
+                KeyValue::new("why", why),
+                KeyValue::new("ocrgate.caller", caller),
+            ],
+        );
     }
 
     /// The budget store failed to count a call, which was then served (`allowed`) or refused.

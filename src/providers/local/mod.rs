@@ -215,10 +215,13 @@ impl LocalProvider {
     /// is refused at once as `Busy`.
     pub async fn read(&self, bytes: Bytes, call: &CallContext) -> Result<Reading, ProviderError> {
         let engines = self.engines.len();
+        // Refusals are counted by caller.
+        let caller: Arc<str> = call.caller.clone().unwrap_or_else(|| "unknown".into());
         let waiting = self.queue.admit(
             self.permits.available_permits() == 0,
             engines,
             call.remaining(),
+            &caller,
         )?;
         let acquire = Arc::clone(&self.permits).acquire_owned();
         tokio::pin!(acquire);
@@ -239,7 +242,7 @@ impl LocalProvider {
                 })?,
                 () = read_ended => {
                     if let Some(left) = call.remaining() {
-                        self.queue.recheck(&waiting, engines, left)?;
+                        self.queue.recheck(&waiting, engines, left, &caller)?;
                     }
                 }
                 () = deadline => return Err(deadline_exceeded("waiting for a free OCR engine")),
@@ -374,6 +377,7 @@ impl Queue {
         busy: bool,
         engines: usize,
         left: Option<Duration>,
+        caller: &Arc<str>,
     ) -> Result<Waiting, ProviderError> {
         let mut waiting = self.tickets();
         let ahead = waiting.len();
@@ -381,7 +385,7 @@ impl Queue {
         if busy {
             let finish = self.expected_finish(ahead, engines);
             if ahead >= self.max_waiting {
-                self.metrics.local_refused("queue_full");
+                self.metrics.local_refused("queue_full", Arc::clone(caller));
                 return Err(busy_reader(
                     format!(
                         "{ahead} reads wait for its {engines} engine(s) already, as many as \
@@ -390,7 +394,7 @@ impl Queue {
                     finish,
                 ));
             }
-            self.refuse_late(ahead, engines, finish, left)?;
+            self.refuse_late(ahead, engines, finish, left, caller)?;
         }
         let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         waiting.insert(ticket);
@@ -408,10 +412,11 @@ impl Queue {
         waiting: &Waiting,
         engines: usize,
         left: Duration,
+        caller: &Arc<str>,
     ) -> Result<(), ProviderError> {
         let ahead = self.tickets().range(..waiting.ticket).count();
         let finish = self.expected_finish(ahead, engines);
-        self.refuse_late(ahead, engines, finish, Some(left))
+        self.refuse_late(ahead, engines, finish, Some(left), caller)
     }
 
     fn refuse_late(
@@ -420,10 +425,11 @@ impl Queue {
         engines: usize,
         finish: Duration,
         left: Option<Duration>,
+        caller: &Arc<str>,
     ) -> Result<(), ProviderError> {
         match left {
             Some(left) if finish > left => {
-                self.metrics.local_refused("deadline");
+                self.metrics.local_refused("deadline", Arc::clone(caller));
                 Err(busy_reader(
                     format!(
                         "{ahead} reads wait for its {engines} engine(s) ahead of this one: it \
@@ -999,35 +1005,51 @@ mod tests {
     #[test]
     fn a_read_is_refused_when_it_could_not_be_done_by_its_deadline_or_the_queue_is_full() {
         let queue = Arc::new(Queue::new(2, Metrics::disabled()));
+        let caller: Arc<str> = "anonymous".into();
         let second = Duration::from_secs(1);
         // Nothing timed yet: a read is guessed to take a quarter of a second.
         assert_eq!(queue.expected_finish(0, 1), FIRST_GUESS.mul_f64(1.5));
-        let first = queue.admit(true, 1, Some(second)).expect("admitted");
+        let first = queue
+            .admit(true, 1, Some(second), &caller)
+            .expect("admitted");
         queue.read_took(second);
         // Behind the read running (half done, on average) and one waiting: two and a half reads.
         assert_eq!(queue.expected_finish(1, 1), Duration::from_millis(2500));
         assert_eq!(queue.expected_finish(1, 2), Duration::from_millis(2000));
-        let refused = queue.admit(true, 1, Some(2 * second)).err().expect("busy");
+        let refused = queue
+            .admit(true, 1, Some(2 * second), &caller)
+            .err()
+            .expect("busy");
         assert_eq!(refused.kind, ErrorKind::Busy);
         assert_eq!(refused.retry_after, Some(Duration::from_millis(2500)));
         assert!(
-            queue.admit(false, 1, Some(2 * second)).is_ok(),
+            queue.admit(false, 1, Some(2 * second), &caller).is_ok(),
             "an engine is free"
         );
         assert!(
-            queue.admit(false, 1, Some(second / 10)).is_ok(),
+            queue.admit(false, 1, Some(second / 10), &caller).is_ok(),
             "a read that starts at once is not refused for being slow"
         );
-        let second_in_line = queue.admit(true, 1, Some(3 * second)).expect("time enough");
+        let second_in_line = queue
+            .admit(true, 1, Some(3 * second), &caller)
+            .expect("time enough");
         // Two wait: the queue is full, whatever the deadline.
-        let full = queue.admit(true, 1, None).err().expect("full");
+        let full = queue.admit(true, 1, None, &caller).err().expect("full");
         assert_eq!(full.kind, ErrorKind::Busy);
         // Weighed again as reads end: with the first gone, the second is next.
-        assert!(queue.recheck(&second_in_line, 1, 2 * second).is_err());
+        assert!(
+            queue
+                .recheck(&second_in_line, 1, 2 * second, &caller)
+                .is_err()
+        );
         drop(first);
-        assert!(queue.recheck(&second_in_line, 1, 2 * second).is_ok());
+        assert!(
+            queue
+                .recheck(&second_in_line, 1, 2 * second, &caller)
+                .is_ok()
+        );
         drop(second_in_line);
-        assert!(queue.admit(true, 1, None).is_ok());
+        assert!(queue.admit(true, 1, None, &caller).is_ok());
     }
 
     #[test]
