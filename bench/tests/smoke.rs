@@ -19,6 +19,27 @@ fn gateway_binary() -> PathBuf {
     gateway
 }
 
+/// Runs a short benchmark (0.3 s a cell, one floor round of 4 clients) with `args`, expects it to
+/// succeed and returns what it printed.
+fn run_bench(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_ocrgate-bench"))
+        .arg("--gateway")
+        .arg(gateway_binary())
+        .args(["--passthrough", env!("CARGO_BIN_EXE_ocrgate-passthrough")])
+        .args(["--seconds", "0.3"])
+        .args(["--floor-rounds", "1", "--floor-concurrency", "4"])
+        .args(args)
+        .output()
+        .expect("the benchmark starts");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "the benchmark failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// The figure after `line` in `stdout` is a ratio above zero.
 fn assert_positive_ratio(stdout: &str, line: &str) {
     let ratio: f64 = stdout
@@ -32,21 +53,7 @@ fn assert_positive_ratio(stdout: &str, line: &str) {
 
 #[test]
 fn a_short_run_prints_every_headline_figure() {
-    let output = Command::new(env!("CARGO_BIN_EXE_ocrgate-bench"))
-        .arg("--gateway")
-        .arg(gateway_binary())
-        .args(["--passthrough", env!("CARGO_BIN_EXE_ocrgate-passthrough")])
-        .args(["--seconds", "0.3", "--concurrency", "1,4"])
-        .args(["--stampede", "50", "--uploads", "4"])
-        .args(["--floor-rounds", "1", "--floor-concurrency", "4"])
-        .output()
-        .expect("the benchmark starts");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the benchmark failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = run_bench(&["--concurrency", "1,4", "--stampede", "50", "--uploads", "4"]);
     for rpc in ["RecognizeBankCard", "ParseInvoiceTitle"] {
         for concurrency in [1, 4] {
             assert_positive_ratio(
@@ -95,20 +102,7 @@ fn a_short_run_prints_every_headline_figure() {
 
 #[test]
 fn the_floor_alone_prints_its_ratios_and_nothing_else() {
-    let output = Command::new(env!("CARGO_BIN_EXE_ocrgate-bench"))
-        .arg("--gateway")
-        .arg(gateway_binary())
-        .args(["--passthrough", env!("CARGO_BIN_EXE_ocrgate-passthrough")])
-        .args(["--seconds", "0.3", "--floor-only"])
-        .args(["--floor-rounds", "1", "--floor-concurrency", "4"])
-        .output()
-        .expect("the benchmark starts");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the benchmark failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = run_bench(&["--floor-only"]);
     for rpc in ["RecognizeBankCard", "ParseInvoiceTitle"] {
         for label in ["gateway", "gateway with API keys"] {
             assert_positive_ratio(
