@@ -28,11 +28,12 @@ use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
 use super::{
+    auth::CallerLabel,
     shares::{Keyed, Share, SharePermit, Shares},
     status,
     telemetry::ClientGone,
 };
-use crate::{auth::Caller, limits::LimitsConfig, server::ConnectionInfo, telemetry::Metrics};
+use crate::{limits::LimitsConfig, server::ConnectionInfo, telemetry::Metrics};
 
 /// The largest message of any other service (health, reflection): their requests are names.
 pub const MAX_OTHER_MESSAGE_BYTES: usize = 64 * 1024;
@@ -159,10 +160,10 @@ where
 /// Who a call is, for the metrics of refusals: a configured caller's name, `anonymous`, or
 /// `unidentified` for calls no caller is settled for (health, reflection).
 fn caller_label<B>(request: &Request<B>) -> Arc<str> {
-    request.extensions().get::<Arc<Caller>>().map_or_else(
-        || "unidentified".into(),
-        |caller| caller.name.as_str().into(),
-    )
+    request
+        .extensions()
+        .get::<CallerLabel>()
+        .map_or_else(|| "unidentified".into(), |label| Arc::clone(&label.0))
 }
 
 fn is_grpc(content_type: Option<&HeaderValue>) -> bool {
