@@ -6,7 +6,8 @@
 //! the gateway's peak memory with 10 MiB phone photos in flight (each fitted under WeChat's 2 MB on
 //! the way), and the CPU time of one such fit, and prints one line per headline figure at the end.
 //! The floor (`floor`) sets the gateway beside `ocrgate-passthrough`, the same API on the same stack
-//! with nothing else, both driven by h2load.
+//! with nothing else, both driven by h2load. The flood (`flood`) measures well-behaved calls while
+//! another client on their address holds unfinished uploads, beside an earlier build if given one.
 
 use std::{
     future::Future,
@@ -30,6 +31,7 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tonic::transport::Channel;
 use wechat_sim::{Endpoint, Fault, SimConfig, Simulator};
 
+mod flood;
 mod floor;
 
 type Error = Box<dyn std::error::Error>;
@@ -78,6 +80,13 @@ struct Args {
     /// Measure the floor alone: no direct table, stampede or memory figures.
     #[arg(long)]
     floor_only: bool,
+    /// Measure the flood alone: well-behaved calls while another client on their address holds
+    /// unfinished uploads.
+    #[arg(long)]
+    flood_only: bool,
+    /// An earlier gateway build to measure beside this one in the flood.
+    #[arg(long)]
+    flood_baseline: Option<PathBuf>,
 }
 
 impl Args {
@@ -119,6 +128,9 @@ async fn main() -> Result<(), Error> {
         card.len()
     );
 
+    if args.flood_only {
+        return flood::measure_all(&args, &sim).await;
+    }
     if args.floor_only {
         let floor = floor::measure(&args, &sim, &card).await?;
         floor.print();
@@ -192,6 +204,7 @@ async fn main() -> Result<(), Error> {
 
     print_table(&rows);
     floor.print();
+    flood::measure_all(&args, &sim).await?;
     println!();
     println!(
         "stampede: {} concurrent first calls, {} failed, {} token fetch(es); all answered within {:.1} ms (p50 {:.1} ms)",
@@ -675,7 +688,17 @@ impl Gateway {
         sim: &Simulator,
         env: Vec<(String, String)>,
     ) -> Result<Self, Error> {
-        let mut child = tokio::process::Command::new(&args.gateway)
+        Self::spawn_binary(args, sim, &args.gateway, env).await
+    }
+
+    /// The gateway `binary`, pointed at the simulator, with `env` on top of its defaults.
+    async fn spawn_binary(
+        args: &Args,
+        sim: &Simulator,
+        binary: &std::path::Path,
+        env: Vec<(String, String)>,
+    ) -> Result<Self, Error> {
+        let mut child = tokio::process::Command::new(binary)
             .args(["serve", "--log-format", "json"])
             .env_clear()
             .envs(

@@ -77,6 +77,10 @@ fn a_short_run_prints_every_headline_figure() {
         stdout.contains("stampede token fetches c=50: 1\n"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("this build "),
+        "no flood table in:\n{stdout}"
+    );
     // "memory: gateway peak RSS 55.4 MiB with 4 x 10 MiB photos in flight (idle 12.7 MiB; …"
     let memory = stdout
         .lines()
@@ -112,5 +116,35 @@ fn the_floor_alone_prints_its_ratios_and_nothing_else() {
         }
     }
     assert!(!stdout.contains("gateway/direct"), "{stdout}");
+    assert!(!stdout.contains("stampede"), "{stdout}");
+}
+
+#[test]
+fn the_flood_alone_measures_every_call_in_every_condition_beside_a_baseline() {
+    let gateway = gateway_binary();
+    let stdout = run_bench(&[
+        "--flood-only",
+        "--flood-baseline",
+        gateway.to_str().expect("a UTF-8 path"),
+    ]);
+    let baseline = gateway.display().to_string();
+    for name in [baseline.as_str(), "this build"] {
+        for condition in ["quiet", "flood by another caller", "anonymous flood"] {
+            for call in [
+                "card, own API key",
+                "title, own API key",
+                "title, anonymous",
+                "health check",
+            ] {
+                let row = stdout.lines().find(|line| {
+                    line.starts_with(name) && line.contains(condition) && line.contains(call)
+                });
+                assert!(
+                    row.is_some(),
+                    "no row for {name}, {condition}, {call}:\n{stdout}"
+                );
+            }
+        }
+    }
     assert!(!stdout.contains("stampede"), "{stdout}");
 }
