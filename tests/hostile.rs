@@ -1106,3 +1106,100 @@ async fn a_call_whose_client_goes_away_mid_upload_is_recorded_as_cancelled() {
         .await
         .expect("the call is recorded as CANCELLED");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_client_resets_its_stream_mid_upload_ends_at_once() {
+    let sim = simulator().await;
+    let gateway = GatewayProcess::start(&sim, &[]).await;
+    let client = h2_connection(gateway.address, IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let mut client = client.ready().await.expect("a stream may open");
+    let (response, mut stream) = client
+        .send_request(
+            grpc_request(gateway.address, BANK_CARD, "application/grpc"),
+            false,
+        )
+        .expect("stream opens");
+    stream
+        .send_data(message_prefix(8 << 20), false)
+        .expect("prefix");
+    assert!(send_zeros(&mut stream, 1 << 20).await);
+    // The client gives up on this call alone, 1 MiB into an 8 MiB upload; its connection stays.
+    stream.send_reset(h2::Reason::CANCEL);
+    drop(response);
+    // Well before the body timeout (10 s) could end it: the reset itself does.
+    ended_as_cancelled(&gateway).await;
+    drop(client);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_client_resets_its_stream_while_the_vendor_works_ends_at_once() {
+    let (sim, image) = simulator_with_card().await;
+    sim.inject(Endpoint::BankCard, Fault::Hold, 1);
+    let gateway = GatewayProcess::start(&sim, &[]).await;
+    let client = h2_connection(gateway.address, IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let mut client = client.ready().await.expect("a stream may open");
+    let (response, mut stream) = client
+        .send_request(
+            grpc_request(gateway.address, BANK_CARD, "application/grpc"),
+            false,
+        )
+        .expect("stream opens");
+    let message = prost::Message::encode_to_vec(&upload(image));
+    let mut body = message_prefix(u32::try_from(message.len()).expect("small")).to_vec();
+    body.extend_from_slice(&message);
+    stream
+        .send_data(body.into(), true)
+        .expect("the whole request");
+    sim.wait_for_requests(Endpoint::BankCard, 1).await;
+    // The vendor holds the photo; the client gives up on the call, its connection stays open.
+    stream.send_reset(h2::Reason::CANCEL);
+    drop(response);
+    // Long before the gateway's own deadline (15 s): the reset ends the call.
+    ended_as_cancelled(&gateway).await;
+    sim.release_held(1);
+    drop(client);
+    // The call has its audit line, as every call does.
+    let logs = gateway.stop().await;
+    let cancelled = logs
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|entry| entry["target"] == "ocrgate::audit" && entry["rpc"] == "RecognizeBankCard");
+    let cancelled = cancelled.expect("an audit line for the call");
+    assert_eq!(cancelled["code"], "Cancelled", "{cancelled}");
+    assert_eq!(cancelled["caller"], "anonymous", "{cancelled}");
+}
+
+/// Waits, 5 s at most, until the gateway's one RecognizeBankCard call is recorded as CANCELLED,
+/// made by the anonymous caller, and no longer counted in flight.
+async fn ended_as_cancelled(gateway: &GatewayProcess) {
+    let ended = async {
+        loop {
+            let page = metrics_page(gateway.admin_address).await;
+            let done = sample(
+                &page,
+                "rpc_server_call_duration_seconds_count",
+                &[
+                    ("rpc_method", "RecognizeBankCard"),
+                    ("rpc_grpc_status_code", "1"),
+                    ("ocrgate_caller", "anonymous"),
+                ],
+            );
+            let in_flight = sample(
+                &page,
+                "ocrgate_rpc_in_flight",
+                &[("rpc_method", "RecognizeBankCard")],
+            );
+            if done == Some(1.0) && in_flight == Some(0.0) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), ended)
+        .await
+        .is_err()
+    {
+        let page = metrics_page(gateway.admin_address).await;
+        panic!("the call is not recorded as CANCELLED or still in flight: {page}");
+    }
+}

@@ -11,14 +11,14 @@ use std::{
 use http::{Request, Response, header};
 use tower::{Layer, Service};
 
-use super::status;
+use super::{status, telemetry::CallNotes};
 use crate::{
     auth::{Callers, Rpc},
     server::ConnectionInfo,
 };
 
-/// The caller a call was made by, as metrics, spans and logs name it: a configured caller,
-/// `anonymous`, or `unauthenticated`. Set on every `OcrService` response.
+/// The caller a call was made by, as metrics and logs name it: a configured caller or
+/// `anonymous`. Set on every `OcrService` request once its caller is admitted.
 #[derive(Debug, Clone)]
 pub struct CallerLabel(pub Arc<str>);
 
@@ -78,6 +78,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let callers = Arc::clone(&self.callers);
         Box::pin(async move {
+            let notes = request.extensions().get::<CallNotes>().cloned();
+            let note_caller = |label: &Arc<str>| {
+                if let Some(notes) = &notes {
+                    notes.set_caller(label);
+                }
+            };
             let key = bearer_token(request.headers());
             let identities = request
                 .extensions()
@@ -88,33 +94,26 @@ where
                 Ok(caller) => caller,
                 Err(refusal) => {
                     tracing::info!(target: "ocrgate::audit", caller = UNAUTHENTICATED, rpc = rpc.as_str(), error = %refusal, "call refused");
-                    return Ok(refused(
-                        status::caller_refused(&refusal, UNAUTHENTICATED),
-                        UNAUTHENTICATED.into(),
-                    ));
+                    note_caller(&UNAUTHENTICATED_LABEL);
+                    return Ok(status::caller_refused(&refusal, UNAUTHENTICATED).into_http());
                 }
             };
             let label: Arc<str> = caller.name.as_str().into();
+            note_caller(&label);
             if let Err(refusal) = callers.admit(&caller, rpc).await {
                 tracing::info!(target: "ocrgate::audit", caller = %label, rpc = rpc.as_str(), error = %refusal, "call refused");
-                return Ok(refused(status::caller_refused(&refusal, &label), label));
+                return Ok(status::caller_refused(&refusal, &label).into_http());
             }
             request.extensions_mut().insert(caller);
-            request
-                .extensions_mut()
-                .insert(CallerLabel(Arc::clone(&label)));
-            let mut response = inner.call(request).await?;
-            response.extensions_mut().insert(CallerLabel(label));
-            Ok(response)
+            request.extensions_mut().insert(CallerLabel(label));
+            inner.call(request).await
         })
     }
 }
 
-fn refused<B: Default>(status: tonic::Status, caller: Arc<str>) -> Response<B> {
-    let mut response = status.into_http();
-    response.extensions_mut().insert(CallerLabel(caller));
-    response
-}
+/// The metric label of calls refused before their caller was known.
+static UNAUTHENTICATED_LABEL: std::sync::LazyLock<Arc<str>> =
+    std::sync::LazyLock::new(|| UNAUTHENTICATED.into());
 
 /// The key of an `authorization: Bearer <key>` header.
 fn bearer_token(headers: &http::HeaderMap) -> Option<String> {

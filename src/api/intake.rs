@@ -31,7 +31,7 @@ use super::{
     auth::CallerLabel,
     shares::{Keyed, Share, SharePermit, Shares},
     status,
-    telemetry::ClientGone,
+    telemetry::CallNotes,
 };
 use crate::{limits::LimitsConfig, server::ConnectionInfo, telemetry::Metrics};
 
@@ -127,7 +127,7 @@ where
             .of(&request)
             .map(|(share, keyed)| (share, keyed, connection));
         let caller = caller_label(&request);
-        let client_gone = request.extensions().get::<ClientGone>().cloned();
+        let notes = request.extensions().get::<CallNotes>().cloned();
         let reservation = Arc::new(OnceLock::new());
         let request = request.map(|body| {
             Body::new(GuardedBody {
@@ -138,7 +138,7 @@ where
                 small: Arc::clone(&self.layer.small),
                 share,
                 caller,
-                client_gone,
+                notes,
                 reservation: Arc::clone(&reservation),
                 reserved: 0,
                 body_timeout: self.layer.body_timeout,
@@ -332,7 +332,7 @@ struct GuardedBody {
     /// Who calls, for the metrics of refusals.
     caller: Arc<str>,
     /// Told when the body breaks off: the client went away.
-    client_gone: Option<ClientGone>,
+    notes: Option<CallNotes>,
     /// Shared with the call's response future, which drops it when the response is ready.
     reservation: Arc<OnceLock<Reservation>>,
     reserved: usize,
@@ -455,8 +455,8 @@ impl http_body::Body for GuardedBody {
             // The body breaks only when the client reset its stream or its connection went: the
             // call is the client's to have cancelled, whatever status the transport makes of it.
             Poll::Ready(Some(Err(err))) => {
-                if let Some(gone) = &this.client_gone {
-                    gone.mark();
+                if let Some(notes) = &this.notes {
+                    notes.mark_client_gone();
                 }
                 Some(Err(err))
             }

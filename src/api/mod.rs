@@ -179,12 +179,14 @@ fn call_context<T>(request: &Request<T>, rpc: Rpc) -> (CallContext, Audit) {
         account: None,
         result_cache: None,
         started: tokio::time::Instant::now(),
+        written: false,
     };
     (call, audit)
 }
 
 /// One line a call in the `ocrgate::audit` log: caller, RPC, provider, account, status, latency,
-/// and the card number masked.
+/// and the card number masked. A call dropped before it was answered (its client reset the stream
+/// or closed the connection) is written as cancelled when its record is dropped.
 struct Audit {
     /// `None` only when the server was built without the auth layer (as some tests build it).
     caller: Option<Arc<Caller>>,
@@ -194,6 +196,8 @@ struct Audit {
     /// How the result cache served a bank card call.
     result_cache: Option<Outcome>,
     started: tokio::time::Instant,
+    /// Whether the call's line is written.
+    written: bool,
 }
 
 impl Audit {
@@ -217,7 +221,8 @@ impl Audit {
         self.account.as_deref().unwrap_or(DEFAULT_ACCOUNT)
     }
 
-    fn served(&self, provider: &str) {
+    fn served(&mut self, provider: &str) {
+        self.written = true;
         tracing::info!(
             target: "ocrgate::audit",
             caller = self.caller(),
@@ -232,7 +237,8 @@ impl Audit {
 
     /// A bank card answered: also its number masked, its confidence, how the result cache
     /// served it and the providers the call was passed on from.
-    fn served_card(&self, card: &Answer<BankCard>) {
+    fn served_card(&mut self, card: &Answer<BankCard>) {
+        self.written = true;
         tracing::info!(
             target: "ocrgate::audit",
             caller = self.caller(),
@@ -250,7 +256,8 @@ impl Audit {
         );
     }
 
-    fn failed(&self, status: Status) -> Status {
+    fn failed(&mut self, status: Status) -> Status {
+        self.written = true;
         tracing::info!(
             target: "ocrgate::audit",
             caller = self.caller(),
@@ -262,6 +269,22 @@ impl Audit {
             "call failed"
         );
         status
+    }
+}
+
+impl Drop for Audit {
+    fn drop(&mut self) {
+        if !self.written {
+            tracing::info!(
+                target: "ocrgate::audit",
+                caller = self.caller(),
+                rpc = self.rpc.as_str(),
+                account = self.account(),
+                code = ?tonic::Code::Cancelled,
+                latency_ms = self.started.elapsed().as_millis() as u64,
+                "call cancelled by the client"
+            );
+        }
     }
 }
 

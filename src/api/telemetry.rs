@@ -13,7 +13,6 @@ use tower::{Layer, Service};
 use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use super::auth::CallerLabel;
 use crate::telemetry::{Metrics, SERVER_SPAN, propagation};
 
 /// The gRPC service this layer instruments; health checks and reflection pass through untouched.
@@ -88,17 +87,16 @@ where
         if let Err(err) = span.set_parent(propagation::extract(request.headers())) {
             tracing::debug!(%err, "trace context not attached");
         }
-        let client_gone = ClientGone::default();
-        request.extensions_mut().insert(client_gone.clone());
-        let in_flight = InFlight::start(self.metrics.clone(), method);
-        let started = Instant::now();
+        let notes = CallNotes::default();
+        request.extensions_mut().insert(notes.clone());
+        let record = CallRecord::start(self.metrics.clone(), method, notes, span.clone());
         let response = span.in_scope(|| self.inner.call(request));
         Box::pin(
             async move {
                 let result = response.await;
                 // Unary errors travel as trailers-only responses: grpc-status is in the headers.
                 let code = match &result {
-                    _ if client_gone.is_marked() => tonic::Code::Cancelled as i32,
+                    _ if record.notes.client_gone() => tonic::Code::Cancelled as i32,
                     Ok(response) => response
                         .headers()
                         .get("grpc-status")
@@ -106,21 +104,7 @@ where
                         .unwrap_or(0),
                     Err(_) => tonic::Code::Unknown as i32,
                 };
-                let caller = match &result {
-                    Ok(response) => response
-                        .extensions()
-                        .get::<CallerLabel>()
-                        .map(|c| Arc::clone(&c.0)),
-                    Err(_) => None,
-                };
-                let caller = caller.unwrap_or_else(|| UNKNOWN_CALLER.clone());
-                let span = tracing::Span::current();
-                span.record("rpc.grpc.status_code", code);
-                span.record("ocrgate.caller", &*caller);
-                if code != 0 {
-                    span.record("otel.status_code", "ERROR");
-                }
-                in_flight.finish(caller, code, started.elapsed().as_secs_f64());
+                record.finish(code);
                 result
             }
             .instrument(span),
@@ -132,19 +116,43 @@ where
 static UNKNOWN_CALLER: std::sync::LazyLock<Arc<str>> =
     std::sync::LazyLock::new(|| "unknown".into());
 
-/// Marked when the client went away before its request was whole (it reset its stream, or its
-/// connection went): the call is then recorded as CANCELLED, whatever status the transport made
-/// of the broken body.
+/// What the layers under this one learn of a call, kept here so that the call is recorded with
+/// them even when it is dropped: who the caller is (set by the auth layer), and whether the
+/// client went away before its request was whole (it reset its stream, or its connection went),
+/// marked by the intake layer. A call whose client went away is recorded as CANCELLED, whatever
+/// status the transport made of the broken body.
 #[derive(Debug, Clone, Default)]
-pub struct ClientGone(Arc<std::sync::atomic::AtomicBool>);
+pub struct CallNotes(Arc<Notes>);
 
-impl ClientGone {
-    pub fn mark(&self) {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+#[derive(Debug, Default)]
+struct Notes {
+    caller: std::sync::OnceLock<Arc<str>>,
+    client_gone: std::sync::atomic::AtomicBool,
+}
+
+impl CallNotes {
+    /// Names the caller; the first name set is kept.
+    pub fn set_caller(&self, caller: &Arc<str>) {
+        let _ = self.0.caller.set(Arc::clone(caller));
     }
 
-    fn is_marked(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    pub fn mark_client_gone(&self) {
+        self.0
+            .client_gone
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn caller(&self) -> Arc<str> {
+        self.0
+            .caller
+            .get()
+            .map_or_else(|| UNKNOWN_CALLER.clone(), Arc::clone)
+    }
+
+    fn client_gone(&self) -> bool {
+        self.0
+            .client_gone
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -168,26 +176,63 @@ fn known_method(method: &str) -> (&'static str, &'static str) {
         .unwrap_or(("other", "ocrgate.v1.OcrService/other"))
 }
 
-/// Counts a call as in flight until it finishes or is dropped (the client went away).
-struct InFlight {
+/// Counts a call as in flight until it finishes or is dropped, and records how it ended: its
+/// duration sample and its span's status. A call dropped before it finished (its client reset
+/// the stream or closed the connection while it was served) is recorded as CANCELLED.
+struct CallRecord {
     metrics: Metrics,
     method: &'static str,
+    notes: CallNotes,
+    span: tracing::Span,
+    started: Instant,
+    finished: bool,
 }
 
-impl InFlight {
-    fn start(metrics: Metrics, method: &'static str) -> Self {
+impl CallRecord {
+    fn start(
+        metrics: Metrics,
+        method: &'static str,
+        notes: CallNotes,
+        span: tracing::Span,
+    ) -> Self {
         metrics.rpc_in_flight(method, 1);
-        Self { metrics, method }
+        Self {
+            metrics,
+            method,
+            notes,
+            span,
+            started: Instant::now(),
+            finished: false,
+        }
     }
 
-    fn finish(&self, caller: Arc<str>, code: i32, seconds: f64) {
-        self.metrics
-            .rpc_finished(SERVICE, self.method, caller, code, seconds);
+    fn finish(mut self, code: i32) {
+        self.record(code);
+    }
+
+    fn record(&mut self, code: i32) {
+        self.finished = true;
+        let caller = self.notes.caller();
+        self.span.record("rpc.grpc.status_code", code);
+        self.span.record("ocrgate.caller", &*caller);
+        if code != 0 {
+            self.span.record("otel.status_code", "ERROR");
+        }
+        self.metrics.rpc_finished(
+            SERVICE,
+            self.method,
+            caller,
+            code,
+            self.started.elapsed().as_secs_f64(),
+        );
     }
 }
 
-impl Drop for InFlight {
+impl Drop for CallRecord {
     fn drop(&mut self) {
+        if !self.finished {
+            self.record(tonic::Code::Cancelled as i32);
+        }
         self.metrics.rpc_in_flight(self.method, -1);
     }
 }
