@@ -10,6 +10,7 @@ pub mod images;
 pub mod local;
 mod retry;
 pub mod tencent;
+mod vendor;
 pub mod wechat;
 
 use std::{future::Future, pin::Pin, sync::Arc};

@@ -14,7 +14,7 @@ use url::Url;
 use super::{Credentials, PROVIDER, TencentConfig, TencentError, errcode, sign::Signing};
 use crate::{
     provider::{CallContext, vendor_text},
-    providers::http::{HttpFailure, HttpSettings, Outcome, VendorHttp, unexpected_json},
+    providers::http::{HttpSettings, Outcome, VendorHttp, unexpected_json},
     telemetry::Metrics,
 };
 
@@ -109,17 +109,7 @@ impl TencentClient {
             token.set_sensitive(true);
             request = request.header("X-TC-Token", token);
         }
-        let exchange = self
-            .http
-            .exchange(ACTION, request, call)
-            .await
-            .map_err(|failure| match failure {
-                HttpFailure::Transport(message) => TencentError::Transport(message),
-                HttpFailure::DeadlineExceeded => TencentError::DeadlineExceeded,
-                too_large @ HttpFailure::TooLarge(_) => {
-                    TencentError::Malformed(too_large.to_string())
-                }
-            })?;
+        let exchange = self.http.exchange(ACTION, request, call).await?;
         if !exchange.status.is_success() {
             let status = exchange.status;
             exchange.finish(Outcome::Unreadable);

@@ -13,7 +13,6 @@ use std::{
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use reqwest::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use url::Url;
@@ -27,6 +26,7 @@ use crate::{
     providers::{
         Built, Capability, Registration, images,
         retry::{Retry, RetryPolicy, in_provider_span, with_retries},
+        vendor::{Codes, VendorError},
     },
     telemetry::Metrics,
 };
@@ -198,66 +198,37 @@ struct Credentials {
     token: Option<SecretString>,
 }
 
-/// What can go wrong talking to Tencent Cloud. Never holds a key, a token or a signature.
-#[derive(Debug, Clone, thiserror::Error)]
-enum TencentError {
-    #[error("Tencent Cloud answered {code}: {message}")]
-    Api { code: String, message: String },
-    #[error("Tencent Cloud answered HTTP {0}")]
-    Http(StatusCode),
-    #[error("could not reach Tencent Cloud: {0}")]
-    Transport(String),
-    #[error("Tencent Cloud did not answer before the deadline")]
-    DeadlineExceeded,
-    #[error("Tencent Cloud sent a reply that could not be read: {0}")]
-    Malformed(String),
-    #[error("{0}")]
-    NotConfigured(String),
-    #[error(transparent)]
-    Image(#[from] images::ImageError),
+/// Tencent Cloud's error codes, for the errors every cloud adapter shares.
+#[derive(Debug, Clone)]
+struct ErrorCodes;
+
+impl Codes for ErrorCodes {
+    const PROVIDER: &'static str = PROVIDER;
+    const VENDOR: &'static str = "Tencent Cloud";
+    type Code = String;
+
+    fn classify(code: &String, _message: &str) -> ErrorKind {
+        errcode::classify(code).unwrap_or(ErrorKind::Unknown)
+    }
+
+    fn is_transient(code: &String) -> bool {
+        errcode::is_transient(code)
+    }
+
+    fn noticed(code: &String, message: &str) {
+        if errcode::is_request_malformed(code) {
+            tracing::error!(%code, %message, "Tencent Cloud says our request is malformed: a gateway bug");
+        }
+    }
 }
+
+/// What can go wrong talking to Tencent Cloud. Never holds a key, a token or a signature.
+type TencentError = VendorError<ErrorCodes>;
 
 impl TencentError {
-    /// Worth another try after a backoff.
-    fn is_transient(&self) -> bool {
-        match self {
-            Self::Api { code, .. } => errcode::is_transient(code),
-            Self::Http(status) => status.is_server_error(),
-            Self::Transport(_) => true,
-            Self::DeadlineExceeded
-            | Self::Malformed(_)
-            | Self::NotConfigured(_)
-            | Self::Image(_) => false,
-        }
-    }
-
     fn is_signature_expired(&self) -> bool {
-        matches!(self, Self::Api { code, .. } if errcode::is_signature_expired(code))
-    }
-}
-
-impl From<TencentError> for ProviderError {
-    fn from(err: TencentError) -> Self {
-        let retryable = err.is_transient();
-        let message = err.to_string();
-        let kind = match &err {
-            TencentError::Api { code, .. } => errcode::classify(code).unwrap_or(ErrorKind::Unknown),
-            TencentError::Http(_) | TencentError::Transport(_) => ErrorKind::Unavailable,
-            TencentError::DeadlineExceeded => ErrorKind::DeadlineExceeded,
-            TencentError::Malformed(_) => ErrorKind::Unknown,
-            TencentError::NotConfigured(_) => ErrorKind::Misconfigured,
-            TencentError::Image(err) => err.kind(),
-        };
-        let error = ProviderError::new(PROVIDER, kind, message).retryable(retryable);
-        match err {
-            TencentError::Api { code, message } => {
-                if errcode::is_request_malformed(&code) {
-                    tracing::error!(%code, %message, "Tencent Cloud says our request is malformed: a gateway bug");
-                }
-                error.with_vendor_code(code, message)
-            }
-            _ => error,
-        }
+        self.code()
+            .is_some_and(|code| errcode::is_signature_expired(code))
     }
 }
 

@@ -17,7 +17,7 @@ use crate::{
     provider::{CallContext, ImageSource, InvoiceTitle, RecognitionMode, TitleType, vendor_text},
     providers::{
         credentials::{AccessToken, FreshToken},
-        http::{HttpFailure, HttpSettings, Outcome, VendorHttp, unexpected_json},
+        http::{HttpSettings, Outcome, VendorHttp, unexpected_json},
     },
     telemetry::Metrics,
 };
@@ -194,17 +194,7 @@ impl WechatClient {
         request: reqwest::RequestBuilder,
         call: &CallContext,
     ) -> Result<T, WechatError> {
-        let exchange = self
-            .http
-            .exchange(endpoint, request, call)
-            .await
-            .map_err(|failure| match failure {
-                HttpFailure::Transport(message) => WechatError::Transport(message),
-                HttpFailure::DeadlineExceeded => WechatError::DeadlineExceeded,
-                too_large @ HttpFailure::TooLarge(_) => {
-                    WechatError::Malformed(too_large.to_string())
-                }
-            })?;
+        let exchange = self.http.exchange(endpoint, request, call).await?;
         if !exchange.status.is_success() {
             let status = exchange.status;
             exchange.finish(Outcome::Unreadable);
@@ -271,8 +261,8 @@ fn check(errcode: i64, errmsg: String) -> Result<(), WechatError> {
         Ok(())
     } else {
         Err(WechatError::Api {
-            errcode,
-            errmsg: vendor_text(&errmsg),
+            code: errcode,
+            message: vendor_text(&errmsg),
         })
     }
 }

@@ -13,7 +13,6 @@ use std::{
 };
 
 use async_trait::async_trait;
-use reqwest::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use tracing::{Instrument as _, field::Empty};
@@ -31,6 +30,7 @@ use crate::{
         credentials::{AccessToken, Lookup, TokenCache},
         images::{self, Accepts},
         retry::{Retry, RetryPolicy, in_provider_span, with_retries},
+        vendor::{Codes, VendorError},
     },
     telemetry::Metrics,
 };
@@ -289,57 +289,33 @@ impl fmt::Debug for Account {
     }
 }
 
-/// What can go wrong talking to WeChat. Never holds a URL, a token or a secret.
-#[derive(Debug, Clone, thiserror::Error)]
-enum WechatError {
-    #[error("WeChat answered errcode {errcode}: {errmsg}")]
-    Api { errcode: i64, errmsg: String },
-    #[error("WeChat answered HTTP {0}")]
-    Http(StatusCode),
-    #[error("could not reach WeChat: {0}")]
-    Transport(String),
-    #[error("WeChat did not answer before the deadline")]
-    DeadlineExceeded,
-    #[error("WeChat sent a reply that could not be read: {0}")]
-    Malformed(String),
-    #[error("{0}")]
-    NotConfigured(String),
+/// WeChat's errcodes, for the errors every cloud adapter shares.
+#[derive(Debug, Clone)]
+struct Errcodes;
+
+impl Codes for Errcodes {
+    const PROVIDER: &'static str = PROVIDER;
+    const VENDOR: &'static str = "WeChat";
+    const CODE_LABEL: &'static str = "errcode ";
+    type Code = i64;
+
+    fn classify(errcode: &i64, errmsg: &str) -> ErrorKind {
+        errcode::classify(*errcode, errmsg)
+    }
+
+    /// A busy platform.
+    fn is_transient(errcode: &i64) -> bool {
+        errcode::is_busy(*errcode)
+    }
 }
+
+/// What can go wrong talking to WeChat.
+type WechatError = VendorError<Errcodes>;
 
 impl WechatError {
-    /// Worth another try after a backoff: busy platform, server error, broken connection.
-    fn is_transient(&self) -> bool {
-        match self {
-            Self::Api { errcode, .. } => errcode::is_busy(*errcode),
-            Self::Http(status) => status.is_server_error(),
-            Self::Transport(_) => true,
-            Self::DeadlineExceeded | Self::Malformed(_) | Self::NotConfigured(_) => false,
-        }
-    }
-
     fn is_token_rejected(&self) -> bool {
-        matches!(self, Self::Api { errcode, .. } if errcode::is_token_rejected(*errcode))
-    }
-}
-
-impl From<WechatError> for ProviderError {
-    fn from(err: WechatError) -> Self {
-        let retryable = err.is_transient();
-        let message = err.to_string();
-        let (kind, vendor) = match err {
-            WechatError::Api { errcode, errmsg } => {
-                (errcode::classify(errcode, &errmsg), Some((errcode, errmsg)))
-            }
-            WechatError::Http(_) | WechatError::Transport(_) => (ErrorKind::Unavailable, None),
-            WechatError::DeadlineExceeded => (ErrorKind::DeadlineExceeded, None),
-            WechatError::Malformed(_) => (ErrorKind::Unknown, None),
-            WechatError::NotConfigured(_) => (ErrorKind::Misconfigured, None),
-        };
-        let error = ProviderError::new(PROVIDER, kind, message).retryable(retryable);
-        match vendor {
-            Some((code, errmsg)) => error.with_vendor_code(code, errmsg),
-            None => error,
-        }
+        self.code()
+            .is_some_and(|errcode| errcode::is_token_rejected(*errcode))
     }
 }
 
