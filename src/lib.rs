@@ -17,5 +17,6 @@ pub mod provider;
 pub mod providers;
 pub mod result_cache;
 pub mod routing;
+pub mod secret;
 pub mod server;
 pub mod telemetry;

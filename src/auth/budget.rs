@@ -12,6 +12,7 @@ use secrecy::ExposeSecret as _;
 use tokio::sync::OnceCell;
 
 use super::StoreConfig;
+use crate::secret::SecretSource;
 
 const DAY_SECONDS: u64 = 24 * 60 * 60;
 
@@ -63,26 +64,17 @@ pub enum BudgetStore {
 
 impl BudgetStore {
     pub fn new(config: &StoreConfig) -> Result<Self, String> {
-        let url = match (&config.redis_url, &config.redis_url_file) {
-            (Some(_), Some(_)) => {
-                return Err("set store.redis_url or store.redis_url_file, not both".into());
-            }
-            (Some(url), None) => Some(url.expose_secret().to_owned()),
-            (None, Some(file)) => Some(
-                std::fs::read_to_string(file)
-                    .map_err(|err| {
-                        format!("cannot read store.redis_url_file {}: {err}", file.display())
-                    })?
-                    .trim()
-                    .to_owned(),
-            ),
-            (None, None) => None,
-        };
+        let url = SecretSource::new(
+            "store.redis_url",
+            config.redis_url.as_ref(),
+            config.redis_url_file.as_deref(),
+        )
+        .read()?;
         match url {
             None => Ok(Self::Memory(Mutex::new(HashMap::new()))),
             Some(url) => Ok(Self::Redis {
                 // The URL may hold a password: its parse error is not quoted.
-                client: redis::Client::open(url)
+                client: redis::Client::open(url.expose_secret().trim())
                     .map_err(|_| "store.redis_url is not a redis:// URL".to_owned())?,
                 connection: OnceCell::new(),
                 timeout: config.timeout,

@@ -5,15 +5,11 @@ mod client;
 mod errcode;
 pub mod sign;
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
@@ -28,6 +24,7 @@ use crate::{
         retry::{Retry, RetryPolicy, in_provider_span, with_retries},
         vendor::{Codes, VendorError},
     },
+    secret::SecretSource,
     telemetry::Metrics,
 };
 
@@ -143,24 +140,28 @@ impl TencentConfig {
         self.secret_id.as_deref().filter(|id| !id.trim().is_empty())
     }
 
-    fn secret_key_value(&self) -> Option<&SecretString> {
-        self.secret_key
-            .as_ref()
-            .filter(|key| !key.expose_secret().is_empty())
+    fn secret_key(&self) -> SecretSource<'_> {
+        SecretSource::new(
+            "tencent.secret_key",
+            self.secret_key.as_ref(),
+            self.secret_key_file.as_deref(),
+        )
+    }
+
+    fn session_token(&self) -> SecretSource<'_> {
+        SecretSource::new("tencent.token", None, self.token_file.as_deref())
     }
 
     /// What building and every call need, checked now: a key for the id, files readable.
     fn check(&self) -> Result<(), String> {
-        match (self.secret_key_value(), &self.secret_key_file) {
-            (Some(_), Some(_)) => {
-                return Err("set tencent.secret_key or tencent.secret_key_file, not both".into());
-            }
-            (None, None) if self.secret_id().is_some() => {
+        let key = self.secret_key().read()?;
+        match (self.secret_id(), key) {
+            (Some(_), None) => {
                 return Err("tencent.secret_id is set but tencent.secret_key is not \
                      (OCRGATE_TENCENT_SECRET_KEY or OCRGATE_TENCENT_SECRET_KEY_FILE)"
                     .into());
             }
-            (Some(_), None) | (None, Some(_)) if self.secret_id().is_none() => {
+            (None, Some(_)) => {
                 return Err(
                     "tencent.secret_key is set but tencent.secret_id is not (OCRGATE_TENCENT_SECRET_ID)"
                         .into(),
@@ -168,12 +169,7 @@ impl TencentConfig {
             }
             _ => {}
         }
-        for file in [&self.secret_key_file, &self.token_file]
-            .into_iter()
-            .flatten()
-        {
-            read_secret_file(file)?;
-        }
+        self.session_token().read()?;
         if !matches!(self.endpoint.scheme(), "http" | "https") || self.endpoint.host().is_none() {
             return Err(format!(
                 "tencent.endpoint must be an http(s) URL, not {}",
@@ -182,13 +178,6 @@ impl TencentConfig {
         }
         Ok(())
     }
-}
-
-/// A secret file's content, its trailing newline dropped.
-fn read_secret_file(path: &Path) -> Result<SecretString, String> {
-    std::fs::read_to_string(path)
-        .map(|secret| SecretString::from(secret.trim_end_matches(['\n', '\r']).to_owned()))
-        .map_err(|err| format!("cannot read {}: {err}", path.display()))
 }
 
 /// The credentials one call signs with.
@@ -264,27 +253,19 @@ impl TencentProvider {
                     .into(),
             )
         })?;
-        let read = |path: PathBuf| async move {
-            tokio::fs::read_to_string(&path)
-                .await
-                .map(|secret| SecretString::from(secret.trim_end_matches(['\n', '\r']).to_owned()))
-                .map_err(|err| {
-                    TencentError::NotConfigured(format!("cannot read {}: {err}", path.display()))
-                })
-        };
-        let secret_key = match (self.config.secret_key_value(), &self.config.secret_key_file) {
-            (Some(key), _) => key.clone(),
-            (None, Some(file)) => read(file.clone()).await?,
-            (None, None) => {
-                return Err(TencentError::NotConfigured(
-                    "tencent.secret_key is not set".into(),
-                ));
-            }
-        };
-        let token = match &self.config.token_file {
-            Some(file) => Some(read(file.clone()).await?),
-            None => None,
-        };
+        let secret_key = self
+            .config
+            .secret_key()
+            .read_async()
+            .await
+            .map_err(TencentError::NotConfigured)?
+            .ok_or_else(|| TencentError::NotConfigured("tencent.secret_key is not set".into()))?;
+        let token = self
+            .config
+            .session_token()
+            .read_async()
+            .await
+            .map_err(TencentError::NotConfigured)?;
         Ok(Credentials {
             secret_id: secret_id.to_owned(),
             secret_key,

@@ -3,17 +3,10 @@
 mod client;
 mod errcode;
 
-use std::{
-    collections::BTreeMap,
-    fmt,
-    future::Future,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeMap, fmt, future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use tracing::{Instrument as _, field::Empty};
 use url::Url;
@@ -32,6 +25,7 @@ use crate::{
         retry::{Retry, RetryPolicy, in_provider_span, with_retries},
         vendor::{Codes, VendorError},
     },
+    secret::SecretSource,
     telemetry::Metrics,
 };
 
@@ -167,11 +161,12 @@ impl WechatConfig {
     fn all_accounts(&self) -> Result<BTreeMap<String, Account>, String> {
         let mut accounts = BTreeMap::new();
         for (name, account) in &self.accounts {
-            let secret = read_secret(
-                name,
+            let secret = SecretSource::new(
+                format!("wechat.accounts.{name}.app_secret"),
                 account.app_secret.as_ref(),
                 account.app_secret_file.as_deref(),
-            )?
+            )
+            .read()?
             .ok_or_else(|| {
                 format!("account `{name}` has neither app_secret nor app_secret_file")
             })?;
@@ -179,11 +174,12 @@ impl WechatConfig {
         }
         // An empty variable, as deployment templates leave behind, counts as unset.
         let app_id = self.app_id.as_ref().filter(|id| !id.trim().is_empty());
-        let app_secret = read_secret(
-            DEFAULT_ACCOUNT,
+        let app_secret = SecretSource::new(
+            "wechat.app_secret",
             self.app_secret.as_ref(),
             self.app_secret_file.as_deref(),
-        )?;
+        )
+        .read()?;
         match (app_id, app_secret) {
             (Some(app_id), Some(app_secret)) => {
                 if accounts
@@ -251,32 +247,6 @@ impl Account {
             app_id: app_id.to_owned(),
             app_secret,
         }
-    }
-}
-
-/// An account's secret, given as a value or in a file (whose trailing newline is dropped).
-/// An empty value counts as unset.
-fn read_secret(
-    account: &str,
-    value: Option<&SecretString>,
-    file: Option<&Path>,
-) -> Result<Option<SecretString>, String> {
-    let value = value.filter(|secret| !secret.expose_secret().is_empty());
-    match (value, file) {
-        (Some(_), Some(_)) => Err(format!(
-            "account `{account}`: set app_secret or app_secret_file, not both"
-        )),
-        (Some(secret), None) => Ok(Some(secret.clone())),
-        (None, Some(path)) => match std::fs::read_to_string(path) {
-            Ok(secret) => Ok(Some(SecretString::from(
-                secret.trim_end_matches(['\n', '\r']).to_owned(),
-            ))),
-            Err(err) => Err(format!(
-                "account `{account}`: cannot read app_secret_file {}: {err}",
-                path.display()
-            )),
-        },
-        (None, None) => Ok(None),
     }
 }
 
