@@ -33,7 +33,7 @@ use super::{
     status,
     telemetry::CallNotes,
 };
-use crate::{limits::LimitsConfig, server::ConnectionInfo, telemetry::Metrics};
+use crate::{auth::Rpc, limits::LimitsConfig, server::ConnectionInfo, telemetry::Metrics};
 
 /// The largest message of any other service (health, reflection): their requests are names.
 pub const MAX_OTHER_MESSAGE_BYTES: usize = 64 * 1024;
@@ -189,11 +189,11 @@ struct Rules {
 impl Rules {
     /// The rules for a method, `max_message` for `OcrService` calls.
     fn for_path(path: &str, max_message: usize) -> Self {
-        if path.starts_with("/ocrgate.v1.OcrService/") {
+        if let Some(method) = path.strip_prefix(Rpc::PATH_PREFIX) {
             Self {
                 max_message,
                 unary: true,
-                upload: path == "/ocrgate.v1.OcrService/RecognizeBankCard",
+                upload: Rpc::from_method(method) == Some(Rpc::RecognizeBankCard),
             }
         } else {
             Self {

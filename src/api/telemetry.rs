@@ -13,7 +13,10 @@ use tower::{Layer, Service};
 use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::telemetry::{Metrics, SERVER_SPAN, propagation};
+use crate::{
+    auth::Rpc,
+    telemetry::{Metrics, SERVER_SPAN, propagation},
+};
 
 /// The gRPC service this layer instruments; health checks and reflection pass through untouched.
 const SERVICE: &str = "ocrgate.v1.OcrService";
@@ -64,7 +67,7 @@ where
         let Some((method, span_name)) = request
             .uri()
             .path()
-            .strip_prefix("/ocrgate.v1.OcrService/")
+            .strip_prefix(Rpc::PATH_PREFIX)
             .map(known_method)
         else {
             return Box::pin(self.inner.call(request));
@@ -159,21 +162,9 @@ impl CallNotes {
 /// The method as spans and metrics name it, one of the service's methods or `other` (so a
 /// client inventing paths cannot grow the label set), and the server span's name for it.
 fn known_method(method: &str) -> (&'static str, &'static str) {
-    const METHODS: &[(&str, &str)] = &[
-        (
-            "RecognizeBankCard",
-            "ocrgate.v1.OcrService/RecognizeBankCard",
-        ),
-        (
-            "ParseInvoiceTitle",
-            "ocrgate.v1.OcrService/ParseInvoiceTitle",
-        ),
-    ];
-    METHODS
-        .iter()
-        .find(|(known, _)| *known == method)
-        .copied()
-        .unwrap_or(("other", "ocrgate.v1.OcrService/other"))
+    Rpc::from_method(method).map_or(("other", "ocrgate.v1.OcrService/other"), |rpc| {
+        (rpc.as_str(), rpc.full_name())
+    })
 }
 
 /// Counts a call as in flight until it finishes or is dropped, and records how it ended: its

@@ -39,9 +39,17 @@ pub enum Rpc {
 }
 
 impl Rpc {
+    /// What the path of every `ocrgate.v1.OcrService` call starts with.
+    pub const PATH_PREFIX: &str = "/ocrgate.v1.OcrService/";
+
     /// The RPC a request path names; `None` for other services and unknown methods.
     pub fn from_path(path: &str) -> Option<Self> {
-        match path.strip_prefix("/ocrgate.v1.OcrService/")? {
+        Self::from_method(path.strip_prefix(Self::PATH_PREFIX)?)
+    }
+
+    /// The RPC a method name (the path's last segment) names.
+    pub fn from_method(method: &str) -> Option<Self> {
+        match method {
             "RecognizeBankCard" => Some(Self::RecognizeBankCard),
             "ParseInvoiceTitle" => Some(Self::ParseInvoiceTitle),
             _ => None,
@@ -52,6 +60,14 @@ impl Rpc {
         match self {
             Self::RecognizeBankCard => "RecognizeBankCard",
             Self::ParseInvoiceTitle => "ParseInvoiceTitle",
+        }
+    }
+
+    /// Its full name, `service/method`, as the server span is named after it.
+    pub fn full_name(self) -> &'static str {
+        match self {
+            Self::RecognizeBankCard => "ocrgate.v1.OcrService/RecognizeBankCard",
+            Self::ParseInvoiceTitle => "ocrgate.v1.OcrService/ParseInvoiceTitle",
         }
     }
 }
