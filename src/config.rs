@@ -38,7 +38,7 @@ pub struct Config {
     pub log: LogConfig,
     pub limits: LimitsConfig,
     /// TLS on the gRPC port; plaintext when absent.
-    pub tls: Option<crate::server::TlsConfig>,
+    pub tls: Option<crate::transport::TlsConfig>,
     pub auth: AuthConfig,
     /// Callers by name; see [`crate::auth`].
     pub callers: std::collections::BTreeMap<String, CallerConfig>,

@@ -20,3 +20,4 @@ pub mod routing;
 pub mod secret;
 pub mod server;
 pub mod telemetry;
+pub mod transport;

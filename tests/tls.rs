@@ -14,7 +14,7 @@ use common::{Gateway, png};
 use ocrgate::{
     auth::CallerConfig,
     client::{OcrClient, TlsFiles},
-    server::TlsConfig,
+    transport::TlsConfig,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,

@@ -14,7 +14,7 @@ use tower::{Layer, Service};
 use super::{status, telemetry::CallNotes};
 use crate::{
     auth::{Callers, Rpc},
-    server::ConnectionInfo,
+    transport::ConnectionInfo,
 };
 
 /// The caller a call was made by, as metrics and logs name it: a configured caller or

@@ -33,7 +33,7 @@ use super::{
     status,
     telemetry::CallNotes,
 };
-use crate::{auth::Rpc, limits::LimitsConfig, server::ConnectionInfo, telemetry::Metrics};
+use crate::{auth::Rpc, limits::LimitsConfig, telemetry::Metrics, transport::ConnectionInfo};
 
 /// The largest message of any other service (health, reflection): their requests are names.
 pub const MAX_OTHER_MESSAGE_BYTES: usize = 64 * 1024;

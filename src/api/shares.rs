@@ -26,7 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::{
     auth::{ANONYMOUS, Caller},
     limits::LimitsConfig,
-    server::ConnectionInfo,
+    transport::ConnectionInfo,
 };
 
 /// What a share is keyed by, as metrics label it.

@@ -7,8 +7,8 @@ use std::{
     net::SocketAddr,
     pin::Pin,
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc,
+        atomic::{AtomicU64, Ordering},
     },
     task::{Context, Poll, ready},
     time::Duration,
@@ -27,7 +27,11 @@ use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tonic::transport::server::Connected;
 use tower::{Layer, Service};
 
-use crate::{limits::LimitsConfig, telemetry::Metrics};
+use crate::{
+    limits::LimitsConfig,
+    telemetry::Metrics,
+    transport::{Activity, ConnectionInfo},
+};
 
 /// The HTTP/2 client preface (24 bytes) and the header of the SETTINGS frame that must follow it.
 const HANDSHAKE_BYTES: usize = 24 + 9;
@@ -233,67 +237,8 @@ impl AsyncWrite for ClientStream {
     }
 }
 
-/// What a connection is doing, shared between its I/O and the calls it carries.
-#[derive(Debug)]
-pub struct Activity {
-    open_calls: AtomicUsize,
-    idle_since: Mutex<Instant>,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            open_calls: AtomicUsize::new(0),
-            idle_since: Mutex::new(Instant::now()),
-        }
-    }
-
-    fn call_started(self: &Arc<Self>) -> OpenCall {
-        self.open_calls.fetch_add(1, Ordering::AcqRel);
-        OpenCall(Arc::clone(self))
-    }
-
-    /// When the connection will have been idle for `timeout`; `None` while a call is open.
-    fn idle_deadline(&self, timeout: Duration) -> Option<Instant> {
-        if self.open_calls.load(Ordering::Acquire) > 0 {
-            return None;
-        }
-        let since = *self
-            .idle_since
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Some(since + timeout)
-    }
-}
-
-/// A call in progress on a connection; the connection is idle again once every one is dropped.
-struct OpenCall(Arc<Activity>);
-
-impl Drop for OpenCall {
-    fn drop(&mut self) {
-        if self.0.open_calls.fetch_sub(1, Ordering::AcqRel) == 1 {
-            *self
-                .0
-                .idle_since
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
-        }
-    }
-}
-
 /// The id the next connection accepted gets.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// What the server knows of a connection, in every request's extensions.
-#[derive(Debug, Clone)]
-pub struct ConnectionInfo {
-    /// Tells this connection from every other the process accepted.
-    pub id: u64,
-    pub remote: Option<SocketAddr>,
-    /// The URI and DNS names of the client's TLS certificate; empty without one.
-    pub identities: Arc<[String]>,
-    activity: Arc<Activity>,
-}
 
 /// An accepted connection. Its reads fail, which closes it, when the HTTP/2 handshake has not
 /// arrived within the handshake timeout, or when no call has been open for the idle timeout.

@@ -10,10 +10,7 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use self::connection::{Incoming, OpenCallsLayer};
-pub use self::{
-    connection::ConnectionInfo,
-    tls::{Tls, TlsConfig, TlsError},
-};
+pub use self::tls::{Tls, TlsError};
 use crate::{
     admin,
     api::{AuthLayer, DeadlineLayer, IntakeLayer, OcrApi, TelemetryLayer, pb},

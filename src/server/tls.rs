@@ -16,28 +16,9 @@ use rustls::{
     server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier},
     sign::CertifiedKey,
 };
-use serde::Deserialize;
 use tokio_rustls::TlsAcceptor;
 
-/// The `[tls]` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM certificate chain, the server's own certificate first.
-    pub cert_file: PathBuf,
-    /// PEM private key.
-    pub key_file: PathBuf,
-    /// PEM CA certificates: when set, every client must present a certificate they signed.
-    #[serde(default)]
-    pub client_ca_file: Option<PathBuf>,
-    /// How often the certificate and key files are checked for a change.
-    #[serde(default = "default_reload_interval", with = "humantime_serde")]
-    pub reload_interval: Duration,
-}
-
-fn default_reload_interval() -> Duration {
-    Duration::from_secs(10)
-}
+use crate::transport::TlsConfig;
 
 #[derive(Debug, thiserror::Error)]
 #[error("TLS: {0}")]
