@@ -4,9 +4,8 @@ mod cli;
 
 use clap::{Parser, Subcommand};
 use ocrgate::{
-    auth::Callers,
     config::Config,
-    server::{Listeners, Tls, serve},
+    server::{Listeners, plan, serve},
     telemetry::{LogFormat, Telemetry},
 };
 
@@ -114,30 +113,18 @@ async fn run_server(
     Ok(served?)
 }
 
-/// Loads the configuration and builds the providers from it, as `serve` does, without serving.
+/// Loads the configuration and checks it as `serve` does (`server::plan`), without loading models
+/// or serving, and sums it up.
 fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::error::Error>> {
     let config = Config::load(file)?;
-    config.limits.check()?;
-    config.cache.check()?;
+    let telemetry = Telemetry::without_exporters()?;
+    let plan = plan(&config, telemetry.metrics())?;
     let tls = match &config.tls {
-        Some(tls) => {
-            Tls::new(tls)?;
-            if tls.client_ca_file.is_some() {
-                "TLS with client certificates"
-            } else {
-                "TLS"
-            }
-        }
+        Some(tls) if tls.client_ca_file.is_some() => "TLS with client certificates",
+        Some(_) => "TLS",
         None => "plaintext",
     };
-    let telemetry = Telemetry::without_exporters()?;
-    let callers = Callers::new(
-        &config.auth,
-        &config.callers,
-        &config.store,
-        telemetry.metrics().clone(),
-    )?;
-    let callers = match (callers.names(), callers.anonymous_allowed()) {
+    let callers = match (plan.callers.names(), plan.callers.anonymous_allowed()) {
         (names, true) if names.is_empty() => "anonymous only".to_owned(),
         (names, false) if names.is_empty() => "none (every call is refused)".to_owned(),
         (names, anonymous) => format!(
@@ -146,20 +133,22 @@ fn check_config(file: Option<&std::path::Path>) -> Result<String, Box<dyn std::e
             if anonymous { " and anonymous" } else { "" }
         ),
     };
-    let routes = config
-        .routing
-        .resolve(|registration| (registration.set_up)(&config))?;
-    let mut providers = Vec::new();
-    for registration in routes.providers() {
-        let summary = (registration.check)(&config)
-            .map_err(|err| format!("the `{}` provider: {err}", registration.name))?;
-        let set_up = if (registration.set_up)(&config) {
-            ""
-        } else {
-            " (not set up: its calls fail)"
-        };
-        providers.push(format!("{} ({summary}){set_up}", registration.name));
-    }
+    let providers: Vec<String> = plan
+        .providers
+        .iter()
+        .map(|provider| {
+            let set_up = if provider.set_up {
+                ""
+            } else {
+                " (not set up: its calls fail)"
+            };
+            format!(
+                "{} ({}){set_up}",
+                provider.registration.name, provider.summary
+            )
+        })
+        .collect();
+    let routes = &plan.routes;
     Ok(format!(
         "configuration is valid: gRPC on {} ({tls}), admin on {}, request memory {} ({} per client), \
          callers: {callers}, providers: {}; bank cards: {}{}, invoice titles: {}; {}",

@@ -18,9 +18,9 @@ use crate::{
     config::Config,
     enrich::BinTable,
     limits::LimitsConfig,
-    providers::{BuildError, Built, Capability},
+    providers::{BuildError, Built, Capability, Registration},
     result_cache::ResultCache,
-    routing::{Policy, Route},
+    routing::{Policy, Route, Routes},
     telemetry::{Metrics, Telemetry},
 };
 
@@ -79,20 +79,79 @@ impl Listeners {
     }
 }
 
-/// The providers the routes use, built, and the API over them.
-async fn api(config: &Config, metrics: &Metrics) -> Result<OcrApi, ServeError> {
+/// A configuration checked as serving needs it, before anything heavy is loaded: what `serve`
+/// builds from, and what `check-config` reports.
+pub struct Plan {
+    pub callers: Callers,
+    pub tls: Option<Tls>,
+    pub routes: Routes,
+    /// Every provider a route uses, in registry order.
+    pub providers: Vec<CheckedProvider>,
+}
+
+/// A provider a route uses, its section checked.
+pub struct CheckedProvider {
+    pub registration: &'static Registration,
+    /// One line on what it is configured with, never a secret.
+    pub summary: String,
+    /// Whether it can answer; a provider that cannot fails its calls with FAILED_PRECONDITION.
+    pub set_up: bool,
+}
+
+/// Checks `config` as serving needs it: limits, cache, callers, TLS files, routes and each routed
+/// provider's section. `serve` and `check-config` both start here.
+pub fn plan(config: &Config, metrics: &Metrics) -> Result<Plan, ServeError> {
+    config.limits.check().map_err(ServeError::Limits)?;
+    config.cache.check().map_err(ServeError::Cache)?;
+    let callers = Callers::new(
+        &config.auth,
+        &config.callers,
+        &config.store,
+        metrics.clone(),
+    )
+    .map_err(ServeError::Callers)?;
+    let tls = config.tls.as_ref().map(Tls::new).transpose()?;
     let routes = config
         .routing
         .resolve(|registration| (registration.set_up)(config))
         .map_err(ServeError::Routing)?;
+    let providers = routes
+        .providers()
+        .map(|registration| {
+            let summary = (registration.check)(config).map_err(|source| ServeError::Provider {
+                name: registration.name,
+                source,
+            })?;
+            Ok(CheckedProvider {
+                registration,
+                summary,
+                set_up: (registration.set_up)(config),
+            })
+        })
+        .collect::<Result<_, ServeError>>()?;
+    Ok(Plan {
+        callers,
+        tls,
+        routes,
+        providers,
+    })
+}
+
+/// The providers the routes use, built, and the API over them.
+async fn api(
+    config: &Config,
+    routes: &Routes,
+    providers: &[CheckedProvider],
+    metrics: &Metrics,
+) -> Result<OcrApi, ServeError> {
     let mut built = BTreeMap::new();
-    for registration in routes.providers() {
-        let provider = |source| ServeError::Provider {
-            name: registration.name,
-            source,
-        };
-        let summary = (registration.check)(config).map_err(provider)?;
-        if !(registration.set_up)(config) {
+    for CheckedProvider {
+        registration,
+        summary,
+        set_up,
+    } in providers
+    {
+        if !set_up {
             tracing::warn!(
                 provider = registration.name,
                 "a route names the `{}` provider, which is not set up: its calls fail with \
@@ -106,7 +165,10 @@ async fn api(config: &Config, metrics: &Metrics) -> Result<OcrApi, ServeError> {
             registration.name,
             (registration.build)(config, metrics)
                 .await
-                .map_err(provider)?,
+                .map_err(|source| ServeError::Provider {
+                    name: registration.name,
+                    source,
+                })?,
         );
     }
     tracing::info!(
@@ -201,17 +263,13 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let metrics = telemetry.metrics().clone();
     let limits = &config.limits;
-    limits.check().map_err(ServeError::Limits)?;
-    config.cache.check().map_err(ServeError::Cache)?;
-    let callers = Arc::new(
-        Callers::new(
-            &config.auth,
-            &config.callers,
-            &config.store,
-            metrics.clone(),
-        )
-        .map_err(ServeError::Callers)?,
-    );
+    let Plan {
+        callers,
+        tls,
+        routes,
+        providers,
+    } = plan(config, &metrics)?;
+    let callers = Arc::new(callers);
     let names = callers.names();
     if callers.anonymous_allowed() {
         tracing::warn!(
@@ -222,11 +280,10 @@ pub async fn serve(
     } else {
         tracing::info!(callers = ?names, "only configured callers are served");
     }
-    let tls = config.tls.as_ref().map(tls::Tls::new).transpose()?;
     if let Some(tls) = &tls {
         tls.spawn_reloader();
     }
-    let api = api(config, &metrics).await?;
+    let api = api(config, &routes, &providers, &metrics).await?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
