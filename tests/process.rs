@@ -374,3 +374,52 @@ async fn recognize_in_trace(gateway: &GatewayProcess, traceparent: &str) {
         .await
         .expect("recognised");
 }
+
+#[tokio::test]
+async fn a_failed_call_has_one_log_line_with_its_reason_at_the_level_of_whose_failure_it_is() {
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    sim.add_app(APP_ID, APP_SECRET);
+    // No card in the photo: the caller's outcome. Then a vendor failing every try: the gateway's.
+    sim.inject(
+        Endpoint::BankCard,
+        Fault::errcode(101001, "no card found"),
+        1,
+    );
+    let gateway = GatewayProcess::start(&sim, &[("OCRGATE_WECHAT__BUSY_RETRIES", "0")]).await;
+    let mut client = gateway.client().await;
+    let no_card = client
+        .recognize_bank_card(upload(png(1)))
+        .await
+        .expect_err("no card");
+    assert_eq!(no_card.code(), tonic::Code::NotFound);
+    sim.inject(Endpoint::BankCard, Fault::errcode(-1, "system error"), 1);
+    let busy = client
+        .recognize_bank_card(upload(png(2)))
+        .await
+        .expect_err("vendor failed");
+    assert_eq!(busy.code(), tonic::Code::Unavailable, "{busy:?}");
+
+    let logs: Vec<serde_json::Value> = gateway
+        .stop()
+        .await
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    for (error, level) in [("no card found", "INFO"), ("system error", "WARN")] {
+        let lines: Vec<_> = logs
+            .iter()
+            .filter(|entry| entry.to_string().contains(error))
+            .collect();
+        assert_eq!(lines.len(), 1, "one line for `{error}`: {lines:?}");
+        let line = lines[0];
+        assert_eq!(line["target"], "ocrgate::audit", "{line}");
+        assert_eq!(line["message"], "call failed", "{line}");
+        assert_eq!(line["level"], level, "{line}");
+        assert!(
+            line["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{line}"
+        );
+    }
+}

@@ -256,20 +256,56 @@ impl Audit {
         );
     }
 
+    /// The call's line at WARN when the gateway or its vendor failed it, at INFO when the
+    /// outcome is the caller's (a bad request, no card, a refusal): the one line a failure has.
     fn failed(&mut self, status: Status) -> Status {
         self.written = true;
-        tracing::info!(
-            target: "ocrgate::audit",
-            caller = self.caller(),
-            rpc = self.rpc.as_str(),
-            provider = status_metadata(&status, "provider"),
-            account = self.account(),
-            code = ?status.code(),
-            latency_ms = self.started.elapsed().as_millis() as u64,
-            "call failed"
-        );
+        macro_rules! line {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "ocrgate::audit",
+                    $level,
+                    caller = self.caller(),
+                    rpc = self.rpc.as_str(),
+                    provider = status_metadata(&status, "provider"),
+                    account = self.account(),
+                    code = ?status.code(),
+                    reason = error_reason(&status),
+                    error = status.message(),
+                    latency_ms = self.started.elapsed().as_millis() as u64,
+                    "call failed"
+                )
+            };
+        }
+        if is_the_gateways_failure(status.code()) {
+            line!(tracing::Level::WARN);
+        } else {
+            line!(tracing::Level::INFO);
+        }
         status
     }
+}
+
+/// Whether a call that ended with `code` failed for the gateway's or its vendor's reasons, not
+/// the caller's.
+fn is_the_gateways_failure(code: tonic::Code) -> bool {
+    use tonic::Code;
+    matches!(
+        code,
+        Code::Unknown
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::FailedPrecondition
+            | Code::Unimplemented
+            | Code::DataLoss
+    )
+}
+
+/// The reason of the status's `ErrorInfo`, if it has one.
+fn error_reason(status: &Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    Some(status.get_details_error_info()?.reason)
 }
 
 impl Drop for Audit {
@@ -308,15 +344,7 @@ impl OcrApi {
         if err.kind == ErrorKind::QuotaExhausted {
             self.metrics.quota_exhausted(err.provider, method);
         }
-        let status = status::provider_error(err);
-        tracing::warn!(
-            method,
-            provider = err.provider,
-            kind = err.kind.as_str(),
-            code = ?status.code(),
-            error = %err,
-            "call failed"
-        );
-        status
+        // The call's audit line says why it failed: one line for one failure.
+        status::provider_error(err)
     }
 }

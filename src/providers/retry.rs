@@ -6,6 +6,8 @@ use std::{future::Future, time::Duration};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tracing::Instrument as _;
 
+use crate::telemetry::TRACE_ONLY;
+
 use crate::provider::CallContext;
 
 /// How an adapter backs off: `retries` more tries at most, the first after about `first` (it
@@ -93,7 +95,10 @@ pub async fn in_provider_span<T, E: std::fmt::Display>(
     let result = call.instrument(span.clone()).await;
     if let Err(err) = &result {
         span.record("otel.status_code", "ERROR");
-        span.in_scope(|| tracing::info!(provider, operation, error = %err, "provider call failed"));
+        // For the trace only: the call's audit line logs the failure the caller sees.
+        span.in_scope(|| {
+            tracing::info!(target: TRACE_ONLY, provider, operation, error = %err, "provider call failed");
+        });
     }
     result
 }

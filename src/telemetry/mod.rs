@@ -178,7 +178,7 @@ impl Telemetry {
         // if they were separate layers, so a callsite one of them never wants and another always
         // does (every h2 trace event) would be asked about on every call.
         let mut layers = vec![
-            logs.with_filter(filter.and(secret_safe()).and(events_only()))
+            logs.with_filter(filter.and(logged()).and(events_only()))
                 .boxed(),
         ];
         match &self.tracer_provider {
@@ -275,13 +275,19 @@ fn events_only() -> tracing_subscriber::filter::FilterFn<impl Fn(&tracing::Metad
     tracing_subscriber::filter::filter_fn(|metadata| metadata.is_event())
 }
 
-/// HTTP/2 frame logs below INFO print request paths, and an outgoing path carries the access
-/// token in its query: those never reach a log, whatever the filter asks for.
-fn secret_safe() -> Targets {
+/// What never reaches a log, whatever the filter asks for: HTTP/2 frame logs below INFO (they
+/// print request paths, and an outgoing path carries the access token in its query), and events
+/// meant for traces only.
+fn logged() -> Targets {
     Targets::new()
         .with_default(LevelFilter::TRACE)
         .with_target("h2", LevelFilter::INFO)
+        .with_target(TRACE_ONLY, LevelFilter::OFF)
 }
+
+/// The target of events that belong in a trace but not in the logs: a span's reason for failing,
+/// which the call's audit line already logs.
+pub const TRACE_ONLY: &str = "ocrgate::trace";
 
 /// The log filter `directives` ask for, with ONNX Runtime kept at WARN (it logs every arena
 /// allocation at INFO) unless a directive names the `ort` target itself: a later directive for the
