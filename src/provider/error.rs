@@ -150,8 +150,7 @@ pub fn vendor_text(raw: &str) -> String {
     DIGIT_RUN
         .replace_all(&cut, |run: &regex::Captures<'_>| {
             let digits: String = run[0].chars().filter(char::is_ascii_digit).collect();
-            let n = digits.len();
-            format!("{}{}{}", &digits[..6], "*".repeat(n - 10), &digits[n - 4..])
+            super::mask_digits(&digits)
         })
         .into_owned()
 }

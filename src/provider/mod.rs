@@ -166,12 +166,18 @@ impl CardNumber {
 
     /// First six and last four digits, the rest as `*`: safe to log.
     pub fn masked(&self) -> String {
-        let n = self.0.len();
-        if n <= 10 {
-            return "*".repeat(n);
-        }
-        format!("{}{}{}", &self.0[..6], "*".repeat(n - 10), &self.0[n - 4..])
+        mask_digits(&self.0)
     }
+}
+
+/// `digits` (ASCII digits only) with all but the first six and last four as `*`; all of them
+/// when there are ten or fewer.
+pub(crate) fn mask_digits(digits: &str) -> String {
+    let n = digits.len();
+    if n <= 10 {
+        return "*".repeat(n);
+    }
+    format!("{}{}{}", &digits[..6], "*".repeat(n - 10), &digits[n - 4..])
 }
 
 impl fmt::Debug for CardNumber {
