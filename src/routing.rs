@@ -312,7 +312,8 @@ impl<P: ?Sized> Route<P> {
                 "passing the call on to the next provider"
             );
             if let Some(err) = &err {
-                self.metrics.failover(self.method, name, to, err.kind);
+                self.metrics
+                    .failover(self.method, name, to, err.kind.as_str());
             }
             self.metrics.escalation(self.method, name, to, reason);
             escalations.push(Escalation {

@@ -5,11 +5,9 @@ use std::sync::Arc;
 
 use opentelemetry::{
     KeyValue,
-    metrics::{Counter, Histogram, MeterProvider as _, UpDownCounter},
+    metrics::{Counter, Histogram, Meter, MeterProvider as _, UpDownCounter},
 };
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-
-use crate::provider::ErrorKind;
 
 /// Cheap to clone: every instrument is shared.
 #[derive(Clone)]
@@ -26,10 +24,9 @@ pub struct Metrics {
     connections_open: UpDownCounter<i64>,
     connections_closed: Counter<u64>,
     requests_refused: Counter<u64>,
-    local_reads_stopped: Counter<u64>,
-    local_waiting: UpDownCounter<i64>,
-    local_refused: Counter<u64>,
     budget_store_failures: Counter<u64>,
+    /// For instruments a provider keeps for itself.
+    meter: Meter,
 }
 
 /// Latency buckets in seconds, from a fast cache hit to a slow vendor.
@@ -111,30 +108,19 @@ impl Metrics {
                     "Daily budget updates the store failed, by whether the call was then served",
                 )
                 .build(),
-            local_reads_stopped: meter
-                .u64_counter("ocrgate.local.reads_stopped")
-                .with_description(
-                    "Card reads the local provider stopped because nobody waited for the answer",
-                )
-                .build(),
-            local_waiting: meter
-                .i64_up_down_counter("ocrgate.local.waiting")
-                .with_description("Card reads waiting for a free engine of the local provider")
-                .build(),
-            local_refused: meter
-                .u64_counter("ocrgate.local.refused")
-                .with_description(
-                    "Card reads the local provider refused as busy, by why: queue_full or \
-                     deadline",
-                )
-                .build(),
             requests_refused: meter
                 .u64_counter("ocrgate.requests.refused")
                 .with_description(
                     "Calls refused before their request was read, by the rule they broke",
                 )
                 .build(),
+            meter,
         }
+    }
+
+    /// The meter ocrgate's instruments come from, for a provider's own.
+    pub fn meter(&self) -> &Meter {
+        &self.meter
     }
 
     /// A gRPC call served, for `caller` (a configured name, `anonymous` or `unauthenticated`).
@@ -214,15 +200,15 @@ impl Metrics {
         );
     }
 
-    /// A call that `from` failed with `kind`, passed on to `to`.
-    pub fn failover(&self, method: &str, from: &'static str, to: &'static str, kind: ErrorKind) {
+    /// A call that `from` failed with an error of `kind` (its metric name), passed on to `to`.
+    pub fn failover(&self, method: &str, from: &'static str, to: &'static str, kind: &'static str) {
         self.failovers.add(
             1,
             &[
                 KeyValue::new("rpc.method", method.to_owned()),
                 KeyValue::new("from", from),
                 KeyValue::new("to", to),
-                KeyValue::new("kind", kind.as_str()),
+                KeyValue::new("kind", kind),
             ],
         );
     }
@@ -265,28 +251,6 @@ impl Metrics {
             1,
             &[
                 KeyValue::new("rule", rule),
-                KeyValue::new("ocrgate.caller", caller),
-            ],
-        );
-    }
-
-    /// The local provider stopped a read: the caller's deadline passed or the call was dropped.
-    pub fn local_read_stopped(&self) {
-        self.local_reads_stopped.add(1, &[]);
-    }
-
-    /// A card read started (`+1`) or stopped (`-1`) waiting for a free engine.
-    pub fn local_waiting(&self, delta: i64) {
-        self.local_waiting.add(delta, &[]);
-    }
-
-    /// The local provider refused `caller`'s read as busy: its queue was full (`queue_full`) or
-    /// the wait would outlast the call's deadline (`deadline`).
-    pub fn local_refused(&self, why: &'static str, caller: Arc<str>) {
-        self.local_refused.add(
-            1,
-            &[
-                KeyValue::new("why", why),
                 KeyValue::new("ocrgate.caller", caller),
             ],
         );

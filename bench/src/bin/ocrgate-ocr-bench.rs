@@ -87,9 +87,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             threads_per_image: NonZeroUsize::MIN,
             ..LocalConfig::default()
         },
-        ocrgate::telemetry::Telemetry::without_exporters()?
-            .metrics()
-            .clone(),
+        ocrgate::telemetry::Telemetry::without_exporters()?.metrics(),
     )?;
 
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;

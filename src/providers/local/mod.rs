@@ -9,6 +9,7 @@
 mod card;
 mod confidence;
 mod engine;
+mod metrics;
 
 use std::{
     collections::BTreeSet,
@@ -32,6 +33,7 @@ use tokio::{
 };
 
 use self::engine::{Engine, FIRST_LOOK, Look};
+use self::metrics::LocalMetrics;
 pub use self::{
     card::Issuer,
     confidence::{Evidence, FEATURE_NAMES},
@@ -68,7 +70,8 @@ pub const REGISTRATION: Registration = Registration {
         Box::pin(async move {
             // Loading the models reads and optimises tens of megabytes: off the async workers.
             let provider =
-                tokio::task::spawn_blocking(move || LocalProvider::new(&config, metrics)).await??;
+                tokio::task::spawn_blocking(move || LocalProvider::new(&config, &metrics))
+                    .await??;
             Ok(Built {
                 bank_card: Some(Arc::new(provider)),
                 invoice_title: None,
@@ -162,7 +165,7 @@ pub struct LocalProvider {
     /// The reads waiting for a permit, and how long reads take.
     queue: Arc<Queue>,
     max_image_pixels: u64,
-    metrics: Metrics,
+    metrics: LocalMetrics,
 }
 
 /// A card read, and what the reader knows of it.
@@ -173,7 +176,8 @@ pub struct Reading {
 }
 
 impl LocalProvider {
-    pub fn new(config: &LocalConfig, metrics: Metrics) -> Result<Self, BuildError> {
+    pub fn new(config: &LocalConfig, metrics: &Metrics) -> Result<Self, BuildError> {
+        let metrics = LocalMetrics::new(metrics);
         let missing = config.missing_files();
         if !missing.is_empty() {
             return Err(BuildError::Missing(missing));
@@ -268,7 +272,7 @@ impl LocalProvider {
                 || stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
             let read = span.in_scope(|| read_card(&engines, &bins, &bytes, max_pixels, stop));
             if read.is_err() && stop() {
-                metrics.local_read_stopped();
+                metrics.read_stopped();
             } else {
                 queue.read_took(started.elapsed());
             }
@@ -323,7 +327,7 @@ struct Queue {
     waiting: Mutex<BTreeSet<u64>>,
     next_ticket: AtomicU64,
     max_waiting: usize,
-    metrics: Metrics,
+    metrics: LocalMetrics,
     /// Recent reads' mean duration in microseconds: [`FIRST_GUESS`] until a read is timed, the
     /// mean of the first eight, then each new read weighing an eighth.
     read_micros: AtomicU64,
@@ -334,7 +338,7 @@ struct Queue {
 }
 
 impl Queue {
-    fn new(max_waiting: usize, metrics: Metrics) -> Self {
+    fn new(max_waiting: usize, metrics: LocalMetrics) -> Self {
         Self {
             waiting: Mutex::new(BTreeSet::new()),
             next_ticket: AtomicU64::new(0),
@@ -385,7 +389,7 @@ impl Queue {
         if busy {
             let finish = self.expected_finish(ahead, engines);
             if ahead >= self.max_waiting {
-                self.metrics.local_refused("queue_full", Arc::clone(caller));
+                self.metrics.refused("queue_full", Arc::clone(caller));
                 return Err(busy_reader(
                     format!(
                         "{ahead} reads wait for its {engines} engine(s) already, as many as \
@@ -398,7 +402,7 @@ impl Queue {
         }
         let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         waiting.insert(ticket);
-        self.metrics.local_waiting(1);
+        self.metrics.waiting(1);
         Ok(Waiting {
             queue: Arc::clone(self),
             ticket,
@@ -429,7 +433,7 @@ impl Queue {
     ) -> Result<(), ProviderError> {
         match left {
             Some(left) if finish > left => {
-                self.metrics.local_refused("deadline", Arc::clone(caller));
+                self.metrics.refused("deadline", Arc::clone(caller));
                 Err(busy_reader(
                     format!(
                         "{ahead} reads wait for its {engines} engine(s) ahead of this one: it \
@@ -454,7 +458,7 @@ struct Waiting {
 impl Drop for Waiting {
     fn drop(&mut self) {
         self.queue.tickets().remove(&self.ticket);
-        self.queue.metrics.local_waiting(-1);
+        self.queue.metrics.waiting(-1);
     }
 }
 
@@ -1004,7 +1008,7 @@ mod tests {
 
     #[test]
     fn a_read_is_refused_when_it_could_not_be_done_by_its_deadline_or_the_queue_is_full() {
-        let queue = Arc::new(Queue::new(2, Metrics::disabled()));
+        let queue = Arc::new(Queue::new(2, LocalMetrics::new(&Metrics::disabled())));
         let caller: Arc<str> = "anonymous".into();
         let second = Duration::from_secs(1);
         // Nothing timed yet: a read is guessed to take a quarter of a second.
@@ -1054,7 +1058,7 @@ mod tests {
 
     #[test]
     fn recent_reads_weigh_most_in_the_time_a_read_takes() {
-        let queue = Queue::new(1, Metrics::disabled());
+        let queue = Queue::new(1, LocalMetrics::new(&Metrics::disabled()));
         queue.read_took(Duration::from_millis(800));
         for _ in 0..40 {
             queue.read_took(Duration::from_millis(200));
