@@ -423,3 +423,34 @@ async fn a_failed_call_has_one_log_line_with_its_reason_at_the_level_of_whose_fa
         );
     }
 }
+
+#[tokio::test]
+async fn a_call_that_runs_out_of_time_has_one_audit_line_saying_so() {
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    sim.add_app(APP_ID, APP_SECRET);
+    // The vendor never answers: whichever ends the call first, the provider's own deadline or
+    // the gateway's deadline layer, the call ran out of time.
+    sim.inject(Endpoint::BankCard, Fault::Hold, 1);
+    let gateway = GatewayProcess::start(&sim, &[]).await;
+    let mut request = tonic::Request::new(upload(png(1)));
+    request.set_timeout(std::time::Duration::from_millis(500));
+    let status = common::client_without_local_deadline(gateway.address)
+        .recognize_bank_card(request)
+        .await
+        .expect_err("out of time");
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    sim.release_held(1);
+
+    let audit: Vec<serde_json::Value> = gateway
+        .stop()
+        .await
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["target"] == "ocrgate::audit")
+        .collect();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["code"], "DeadlineExceeded", "{}", audit[0]);
+    assert_eq!(audit[0]["level"], "WARN", "{}", audit[0]);
+}

@@ -179,14 +179,16 @@ fn call_context<T>(request: &Request<T>, rpc: Rpc) -> (CallContext, Audit) {
         account: None,
         result_cache: None,
         started: tokio::time::Instant::now(),
+        deadline: call.deadline,
         written: false,
     };
     (call, audit)
 }
 
 /// One line a call in the `ocrgate::audit` log: caller, RPC, provider, account, status, latency,
-/// and the card number masked. A call dropped before it was answered (its client reset the stream
-/// or closed the connection) is written as cancelled when its record is dropped.
+/// and the card number masked. A call dropped before it was answered is written when its record
+/// is dropped: as ended at its deadline once that has passed, else as cancelled by its client
+/// (who reset the stream or closed the connection).
 struct Audit {
     /// `None` only when the server was built without the auth layer (as some tests build it).
     caller: Option<Arc<Caller>>,
@@ -196,6 +198,8 @@ struct Audit {
     /// How the result cache served a bank card call.
     result_cache: Option<Outcome>,
     started: tokio::time::Instant,
+    /// When the deadline layer ends the call, dropping it unanswered.
+    deadline: Option<tokio::time::Instant>,
     /// Whether the call's line is written.
     written: bool,
 }
@@ -310,14 +314,31 @@ fn error_reason(status: &Status) -> Option<String> {
 
 impl Drop for Audit {
     fn drop(&mut self) {
-        if !self.written {
+        if self.written {
+            return;
+        }
+        let latency_ms = self.started.elapsed().as_millis() as u64;
+        if self
+            .deadline
+            .is_some_and(|deadline| tokio::time::Instant::now() >= deadline)
+        {
+            tracing::warn!(
+                target: "ocrgate::audit",
+                caller = self.caller(),
+                rpc = self.rpc.as_str(),
+                account = self.account(),
+                code = ?tonic::Code::DeadlineExceeded,
+                latency_ms,
+                "call ended at its deadline"
+            );
+        } else {
             tracing::info!(
                 target: "ocrgate::audit",
                 caller = self.caller(),
                 rpc = self.rpc.as_str(),
                 account = self.account(),
                 code = ?tonic::Code::Cancelled,
-                latency_ms = self.started.elapsed().as_millis() as u64,
+                latency_ms,
                 "call cancelled by the client"
             );
         }

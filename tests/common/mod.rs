@@ -253,22 +253,10 @@ impl Gateway {
             .unwrap_or_else(|_| panic!("{n} {method} calls were never in flight at once"));
     }
 
-    /// A client whose transport does not enforce `grpc-timeout` itself (tonic's `Channel` does,
-    /// answering CANCELLED on its own), so tests see the deadline status the server sends.
-    pub fn client_without_local_deadline(
-        &self,
-    ) -> OcrServiceClient<
-        hyper_util::client::legacy::Client<
-            hyper_util::client::legacy::connect::HttpConnector,
-            tonic::body::Body,
-        >,
-    > {
-        let http2 =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .http2_only(true)
-                .build_http();
-        let origin = format!("http://{}", self.address).parse().expect("uri");
-        OcrServiceClient::with_origin(http2, origin)
+    /// A client whose transport does not enforce `grpc-timeout` itself: see
+    /// [`client_without_local_deadline`].
+    pub fn client_without_local_deadline(&self) -> UntimedClient {
+        client_without_local_deadline(self.address)
     }
 
     pub fn channel(&self) -> Channel {
@@ -395,6 +383,25 @@ pub fn assert_invalid_field(status: &Status, field: &str) {
     assert_eq!(metadata.get("field").map(String::as_str), Some(field));
     let bad_request = status.get_details_bad_request().expect("BadRequest detail");
     assert_eq!(bad_request.field_violations[0].field, field);
+}
+
+/// A gRPC client over a plain HTTP/2 connection.
+pub type UntimedClient = OcrServiceClient<
+    hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        tonic::body::Body,
+    >,
+>;
+
+/// A client of the server at `address` whose transport does not enforce `grpc-timeout` itself
+/// (tonic's `Channel` does, answering CANCELLED on its own), so tests see the deadline status the
+/// server sends.
+pub fn client_without_local_deadline(address: SocketAddr) -> UntimedClient {
+    let http2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let origin = format!("http://{address}").parse().expect("uri");
+    OcrServiceClient::with_origin(http2, origin)
 }
 
 /// The `ocrgate` binary running as its own process, configured through the environment only.
