@@ -347,3 +347,41 @@ async fn no_span_attribute_or_event_holds_the_secret_a_token_or_the_card_number(
         }
     }
 }
+
+#[tokio::test]
+async fn every_provider_gets_its_span_from_the_same_layer() {
+    let Some(models) = common::local_models() else {
+        return;
+    };
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    let mut config = config_for(&sim);
+    config.routing.bank_card = Some(vec!["local".to_owned()]);
+    config.local.models_dir = models;
+    let gateway = Gateway::serve_with_telemetry(sim, config, telemetry().0.clone()).await;
+    let (trace_id, _, traceparent) = client_parent(6);
+
+    // A picture too small to hold a card: the local provider refuses it, inside its span.
+    let status = gateway
+        .client
+        .clone()
+        .recognize_bank_card(with_traceparent(upload(png(1)), &traceparent))
+        .await
+        .expect_err("no card in a tiny picture");
+
+    let spans = spans_of(trace_id);
+    let server = named(&spans, "ocrgate.v1.OcrService/RecognizeBankCard");
+    let provider = named(&spans, "local RecognizeBankCard");
+    assert_eq!(provider.parent_span_id, server.span_context.span_id());
+    assert_eq!(attribute(provider, "provider.name"), "local");
+    assert_eq!(
+        attribute(provider, "provider.operation"),
+        "RecognizeBankCard"
+    );
+    assert!(
+        matches!(provider.status, Status::Error { .. }),
+        "{status:?}: {:?}",
+        provider.status
+    );
+}

@@ -7,6 +7,7 @@
 mod credentials;
 mod http;
 pub mod images;
+mod layers;
 pub mod local;
 mod retry;
 pub mod tencent;
@@ -82,6 +83,16 @@ pub struct Registration {
 impl Registration {
     pub fn can(&self, capability: Capability) -> bool {
         self.capabilities.contains(&capability)
+    }
+
+    /// Builds the provider from `config`, its services wrapped in the layers every provider
+    /// gets (see `layers`).
+    pub async fn build_layered(
+        &self,
+        config: &Config,
+        metrics: &Metrics,
+    ) -> Result<Built, BuildError> {
+        Ok((self.build)(config, metrics).await?.layered())
     }
 }
 

@@ -1,12 +1,8 @@
-//! Retries with backoff inside the call's deadline, and the span of a provider call, as every
-//! vendor adapter does them.
+//! Retries with backoff inside the call's deadline, as every vendor adapter does them.
 
 use std::{future::Future, time::Duration};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use tracing::Instrument as _;
-
-use crate::telemetry::TRACE_ONLY;
 
 use crate::provider::CallContext;
 
@@ -74,31 +70,4 @@ pub async fn with_retries<T, E: std::fmt::Display, Fut: Future<Output = Result<T
         retries += 1;
         tracing::Span::current().record("provider.retries", retries);
     }
-}
-
-/// Runs one provider call in its `provider call` span (provider, operation, account, retries),
-/// marking the span as failed, and logging why, when the call fails.
-pub async fn in_provider_span<T, E: std::fmt::Display>(
-    provider: &'static str,
-    operation: &'static str,
-    call: impl Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    let span = tracing::info_span!(
-        "provider call",
-        otel.name = %format_args!("{provider} {operation}"),
-        otel.status_code = tracing::field::Empty,
-        provider.name = provider,
-        provider.operation = operation,
-        provider.account = tracing::field::Empty,
-        provider.retries = 0,
-    );
-    let result = call.instrument(span.clone()).await;
-    if let Err(err) = &result {
-        span.record("otel.status_code", "ERROR");
-        // For the trace only: the call's audit line logs the failure the caller sees.
-        span.in_scope(|| {
-            tracing::info!(target: TRACE_ONLY, provider, operation, error = %err, "provider call failed");
-        });
-    }
-    result
 }

@@ -163,7 +163,8 @@ async fn api(
         tracing::info!(provider = registration.name, %summary, "provider configured");
         built.insert(
             registration.name,
-            (registration.build)(config, metrics)
+            registration
+                .build_layered(config, metrics)
                 .await
                 .map_err(|source| ServeError::Provider {
                     name: registration.name,

@@ -303,7 +303,6 @@ impl BankCardRecognizer for LocalProvider {
         PROVIDER
     }
 
-    #[tracing::instrument(name = "local.recognize_bank_card", skip_all)]
     async fn recognize_bank_card(
         &self,
         request: BankCardRequest,

@@ -21,7 +21,7 @@ use crate::{
     },
     providers::{
         Built, Capability, Registration, images,
-        retry::{Retry, RetryPolicy, in_provider_span, with_retries},
+        retry::{Retry, RetryPolicy, with_retries},
         vendor::{Codes, VendorError},
     },
     secret::SecretSource,
@@ -357,7 +357,7 @@ impl BankCardRecognizer for TencentProvider {
         request: BankCardRequest,
         call: &CallContext,
     ) -> Result<BankCard, ProviderError> {
-        let recognized = in_provider_span(PROVIDER, "RecognizeBankCard", async {
+        let recognized = async {
             if let Some(account) = request.account.as_deref().filter(|name| *name != ACCOUNT) {
                 return Err(TencentError::NotConfigured(format!(
                     "no Tencent Cloud account named `{account}` is configured; the provider has \
@@ -387,7 +387,7 @@ impl BankCardRecognizer for TencentProvider {
                 },
             )
             .await
-        })
+        }
         .await?;
         Ok(bank_card(recognized)?)
     }

@@ -22,7 +22,7 @@ use crate::{
         Built, Capability, Registration,
         credentials::{AccessToken, Lookup, TokenCache},
         images::{self, Accepts},
-        retry::{Retry, RetryPolicy, in_provider_span, with_retries},
+        retry::{Retry, RetryPolicy, with_retries},
         vendor::{Codes, VendorError},
     },
     secret::SecretSource,
@@ -377,12 +377,11 @@ impl WechatProvider {
         self.account_names().collect::<Vec<_>>().join(", ")
     }
 
-    /// Runs `api` with the account's token, in a span for the provider call. A rejected token is
-    /// dropped (if still current), fetched again and the call retried once; transient failures
-    /// are retried with backoff while the deadline allows.
+    /// Runs `api` with the account's token, noting the account on the provider span. A rejected
+    /// token is dropped (if still current), fetched again and the call retried once; transient
+    /// failures are retried with backoff while the deadline allows.
     async fn with_token<T, F, Fut>(
         &self,
-        operation: &'static str,
         account: Option<&str>,
         call: &CallContext,
         api: F,
@@ -391,12 +390,11 @@ impl WechatProvider {
         F: Fn(AccessToken) -> Fut,
         Fut: Future<Output = Result<T, WechatError>>,
     {
-        in_provider_span(PROVIDER, operation, async {
-            let account = self.account(account)?;
-            tracing::Span::current().record("provider.account", account.name.as_str());
-            let mut token_refreshed = false;
-            let api = &api;
-            with_retries(
+        let account = self.account(account)?;
+        tracing::Span::current().record("provider.account", account.name.as_str());
+        let mut token_refreshed = false;
+        let api = &api;
+        with_retries(
                 &self.retries,
                 call,
                 move || async move {
@@ -425,8 +423,6 @@ impl WechatProvider {
                 },
             )
             .await
-        })
-        .await
     }
 
     /// The account's access token, from the cache or fetched, in a span that says which.
@@ -497,16 +493,11 @@ impl BankCardRecognizer for WechatProvider {
         };
         let (image, mode) = (&image, request.mode);
         let raw = self
-            .with_token(
-                "RecognizeBankCard",
-                request.account.as_deref(),
-                call,
-                |token| async move {
-                    self.client
-                        .recognize_bank_card(&token, image, mode, call)
-                        .await
-                },
-            )
+            .with_token(request.account.as_deref(), call, |token| async move {
+                self.client
+                    .recognize_bank_card(&token, image, mode, call)
+                    .await
+            })
             .await?;
         let number = CardNumber::parse(&raw).ok_or_else(|| {
             ProviderError::new(
@@ -535,16 +526,11 @@ impl InvoiceTitleParser for WechatProvider {
     ) -> Result<InvoiceTitle, ProviderError> {
         let scan_text = request.scan_text.as_str();
         Ok(self
-            .with_token(
-                "ParseInvoiceTitle",
-                request.account.as_deref(),
-                call,
-                |token| async move {
-                    self.client
-                        .scan_invoice_title(&token, scan_text, call)
-                        .await
-                },
-            )
+            .with_token(request.account.as_deref(), call, |token| async move {
+                self.client
+                    .scan_invoice_title(&token, scan_text, call)
+                    .await
+            })
             .await?)
     }
 }

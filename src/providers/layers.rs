@@ -1,0 +1,104 @@
+//! What every provider gets, whoever wrote it: its services are wrapped once, as they are built,
+//! so an adapter holds only what is its own.
+//!
+//! For now one layer: each call to a provider runs in a span named `{provider} {operation}`,
+//! marked ERROR with an event saying why when the call fails.
+
+use std::{future::Future, sync::Arc};
+
+use async_trait::async_trait;
+use tracing::Instrument as _;
+
+use super::Built;
+use crate::{
+    provider::{
+        BankCard, BankCardRecognizer, BankCardRequest, CallContext, InvoiceTitle,
+        InvoiceTitleParser, InvoiceTitleRequest, ProviderError,
+    },
+    telemetry::TRACE_ONLY,
+};
+
+impl Built {
+    /// Every service wrapped in the layers every provider gets.
+    pub(super) fn layered(self) -> Self {
+        Self {
+            bank_card: self
+                .bank_card
+                .map(|inner| Arc::new(Spanned(inner)) as Arc<dyn BankCardRecognizer>),
+            invoice_title: self
+                .invoice_title
+                .map(|inner| Arc::new(Spanned(inner)) as Arc<dyn InvoiceTitleParser>),
+        }
+    }
+}
+
+/// A provider's service, each call in the provider's span.
+struct Spanned<P: ?Sized>(Arc<P>);
+
+#[async_trait]
+impl BankCardRecognizer for Spanned<dyn BankCardRecognizer> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    async fn recognize_bank_card(
+        &self,
+        request: BankCardRequest,
+        call: &CallContext,
+    ) -> Result<BankCard, ProviderError> {
+        in_provider_span(
+            self.0.name(),
+            "RecognizeBankCard",
+            self.0.recognize_bank_card(request, call),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl InvoiceTitleParser for Spanned<dyn InvoiceTitleParser> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    async fn parse_invoice_title(
+        &self,
+        request: InvoiceTitleRequest,
+        call: &CallContext,
+    ) -> Result<InvoiceTitle, ProviderError> {
+        in_provider_span(
+            self.0.name(),
+            "ParseInvoiceTitle",
+            self.0.parse_invoice_title(request, call),
+        )
+        .await
+    }
+}
+
+/// Runs `call` in the provider span (`provider.account` and `provider.retries` are recorded
+/// inside it by the adapter and the retry loop), marking the span as failed, with an event saying
+/// why, when the call fails.
+async fn in_provider_span<T>(
+    provider: &'static str,
+    operation: &'static str,
+    call: impl Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
+    let span = tracing::info_span!(
+        "provider call",
+        otel.name = %format_args!("{provider} {operation}"),
+        otel.status_code = tracing::field::Empty,
+        provider.name = provider,
+        provider.operation = operation,
+        provider.account = tracing::field::Empty,
+        provider.retries = 0,
+    );
+    let result = call.instrument(span.clone()).await;
+    if let Err(err) = &result {
+        span.record("otel.status_code", "ERROR");
+        // For the trace only: the call's audit line logs the failure the caller sees.
+        span.in_scope(|| {
+            tracing::info!(target: TRACE_ONLY, provider, operation, error = %err, "provider call failed");
+        });
+    }
+    result
+}
