@@ -167,10 +167,12 @@ impl Subject {
     }
 }
 
-/// The bank card service of provider `name`, as its registration builds it from `config`.
+/// The bank card service of provider `name`, as the server builds it from `config`: with the
+/// layers every provider gets.
 async fn build(name: &str, config: &ocrgate::config::Config) -> Arc<dyn BankCardRecognizer> {
     let registration = registration(name).expect("registered");
-    (registration.build)(config, &Metrics::disabled())
+    registration
+        .build_layered(config, &Metrics::disabled())
         .await
         .expect("builds")
         .bank_card
@@ -502,12 +504,13 @@ mod invoice_titles {
             let mut config = config_for(&sim);
             config.routing.invoice_title = route(&[name]);
             tweak(&mut config);
-            let direct =
-                (registration(name).expect("registered").build)(&config, &Metrics::disabled())
-                    .await
-                    .expect("builds")
-                    .invoice_title
-                    .expect("reads invoice titles");
+            let direct = registration(name)
+                .expect("registered")
+                .build_layered(&config, &Metrics::disabled())
+                .await
+                .expect("builds")
+                .invoice_title
+                .expect("reads invoice titles");
             Self {
                 name,
                 gateway: Gateway::serve(sim, config).await,

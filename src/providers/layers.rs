@@ -1,18 +1,19 @@
 //! What every provider gets, whoever wrote it: its services are wrapped once, as they are built,
 //! so an adapter holds only what is its own.
 //!
-//! For now one layer: each call to a provider runs in a span named `{provider} {operation}`,
-//! marked ERROR with an event saying why when the call fails.
+//! - each call to a provider runs in a span named `{provider} {operation}`, marked ERROR with
+//!   an event saying why when the call fails;
+//! - an upload the provider would not take as it is (see [`Fitting`]) is fitted first.
 
 use std::{future::Future, sync::Arc};
 
 use async_trait::async_trait;
 use tracing::Instrument as _;
 
-use super::Built;
+use super::{Built, Fitting, images};
 use crate::{
     provider::{
-        BankCard, BankCardRecognizer, BankCardRequest, CallContext, InvoiceTitle,
+        BankCard, BankCardRecognizer, BankCardRequest, CallContext, ImageSource, InvoiceTitle,
         InvoiceTitleParser, InvoiceTitleRequest, ProviderError,
     },
     telemetry::TRACE_ONLY,
@@ -21,14 +22,48 @@ use crate::{
 impl Built {
     /// Every service wrapped in the layers every provider gets.
     pub(super) fn layered(self) -> Self {
+        let fits = self.fits;
         Self {
-            bank_card: self
-                .bank_card
-                .map(|inner| Arc::new(Spanned(inner)) as Arc<dyn BankCardRecognizer>),
+            bank_card: self.bank_card.map(|inner| {
+                let inner = match fits {
+                    Some(fitting) => Arc::new(Fitted { inner, fitting }),
+                    None => inner,
+                };
+                Arc::new(Spanned(inner)) as Arc<dyn BankCardRecognizer>
+            }),
             invoice_title: self
                 .invoice_title
                 .map(|inner| Arc::new(Spanned(inner)) as Arc<dyn InvoiceTitleParser>),
+            fits,
         }
+    }
+}
+
+/// A bank card service that is sent only uploads it takes: others are fitted first.
+struct Fitted {
+    inner: Arc<dyn BankCardRecognizer>,
+    fitting: Fitting,
+}
+
+#[async_trait]
+impl BankCardRecognizer for Fitted {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn recognize_bank_card(
+        &self,
+        mut request: BankCardRequest,
+        call: &CallContext,
+    ) -> Result<BankCard, ProviderError> {
+        if let ImageSource::Upload { bytes, format } = request.image {
+            let (bytes, format) =
+                images::fit(bytes, format, self.fitting.accepts, self.fitting.max_pixels)
+                    .await
+                    .map_err(|err| err.into_provider_error(self.inner.name()))?;
+            request.image = ImageSource::Upload { bytes, format };
+        }
+        self.inner.recognize_bank_card(request, call).await
     }
 }
 

@@ -56,6 +56,16 @@ pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
 pub struct Built {
     pub bank_card: Option<Arc<dyn BankCardRecognizer>>,
     pub invoice_title: Option<Arc<dyn InvoiceTitleParser>>,
+    /// What images its bank card service takes as they are; an upload it would not take is
+    /// fitted (re-encoded as a JPEG) before the service sees it. `None` takes every upload.
+    pub fits: Option<Fitting>,
+}
+
+/// The images a provider takes, and the largest it decodes to fit one.
+#[derive(Debug, Clone, Copy)]
+pub struct Fitting {
+    pub accepts: images::Accepts,
+    pub max_pixels: u64,
 }
 
 /// Building may load models or read files: the server awaits it before it serves.

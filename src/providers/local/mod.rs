@@ -72,9 +72,11 @@ pub const REGISTRATION: Registration = Registration {
             let provider =
                 tokio::task::spawn_blocking(move || LocalProvider::new(&config, &metrics))
                     .await??;
+            // It reads any upload as it is, shrinking large ones itself.
             Ok(Built {
                 bank_card: Some(Arc::new(provider)),
                 invoice_title: None,
+                fits: None,
             })
         })
     },

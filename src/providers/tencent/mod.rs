@@ -20,7 +20,7 @@ use crate::{
         CardType, ErrorKind, ImageFormat, ImageSource, ImageWarning, ProviderError,
     },
     providers::{
-        Built, Capability, Registration, images,
+        Built, Capability, Fitting, Registration, images,
         retry::{Retry, RetryPolicy, with_retries},
         vendor::{Codes, VendorError},
     },
@@ -70,6 +70,10 @@ pub const REGISTRATION: Registration = Registration {
         let built = TencentProvider::new(&config.tencent, metrics.clone()).map(|provider| Built {
             bank_card: Some(Arc::new(provider)),
             invoice_title: None,
+            fits: Some(Fitting {
+                accepts: ACCEPTS,
+                max_pixels: config.tencent.max_image_pixels,
+            }),
         });
         Box::pin(std::future::ready(built))
     },
@@ -273,19 +277,14 @@ impl TencentProvider {
         })
     }
 
-    /// The request body for `image`: an upload as `ImageBase64` (fitted first when it is over
-    /// Tencent's limit or a GIF or WebP, which Tencent does not take), a URL as `ImageUrl`, and
-    /// every check asked for.
-    async fn body(&self, image: ImageSource) -> Result<Vec<u8>, TencentError> {
+    /// The request body for `image`: an upload as `ImageBase64` (the fitting layer has made it
+    /// one Tencent takes), a URL as `ImageUrl`, and every check asked for.
+    fn body(image: ImageSource) -> Vec<u8> {
         let image = match image {
             ImageSource::Url(url) => client::Image::Url(url),
-            ImageSource::Upload { bytes, format } => {
-                let (bytes, _) =
-                    images::fit(bytes, format, ACCEPTS, self.config.max_image_pixels).await?;
-                client::Image::Base64(bytes)
-            }
+            ImageSource::Upload { bytes, .. } => client::Image::Base64(bytes),
         };
-        Ok(client::request_body(&image))
+        client::request_body(&image)
     }
 }
 
@@ -365,7 +364,7 @@ impl BankCardRecognizer for TencentProvider {
                 )));
             }
             tracing::Span::current().record("provider.account", ACCOUNT);
-            let body = &Bytes::from(self.body(request.image).await?);
+            let body = &Bytes::from(Self::body(request.image));
             let mut signed_afresh = false;
             with_retries(
                 &self.retries,

@@ -15,13 +15,12 @@ use self::client::WechatClient;
 use crate::{
     provider::{
         BankCard, BankCardRecognizer, BankCardRequest, CallContext, CardNumber, ErrorKind,
-        ImageFormat, ImageSource, InvoiceTitle, InvoiceTitleParser, InvoiceTitleRequest,
-        ProviderError,
+        ImageFormat, InvoiceTitle, InvoiceTitleParser, InvoiceTitleRequest, ProviderError,
     },
     providers::{
-        Built, Capability, Registration,
+        Built, Capability, Fitting, Registration,
         credentials::{AccessToken, Lookup, TokenCache},
-        images::{self, Accepts},
+        images::Accepts,
         retry::{Retry, RetryPolicy, with_retries},
         vendor::{Codes, VendorError},
     },
@@ -60,6 +59,10 @@ pub const REGISTRATION: Registration = Registration {
             Built {
                 bank_card: Some(provider.clone()),
                 invoice_title: Some(provider),
+                fits: Some(Fitting {
+                    accepts: ACCEPTS,
+                    max_pixels: config.wechat.max_image_pixels,
+                }),
             }
         });
         Box::pin(std::future::ready(built.map_err(Into::into)))
@@ -319,7 +322,6 @@ pub struct WechatProvider {
     accounts: BTreeMap<String, Account>,
     default_account: Option<String>,
     retries: RetryPolicy,
-    max_image_pixels: u64,
 }
 
 impl WechatProvider {
@@ -335,7 +337,6 @@ impl WechatProvider {
             accounts,
             default_account,
             retries: RetryPolicy::new(PROVIDER, config.busy_retries, config.busy_backoff),
-            max_image_pixels: config.max_image_pixels,
         })
     }
 
@@ -482,16 +483,7 @@ impl BankCardRecognizer for WechatProvider {
         request: BankCardRequest,
         call: &CallContext,
     ) -> Result<BankCard, ProviderError> {
-        let image = match request.image {
-            ImageSource::Upload { bytes, format } => {
-                let (bytes, format) = images::fit(bytes, format, ACCEPTS, self.max_image_pixels)
-                    .await
-                    .map_err(|err| err.into_provider_error(PROVIDER))?;
-                ImageSource::Upload { bytes, format }
-            }
-            url @ ImageSource::Url(_) => url,
-        };
-        let (image, mode) = (&image, request.mode);
+        let (image, mode) = (&request.image, request.mode);
         let raw = self
             .with_token(request.account.as_deref(), call, |token| async move {
                 self.client
