@@ -1061,13 +1061,7 @@ async fn a_call_whose_client_goes_away_mid_upload_is_recorded_as_cancelled() {
     let gateway = GatewayProcess::start(&sim, &[]).await;
     let (client, driver) =
         h2_connection_and_driver(gateway.address, IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
-    let mut client = client.ready().await.expect("a stream may open");
-    let (response, mut stream) = client
-        .send_request(
-            grpc_request(gateway.address, BANK_CARD, "application/grpc"),
-            false,
-        )
-        .expect("stream opens");
+    let (client, response, mut stream) = open_card_upload(client, gateway.address).await;
     stream
         .send_data(message_prefix(1000), false)
         .expect("prefix");
@@ -1112,13 +1106,7 @@ async fn a_call_whose_client_resets_its_stream_mid_upload_ends_at_once() {
     let sim = simulator().await;
     let gateway = GatewayProcess::start(&sim, &[]).await;
     let client = h2_connection(gateway.address, IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
-    let mut client = client.ready().await.expect("a stream may open");
-    let (response, mut stream) = client
-        .send_request(
-            grpc_request(gateway.address, BANK_CARD, "application/grpc"),
-            false,
-        )
-        .expect("stream opens");
+    let (client, response, mut stream) = open_card_upload(client, gateway.address).await;
     stream
         .send_data(message_prefix(8 << 20), false)
         .expect("prefix");
@@ -1137,13 +1125,7 @@ async fn a_call_whose_client_resets_its_stream_while_the_vendor_works_ends_at_on
     sim.inject(Endpoint::BankCard, Fault::Hold, 1);
     let gateway = GatewayProcess::start(&sim, &[]).await;
     let client = h2_connection(gateway.address, IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
-    let mut client = client.ready().await.expect("a stream may open");
-    let (response, mut stream) = client
-        .send_request(
-            grpc_request(gateway.address, BANK_CARD, "application/grpc"),
-            false,
-        )
-        .expect("stream opens");
+    let (client, response, mut stream) = open_card_upload(client, gateway.address).await;
     let message = prost::Message::encode_to_vec(&upload(image));
     let mut body = message_prefix(u32::try_from(message.len()).expect("small")).to_vec();
     body.extend_from_slice(&message);
@@ -1167,6 +1149,23 @@ async fn a_call_whose_client_resets_its_stream_while_the_vendor_works_ends_at_on
     let cancelled = cancelled.expect("an audit line for the call");
     assert_eq!(cancelled["code"], "Cancelled", "{cancelled}");
     assert_eq!(cancelled["caller"], "anonymous", "{cancelled}");
+}
+
+/// Opens a RecognizeBankCard stream to `to` on `client`, its request body left to send: the
+/// client (to keep its connection), the response to come and the body's sending half.
+async fn open_card_upload(
+    client: h2::client::SendRequest<Bytes>,
+    to: SocketAddr,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    h2::client::ResponseFuture,
+    h2::SendStream<Bytes>,
+) {
+    let mut client = client.ready().await.expect("a stream may open");
+    let (response, stream) = client
+        .send_request(grpc_request(to, BANK_CARD, "application/grpc"), false)
+        .expect("stream opens");
+    (client, response, stream)
 }
 
 /// Waits, 5 s at most, until the gateway's one RecognizeBankCard call is recorded as CANCELLED,
