@@ -1,20 +1,22 @@
 //! Configuration: defaults, overlaid by an optional TOML file, overlaid by `OCRGATE_*` variables.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
 
 use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
     value::{Uncased, UncasedStr, Value},
 };
-use serde::Deserialize;
+use serde::{Deserialize, de::IgnoredAny};
 
+pub use crate::settings::{ConfigError, Section, Sections};
 use crate::{
     auth::{AuthConfig, CallerConfig, StoreConfig},
     limits::LimitsConfig,
-    providers::{REGISTRY, local::LocalConfig, tencent::TencentConfig, wechat::WechatConfig},
+    providers::{REGISTRY, known_sections},
     result_cache::CacheConfig,
     routing::RoutingConfig,
+    settings::describe,
     telemetry::LogConfig,
 };
 
@@ -22,7 +24,7 @@ use crate::{
 pub const ENV_PREFIX: &str = "OCRGATE_";
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Config {
     /// Address of the gRPC server.
     pub listen: SocketAddr,
@@ -43,12 +45,15 @@ pub struct Config {
     /// Callers by name; see [`crate::auth`].
     pub callers: std::collections::BTreeMap<String, CallerConfig>,
     pub store: StoreConfig,
-    pub wechat: WechatConfig,
-    pub tencent: TencentConfig,
-    pub local: LocalConfig,
     pub routing: RoutingConfig,
     /// Bank card answers kept for identical uploads.
     pub cache: CacheConfig,
+    /// Each provider's section (`[wechat]`, `[tencent]`, ...), which the provider reads itself.
+    #[serde(skip)]
+    pub providers: Sections,
+    /// Keys no field above takes: each must be a provider's section.
+    #[serde(flatten)]
+    unclaimed: BTreeMap<String, IgnoredAny>,
 }
 
 impl Default for Config {
@@ -64,18 +69,13 @@ impl Default for Config {
             auth: AuthConfig::default(),
             callers: std::collections::BTreeMap::new(),
             store: StoreConfig::default(),
-            wechat: WechatConfig::default(),
-            tencent: TencentConfig::default(),
-            local: LocalConfig::default(),
             routing: RoutingConfig::default(),
             cache: CacheConfig::default(),
+            providers: Sections::default(),
+            unclaimed: BTreeMap::new(),
         }
     }
 }
-
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(String);
 
 impl Config {
     /// Loads the configuration from `file` (if any) and the environment.
@@ -100,60 +100,24 @@ impl Config {
             };
             figment = figment.merge(Serialized::default(key.as_str(), value));
         }
-        figment
+        let mut config: Self = figment
             .extract_lossy()
-            .map_err(|err| ConfigError(describe(&figment, err)))
-    }
-}
-
-/// Figment's messages quote the offending value, which may be a secret: each message is rewritten
-/// to name the key and what it expects, and a value a custom error quotes is cut out. Only the name
-/// of an unknown enum variant or field is kept: those are never secrets.
-fn describe(figment: &Figment, errors: figment::Error) -> String {
-    use figment::error::Kind;
-    errors
-        .into_iter()
-        .map(|err| {
-            let path = err.path.join(".");
-            match &err.kind {
-                Kind::InvalidType(_, expected) => {
-                    format!("{path}: invalid type, expected {expected}")
-                }
-                Kind::InvalidValue(_, expected) => {
-                    format!("{path}: invalid value, expected {expected}")
-                }
-                Kind::UnknownVariant(..) | Kind::UnknownField(..) | Kind::MissingField(_) => {
-                    err.to_string()
-                }
-                _ => {
-                    let message = err.to_string();
-                    match figment
-                        .find_value(&path)
-                        .ok()
-                        .and_then(|value| value_text(&value))
-                    {
-                        Some(value) if !value.is_empty() => message.replace(&value, "…"),
-                        _ => message,
-                    }
-                }
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// A scalar value as a message would quote it.
-fn value_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(_, text) => Some(text.clone()),
-        Value::Char(_, c) => Some(c.to_string()),
-        Value::Bool(_, b) => Some(b.to_string()),
-        Value::Num(_, n) => n
-            .to_u128()
-            .map(|n| n.to_string())
-            .or_else(|| n.to_i128().map(|n| n.to_string()))
-            .or_else(|| n.to_f64().map(|n| n.to_string())),
-        _ => None,
+            .map_err(|err| ConfigError(describe(&figment, err)))?;
+        if let Some(key) = config
+            .unclaimed
+            .keys()
+            .find(|key| !REGISTRY.iter().any(|r| r.section == key.as_str()))
+        {
+            return Err(ConfigError(format!(
+                "unknown key `{key}`: neither a setting nor a provider's section ({})",
+                known_sections()
+            )));
+        }
+        config.providers = Sections::new(figment);
+        for registration in REGISTRY {
+            (registration.read)(config.providers.section(registration.section))?;
+        }
+        Ok(config)
     }
 }
 
@@ -181,7 +145,21 @@ mod tests {
     use secrecy::ExposeSecret as _;
 
     use super::*;
-    use crate::{providers::wechat::TokenEndpoint, telemetry::LogFormat};
+    use crate::{
+        providers::{
+            tencent::TencentConfig,
+            wechat::{TokenEndpoint, WechatConfig},
+        },
+        telemetry::LogFormat,
+    };
+
+    fn wechat(config: &Config) -> WechatConfig {
+        config.providers.section("wechat").read().expect("reads")
+    }
+
+    fn tencent(config: &Config) -> TencentConfig {
+        config.providers.section("tencent").read().expect("reads")
+    }
 
     #[test]
     fn environment_overrides_the_file_and_the_documented_names_work() {
@@ -211,15 +189,18 @@ mod tests {
 
             assert_eq!(config.listen, "127.0.0.1:7001".parse().expect("addr"));
             assert_eq!(config.log.format, LogFormat::Json);
-            assert_eq!(config.wechat.request_timeout, Duration::from_secs(4));
-            assert_eq!(config.wechat.app_id.as_deref(), Some("wx-main"));
+            assert_eq!(wechat(&config).request_timeout, Duration::from_secs(4));
+            assert_eq!(wechat(&config).app_id.as_deref(), Some("wx-main"));
             assert_eq!(
-                config.wechat.app_secret.as_ref().map(|s| s.expose_secret()),
+                wechat(&config)
+                    .app_secret
+                    .as_ref()
+                    .map(|s| s.expose_secret()),
                 Some("main-secret")
             );
-            assert_eq!(config.wechat.base_url.as_str(), "http://127.0.0.1:9/");
-            assert_eq!(config.wechat.token_endpoint, TokenEndpoint::Legacy);
-            assert_eq!(config.wechat.accounts["shop"].app_id, "wx-shop");
+            assert_eq!(wechat(&config).base_url.as_str(), "http://127.0.0.1:9/");
+            assert_eq!(wechat(&config).token_endpoint, TokenEndpoint::Legacy);
+            assert_eq!(wechat(&config).accounts["shop"].app_id, "wx-shop");
             Ok(())
         });
     }
@@ -230,11 +211,11 @@ mod tests {
             let config = Config::load(None).expect("loads");
             assert_eq!(config.listen, "0.0.0.0:50051".parse().expect("addr"));
             assert_eq!(
-                config.wechat.base_url.as_str(),
+                wechat(&config).base_url.as_str(),
                 "https://api.weixin.qq.com/"
             );
-            assert_eq!(config.wechat.token_endpoint, TokenEndpoint::Stable);
-            assert!(config.wechat.app_id.is_none());
+            assert_eq!(wechat(&config).token_endpoint, TokenEndpoint::Stable);
+            assert!(wechat(&config).app_id.is_none());
             Ok(())
         });
     }
@@ -245,7 +226,10 @@ mod tests {
             jail.set_env("OCRGATE_WECHAT_APP_SECRET", "0012345678901234");
             let config = Config::load(None).expect("loads");
             assert_eq!(
-                config.wechat.app_secret.as_ref().map(|s| s.expose_secret()),
+                wechat(&config)
+                    .app_secret
+                    .as_ref()
+                    .map(|s| s.expose_secret()),
                 Some("0012345678901234")
             );
             Ok(())
@@ -262,10 +246,9 @@ mod tests {
             jail.set_env("OCRGATE_AUTH__ANONYMOUS", "false");
             jail.set_env("OCRGATE_ROUTING__BANK_CARD", r#"["tencent", "local"]"#);
             let config = Config::load(None).expect("loads");
-            assert_eq!(config.tencent.secret_id.as_deref(), Some("000123"));
+            assert_eq!(tencent(&config).secret_id.as_deref(), Some("000123"));
             assert_eq!(
-                config
-                    .tencent
+                tencent(&config)
                     .secret_key
                     .as_ref()
                     .map(|s| s.expose_secret()),
@@ -275,7 +258,7 @@ mod tests {
                 config.store.redis_url.as_ref().map(|s| s.expose_secret()),
                 Some("redis://:007@127.0.0.1/0")
             );
-            assert_eq!(config.tencent.retries, 5);
+            assert_eq!(tencent(&config).retries, 5);
             assert!(!config.auth.anonymous.unwrap_or(true));
             assert_eq!(
                 config.routing.bank_card,
@@ -321,6 +304,29 @@ mod tests {
             jail.create_file("ocrgate.toml", "[wechat]\nrequest_timout = \"4s\"\n")?;
             let err = Config::load(Some(Path::new("ocrgate.toml"))).expect_err("typo");
             assert!(err.to_string().contains("request_timout"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_key_that_is_neither_a_setting_nor_a_providers_section_is_rejected_by_name() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("ocrgate.toml", "[wechta]\napp_id = \"wx\"\n")?;
+            let err = Config::load(Some(Path::new("ocrgate.toml"))).expect_err("typo");
+            assert!(err.to_string().contains("`wechta`"), "{err}");
+            assert!(err.to_string().contains("wechat, tencent"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_printed_configuration_shows_no_providers_secret() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("OCRGATE_WECHAT_APP_SECRET", "printed-nowhere-5551");
+            jail.set_env("OCRGATE_TENCENT_SECRET_KEY", "printed-nowhere-5552");
+            let config = Config::load(None).expect("loads");
+            let printed = format!("{config:?}");
+            assert!(!printed.contains("printed-nowhere"), "{printed}");
             Ok(())
         });
     }

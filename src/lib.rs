@@ -19,5 +19,6 @@ pub mod result_cache;
 pub mod routing;
 pub mod secret;
 pub mod server;
+pub mod settings;
 pub mod telemetry;
 pub mod transport;

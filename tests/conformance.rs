@@ -95,7 +95,7 @@ impl Subject {
         config.routing.bank_card = route(&[name]);
         if let Some(models) = models {
             with_local_models(&mut config, models);
-            config.local.concurrency = std::num::NonZeroUsize::new(2);
+            config.providers.set("local.concurrency", 2);
         }
         let direct = build(name, &config).await;
         let gateway = Gateway::serve(sim, config).await;
@@ -172,7 +172,7 @@ impl Subject {
 async fn build(name: &str, config: &ocrgate::config::Config) -> Arc<dyn BankCardRecognizer> {
     let registration = registration(name).expect("registered");
     registration
-        .build_layered(config, &Metrics::disabled())
+        .build_layered(&config.providers, &Metrics::disabled())
         .await
         .expect("builds")
         .bank_card
@@ -398,8 +398,8 @@ async fn refuses_wrong_credentials_without_showing_them(subject: Subject) {
     let sim = &subject.gateway.sim;
     let mut config = config_for(sim);
     with_tencent(&mut config, sim);
-    config.wechat.app_secret = Some(wrong.clone().into());
-    config.tencent.secret_key = Some(wrong.clone().into());
+    config.providers.set("wechat.app_secret", &wrong);
+    config.providers.set("tencent.secret_key", &wrong);
     let provider = build(name, &config).await;
     let request = BankCardRequest {
         image: ImageSource::Upload {
@@ -506,7 +506,7 @@ mod invoice_titles {
             tweak(&mut config);
             let direct = registration(name)
                 .expect("registered")
-                .build_layered(&config, &Metrics::disabled())
+                .build_layered(&config.providers, &Metrics::disabled())
                 .await
                 .expect("builds")
                 .invoice_title
@@ -630,7 +630,7 @@ mod invoice_titles {
             subject.secret,
             subject.retries,
             |config| {
-                config.wechat.app_secret = Some(wrong.clone().into());
+                config.providers.set("wechat.app_secret", &wrong);
             },
         )
         .await;

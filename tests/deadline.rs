@@ -94,7 +94,7 @@ async fn call_waiting_on_another_calls_token_fetch_still_ends_at_its_own_deadlin
 async fn busy_retries_stop_when_the_next_backoff_would_pass_the_deadline() {
     // A long backoff and a short deadline: the gateway answers at once instead of sleeping past it.
     let gateway = Gateway::start_with(SimConfig::default(), |config| {
-        config.wechat.busy_backoff = Duration::from_secs(30);
+        config.providers.set("wechat.busy_backoff", "30s");
     })
     .await;
     gateway

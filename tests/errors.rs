@@ -236,7 +236,7 @@ async fn busy_errors_are_marked_retryable_and_others_not() {
 #[tokio::test]
 async fn wrong_app_secret_is_failed_precondition_from_the_token_endpoint() {
     let gateway = Gateway::start_with(SimConfig::default(), |config| {
-        config.wechat.app_secret = Some("not-the-secret".into());
+        config.providers.set("wechat.app_secret", "not-the-secret");
     })
     .await;
 
@@ -255,7 +255,7 @@ async fn wrong_app_secret_is_failed_precondition_from_the_token_endpoint() {
 #[tokio::test]
 async fn unknown_app_id_is_failed_precondition() {
     let gateway = Gateway::start_with(SimConfig::default(), |config| {
-        config.wechat.app_id = Some("wx-nobody".into());
+        config.providers.set("wechat.app_id", "wx-nobody");
     })
     .await;
 

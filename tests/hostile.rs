@@ -569,7 +569,7 @@ async fn local_gateway(models: &std::path::Path) -> Gateway {
     Gateway::start_with(SimConfig::default(), |config| {
         config.routing.bank_card = common::route(&["local"]);
         common::with_local_models(config, models);
-        config.local.concurrency = std::num::NonZeroUsize::new(1);
+        config.providers.set("local.concurrency", 1);
     })
     .await
 }

@@ -19,8 +19,8 @@ use wechat_sim::{Endpoint, Fault, SimConfig};
 /// build on two shared cores runs them several times slower than a release build.
 async fn local_only(models: &Path) -> Gateway {
     Gateway::start_with(SimConfig::default(), |config| {
-        config.wechat.app_id = None;
-        config.wechat.app_secret = None;
+        config.providers.set("wechat.app_id", None::<String>);
+        config.providers.set("wechat.app_secret", None::<String>);
         config.limits.max_call_duration = std::time::Duration::from_secs(60);
         with_local_models(config, models);
     })
@@ -365,7 +365,7 @@ async fn the_server_answers_other_calls_while_cards_are_being_read() {
     let Some(models) = local_models() else { return };
     let gateway = Gateway::start_with(SimConfig::default(), |config| {
         config.routing.bank_card = common::route(&["local"]);
-        config.local.concurrency = Some(std::num::NonZeroUsize::MIN);
+        config.providers.set("local.concurrency", 1);
         with_local_models(config, &models);
     })
     .await;

@@ -120,7 +120,7 @@ async fn images_each_vendor_takes_reach_it_byte_for_byte() {
 #[tokio::test]
 async fn a_photo_of_more_pixels_than_allowed_is_refused_before_it_is_decoded() {
     let gateway = Gateway::start_with(sim_config(), |config| {
-        config.wechat.max_image_pixels = 4_000_000;
+        config.providers.set("wechat.max_image_pixels", 4_000_000);
     })
     .await;
 

@@ -358,7 +358,7 @@ async fn every_provider_gets_its_span_from_the_same_layer() {
         .expect("simulator");
     let mut config = config_for(&sim);
     config.routing.bank_card = Some(vec!["local".to_owned()]);
-    config.local.models_dir = models;
+    config.providers.set("local.models_dir", models);
     let gateway = Gateway::serve_with_telemetry(sim, config, telemetry().0.clone()).await;
     let (trace_id, _, traceparent) = client_parent(6);
 

@@ -253,9 +253,9 @@ async fn temporary_credentials_are_read_from_files_at_every_call() {
     let mut config = common::config_for(&sim);
     with_tencent(&mut config, &sim);
     config.routing.bank_card = route(&["tencent"]);
-    config.tencent.secret_key = None;
-    config.tencent.secret_key_file = Some(key_file.clone());
-    config.tencent.token_file = Some(token_file.clone());
+    config.providers.set("tencent.secret_key", None::<String>);
+    config.providers.set("tencent.secret_key_file", &key_file);
+    config.providers.set("tencent.token_file", &token_file);
     let gateway = Gateway::serve(sim, config).await;
 
     gateway.recognize(upload(png(7))).await.expect("answered");

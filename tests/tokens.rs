@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use common::{APP_ID, APP_SECRET, Gateway, error_info, png, upload};
 use ocrgate::api::pb;
-use ocrgate::providers::wechat::{AccountConfig, TokenEndpoint};
 use tonic::Code;
 use wechat_sim::{Endpoint, Fault, SimConfig};
 
@@ -241,7 +240,7 @@ async fn short_lived_token_is_cached_for_half_its_life() {
 #[tokio::test]
 async fn legacy_token_endpoint_is_used_when_opted_in() {
     let gateway = Gateway::start_with(SimConfig::default(), |config| {
-        config.wechat.token_endpoint = TokenEndpoint::Legacy;
+        config.providers.set("wechat.token_endpoint", "legacy");
     })
     .await;
     gateway.sim.add_card_image(png(7), NUMBER);
@@ -259,14 +258,12 @@ async fn legacy_token_endpoint_is_used_when_opted_in() {
 #[tokio::test]
 async fn each_account_has_its_own_token_and_a_request_can_name_one() {
     let gateway = Gateway::start_with(SimConfig::default(), |config| {
-        config.wechat.accounts.insert(
-            "shop".into(),
-            AccountConfig {
-                app_id: "wx-shop".into(),
-                app_secret: Some("shop-secret".into()),
-                app_secret_file: None,
-            },
-        );
+        config
+            .providers
+            .set("wechat.accounts.shop.app_id", "wx-shop");
+        config
+            .providers
+            .set("wechat.accounts.shop.app_secret", "shop-secret");
     })
     .await;
     gateway.sim.add_app("wx-shop", "shop-secret");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::{num::NonZeroUsize, path::Path, time::Duration};
+use std::{path::Path, time::Duration};
 
 use common::{Gateway, local_models, ordinary_cards, route, sample, upload, with_local_models};
 use ocrgate::{api::pb, config::Config, provider::ErrorKind};
@@ -208,7 +208,7 @@ async fn sixteen_identical_uploads_at_once_share_one_vendor_call() {
 async fn a_busy_local_reader_passes_the_call_on_at_once_instead_of_waiting() {
     let Some(models) = local_models() else { return };
     let gateway = local_then_wechat(&models, None, |config| {
-        config.local.concurrency = Some(NonZeroUsize::MIN);
+        config.providers.set("local.concurrency", 1);
     })
     .await;
     let mut cards = ordinary_cards(110, 6);

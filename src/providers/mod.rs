@@ -1,7 +1,8 @@
 //! Providers behind the `provider` traits, one folder each, and the registry that lists them.
 //!
 //! Each folder exposes one [`Registration`]: the provider's name, the capabilities it builds, its
-//! short environment names, and how it checks and builds itself from its configuration section.
+//! short environment names, and how it reads, checks and builds itself from its own section of the
+//! configuration, which only it knows the settings of.
 //! The server, `check-config` and routing know providers only through [`REGISTRY`].
 
 mod credentials;
@@ -17,8 +18,8 @@ pub mod wechat;
 use std::{future::Future, pin::Pin, sync::Arc};
 
 use crate::{
-    config::Config,
     provider::{BankCardRecognizer, InvoiceTitleParser},
+    settings::{ConfigError, Section, Sections},
     telemetry::Metrics,
 };
 
@@ -75,19 +76,23 @@ pub type Building = Pin<Box<dyn Future<Output = Result<Built, BuildError>> + Sen
 pub struct Registration {
     /// Its name in routes, requests, responses, error reasons and metric labels.
     pub name: &'static str,
-    /// Its section of the configuration file, e.g. `[tencent]`.
+    /// Its section of the configuration file, e.g. `[tencent]`, and of the environment
+    /// (`OCRGATE_TENCENT__*`).
     pub section: &'static str,
     pub capabilities: &'static [Capability],
     /// Short environment names, as (variable less `OCRGATE_`, configuration key), lower case.
     pub env: &'static [(&'static str, &'static str)],
-    /// Whether the configuration gives it what it needs to answer (credentials, model files).
+    /// Reads its section, as loading the configuration does for every provider, routed or not:
+    /// a mistyped key fails there.
+    pub read: fn(Section<'_>) -> Result<(), ConfigError>,
+    /// Whether its section gives it what it needs to answer (credentials, model files).
     /// Default routes skip a provider that is not set up.
-    pub set_up: fn(&Config) -> bool,
+    pub set_up: fn(Section<'_>) -> bool,
     /// What to do to set it up, for the warning when a route names it unset.
     pub set_up_hint: &'static str,
     /// Checks its section as building would, without loading anything heavy; a one-line summary.
-    pub check: fn(&Config) -> Result<String, BuildError>,
-    pub build: fn(&Config, &Metrics) -> Building,
+    pub check: fn(Section<'_>) -> Result<String, BuildError>,
+    pub build: fn(Section<'_>, &Metrics) -> Building,
 }
 
 impl Registration {
@@ -95,14 +100,26 @@ impl Registration {
         self.capabilities.contains(&capability)
     }
 
-    /// Builds the provider from `config`, its services wrapped in the layers every provider
-    /// gets (see `layers`).
+    /// Whether its section in `sections` sets it up.
+    pub fn is_set_up(&self, sections: &Sections) -> bool {
+        (self.set_up)(sections.section(self.section))
+    }
+
+    /// Checks its section in `sections`; a one-line summary.
+    pub fn checked(&self, sections: &Sections) -> Result<String, BuildError> {
+        (self.check)(sections.section(self.section))
+    }
+
+    /// Builds the provider from its section in `sections`, its services wrapped in the layers
+    /// every provider gets (see `layers`).
     pub async fn build_layered(
         &self,
-        config: &Config,
+        sections: &Sections,
         metrics: &Metrics,
     ) -> Result<Built, BuildError> {
-        Ok((self.build)(config, metrics).await?.layered())
+        Ok((self.build)(sections.section(self.section), metrics)
+            .await?
+            .layered())
     }
 }
 
@@ -115,11 +132,16 @@ pub fn registration(name: &str) -> Option<&'static Registration> {
 
 /// The names of every registered provider, for messages.
 pub fn known_names() -> String {
-    REGISTRY
-        .iter()
-        .map(|registration| registration.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    listed(|registration| registration.name)
+}
+
+/// The configuration sections of every registered provider, for messages.
+pub fn known_sections() -> String {
+    listed(|registration| registration.section)
+}
+
+fn listed(field: fn(&Registration) -> &'static str) -> String {
+    REGISTRY.iter().map(field).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]

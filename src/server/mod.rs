@@ -113,19 +113,22 @@ pub fn plan(config: &Config, metrics: &Metrics) -> Result<Plan, ServeError> {
     let tls = config.tls.as_ref().map(Tls::new).transpose()?;
     let routes = config
         .routing
-        .resolve(|registration| (registration.set_up)(config))
+        .resolve(|registration| registration.is_set_up(&config.providers))
         .map_err(ServeError::Routing)?;
     let providers = routes
         .providers()
         .map(|registration| {
-            let summary = (registration.check)(config).map_err(|source| ServeError::Provider {
-                name: registration.name,
-                source,
-            })?;
+            let summary =
+                registration
+                    .checked(&config.providers)
+                    .map_err(|source| ServeError::Provider {
+                        name: registration.name,
+                        source,
+                    })?;
             Ok(CheckedProvider {
                 registration,
                 summary,
-                set_up: (registration.set_up)(config),
+                set_up: registration.is_set_up(&config.providers),
             })
         })
         .collect::<Result<_, ServeError>>()?;
@@ -164,7 +167,7 @@ async fn api(
         built.insert(
             registration.name,
             registration
-                .build_layered(config, metrics)
+                .build_layered(&config.providers, metrics)
                 .await
                 .map_err(|source| ServeError::Provider {
                     name: registration.name,

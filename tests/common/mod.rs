@@ -47,12 +47,15 @@ pub struct Gateway {
 /// [`with_tencent`].
 pub fn config_for(sim: &Simulator) -> Config {
     let mut config = Config::default();
-    config.local.models_dir = std::env::temp_dir().join("ocrgate-tests-have-no-models-here");
-    config.wechat.base_url = sim.base_url().parse().expect("simulator URL");
-    config.wechat.app_id = Some(APP_ID.into());
-    config.wechat.app_secret = Some(APP_SECRET.into());
+    config.providers.set(
+        "local.models_dir",
+        std::env::temp_dir().join("ocrgate-tests-have-no-models-here"),
+    );
+    config.providers.set("wechat.base_url", sim.base_url());
+    config.providers.set("wechat.app_id", APP_ID);
+    config.providers.set("wechat.app_secret", APP_SECRET);
     // Short backoffs keep the retry tests quick; the policy is the same.
-    config.wechat.busy_backoff = Duration::from_millis(10);
+    config.providers.set("wechat.busy_backoff", "10ms");
     // Many tests send one image again and again and count what reaches the vendor: the result
     // cache is off unless a test turns it on (tests/trust.rs does).
     config.cache.ttl = Duration::ZERO;
@@ -62,10 +65,12 @@ pub fn config_for(sim: &Simulator) -> Config {
 /// Gives `config` the Tencent key the simulators of [`Gateway::start_with`] accept. Without it,
 /// Tencent is not set up, so default routes keep to WeChat or the local provider.
 pub fn with_tencent(config: &mut Config, sim: &Simulator) {
-    config.tencent.endpoint = sim.base_url().parse().expect("simulator URL");
-    config.tencent.secret_id = Some(TENCENT_SECRET_ID.into());
-    config.tencent.secret_key = Some(TENCENT_SECRET_KEY.into());
-    config.tencent.retry_backoff = Duration::from_millis(10);
+    config.providers.set("tencent.endpoint", sim.base_url());
+    config.providers.set("tencent.secret_id", TENCENT_SECRET_ID);
+    config
+        .providers
+        .set("tencent.secret_key", TENCENT_SECRET_KEY);
+    config.providers.set("tencent.retry_backoff", "10ms");
 }
 
 /// Where `scripts/fetch-models.sh` puts the local provider's files, if it has run. Without them the
@@ -96,7 +101,7 @@ pub fn route(providers: &[&str]) -> Option<Vec<String>> {
 
 /// Points `config` at the local provider's models.
 pub fn with_local_models(config: &mut Config, models: &Path) {
-    config.local.models_dir = models.to_owned();
+    config.providers.set("local.models_dir", models);
 }
 
 /// A gateway whose bank card route is WeChat (the simulator), then the local provider.
@@ -182,8 +187,8 @@ impl Gateway {
     /// A gateway with no WeChat account configured at all.
     pub async fn start_without_credentials() -> Self {
         Self::start_with(SimConfig::default(), |config| {
-            config.wechat.app_id = None;
-            config.wechat.app_secret = None;
+            config.providers.set("wechat.app_id", None::<String>);
+            config.providers.set("wechat.app_secret", None::<String>);
         })
         .await
     }

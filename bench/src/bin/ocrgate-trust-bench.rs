@@ -95,12 +95,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     sim.add_app(APP_ID, APP_SECRET);
 
     let mut config = Config::default();
-    config.wechat.base_url = sim.base_url().parse()?;
-    config.wechat.app_id = Some(APP_ID.into());
-    config.wechat.app_secret = Some(APP_SECRET.into());
-    config.local.models_dir = args.models;
-    config.local.concurrency = Some(NonZeroUsize::MIN);
-    config.local.threads_per_image = NonZeroUsize::MIN;
+    config.providers.set("wechat.base_url", sim.base_url());
+    config.providers.set("wechat.app_id", APP_ID);
+    config.providers.set("wechat.app_secret", APP_SECRET);
+    config.providers.set("local.models_dir", args.models);
+    config.providers.set("local.concurrency", 1);
+    config.providers.set("local.threads_per_image", 1);
     config.routing.bank_card = Some(vec!["local".into(), "wechat".into()]);
     config.routing.failover_on = vec![
         ErrorKind::Unavailable,

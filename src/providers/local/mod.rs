@@ -56,18 +56,25 @@ pub const REGISTRATION: Registration = Registration {
     section: "local",
     capabilities: &[Capability::BankCard],
     env: &[],
-    set_up: |config| config.local.missing_files().is_empty(),
+    read: |section| section.read::<LocalConfig>().map(drop),
+    set_up: |section| {
+        section
+            .read::<LocalConfig>()
+            .is_ok_and(|local| local.missing_files().is_empty())
+    },
     set_up_hint: "run scripts/fetch-models.sh, or set [local] models_dir",
-    check: |config| {
-        let missing = config.local.missing_files();
+    check: |section| {
+        let local: LocalConfig = section.read()?;
+        let missing = local.missing_files();
         if !missing.is_empty() {
             return Err(BuildError::Missing(missing).into());
         }
-        Ok(format!("models in {}", config.local.models_dir.display()))
+        Ok(format!("models in {}", local.models_dir.display()))
     },
-    build: |config, metrics| {
-        let (config, metrics) = (config.local.clone(), metrics.clone());
+    build: |section, metrics| {
+        let (config, metrics) = (section.read::<LocalConfig>(), metrics.clone());
         Box::pin(async move {
+            let config = config?;
             // Loading the models reads and optimises tens of megabytes: off the async workers.
             let provider =
                 tokio::task::spawn_blocking(move || LocalProvider::new(&config, &metrics))

@@ -45,11 +45,16 @@ pub const REGISTRATION: Registration = Registration {
         ("tencent_endpoint", "tencent.endpoint"),
         ("tencent_region", "tencent.region"),
     ],
-    set_up: |config| config.tencent.secret_id().is_some(),
+    read: |section| section.read::<TencentConfig>().map(drop),
+    set_up: |section| {
+        section
+            .read::<TencentConfig>()
+            .is_ok_and(|tencent| tencent.secret_id().is_some())
+    },
     set_up_hint: "set OCRGATE_TENCENT_SECRET_ID and OCRGATE_TENCENT_SECRET_KEY (or \
                   OCRGATE_TENCENT_SECRET_KEY_FILE), or [tencent] in the config file",
-    check: |config| {
-        let tencent = &config.tencent;
+    check: |section| {
+        let tencent: TencentConfig = section.read()?;
         tencent.check()?;
         Ok(format!(
             "{}, endpoint {}{}",
@@ -66,15 +71,21 @@ pub const REGISTRATION: Registration = Registration {
                 .unwrap_or_default()
         ))
     },
-    build: |config, metrics| {
-        let built = TencentProvider::new(&config.tencent, metrics.clone()).map(|provider| Built {
-            bank_card: Some(Arc::new(provider)),
-            invoice_title: None,
-            fits: Some(Fitting {
-                accepts: ACCEPTS,
-                max_pixels: config.tencent.max_image_pixels,
-            }),
-        });
+    build: |section, metrics| {
+        let built = section
+            .read::<TencentConfig>()
+            .map_err(Into::into)
+            .and_then(|tencent| {
+                let provider = TencentProvider::new(&tencent, metrics.clone())?;
+                Ok(Built {
+                    bank_card: Some(Arc::new(provider)),
+                    invoice_title: None,
+                    fits: Some(Fitting {
+                        accepts: ACCEPTS,
+                        max_pixels: tencent.max_image_pixels,
+                    }),
+                })
+            });
         Box::pin(std::future::ready(built))
     },
 };

@@ -41,31 +41,36 @@ pub const REGISTRATION: Registration = Registration {
         ("wechat_app_secret_file", "wechat.app_secret_file"),
         ("wechat_base_url", "wechat.base_url"),
     ],
-    set_up: |config| {
-        config
-            .wechat
-            .all_accounts()
-            .is_ok_and(|accounts| !accounts.is_empty())
+    read: |section| section.read::<WechatConfig>().map(drop),
+    set_up: |section| {
+        section.read::<WechatConfig>().is_ok_and(|wechat| {
+            wechat
+                .all_accounts()
+                .is_ok_and(|accounts| !accounts.is_empty())
+        })
     },
     set_up_hint: "set OCRGATE_WECHAT_APP_ID and OCRGATE_WECHAT_APP_SECRET, or [wechat] app_id \
                   and app_secret in the config file",
-    check: |config| {
-        let provider = WechatProvider::new(&config.wechat, Metrics::disabled())?;
+    check: |section| {
+        let provider = WechatProvider::new(&section.read()?, Metrics::disabled())?;
         Ok(format!("accounts: {}", provider.known_accounts()))
     },
-    build: |config, metrics| {
-        let built = WechatProvider::new(&config.wechat, metrics.clone()).map(|provider| {
-            let provider = Arc::new(provider);
-            Built {
-                bank_card: Some(provider.clone()),
-                invoice_title: Some(provider),
-                fits: Some(Fitting {
-                    accepts: ACCEPTS,
-                    max_pixels: config.wechat.max_image_pixels,
-                }),
-            }
-        });
-        Box::pin(std::future::ready(built.map_err(Into::into)))
+    build: |section, metrics| {
+        let built = section
+            .read::<WechatConfig>()
+            .map_err(Into::into)
+            .and_then(|wechat| {
+                let provider = Arc::new(WechatProvider::new(&wechat, metrics.clone())?);
+                Ok(Built {
+                    bank_card: Some(provider.clone()),
+                    invoice_title: Some(provider),
+                    fits: Some(Fitting {
+                        accepts: ACCEPTS,
+                        max_pixels: wechat.max_image_pixels,
+                    }),
+                })
+            });
+        Box::pin(std::future::ready(built))
     },
 };
 
