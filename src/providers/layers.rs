@@ -3,14 +3,16 @@
 //!
 //! - each call to a provider runs in a span named `{provider} {operation}`, marked ERROR with
 //!   an event saying why when the call fails;
-//! - an upload the provider would not take as it is (see [`Fitting`]) is fitted first.
+//! - an upload the provider would not take as it is (see [`Fitting`]) is fitted first, once;
+//! - a failure the provider calls retryable is tried again after a backoff, while the deadline
+//!   allows, when the provider declares a [`RetryPolicy`](super::RetryPolicy).
 
 use std::{future::Future, sync::Arc};
 
 use async_trait::async_trait;
 use tracing::Instrument as _;
 
-use super::{Built, Fitting, images};
+use super::{Built, Fitting, images, retry::Retried};
 use crate::{
     provider::{
         BankCard, BankCardRecognizer, BankCardRequest, CallContext, ImageSource, InvoiceTitle,
@@ -22,19 +24,33 @@ use crate::{
 impl Built {
     /// Every service wrapped in the layers every provider gets.
     pub(super) fn layered(self) -> Self {
-        let fits = self.fits;
+        let Self {
+            bank_card,
+            invoice_title,
+            fits,
+            retries,
+        } = self;
         Self {
-            bank_card: self.bank_card.map(|inner| {
-                let inner = match fits {
+            bank_card: bank_card.map(|inner| {
+                let inner: Arc<dyn BankCardRecognizer> = match retries {
+                    Some(policy) => Arc::new(Retried { inner, policy }),
+                    None => inner,
+                };
+                let inner: Arc<dyn BankCardRecognizer> = match fits {
                     Some(fitting) => Arc::new(Fitted { inner, fitting }),
                     None => inner,
                 };
                 Arc::new(Spanned(inner)) as Arc<dyn BankCardRecognizer>
             }),
-            invoice_title: self
-                .invoice_title
-                .map(|inner| Arc::new(Spanned(inner)) as Arc<dyn InvoiceTitleParser>),
+            invoice_title: invoice_title.map(|inner| {
+                let inner: Arc<dyn InvoiceTitleParser> = match retries {
+                    Some(policy) => Arc::new(Retried { inner, policy }),
+                    None => inner,
+                };
+                Arc::new(Spanned(inner)) as Arc<dyn InvoiceTitleParser>
+            }),
             fits,
+            retries,
         }
     }
 }
@@ -111,7 +127,7 @@ impl InvoiceTitleParser for Spanned<dyn InvoiceTitleParser> {
 }
 
 /// Runs `call` in the provider span (`provider.account` and `provider.retries` are recorded
-/// inside it by the adapter and the retry loop), marking the span as failed, with an event saying
+/// inside it by the adapter and the retry layer), marking the span as failed, with an event saying
 /// why, when the call fails.
 async fn in_provider_span<T>(
     provider: &'static str,

@@ -17,6 +17,7 @@ pub mod wechat;
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
+pub use self::retry::RetryPolicy;
 use crate::{
     provider::{BankCardRecognizer, InvoiceTitleParser},
     settings::{ConfigError, Section, Sections},
@@ -60,6 +61,8 @@ pub struct Built {
     /// What images its bank card service takes as they are; an upload it would not take is
     /// fitted (re-encoded as a JPEG) before the service sees it. `None` takes every upload.
     pub fits: Option<Fitting>,
+    /// How its services' retryable failures are tried again; `None` gives each call one try.
+    pub retries: Option<RetryPolicy>,
 }
 
 /// The images a provider takes, and the largest it decodes to fit one.

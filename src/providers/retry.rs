@@ -1,24 +1,27 @@
-//! Retries with backoff inside the call's deadline, as every vendor adapter does them.
+//! Retries with backoff inside the call's deadline: a layer around every provider that declares
+//! a policy (`Built::retries`). It reads only the error's `retryable` flag, never a vendor's
+//! codes: the adapter's classifier has already said which of them are worth another try.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
+use async_trait::async_trait;
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use crate::provider::CallContext;
+use crate::provider::{
+    BankCard, BankCardRecognizer, BankCardRequest, CallContext, InvoiceTitle, InvoiceTitleParser,
+    InvoiceTitleRequest, ProviderError,
+};
 
-/// How an adapter backs off: `retries` more tries at most, the first after about `first` (it
+/// How a provider backs off: `retries` more tries at most, the first after about `first` (it
 /// doubles each time, with jitter, up to eight times `first`).
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
-    /// The provider whose calls are retried, named in the log lines of its retries.
-    provider: &'static str,
     backoff: ExponentialBuilder,
 }
 
 impl RetryPolicy {
-    pub fn new(provider: &'static str, retries: usize, first: Duration) -> Self {
+    pub fn new(retries: usize, first: Duration) -> Self {
         Self {
-            provider,
             backoff: ExponentialBuilder::default()
                 .with_min_delay(first)
                 .with_max_delay(first * 8)
@@ -26,48 +29,79 @@ impl RetryPolicy {
                 .with_jitter(),
         }
     }
-}
 
-/// What to do after a failed attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
-    /// Give up: the error is the answer.
-    No,
-    /// Try again at once (a fresh credential or signature; the adapter bounds how often).
-    Now,
-    /// Try again after the next backoff, if the policy has one left and the deadline allows it.
-    AfterBackoff,
-}
-
-/// Runs `attempt` until it succeeds or `judge` says to stop, sleeping the policy's backoffs in
-/// between while the deadline allows; counts retries on the current span's `provider.retries`.
-pub async fn with_retries<T, E: std::fmt::Display, Fut: Future<Output = Result<T, E>>>(
-    policy: &RetryPolicy,
-    call: &CallContext,
-    mut attempt: impl FnMut() -> Fut,
-    mut judge: impl FnMut(&E) -> Retry,
-) -> Result<T, E> {
-    let mut backoff = policy.backoff.build();
-    let mut retries = 0_u32;
-    loop {
-        let err = match attempt().await {
-            Ok(value) => return Ok(value),
-            Err(err) => err,
-        };
-        match judge(&err) {
-            Retry::No => return Err(err),
-            Retry::Now => {
-                tracing::info!(provider = policy.provider, error = %err, "retrying at once");
-            }
-            Retry::AfterBackoff => match backoff.next() {
+    /// Runs `attempt` until it succeeds, fails for good, or the next backoff would pass the call's
+    /// deadline; counts retries on the current span's `provider.retries`.
+    async fn run<T, Fut>(
+        &self,
+        call: &CallContext,
+        mut attempt: impl FnMut() -> Fut,
+    ) -> Result<T, ProviderError>
+    where
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let mut backoff = self.backoff.build();
+        let mut retries = 0_u32;
+        loop {
+            let err = match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(err) if err.retryable => err,
+                Err(err) => return Err(err),
+            };
+            match backoff.next() {
                 Some(delay) if call.remaining().is_none_or(|left| left > delay) => {
-                    tracing::info!(provider = policy.provider, error = %err, ?delay, "vendor call failed; retrying");
+                    tracing::info!(provider = err.provider, error = %err, ?delay, "vendor call failed; retrying");
                     tokio::time::sleep(delay).await;
                 }
                 _ => return Err(err),
-            },
+            }
+            retries += 1;
+            tracing::Span::current().record("provider.retries", retries);
         }
-        retries += 1;
-        tracing::Span::current().record("provider.retries", retries);
+    }
+}
+
+/// A provider's service whose transient failures are tried again.
+pub(super) struct Retried<P: ?Sized> {
+    pub(super) inner: Arc<P>,
+    pub(super) policy: RetryPolicy,
+}
+
+#[async_trait]
+impl BankCardRecognizer for Retried<dyn BankCardRecognizer> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn recognize_bank_card(
+        &self,
+        request: BankCardRequest,
+        call: &CallContext,
+    ) -> Result<BankCard, ProviderError> {
+        // A clone shares the image's bytes.
+        self.policy
+            .run(call, || {
+                self.inner.recognize_bank_card(request.clone(), call)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl InvoiceTitleParser for Retried<dyn InvoiceTitleParser> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn parse_invoice_title(
+        &self,
+        request: InvoiceTitleRequest,
+        call: &CallContext,
+    ) -> Result<InvoiceTitle, ProviderError> {
+        self.policy
+            .run(call, || {
+                self.inner.parse_invoice_title(request.clone(), call)
+            })
+            .await
     }
 }

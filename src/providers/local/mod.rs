@@ -84,6 +84,7 @@ pub const REGISTRATION: Registration = Registration {
                 bank_card: Some(Arc::new(provider)),
                 invoice_title: None,
                 fits: None,
+                retries: None,
             })
         })
     },

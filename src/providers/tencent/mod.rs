@@ -20,8 +20,7 @@ use crate::{
         CardType, ErrorKind, ImageFormat, ImageSource, ImageWarning, ProviderError,
     },
     providers::{
-        Built, Capability, Fitting, Registration, images,
-        retry::{Retry, RetryPolicy, with_retries},
+        Built, Capability, Fitting, Registration, RetryPolicy, images,
         vendor::{Codes, VendorError},
     },
     secret::SecretSource,
@@ -84,6 +83,7 @@ pub const REGISTRATION: Registration = Registration {
                         accepts: ACCEPTS,
                         max_pixels: tencent.max_image_pixels,
                     }),
+                    retries: Some(RetryPolicy::new(tencent.retries, tencent.retry_backoff)),
                 })
             });
         Box::pin(std::future::ready(built))
@@ -246,7 +246,6 @@ const ACCEPTS: images::Accepts = images::Accepts {
 pub struct TencentProvider {
     client: TencentClient,
     config: TencentConfig,
-    retries: RetryPolicy,
 }
 
 impl TencentProvider {
@@ -255,7 +254,6 @@ impl TencentProvider {
         Ok(Self {
             client: TencentClient::new(config, metrics)?,
             config: config.clone(),
-            retries: RetryPolicy::new(PROVIDER, config.retries, config.retry_backoff),
         })
     }
 
@@ -376,27 +374,16 @@ impl BankCardRecognizer for TencentProvider {
             }
             tracing::Span::current().record("provider.account", ACCOUNT);
             let body = &Bytes::from(Self::body(request.image));
-            let mut signed_afresh = false;
-            with_retries(
-                &self.retries,
-                call,
-                move || async move {
-                    // Signed for each attempt: a retry after a backoff carries a fresh timestamp.
-                    let credentials = self.credentials().await?;
-                    self.client.bank_card_ocr(&credentials, body, call).await
-                },
-                |err| {
-                    if err.is_signature_expired() && !signed_afresh {
-                        signed_afresh = true;
-                        Retry::Now
-                    } else if err.is_transient() {
-                        Retry::AfterBackoff
-                    } else {
-                        Retry::No
-                    }
-                },
-            )
-            .await
+            // Signed at each attempt, with the credentials as they are now.
+            let attempt = || async {
+                let credentials = self.credentials().await?;
+                self.client.bank_card_ocr(&credentials, body, call).await
+            };
+            match attempt().await {
+                // A signature Tencent thinks too old is signed afresh once, at once.
+                Err(err) if err.is_signature_expired() => attempt().await,
+                answered => answered,
+            }
         }
         .await?;
         Ok(bank_card(recognized)?)

@@ -18,10 +18,9 @@ use crate::{
         ImageFormat, InvoiceTitle, InvoiceTitleParser, InvoiceTitleRequest, ProviderError,
     },
     providers::{
-        Built, Capability, Fitting, Registration,
+        Built, Capability, Fitting, Registration, RetryPolicy,
         credentials::{AccessToken, Lookup, TokenCache},
         images::Accepts,
-        retry::{Retry, RetryPolicy, with_retries},
         vendor::{Codes, VendorError},
     },
     secret::SecretSource,
@@ -68,6 +67,7 @@ pub const REGISTRATION: Registration = Registration {
                         accepts: ACCEPTS,
                         max_pixels: wechat.max_image_pixels,
                     }),
+                    retries: Some(RetryPolicy::new(wechat.busy_retries, wechat.busy_backoff)),
                 })
             });
         Box::pin(std::future::ready(built))
@@ -326,7 +326,6 @@ pub struct WechatProvider {
     metrics: Metrics,
     accounts: BTreeMap<String, Account>,
     default_account: Option<String>,
-    retries: RetryPolicy,
 }
 
 impl WechatProvider {
@@ -341,7 +340,6 @@ impl WechatProvider {
             metrics,
             accounts,
             default_account,
-            retries: RetryPolicy::new(PROVIDER, config.busy_retries, config.busy_backoff),
         })
     }
 
@@ -384,8 +382,8 @@ impl WechatProvider {
     }
 
     /// Runs `api` with the account's token, noting the account on the provider span. A rejected
-    /// token is dropped (if still current), fetched again and the call retried once; transient
-    /// failures are retried with backoff while the deadline allows.
+    /// token is dropped (if still current), fetched again and the call tried once more; the
+    /// retry layer tries transient failures again.
     async fn with_token<T, F, Fut>(
         &self,
         account: Option<&str>,
@@ -398,37 +396,26 @@ impl WechatProvider {
     {
         let account = self.account(account)?;
         tracing::Span::current().record("provider.account", account.name.as_str());
-        let mut token_refreshed = false;
-        let api = &api;
-        with_retries(
-                &self.retries,
-                call,
-                move || async move {
-                    let token = self.token(account, call).await?;
-                    let result = api(token.clone()).await;
-                    if let Err(err) = &result
-                        && err.is_token_rejected()
-                    {
-                        // Dropped only if still current: another call may have replaced it.
-                        self.tokens
-                            .invalidate_if_current(&account.app_id, &token)
-                            .await;
-                    }
-                    result
-                },
-                |err| {
-                    if err.is_token_rejected() && !token_refreshed {
-                        token_refreshed = true;
-                        tracing::info!(account = %account.name, "WeChat rejected the access token; fetching a new one");
-                        Retry::Now
-                    } else if err.is_transient() {
-                        Retry::AfterBackoff
-                    } else {
-                        Retry::No
-                    }
-                },
-            )
-            .await
+        let attempt = || async {
+            let token = self.token(account, call).await?;
+            let result = api(token.clone()).await;
+            if let Err(err) = &result
+                && err.is_token_rejected()
+            {
+                // Dropped only if still current: another call may have replaced it.
+                self.tokens
+                    .invalidate_if_current(&account.app_id, &token)
+                    .await;
+            }
+            result
+        };
+        match attempt().await {
+            Err(err) if err.is_token_rejected() => {
+                tracing::info!(account = %account.name, "WeChat rejected the access token; fetching a new one");
+                attempt().await
+            }
+            answered => answered,
+        }
     }
 
     /// The account's access token, from the cache or fetched, in a span that says which.
