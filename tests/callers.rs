@@ -356,3 +356,74 @@ async fn an_unreachable_budget_store_denies_or_allows_as_configured() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_call_has_one_audit_line_whoever_ends_it() {
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    sim.add_app(APP_ID, APP_SECRET);
+    sim.add_card_image(png(1), NUMBER);
+    let hash = key_hash(BILLING_KEY);
+    let env = [("OCRGATE_CALLERS__BILLING__API_KEY_SHA256", hash.as_str())];
+    let gateway = GatewayProcess::start(&sim, &env).await;
+    let mut client = gateway.client().await;
+
+    // Served, refused by the auth layer, refused by validation, failed at the vendor.
+    assert_eq!(
+        card(&mut client, BILLING_KEY).await.expect("served"),
+        NUMBER
+    );
+    let refused = card(&mut client, "not-a-known-key")
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    let invalid = client
+        .parse_invoice_title(with_key(
+            pb::ParseInvoiceTitleRequest::default(),
+            BILLING_KEY,
+        ))
+        .await
+        .expect_err("no scan text");
+    assert_eq!(invalid.code(), Code::InvalidArgument, "{invalid:?}");
+    let failed = client
+        .recognize_bank_card(with_key(upload(png(2)), BILLING_KEY))
+        .await
+        .expect_err("no card in it");
+    assert_eq!(failed.code(), Code::NotFound, "{failed:?}");
+
+    let audit: Vec<serde_json::Value> = gateway
+        .stop()
+        .await
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["target"] == "ocrgate::audit")
+        .collect();
+    let said: Vec<(&str, &str, &str)> = audit
+        .iter()
+        .map(|entry| {
+            (
+                entry["message"].as_str().unwrap_or_default(),
+                entry["rpc"].as_str().unwrap_or_default(),
+                entry["caller"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            ("call served", "RecognizeBankCard", "billing"),
+            ("call refused", "RecognizeBankCard", "unauthenticated"),
+            ("call failed", "ParseInvoiceTitle", "billing"),
+            ("call failed", "RecognizeBankCard", "billing"),
+        ],
+        "{audit:#?}"
+    );
+    assert_eq!(
+        audit[0]["card_number"], "622202*********5678",
+        "{}",
+        audit[0]
+    );
+    assert_eq!(audit[2]["code"], "InvalidArgument", "{}", audit[2]);
+    assert_eq!(audit[3]["code"], "NotFound", "{}", audit[3]);
+}

@@ -84,6 +84,12 @@ where
                     notes.set_caller(label);
                 }
             };
+            // The call's audit line, written as it ends, says why.
+            let note_refused = |refusal: &dyn std::fmt::Display| {
+                if let Some(notes) = &notes {
+                    notes.audit(|entry| entry.refused(refusal.to_string()));
+                }
+            };
             let key = bearer_token(request.headers());
             let identities = request
                 .extensions()
@@ -93,15 +99,15 @@ where
             let caller = match callers.identify(key.as_deref(), &identities) {
                 Ok(caller) => caller,
                 Err(refusal) => {
-                    tracing::info!(target: "ocrgate::audit", caller = UNAUTHENTICATED, rpc = rpc.as_str(), error = %refusal, "call refused");
                     note_caller(&UNAUTHENTICATED_LABEL);
+                    note_refused(&refusal);
                     return Ok(status::caller_refused(&refusal, UNAUTHENTICATED).into_http());
                 }
             };
             let label: Arc<str> = caller.name.as_str().into();
             note_caller(&label);
             if let Err(refusal) = callers.admit(&caller, rpc).await {
-                tracing::info!(target: "ocrgate::audit", caller = %label, rpc = rpc.as_str(), error = %refusal, "call refused");
+                note_refused(&refusal);
                 return Ok(status::caller_refused(&refusal, &label).into_http());
             }
             request.extensions_mut().insert(caller);

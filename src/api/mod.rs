@@ -1,5 +1,6 @@
 //! The gRPC edge: validate, call the provider, convert. No business logic lives here.
 
+mod audit;
 mod auth;
 pub mod codec;
 mod convert;
@@ -10,10 +11,11 @@ pub mod status;
 mod telemetry;
 pub mod validate;
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc};
 
 use tonic::{Request, Response, Status};
 
+use self::telemetry::CallNotes;
 pub use self::{
     auth::{AuthLayer, CallerLabel},
     deadline::{Deadline, DeadlineLayer},
@@ -21,11 +23,12 @@ pub use self::{
     telemetry::TelemetryLayer,
 };
 use crate::{
-    auth::{ANONYMOUS, Caller, DEFAULT_ACCOUNT, Rpc},
+    auth::{Caller, Rpc},
     enrich::BinTable,
     limits::LimitsConfig,
     provider::{
-        BankCard, BankCardRecognizer, CallContext, ErrorKind, InvoiceTitleParser, ProviderError,
+        BankCard, BankCardRecognizer, BankCardRequest, CallContext, ErrorKind, InvoiceTitle,
+        InvoiceTitleParser, InvoiceTitleRequest, ProviderError,
     },
     result_cache::{Outcome, ResultCache},
     routing::{Answer, Escalation, Route, RouteError},
@@ -84,277 +87,208 @@ impl pb::ocr_service_server::OcrService for OcrApi {
         &self,
         request: Request<pb::RecognizeBankCardRequest>,
     ) -> Result<Response<pb::RecognizeBankCardResponse>, Status> {
-        let (call, mut audit) = call_context(&request, Rpc::RecognizeBankCard);
-        let mut request = request.into_inner();
-        audit.account = validate::optional(request.account.clone());
-        let provider = validate::optional(std::mem::take(&mut request.provider));
-        let result = async {
-            let request = validate::bank_card_request(request, self.limits.max_image_bytes())?;
-            audit.permit(provider.as_deref())?;
-            let route = || {
-                let (request, provider) = (&request, provider.as_deref());
-                self.bank_cards.call(provider, &call, |service, call| {
-                    let request = request.clone();
-                    async move { service.recognize_bank_card(request, &call).await }
-                })
-            };
-            let key = self.results.key(&request, provider.as_deref());
-            let (card, outcome) = self.results.answer(key, route).await;
-            audit.result_cache = Some(outcome);
-            tracing::Span::current().record("ocrgate.result_cache", outcome.as_str());
-            card.map_err(|err| self.failed("RecognizeBankCard", err))
-        }
-        .await;
-        match result {
-            Ok(card) => {
-                let span = tracing::Span::current();
-                if let Some(confidence) = card.value.confidence {
-                    span.record("ocrgate.confidence", f64::from(confidence));
-                }
-                if !card.escalations.is_empty() {
-                    span.record(
-                        "ocrgate.escalations",
-                        Escalation::describe(&card.escalations),
-                    );
-                }
-                audit.served_card(&card);
-                Ok(Response::new(convert::bank_card_response(
-                    &card.value,
-                    card.provider,
-                    &self.bins,
-                )))
-            }
-            Err(status) => Err(audit.failed(status)),
-        }
+        self.serve::<BankCards>(request).await
     }
 
     async fn parse_invoice_title(
         &self,
         request: Request<pb::ParseInvoiceTitleRequest>,
     ) -> Result<Response<pb::ParseInvoiceTitleResponse>, Status> {
-        let (call, mut audit) = call_context(&request, Rpc::ParseInvoiceTitle);
-        let mut request = request.into_inner();
-        audit.account = validate::optional(request.account.clone());
-        let provider = validate::optional(std::mem::take(&mut request.provider));
-        let result = async {
-            let request = validate::invoice_title_request(request)?;
-            audit.permit(provider.as_deref())?;
-            let title = self
-                .invoice_titles
-                .call(provider.as_deref(), &call, |provider, call| {
-                    let request = request.clone();
-                    async move { provider.parse_invoice_title(request, &call).await }
-                })
-                .await
-                .map_err(|err| self.failed("ParseInvoiceTitle", err))?;
-            Ok(title)
-        }
-        .await;
-        match result {
-            Ok(title) => {
-                // Never the title's tax number or bank account: the caller, the call, its cost.
-                audit.served(title.provider);
-                Ok(Response::new(convert::invoice_title_response(
-                    title.value,
-                    title.provider,
-                )))
-            }
-            Err(status) => Err(audit.failed(status)),
-        }
+        self.serve::<InvoiceTitles>(request).await
     }
-}
-
-/// The call's deadline, and its audit record: who called, what, and when it started.
-fn call_context<T>(request: &Request<T>, rpc: Rpc) -> (CallContext, Audit) {
-    let call = CallContext {
-        deadline: request.extensions().get::<Deadline>().map(|d| d.0),
-        caller: request
-            .extensions()
-            .get::<CallerLabel>()
-            .map(|label| Arc::clone(&label.0)),
-    };
-    let audit = Audit {
-        caller: request.extensions().get::<Arc<Caller>>().cloned(),
-        rpc,
-        account: None,
-        result_cache: None,
-        started: tokio::time::Instant::now(),
-        deadline: call.deadline,
-        written: false,
-    };
-    (call, audit)
-}
-
-/// One line a call in the `ocrgate::audit` log: caller, RPC, provider, account, status, latency,
-/// and the card number masked. A call dropped before it was answered is written when its record
-/// is dropped: as ended at its deadline once that has passed, else as cancelled by its client
-/// (who reset the stream or closed the connection).
-struct Audit {
-    /// `None` only when the server was built without the auth layer (as some tests build it).
-    caller: Option<Arc<Caller>>,
-    rpc: Rpc,
-    /// The account the request names; `None` bills the default one.
-    account: Option<String>,
-    /// How the result cache served a bank card call.
-    result_cache: Option<Outcome>,
-    started: tokio::time::Instant,
-    /// When the deadline layer ends the call, dropping it unanswered.
-    deadline: Option<tokio::time::Instant>,
-    /// Whether the call's line is written.
-    written: bool,
-}
-
-impl Audit {
-    fn caller(&self) -> &str {
-        self.caller
-            .as_ref()
-            .map_or(ANONYMOUS, |caller| caller.name.as_str())
-    }
-
-    /// Whether the caller may bill the request's account and name `provider`.
-    fn permit(&self, provider: Option<&str>) -> Result<(), Status> {
-        match &self.caller {
-            Some(caller) => caller
-                .may_use(self.account.as_deref(), provider)
-                .map_err(|refusal| status::caller_refused(&refusal, &caller.name)),
-            None => Ok(()),
-        }
-    }
-
-    fn account(&self) -> &str {
-        self.account.as_deref().unwrap_or(DEFAULT_ACCOUNT)
-    }
-
-    fn served(&mut self, provider: &str) {
-        self.written = true;
-        tracing::info!(
-            target: "ocrgate::audit",
-            caller = self.caller(),
-            rpc = self.rpc.as_str(),
-            provider,
-            account = self.account(),
-            code = ?tonic::Code::Ok,
-            latency_ms = self.started.elapsed().as_millis() as u64,
-            "call served"
-        );
-    }
-
-    /// A bank card answered: also its number masked, its confidence, how the result cache
-    /// served it and the providers the call was passed on from.
-    fn served_card(&mut self, card: &Answer<BankCard>) {
-        self.written = true;
-        tracing::info!(
-            target: "ocrgate::audit",
-            caller = self.caller(),
-            rpc = self.rpc.as_str(),
-            provider = card.provider,
-            account = self.account(),
-            code = ?tonic::Code::Ok,
-            latency_ms = self.started.elapsed().as_millis() as u64,
-            card_number = card.value.number.masked(),
-            confidence = card.value.confidence,
-            result_cache = self.result_cache.map(Outcome::as_str),
-            escalations = (!card.escalations.is_empty())
-                .then(|| Escalation::describe(&card.escalations)),
-            "call served"
-        );
-    }
-
-    /// The call's line at WARN when the gateway or its vendor failed it, at INFO when the
-    /// outcome is the caller's (a bad request, no card, a refusal): the one line a failure has.
-    fn failed(&mut self, status: Status) -> Status {
-        self.written = true;
-        macro_rules! line {
-            ($level:expr) => {
-                tracing::event!(
-                    target: "ocrgate::audit",
-                    $level,
-                    caller = self.caller(),
-                    rpc = self.rpc.as_str(),
-                    provider = status_metadata(&status, "provider"),
-                    account = self.account(),
-                    code = ?status.code(),
-                    reason = error_reason(&status),
-                    error = status.message(),
-                    latency_ms = self.started.elapsed().as_millis() as u64,
-                    "call failed"
-                )
-            };
-        }
-        if is_the_gateways_failure(status.code()) {
-            line!(tracing::Level::WARN);
-        } else {
-            line!(tracing::Level::INFO);
-        }
-        status
-    }
-}
-
-/// Whether a call that ended with `code` failed for the gateway's or its vendor's reasons, not
-/// the caller's.
-fn is_the_gateways_failure(code: tonic::Code) -> bool {
-    use tonic::Code;
-    matches!(
-        code,
-        Code::Unknown
-            | Code::Internal
-            | Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::FailedPrecondition
-            | Code::Unimplemented
-            | Code::DataLoss
-    )
-}
-
-/// The reason of the status's `ErrorInfo`, if it has one.
-fn error_reason(status: &Status) -> Option<String> {
-    use tonic_types::StatusExt as _;
-    Some(status.get_details_error_info()?.reason)
-}
-
-impl Drop for Audit {
-    fn drop(&mut self) {
-        if self.written {
-            return;
-        }
-        let latency_ms = self.started.elapsed().as_millis() as u64;
-        if self
-            .deadline
-            .is_some_and(|deadline| tokio::time::Instant::now() >= deadline)
-        {
-            tracing::warn!(
-                target: "ocrgate::audit",
-                caller = self.caller(),
-                rpc = self.rpc.as_str(),
-                account = self.account(),
-                code = ?tonic::Code::DeadlineExceeded,
-                latency_ms,
-                "call ended at its deadline"
-            );
-        } else {
-            tracing::info!(
-                target: "ocrgate::audit",
-                caller = self.caller(),
-                rpc = self.rpc.as_str(),
-                account = self.account(),
-                code = ?tonic::Code::Cancelled,
-                latency_ms,
-                "call cancelled by the client"
-            );
-        }
-    }
-}
-
-/// A metadata value of the status's `ErrorInfo`, if it has one.
-fn status_metadata(status: &Status, key: &str) -> Option<String> {
-    use tonic_types::StatusExt as _;
-    status.get_details_error_info()?.metadata.remove(key)
 }
 
 impl OcrApi {
-    fn failed(&self, method: &'static str, err: RouteError) -> Status {
+    /// The one path every call takes: validate the request, check that the caller may bill its
+    /// account and name its provider, ask the route, convert the answer. What the call's audit
+    /// line will say is noted on the way; the telemetry layer writes it as the call ends.
+    async fn serve<Op: Operation>(
+        &self,
+        request: Request<Op::Request>,
+    ) -> Result<Response<Op::Response>, Status> {
+        let call = CallContext {
+            deadline: request.extensions().get::<Deadline>().map(|d| d.0),
+            caller: request
+                .extensions()
+                .get::<CallerLabel>()
+                .map(|label| Arc::clone(&label.0)),
+        };
+        let caller = request.extensions().get::<Arc<Caller>>().cloned();
+        let notes = request.extensions().get::<CallNotes>().cloned();
+        let audit = |note: &dyn Fn(&mut audit::Entry)| {
+            if let Some(notes) = &notes {
+                notes.audit(note);
+            }
+        };
+        let mut request = request.into_inner();
+        let account = validate::optional(Op::account(&request).to_owned());
+        let provider = validate::optional(Op::take_provider(&mut request));
+        audit(&|entry| entry.account(account.clone()));
+        let answered = async {
+            let request = Op::validate(self, request)?;
+            if let Some(caller) = &caller {
+                caller
+                    .may_use(account.as_deref(), provider.as_deref())
+                    .map_err(|refusal| status::caller_refused(&refusal, &caller.name))?;
+            }
+            Op::answer(self, request, provider.as_deref(), &call)
+                .await
+                .map_err(|err| self.failed(Op::RPC, err))
+        }
+        .await;
+        match answered {
+            Ok(answer) => {
+                audit(&|entry| Op::served(&answer, entry));
+                Ok(Response::new(Op::respond(self, answer)))
+            }
+            Err(status) => {
+                audit(&|entry| entry.failed(&status));
+                Err(status)
+            }
+        }
+    }
+}
+
+/// One RPC of the service, as [`OcrApi::serve`] serves it.
+trait Operation {
+    const RPC: Rpc;
+    type Request: Send;
+    type Response;
+    /// The request, validated: what the providers are asked.
+    type Validated: Send;
+    type Answer: Send;
+
+    /// The account the request names, as sent.
+    fn account(request: &Self::Request) -> &str;
+    /// The provider the request names, as sent.
+    fn take_provider(request: &mut Self::Request) -> String;
+    fn validate(api: &OcrApi, request: Self::Request) -> Result<Self::Validated, Status>;
+    /// Asks the route (`provider` when the request names one).
+    fn answer(
+        api: &OcrApi,
+        request: Self::Validated,
+        provider: Option<&str>,
+        call: &CallContext,
+    ) -> impl Future<Output = Result<Self::Answer, RouteError>> + Send;
+    /// Notes the answer for the audit line.
+    fn served(answer: &Self::Answer, entry: &mut audit::Entry);
+    fn respond(api: &OcrApi, answer: Self::Answer) -> Self::Response;
+}
+
+/// `RecognizeBankCard`: through the result cache to the bank card route.
+struct BankCards;
+
+impl Operation for BankCards {
+    const RPC: Rpc = Rpc::RecognizeBankCard;
+    type Request = pb::RecognizeBankCardRequest;
+    type Response = pb::RecognizeBankCardResponse;
+    type Validated = BankCardRequest;
+    type Answer = (Answer<BankCard>, Outcome);
+
+    fn account(request: &Self::Request) -> &str {
+        &request.account
+    }
+
+    fn take_provider(request: &mut Self::Request) -> String {
+        std::mem::take(&mut request.provider)
+    }
+
+    fn validate(api: &OcrApi, request: Self::Request) -> Result<Self::Validated, Status> {
+        Ok(validate::bank_card_request(
+            request,
+            api.limits.max_image_bytes(),
+        )?)
+    }
+
+    async fn answer(
+        api: &OcrApi,
+        request: Self::Validated,
+        provider: Option<&str>,
+        call: &CallContext,
+    ) -> Result<Self::Answer, RouteError> {
+        let route = || {
+            let request = &request;
+            api.bank_cards.call(provider, call, |service, call| {
+                let request = request.clone();
+                async move { service.recognize_bank_card(request, &call).await }
+            })
+        };
+        let key = api.results.key(&request, provider);
+        let (card, outcome) = api.results.answer(key, route).await;
+        let span = tracing::Span::current();
+        span.record("ocrgate.result_cache", outcome.as_str());
+        let card = card?;
+        if let Some(confidence) = card.value.confidence {
+            span.record("ocrgate.confidence", f64::from(confidence));
+        }
+        if !card.escalations.is_empty() {
+            span.record(
+                "ocrgate.escalations",
+                Escalation::describe(&card.escalations),
+            );
+        }
+        Ok((card, outcome))
+    }
+
+    fn served((card, outcome): &Self::Answer, entry: &mut audit::Entry) {
+        entry.served_card(card, *outcome);
+    }
+
+    fn respond(api: &OcrApi, (card, _): Self::Answer) -> Self::Response {
+        convert::bank_card_response(&card.value, card.provider, &api.bins)
+    }
+}
+
+/// `ParseInvoiceTitle`: to the invoice title route.
+struct InvoiceTitles;
+
+impl Operation for InvoiceTitles {
+    const RPC: Rpc = Rpc::ParseInvoiceTitle;
+    type Request = pb::ParseInvoiceTitleRequest;
+    type Response = pb::ParseInvoiceTitleResponse;
+    type Validated = InvoiceTitleRequest;
+    type Answer = Answer<InvoiceTitle>;
+
+    fn account(request: &Self::Request) -> &str {
+        &request.account
+    }
+
+    fn take_provider(request: &mut Self::Request) -> String {
+        std::mem::take(&mut request.provider)
+    }
+
+    fn validate(_: &OcrApi, request: Self::Request) -> Result<Self::Validated, Status> {
+        Ok(validate::invoice_title_request(request)?)
+    }
+
+    async fn answer(
+        api: &OcrApi,
+        request: Self::Validated,
+        provider: Option<&str>,
+        call: &CallContext,
+    ) -> Result<Self::Answer, RouteError> {
+        api.invoice_titles
+            .call(provider, call, |service, call| {
+                let request = request.clone();
+                async move { service.parse_invoice_title(request, &call).await }
+            })
+            .await
+    }
+
+    /// Never the title's tax number or bank account: the caller, the call, its cost.
+    fn served(title: &Self::Answer, entry: &mut audit::Entry) {
+        entry.served(title.provider);
+    }
+
+    fn respond(_: &OcrApi, title: Self::Answer) -> Self::Response {
+        convert::invoice_title_response(title.value, title.provider)
+    }
+}
+
+impl OcrApi {
+    fn failed(&self, rpc: Rpc, err: RouteError) -> Status {
         match err {
-            RouteError::Provider(err) => self.provider_failed(method, &err),
+            RouteError::Provider(err) => self.provider_failed(rpc.as_str(), &err),
             unknown @ RouteError::UnknownProvider { .. } => {
                 status::InvalidRequest::new("provider", unknown.to_string()).into()
             }

@@ -3,7 +3,7 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, PoisonError},
     task::{Context, Poll},
 };
 
@@ -13,6 +13,7 @@ use tower::{Layer, Service};
 use tracing::{Instrument as _, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use super::audit;
 use crate::{
     auth::Rpc,
     telemetry::{Metrics, SERVER_SPAN, propagation},
@@ -64,7 +65,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let Some((method, span_name)) = request
+        let Some((rpc, method, span_name)) = request
             .uri()
             .path()
             .strip_prefix(Rpc::PATH_PREFIX)
@@ -92,7 +93,7 @@ where
         }
         let notes = CallNotes::default();
         request.extensions_mut().insert(notes.clone());
-        let record = CallRecord::start(self.metrics.clone(), method, notes, span.clone());
+        let record = CallRecord::start(self.metrics.clone(), rpc, method, notes, span.clone());
         let response = span.in_scope(|| self.inner.call(request));
         Box::pin(
             async move {
@@ -131,6 +132,7 @@ pub struct CallNotes(Arc<Notes>);
 struct Notes {
     caller: std::sync::OnceLock<Arc<str>>,
     client_gone: std::sync::atomic::AtomicBool,
+    audit: std::sync::Mutex<audit::Entry>,
 }
 
 impl CallNotes {
@@ -143,6 +145,11 @@ impl CallNotes {
         self.0
             .client_gone
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Notes what the call's audit line will say.
+    pub(super) fn audit(&self, note: impl FnOnce(&mut audit::Entry)) {
+        note(&mut self.0.audit.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
     fn caller(&self) -> Arc<str> {
@@ -159,19 +166,22 @@ impl CallNotes {
     }
 }
 
-/// The method as spans and metrics name it, one of the service's methods or `other` (so a
+/// The method, as spans and metrics name it: one of the service's methods or `other` (so a
 /// client inventing paths cannot grow the label set), and the server span's name for it.
-fn known_method(method: &str) -> (&'static str, &'static str) {
-    Rpc::from_method(method).map_or(("other", "ocrgate.v1.OcrService/other"), |rpc| {
-        (rpc.as_str(), rpc.full_name())
-    })
+fn known_method(method: &str) -> (Option<Rpc>, &'static str, &'static str) {
+    match Rpc::from_method(method) {
+        Some(rpc) => (Some(rpc), rpc.as_str(), rpc.full_name()),
+        None => (None, "other", "ocrgate.v1.OcrService/other"),
+    }
 }
 
 /// Counts a call as in flight until it finishes or is dropped, and records how it ended: its
-/// duration sample and its span's status. A call dropped before it finished (its client reset
-/// the stream or closed the connection while it was served) is recorded as CANCELLED.
+/// duration sample, its span's status and its audit line. A call dropped before it finished (its
+/// client reset the stream or closed the connection while it was served) is recorded as
+/// CANCELLED.
 struct CallRecord {
     metrics: Metrics,
+    rpc: Option<Rpc>,
     method: &'static str,
     notes: CallNotes,
     span: tracing::Span,
@@ -182,6 +192,7 @@ struct CallRecord {
 impl CallRecord {
     fn start(
         metrics: Metrics,
+        rpc: Option<Rpc>,
         method: &'static str,
         notes: CallNotes,
         span: tracing::Span,
@@ -189,6 +200,7 @@ impl CallRecord {
         metrics.rpc_in_flight(method, 1);
         Self {
             metrics,
+            rpc,
             method,
             notes,
             span,
@@ -198,31 +210,38 @@ impl CallRecord {
     }
 
     fn finish(mut self, code: i32) {
-        self.record(code);
+        self.record(code, false);
     }
 
-    fn record(&mut self, code: i32) {
+    fn record(&mut self, code: i32, dropped: bool) {
         self.finished = true;
         let caller = self.notes.caller();
+        let elapsed = self.started.elapsed();
         self.span.record("rpc.grpc.status_code", code);
         self.span.record("ocrgate.caller", &*caller);
         if code != 0 {
             self.span.record("otel.status_code", "ERROR");
         }
-        self.metrics.rpc_finished(
-            SERVICE,
-            self.method,
-            caller,
-            code,
-            self.started.elapsed().as_secs_f64(),
-        );
+        if let Some(rpc) = self.rpc {
+            self.notes.audit(|entry| {
+                entry.write(
+                    &caller,
+                    rpc,
+                    tonic::Code::from_i32(code),
+                    dropped,
+                    elapsed.as_millis() as u64,
+                );
+            });
+        }
+        self.metrics
+            .rpc_finished(SERVICE, self.method, caller, code, elapsed.as_secs_f64());
     }
 }
 
 impl Drop for CallRecord {
     fn drop(&mut self) {
         if !self.finished {
-            self.record(tonic::Code::Cancelled as i32);
+            self.record(tonic::Code::Cancelled as i32, true);
         }
         self.metrics.rpc_in_flight(self.method, -1);
     }
