@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// The gRPC service this layer instruments; health checks and reflection pass through untouched.
-const SERVICE: &str = "ocrgate.v1.OcrService";
+const SERVICE: &str = Rpc::SERVICE;
 
 #[derive(Clone)]
 pub struct TelemetryLayer {
@@ -171,7 +171,7 @@ impl CallNotes {
 fn known_method(method: &str) -> (Option<Rpc>, &'static str, &'static str) {
     match Rpc::from_method(method) {
         Some(rpc) => (Some(rpc), rpc.as_str(), rpc.full_name()),
-        None => (None, "other", "ocrgate.v1.OcrService/other"),
+        None => (None, "other", Rpc::OTHER),
     }
 }
 

@@ -31,6 +31,13 @@ pub struct AuthConfig {
     pub callers_file: Option<PathBuf>,
 }
 
+/// The service's full name, spelled once; a test holds it to the proto's.
+macro_rules! service {
+    () => {
+        "ocrgate.v1.OcrService"
+    };
+}
+
 /// The RPCs of `ocrgate.v1.OcrService`, as callers' `rpcs` name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 pub enum Rpc {
@@ -39,8 +46,14 @@ pub enum Rpc {
 }
 
 impl Rpc {
-    /// What the path of every `ocrgate.v1.OcrService` call starts with.
-    pub const PATH_PREFIX: &str = "/ocrgate.v1.OcrService/";
+    /// The service's full name, as the proto declares it.
+    pub const SERVICE: &str = service!();
+
+    /// What the path of every call of the service starts with.
+    pub const PATH_PREFIX: &str = concat!("/", service!(), "/");
+
+    /// The full name of a method that is none of the service's, as spans name it.
+    pub const OTHER: &str = concat!(service!(), "/other");
 
     /// The RPC a request path names; `None` for other services and unknown methods.
     pub fn from_path(path: &str) -> Option<Self> {
@@ -66,8 +79,8 @@ impl Rpc {
     /// Its full name, `service/method`, as the server span is named after it.
     pub fn full_name(self) -> &'static str {
         match self {
-            Self::RecognizeBankCard => "ocrgate.v1.OcrService/RecognizeBankCard",
-            Self::ParseInvoiceTitle => "ocrgate.v1.OcrService/ParseInvoiceTitle",
+            Self::RecognizeBankCard => concat!(service!(), "/RecognizeBankCard"),
+            Self::ParseInvoiceTitle => concat!(service!(), "/ParseInvoiceTitle"),
         }
     }
 }
@@ -434,6 +447,17 @@ fn read_callers_file(path: &Path) -> Result<BTreeMap<String, CallerConfig>, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_service_is_named_as_the_proto_names_it() {
+        use crate::api::pb::ocr_service_server::SERVICE_NAME;
+        assert_eq!(Rpc::SERVICE, SERVICE_NAME);
+        for rpc in [Rpc::RecognizeBankCard, Rpc::ParseInvoiceTitle] {
+            let path = format!("/{SERVICE_NAME}/{}", rpc.as_str());
+            assert_eq!(Rpc::from_path(&path), Some(rpc));
+            assert_eq!(format!("/{}", rpc.full_name()), path);
+        }
+    }
 
     fn callers(toml_text: &str) -> Callers {
         #[derive(Deserialize)]
