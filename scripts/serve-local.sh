@@ -7,12 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/fetch-models.sh
-cargo build --release --locked -p ocrgate -p wechat-sim
+cargo build --release --locked -p ocrgate -p vendor-sim
 export OCRGATE_LISTEN="${OCRGATE_LISTEN:-127.0.0.1:50051}"
 
 if [[ -z "${OCRGATE_WECHAT_APP_ID:-}" && -z "${OCRGATE_CONFIG:-}" ]]; then
   sim_listen="${WECHAT_SIM_LISTEN:-127.0.0.1:8090}"
-  target/release/wechat-sim --listen "$sim_listen" &
+  target/release/vendor-sim --listen "$sim_listen" &
   sim_pid=$!
   trap 'kill "$sim_pid" 2>/dev/null || true' EXIT
   export OCRGATE_WECHAT_APP_ID=wxsimulator

@@ -4,7 +4,7 @@ mod common;
 
 use common::{Gateway, by_url, jpeg, png, upload};
 use ocrgate::api::pb;
-use wechat_sim::{Endpoint, ReplyShape};
+use vendor_sim::{Endpoint, ReplyShape};
 
 #[tokio::test]
 async fn uploaded_image_is_recognised() {

@@ -17,7 +17,7 @@ use ocrgate::{
 use sha2::{Digest as _, Sha256};
 use tonic::{Code, Status, transport::Channel};
 use tonic_types::StatusExt as _;
-use wechat_sim::{SimConfig, Simulator};
+use vendor_sim::{SimConfig, Simulator};
 
 const NUMBER: &str = "6222020200112345678";
 const BILLING_KEY: &str = "billing-key-0123456789abcdef";
@@ -85,7 +85,7 @@ async fn with_callers_configured_a_call_needs_a_known_key() {
     assert_reason(&status, Code::Unauthenticated, "UNAUTHENTICATED");
     assert!(!status.message().contains("a-guess"), "{status:?}");
     // Neither reached the vendor.
-    assert_eq!(gateway.sim.count(wechat_sim::Endpoint::BankCard), 0);
+    assert_eq!(gateway.sim.count(vendor_sim::Endpoint::BankCard), 0);
 
     assert_eq!(card(&mut client, BILLING_KEY).await.expect("known"), NUMBER);
 
@@ -164,7 +164,7 @@ async fn a_caller_uses_only_its_rpcs_accounts_and_providers() {
         .expect("a provider it may name")
         .into_inner();
     assert_eq!(answer.card_number, NUMBER);
-    assert_eq!(gateway.sim.count(wechat_sim::Endpoint::BankCard), 1);
+    assert_eq!(gateway.sim.count(vendor_sim::Endpoint::BankCard), 1);
 }
 
 #[tokio::test]
@@ -214,7 +214,7 @@ async fn a_caller_past_its_daily_budget_waits_for_the_next_utc_day() {
         .and_then(|retry| retry.retry_delay)
         .expect("RetryInfo");
     assert!(retry <= Duration::from_secs(24 * 3600), "{retry:?}");
-    assert_eq!(gateway.sim.count(wechat_sim::Endpoint::BankCard), 2);
+    assert_eq!(gateway.sim.count(vendor_sim::Endpoint::BankCard), 2);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::process::Output;
 
 use common::{Gateway, png};
 use serde_json::{Value, json};
-use wechat_sim::{Endpoint, Fault};
+use vendor_sim::{Endpoint, Fault};
 
 const SCAN_TEXT: &str = "https://mp.weixin.qq.com/intp/invoice/usertitlewxa?invoice_key=k1";
 
@@ -50,7 +50,7 @@ async fn card_prints_the_number_and_what_ocrgate_knows_of_it() {
 
 #[tokio::test]
 async fn card_prints_what_the_provider_read_beyond_the_number() {
-    let gateway = common::tencent_gateway(wechat_sim::SimConfig::default()).await;
+    let gateway = common::tencent_gateway(vendor_sim::SimConfig::default()).await;
     gateway.sim.add_card_image(png(1), "6222020200112345679");
     gateway.sim.set_tencent_extras(serde_json::json!({
         "ValidDate": "03/2031", "WarningCode": [-9114, -9111], "QualityValue": 64,

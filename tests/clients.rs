@@ -13,7 +13,7 @@ use std::{
 
 use common::{Gateway, png, tencent_gateway, tool};
 use serde_json::json;
-use wechat_sim::SimConfig;
+use vendor_sim::SimConfig;
 
 const SCAN_TEXT: &str = "https://mp.weixin.qq.com/intp/invoice/usertitlewxa?invoice_key=poly";
 

@@ -25,7 +25,7 @@ use ocrgate::{
 };
 use ocrgate_cardgen::Card;
 use tonic::{Code, Status};
-use wechat_sim::{Endpoint, Fault, SimConfig};
+use vendor_sim::{Endpoint, Fault, SimConfig};
 
 /// A vendor's simulator endpoint and the secret it must never echo.
 struct Vendor {
@@ -468,7 +468,7 @@ mod invoice_titles {
     };
     use serde_json::json;
     use tonic::Code;
-    use wechat_sim::{Endpoint, Fault, SimConfig};
+    use vendor_sim::{Endpoint, Fault, SimConfig};
 
     use super::common::{self, APP_SECRET, Gateway, config_for, route};
 

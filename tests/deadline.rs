@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::{Gateway, error_info, png, upload};
 use tonic::Code;
-use wechat_sim::{Endpoint, Fault, SimConfig};
+use vendor_sim::{Endpoint, Fault, SimConfig};
 
 fn with_deadline<T>(message: T, timeout: Duration) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);

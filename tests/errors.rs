@@ -5,7 +5,7 @@ mod common;
 
 use common::{APP_SECRET, Gateway, error_info, png, upload};
 use tonic::Code;
-use wechat_sim::{Endpoint, Fault, SimConfig};
+use vendor_sim::{Endpoint, Fault, SimConfig};
 
 /// (errcode, errmsg, code, reason) for each row; retried rows repeat the fault for every try.
 const TABLE: &[(i64, &str, Code, &str)] = &[

@@ -20,7 +20,7 @@ use tokio::{
 };
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
-use wechat_sim::{Endpoint, Fault, SimConfig, Simulator};
+use vendor_sim::{Endpoint, Fault, SimConfig, Simulator};
 
 const NUMBER: &str = "6222020200112345678";
 const BANK_CARD: &str = "/ocrgate.v1.OcrService/RecognizeBankCard";

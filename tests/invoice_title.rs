@@ -5,7 +5,7 @@ mod common;
 use common::Gateway;
 use ocrgate::api::pb::{TaxNumberFormat, TitleType};
 use serde_json::json;
-use wechat_sim::Endpoint;
+use vendor_sim::Endpoint;
 
 const SCAN_TEXT: &str =
     "https://mp.weixin.qq.com/intp/invoice/usertitlewxa?action=list_auth&invoice_key=abcd";

@@ -12,7 +12,7 @@ use common::{
 };
 use ocrgate::api::pb;
 use tonic::Code;
-use wechat_sim::{Endpoint, Fault, SimConfig};
+use vendor_sim::{Endpoint, Fault, SimConfig};
 
 /// A gateway without WeChat credentials whose models are installed: bank cards go to `local`.
 /// Calls may take a minute: the hardest photos go through every look, and the tests' unoptimised

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Gateway, png, sample, upload};
-use wechat_sim::{Endpoint, Fault};
+use vendor_sim::{Endpoint, Fault};
 
 #[tokio::test]
 async fn metrics_count_calls_upstream_requests_tokens_and_quota_by_their_labels() {

@@ -9,7 +9,7 @@ use common::{
     upload,
 };
 use tonic::Code;
-use wechat_sim::{Endpoint, SimConfig};
+use vendor_sim::{Endpoint, SimConfig};
 
 const NUMBER: &str = "6222020200112233445";
 

@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-use wechat_sim::{Endpoint, Fault, SimConfig, Simulator};
+use vendor_sim::{Endpoint, Fault, SimConfig, Simulator};
 
 const NUMBER: &str = "6222020200112345678";
 
@@ -351,7 +351,7 @@ async fn a_clients_trace_reaches_the_vendor_with_no_exporter_configured() {
     let call = sim
         .requests()
         .into_iter()
-        .find(|r| r.endpoint == wechat_sim::Endpoint::BankCard)
+        .find(|r| r.endpoint == vendor_sim::Endpoint::BankCard)
         .expect("bank card call");
     let traceparent = call.traceparent.expect("traceparent sent to the vendor");
     assert!(

@@ -14,7 +14,7 @@ use opentelemetry::{
     trace::{SpanId, SpanKind, Status, TraceId},
 };
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
-use wechat_sim::{Endpoint, Fault, SimConfig, Simulator};
+use vendor_sim::{Endpoint, Fault, SimConfig, Simulator};
 
 const NUMBER: &str = "6222020200112345678";
 

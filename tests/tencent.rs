@@ -14,7 +14,7 @@ use ocrgate::{api::pb, providers::tencent::sign::Signing};
 use secrecy::SecretString;
 use serde_json::json;
 use tonic::Code;
-use wechat_sim::{Endpoint, Fault, SimConfig, Simulator};
+use vendor_sim::{Endpoint, Fault, SimConfig, Simulator};
 
 const NUMBER: &str = "6214830212345678";
 
@@ -22,7 +22,7 @@ async fn tencent_only() -> Gateway {
     tencent_gateway(SimConfig::default()).await
 }
 
-fn tencent_calls(sim: &Simulator) -> Vec<wechat_sim::RecordedRequest> {
+fn tencent_calls(sim: &Simulator) -> Vec<vendor_sim::RecordedRequest> {
     common::calls(sim, Endpoint::TencentBankCard)
 }
 

@@ -21,7 +21,7 @@ use rcgen::{
     KeyPair, SanType,
 };
 use tonic::Code;
-use wechat_sim::SimConfig;
+use vendor_sim::SimConfig;
 
 const NUMBER: &str = "6222020200112345678";
 const BILLING: &str = "spiffe://cluster.local/ns/billing/sa/billing";
@@ -183,7 +183,7 @@ async fn a_client_certificate_names_its_caller_over_mutual_tls() {
         Err(_) => false,
     };
     assert!(!served);
-    assert_eq!(gateway.sim.count(wechat_sim::Endpoint::BankCard), 1);
+    assert_eq!(gateway.sim.count(vendor_sim::Endpoint::BankCard), 1);
 }
 
 fn client_files<'a>(ca: &'a Path, (cert, key): &'a (PathBuf, PathBuf)) -> TlsFiles<'a> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::{APP_ID, APP_SECRET, Gateway, error_info, png, upload};
 use ocrgate::api::pb;
 use tonic::Code;
-use wechat_sim::{Endpoint, Fault, SimConfig};
+use vendor_sim::{Endpoint, Fault, SimConfig};
 
 const NUMBER: &str = "6222020200112345678";
 

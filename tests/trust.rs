@@ -9,7 +9,7 @@ use std::{path::Path, time::Duration};
 use common::{Gateway, local_models, ordinary_cards, route, sample, upload, with_local_models};
 use ocrgate::{api::pb, config::Config, provider::ErrorKind};
 use tonic::Code;
-use wechat_sim::{Endpoint, Fault, SimConfig};
+use vendor_sim::{Endpoint, Fault, SimConfig};
 
 /// Every answer the local reader gives has a confidence under 1, so a threshold of 1 doubts them
 /// all: which answers a real threshold doubts is the benchmark's to measure, not these tests'.

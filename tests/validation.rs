@@ -5,7 +5,7 @@ mod common;
 use bytesize::ByteSize;
 use common::{Gateway, assert_invalid_field, by_url, jpeg, png, upload};
 use ocrgate::api::pb;
-use wechat_sim::{Endpoint, SimConfig};
+use vendor_sim::{Endpoint, SimConfig};
 
 const NUMBER: &str = "6222020200112233445";
 

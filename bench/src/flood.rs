@@ -19,7 +19,7 @@ use ocrgate::api::pb::{
 use tokio::{net::TcpStream, task::JoinSet};
 use tonic::{metadata::MetadataValue, service::Interceptor, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-use wechat_sim::Simulator;
+use vendor_sim::Simulator;
 
 use crate::{Args, Error, Gateway, SCAN_TEXT, Stats, measure};
 

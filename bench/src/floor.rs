@@ -11,7 +11,7 @@ use std::{path::Path, process::Stdio, time::Duration};
 use procfs::process::Process;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
-use wechat_sim::{Endpoint, Simulator};
+use vendor_sim::{Endpoint, Simulator};
 
 use crate::{APP_ID, APP_SECRET, Args, Gateway, SCAN_TEXT, process_of};
 

@@ -29,7 +29,7 @@ use procfs::process::Process;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tonic::transport::Channel;
-use wechat_sim::{Endpoint, Fault, SimConfig, Simulator};
+use vendor_sim::{Endpoint, Fault, SimConfig, Simulator};
 
 mod flood;
 mod floor;

@@ -1,25 +1,63 @@
-//! A WeChat server API simulator: `cgi-bin/stable_token`, `cgi-bin/token`, `cv/ocr/bankcard` and
-//! `card/invoice/scantitle`, behaving as the real API does, quirks included. Beside it, on the
-//! same port, Tencent Cloud's `BankCardOCR` (`POST /`), which checks every TC3-HMAC-SHA256
-//! signature byte for byte and refuses stale timestamps.
+//! Simulators of the vendor APIs ocrgate calls, all on one port, one module each:
+//! - `wechat`: WeChat's server API (`cgi-bin/stable_token`, `cgi-bin/token`, `cv/ocr/bankcard`,
+//!   `card/invoice/scantitle`), behaving as the real API does, quirks included;
+//! - `tencent`: Tencent Cloud's `BankCardOCR` (`POST /`), which checks every TC3-HMAC-SHA256
+//!   signature byte for byte and refuses stale timestamps.
 //!
-//! Tests drive it through this library: register apps, cards and titles, inject faults, revoke
-//! tokens, then read back what it received. The `wechat-sim` binary serves the same thing for
-//! local runs and benchmarks.
+//! What they share (`shared`): the cards tests show them (any vendor reads a shown photo as its
+//! number), injected faults, quotas, held requests and the record of every request. A vendor's
+//! module holds its own state, its routes (a [`Vendor`]) and its own controls on [`Simulator`].
+//!
+//! Tests drive it through this library: register apps, keys, cards and titles, inject faults,
+//! revoke tokens, then read back what it received. The `vendor-sim` binary serves the same thing
+//! for local runs and benchmarks.
 
-mod handlers;
-mod state;
+mod shared;
 mod tencent;
+mod wechat;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::serve::ListenerExt as _;
+use axum::{Router, extract::DefaultBodyLimit, serve::ListenerExt as _};
 use bytes::Bytes;
 use serde_json::Value;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
-use state::State;
-pub use state::{Endpoint, Fault, RecordedRequest, ReplyShape, UploadedFile};
+use shared::Shared;
+pub use shared::{Endpoint, Fault, RecordedRequest, UploadedFile};
+pub use wechat::ReplyShape;
+
+/// One simulated vendor API: its own state, and the routes it serves on the simulator's port.
+trait Vendor: Send + Sync + Sized + 'static {
+    fn new(config: &SimConfig) -> Self;
+
+    /// Its routes, given what every vendor shares.
+    fn routes(self: Arc<Self>, shared: Arc<Shared>) -> Router;
+}
+
+/// Every simulated vendor.
+struct Vendors {
+    wechat: Arc<wechat::Wechat>,
+    tencent: Arc<tencent::Tencent>,
+}
+
+impl Vendors {
+    fn new(config: &SimConfig) -> Self {
+        Self {
+            wechat: Arc::new(Vendor::new(config)),
+            tencent: Arc::new(Vendor::new(config)),
+        }
+    }
+
+    fn router(&self, shared: &Arc<Shared>) -> Router {
+        Router::new()
+            .merge(self.wechat.clone().routes(shared.clone()))
+            .merge(self.tencent.clone().routes(shared.clone()))
+            // Room for a 2 MiB WeChat upload with its multipart framing, or Tencent's 7 MB of
+            // base64; each endpoint applies its own limit.
+            .layer(DefaultBodyLimit::max(8 * 1024 * 1024))
+    }
+}
 
 /// Settings fixed when the simulator starts.
 #[derive(Debug, Clone)]
@@ -49,7 +87,8 @@ impl Default for SimConfig {
 /// A running simulator. Stops when dropped.
 pub struct Simulator {
     address: SocketAddr,
-    state: Arc<State>,
+    shared: Arc<Shared>,
+    vendors: Vendors,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -63,9 +102,10 @@ impl Simulator {
     /// Serves on `listener`.
     pub async fn serve(listener: TcpListener, config: SimConfig) -> std::io::Result<Self> {
         let address = listener.local_addr()?;
-        let state = Arc::new(State::new(config));
+        let vendors = Vendors::new(&config);
+        let shared = Arc::new(Shared::new(config));
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = handlers::router(state.clone());
+        let app = vendors.router(&shared);
         let task = tokio::spawn(async move {
             // As a real vendor's front end would: no Nagle delay on small replies.
             let listener = listener.tap_io(|stream| {
@@ -84,7 +124,8 @@ impl Simulator {
         });
         Ok(Self {
             address,
-            state,
+            shared,
+            vendors,
             stop: Some(stop),
             task: Some(task),
         })
@@ -99,100 +140,51 @@ impl Simulator {
         format!("http://{}/", self.address)
     }
 
-    /// Registers an app that may fetch tokens.
-    pub fn add_app(&self, app_id: &str, secret: &str) {
-        self.state.add_app(app_id, secret);
-    }
-
-    /// Lets Tencent's `BankCardOCR` accept requests signed with this key. With `token`, the key is
-    /// a temporary one and every request must carry that session token in `X-TC-Token`.
-    pub fn add_tencent_key(&self, secret_id: &str, secret_key: &str, token: Option<&str>) {
-        self.state.add_tencent_key(secret_id, secret_key, token);
-    }
-
-    /// Fields every successful `BankCardOCR` reply carries besides `CardNo`, e.g. `ValidDate`,
-    /// `WarningCode`, `QualityValue`.
-    pub fn set_tencent_extras(&self, extras: Value) {
-        self.state
-            .set_tencent_extras(extras.as_object().cloned().unwrap_or_default());
-    }
-
-    /// Moves the simulated Tencent clock `seconds` ahead of this machine's (negative: behind).
-    pub fn set_tencent_clock_offset(&self, seconds: i64) {
-        self.state.set_tencent_clock_offset(seconds);
-    }
-
-    /// The number `cv/ocr/bankcard` (and Tencent's `BankCardOCR`) returns for exactly these image
-    /// bytes.
+    /// The number every vendor's bank card endpoint returns for exactly these image bytes.
     pub fn add_card_image(&self, image: impl Into<Bytes>, number: &str) {
-        self.state.add_card_image(image.into(), number);
+        self.shared.add_card_image(image.into(), number);
     }
 
-    /// The number `cv/ocr/bankcard` returns for this `img_url`. Unregistered URLs get 101000.
+    /// The number every vendor's bank card endpoint returns for this image URL; a vendor answers
+    /// an unregistered one as it answers a URL it cannot download.
     pub fn add_card_url(&self, url: &str, number: &str) {
-        self.state.add_card_url(url, number);
-    }
-
-    /// The reply fields `card/invoice/scantitle` returns for this scan text.
-    pub fn add_invoice_title(&self, scan_text: &str, title: Value) {
-        self.state.add_invoice_title(scan_text, title);
+        self.shared.add_card_url(url, number);
     }
 
     /// The next `times` requests to `endpoint` meet `fault` instead of (or before) the normal reply.
     pub fn inject(&self, endpoint: Endpoint, fault: Fault, times: usize) {
-        self.state.inject(endpoint, fault, times);
-    }
-
-    /// How `cv/ocr/bankcard` shapes a successful reply.
-    pub fn set_reply_shape(&self, shape: ReplyShape) {
-        self.state.set_reply_shape(shape);
+        self.shared.inject(endpoint, fault, times);
     }
 
     /// Calls to `endpoint` allowed from now on; later ones get the endpoint's quota errcode.
     pub fn set_quota(&self, endpoint: Endpoint, calls: u64) {
-        self.state.set_quota(endpoint, calls);
-    }
-
-    /// Invalidates every token of `app_id` at once, as a force refresh elsewhere would: calls with
-    /// them get 40001 and the next token fetch mints a new one.
-    pub fn revoke_tokens(&self, app_id: &str) {
-        self.state.revoke_tokens(app_id);
-    }
-
-    /// Lets every token of `app_id` expire now: calls with them get 42001.
-    pub fn expire_tokens(&self, app_id: &str) {
-        self.state.expire_tokens(app_id);
+        self.shared.set_quota(endpoint, calls);
     }
 
     /// Lets `n` requests held by [`Fault::Hold`] go on.
     pub fn release_held(&self, n: usize) {
-        self.state.release_held(n);
+        self.shared.release_held(n);
     }
 
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.state.requests()
+        self.shared.requests()
     }
 
     /// How many requests `endpoint` has received.
     pub fn count(&self, endpoint: Endpoint) -> usize {
-        self.state.count(endpoint)
-    }
-
-    /// Every token the simulator has handed out.
-    pub fn issued_tokens(&self) -> Vec<String> {
-        self.state.issued_tokens()
+        self.shared.count(endpoint)
     }
 
     /// Waits until `endpoint` has received at least `n` requests.
     pub async fn wait_for_requests(&self, endpoint: Endpoint, n: usize) {
-        self.state.wait_for(endpoint, n).await;
+        self.shared.wait_for(endpoint, n).await;
     }
 
     /// Stops serving and waits until the server is down.
     pub async fn stop(mut self) {
         self.stop.take().map(|stop| stop.send(()));
-        self.state.release_all_held();
+        self.shared.release_all_held();
         if let Some(task) = self.task.take() {
             task.await.ok();
         }
@@ -204,6 +196,6 @@ impl Drop for Simulator {
         if let Some(stop) = self.stop.take() {
             stop.send(()).ok();
         }
-        self.state.release_all_held();
+        self.shared.release_all_held();
     }
 }

@@ -1,10 +1,10 @@
-//! `wechat-sim`: the WeChat simulator as a process, for local runs and benchmarks.
+//! `vendor-sim`: the vendor simulators as a process, for local runs and benchmarks.
 
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
 use serde_json::json;
-use wechat_sim::{SimConfig, Simulator};
+use vendor_sim::{SimConfig, Simulator};
 
 /// A WeChat server API simulator on loopback, with Tencent Cloud's BankCardOCR at `POST /`. Any decodable image reads as the demo card number
 /// and any scan text as the demo invoice title.

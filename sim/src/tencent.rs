@@ -3,16 +3,18 @@
 //! body bytes, timestamps more than five minutes off refused, errors in Tencent's envelope.
 
 use std::{
-    sync::Arc,
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use axum::{
-    Json,
+    Json, Router,
     body::Bytes,
-    extract::{Request, State as AxumState},
+    extract::{Request, State},
     http::{HeaderMap, header},
     response::{IntoResponse, Response},
+    routing::post,
 };
 use base64::Engine as _;
 use hmac::{Hmac, Mac as _};
@@ -20,8 +22,8 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::{
-    handlers::{all_headers, fault, header_str},
-    state::{Endpoint, RecordedRequest, State},
+    SimConfig, Simulator, Vendor,
+    shared::{Endpoint, Fault, RecordedRequest, Shared, all_headers, fault, header_str},
 };
 
 /// Tencent refuses more than 7 MB of base64.
@@ -29,13 +31,88 @@ const MAX_BASE64_BYTES: usize = 7_000_000;
 /// How far a request's timestamp may be from the server's clock.
 const MAX_SKEW_SECONDS: i64 = 300;
 
-pub(crate) async fn api(AxumState(state): AxumState<Arc<State>>, request: Request) -> Response {
+impl Fault {
+    /// HTTP 200 with Tencent Cloud's error envelope: this code and message.
+    pub fn tencent(code: &str, message: &str) -> Self {
+        Self::Reply(error_body(code, message))
+    }
+}
+
+/// What Tencent Cloud knows: keys, the fields its replies carry, its clock.
+#[derive(Default)]
+pub(crate) struct Tencent {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// SecretId to (SecretKey, the session token it needs, if temporary).
+    keys: HashMap<String, (String, Option<String>)>,
+    /// Fields every successful reply carries besides `CardNo`.
+    extras: serde_json::Map<String, Value>,
+    /// How far the simulated clock is ahead of this machine's, in seconds.
+    clock_offset: i64,
+}
+
+impl Vendor for Tencent {
+    fn new(_: &SimConfig) -> Self {
+        Self::default()
+    }
+
+    fn routes(self: Arc<Self>, shared: Arc<Shared>) -> Router {
+        Router::new().route("/", post(api)).with_state(Api {
+            shared,
+            tencent: self,
+        })
+    }
+}
+
+/// What the endpoint sees.
+#[derive(Clone)]
+struct Api {
+    shared: Arc<Shared>,
+    tencent: Arc<Tencent>,
+}
+
+impl Tencent {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panicking test thread must not take the simulator down with it.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Tests' controls of the Tencent Cloud API.
+impl Simulator {
+    /// Lets `BankCardOCR` accept requests signed with this key. With `token`, the key is a
+    /// temporary one and every request must carry that session token in `X-TC-Token`.
+    pub fn add_tencent_key(&self, secret_id: &str, secret_key: &str, token: Option<&str>) {
+        self.vendors.tencent.lock().keys.insert(
+            secret_id.to_owned(),
+            (secret_key.to_owned(), token.map(str::to_owned)),
+        );
+    }
+
+    /// Fields every successful `BankCardOCR` reply carries besides `CardNo`, e.g. `ValidDate`,
+    /// `WarningCode`, `QualityValue`.
+    pub fn set_tencent_extras(&self, extras: Value) {
+        self.vendors.tencent.lock().extras = extras.as_object().cloned().unwrap_or_default();
+    }
+
+    /// Moves the simulated Tencent clock `seconds` ahead of this machine's (negative: behind).
+    pub fn set_tencent_clock_offset(&self, seconds: i64) {
+        self.vendors.tencent.lock().clock_offset = seconds;
+    }
+}
+
+async fn api(State(Api { shared, tencent }): State<Api>, request: Request) -> Response {
     let headers = request.headers().clone();
     let Ok(body) = axum::body::to_bytes(request.into_body(), 16 * 1024 * 1024).await else {
         return error_reply("InvalidParameter", "the body could not be read");
     };
     let json = serde_json::from_slice::<Value>(&body).ok();
-    state.record(RecordedRequest {
+    shared.record(RecordedRequest {
         endpoint: Endpoint::TencentBankCard,
         method: "POST".into(),
         query: Vec::new(),
@@ -45,10 +122,10 @@ pub(crate) async fn api(AxumState(state): AxumState<Arc<State>>, request: Reques
         files: Vec::new(),
         headers: all_headers(&headers),
     });
-    if let Some(response) = fault(&state, Endpoint::TencentBankCard).await {
+    if let Some(response) = fault(&shared, Endpoint::TencentBankCard).await {
         return response;
     }
-    if let Err((code, message)) = authenticate(&state, &headers, &body) {
+    if let Err((code, message)) = authenticate(&tencent, &headers, &body) {
         return error_reply(code, &message);
     }
     match header_str(&headers, "x-tc-action").as_deref() {
@@ -61,14 +138,14 @@ pub(crate) async fn api(AxumState(state): AxumState<Arc<State>>, request: Reques
     let Some(json) = json else {
         return error_reply("InvalidParameter", "the body is not JSON");
     };
-    if !state.take_quota(Endpoint::TencentBankCard) {
+    if !shared.take_quota(Endpoint::TencentBankCard) {
         return error_reply(
             "FailedOperation.CountLimitError",
             "today's call limit is reached",
         );
     }
     let number = if let Some(url) = json.get("ImageUrl").and_then(Value::as_str) {
-        match state.card_for_url(url) {
+        match shared.card_for_url(url) {
             Some(number) => number,
             None => {
                 return error_reply(
@@ -93,7 +170,7 @@ pub(crate) async fn api(AxumState(state): AxumState<Arc<State>>, request: Reques
                 "the image could not be decoded",
             );
         }
-        match state.card_for_image(&Bytes::from(image)) {
+        match shared.card_for_image(&Bytes::from(image)) {
             Some(number) => number,
             None => return error_reply("FailedOperation.OcrFailed", "no bank card was recognised"),
         }
@@ -113,7 +190,7 @@ pub(crate) async fn api(AxumState(state): AxumState<Arc<State>>, request: Reques
         "RequestId": request_id(),
     });
     if let Some(fields) = reply.as_object_mut() {
-        fields.extend(state.tencent_extras());
+        fields.extend(tencent.lock().extras.clone());
     }
     Json(json!({ "Response": reply })).into_response()
 }
@@ -127,7 +204,7 @@ fn accepted_format(image: &[u8]) -> bool {
 
 /// Checks the request's signature as Tencent does; `Err((code, message))` as it would answer.
 fn authenticate(
-    state: &State,
+    tencent: &Tencent,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), (&'static str, String)> {
@@ -159,7 +236,7 @@ fn authenticate(
     else {
         return Err(failure("the credential scope is malformed"));
     };
-    let Some((secret_key, token)) = state.tencent_key(secret_id) else {
+    let Some((secret_key, token)) = tencent.lock().keys.get(secret_id).cloned() else {
         return Err((
             "AuthFailure.SecretIdNotFound",
             "the SecretId does not exist".into(),
@@ -171,7 +248,7 @@ fn authenticate(
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-        + state.tencent_clock_offset();
+        + tencent.lock().clock_offset;
     if (now - timestamp).abs() > MAX_SKEW_SECONDS {
         return Err((
             "AuthFailure.SignatureExpire",
@@ -239,9 +316,12 @@ fn request_id() -> String {
     format!("{:032x}", rand::rng().random::<u128>())
 }
 
-pub(crate) fn error_reply(code: &str, message: &str) -> Response {
-    Json(json!({"Response": {"Error": {"Code": code, "Message": message}, "RequestId": request_id()}}))
-        .into_response()
+fn error_reply(code: &str, message: &str) -> Response {
+    Json(error_body(code, message)).into_response()
+}
+
+fn error_body(code: &str, message: &str) -> Value {
+    json!({"Response": {"Error": {"Code": code, "Message": message}, "RequestId": request_id()}})
 }
 
 #[cfg(test)]

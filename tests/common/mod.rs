@@ -24,7 +24,7 @@ use ocrgate::{
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Code, Status, transport::Channel};
 use tonic_types::StatusExt as _;
-use wechat_sim::{Endpoint, RecordedRequest, SimConfig, Simulator};
+use vendor_sim::{Endpoint, RecordedRequest, SimConfig, Simulator};
 
 pub const APP_ID: &str = "wx-test-app";
 pub const APP_SECRET: &str = "s3cr3t-app-secret-value-0123456789";

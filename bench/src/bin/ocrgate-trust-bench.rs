@@ -22,7 +22,7 @@ use ocrgate::{
 };
 use ocrgate_cardgen::CardGenerator;
 use tokio::{net::TcpListener, time::Instant};
-use wechat_sim::{Endpoint, SimConfig, Simulator};
+use vendor_sim::{Endpoint, SimConfig, Simulator};
 
 #[derive(Debug, Parser)]
 #[command(about = "Accuracy against vendor calls: the local reader first, a vendor on doubt")]
