@@ -1,4 +1,4 @@
-//! The Tencent Cloud provider beyond what every provider does (`tests/conformance.rs`): its rich
+//! The Tencent Cloud provider beyond what every provider does (`tests/conformance/`): its rich
 //! answers, its signature (against Tencent's own SDK), its credentials, and failover to it.
 
 mod common;
