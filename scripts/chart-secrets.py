@@ -1,6 +1,7 @@
 """Stand-ins for the Secrets a rendered chart mounts, so `ocrgate check-config` reads real files:
-a self-signed certificate and key (also as the client CA), a callers file, a Redis URL and a
-Tencent Cloud key with its session token.
+those whose content must parse: a self-signed certificate and key (also as the client CA), a
+callers file and a Redis URL. `check-chart.sh` writes plain text for any other file a configuration
+names (a key, a token).
 usage: chart-secrets.py DIR"""
 import datetime
 import hashlib
@@ -49,7 +50,3 @@ callers.mkdir(exist_ok=True)
 redis = root / "ocrgate-redis"
 redis.mkdir(exist_ok=True)
 (redis / "redis-url").write_text("redis://redis.ocrgate:6379/0\n")
-tencent = root / "ocrgate-tencent"
-tencent.mkdir(exist_ok=True)
-(tencent / "secret-key").write_text("chart-check-tencent-key\n")
-(tencent / "session-token").write_text("chart-check-session-token\n")

@@ -38,14 +38,21 @@ echo "kubernetes-validate: every rendering is valid for 1.27 and the newest sche
   $(printf -- '-f %s ' "$out"/*.yaml)
 echo "checkov: no failed check"
 
-# The Secrets a configuration names are mounted under /var/run/secrets: stand-ins take their place.
+# The Secrets a configuration names are mounted under /var/run/secrets: stand-ins take their place,
+# made to measure where a file must parse, and plain text for any other file a configuration names.
 "$tools/python" scripts/chart-secrets.py "$out/secrets"
 for manifest in "$out"/*.yaml; do
   "$tools/python" - "$manifest" "$out/ocrgate.toml" "$out/secrets" <<'PY'
-import sys, yaml
+import pathlib, re, sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["ocrgate.toml"]
-open(sys.argv[2], "w").write(config.replace("/var/run/secrets/", sys.argv[3] + "/"))
+config = config.replace("/var/run/secrets/", sys.argv[3] + "/")
+for path in re.findall(re.escape(sys.argv[3]) + r'/[^"]+', config):
+    path = pathlib.Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("chart-check-stand-in\n")
+open(sys.argv[2], "w").write(config)
 PY
   env -i "$ocrgate" check-config --config "$out/ocrgate.toml" >/dev/null
 done
