@@ -273,49 +273,15 @@ pub async fn serve(
         routes,
         providers,
     } = plan(config, &metrics)?;
-    let callers = Arc::new(callers);
-    let names = callers.names();
-    if callers.anonymous_allowed() {
-        tracing::warn!(
-            callers = ?names,
-            "calls without an API key are served (auth.anonymous): any client that reaches the \
-             port may use every account and provider"
-        );
-    } else {
-        tracing::info!(callers = ?names, "only configured callers are served");
-    }
+    announce(&callers);
     if let Some(tls) = &tls {
         tls.spawn_reloader();
     }
     let api = api(config, &routes, &providers, &metrics).await?;
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<pb::ocr_service_server::OcrServiceServer<OcrApi>>()
-        .await;
-    health.set_service_status("", ServingStatus::Serving).await;
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            // So reflection clients can decode the ErrorInfo and BadRequest details of errors.
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-    };
-
+    let (mut health, health_service) = tonic_health::server::health_reporter();
+    set_serving(&mut health, true).await;
     let (ready, ready_for_admin) = tokio::sync::watch::channel(true);
-    let admin_address = listeners.admin.local_addr()?;
-    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin = tokio::spawn(
-        axum::serve(
-            listeners.admin,
-            admin::router(telemetry.registry().clone(), ready_for_admin),
-        )
-        .with_graceful_shutdown(async {
-            admin_stopped.await.ok();
-        })
-        .into_future(),
-    );
-    tracing::info!(address = %admin_address, "admin port listening (/metrics, /healthz, /readyz)");
+    let admin = Admin::start(listeners.admin, telemetry, ready_for_admin)?;
 
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
     let address = listeners.grpc.local_addr()?;
@@ -335,7 +301,7 @@ pub async fn serve(
         .layer(TelemetryLayer::new(metrics.clone()))
         .layer(DeadlineLayer::new(limits.max_call_duration))
         // Who calls is settled before a byte of its request body is taken in.
-        .layer(AuthLayer::new(callers))
+        .layer(AuthLayer::new(Arc::new(callers)))
         .layer(IntakeLayer::new(limits, metrics.clone()))
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
@@ -352,19 +318,16 @@ pub async fn serve(
 
     tokio::select! {
         result = &mut server => {
-            stop_admin.send(()).ok();
+            admin.stop().await;
             return Ok(result?);
         }
         () = shutdown => {}
     }
+    // Draining: health says NOT_SERVING for `drain_delay` so that load balancers stop sending
+    // calls, then the listener closes and the calls in flight get `shutdown_grace` to finish.
     ready.send_replace(false);
     tracing::info!(drain_delay = ?config.drain_delay, "shutting down: health is NOT_SERVING");
-    health
-        .set_not_serving::<pb::ocr_service_server::OcrServiceServer<OcrApi>>()
-        .await;
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
+    set_serving(&mut health, false).await;
     tokio::time::sleep(config.drain_delay).await;
     stop_accepting.send(()).ok();
     match tokio::time::timeout(config.shutdown_grace, server).await {
@@ -374,10 +337,77 @@ pub async fn serve(
             "in-flight calls did not finish within the shutdown grace; exiting anyway"
         ),
     }
-    stop_admin.send(()).ok();
-    if let Ok(Err(err)) = admin.await {
-        tracing::warn!(%err, "admin port failed");
-    }
+    admin.stop().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says who may call: a warning when anyone may.
+fn announce(callers: &Callers) {
+    let names = callers.names();
+    if callers.anonymous_allowed() {
+        tracing::warn!(
+            callers = ?names,
+            "calls without an API key are served (auth.anonymous): any client that reaches the \
+             port may use every account and provider"
+        );
+    } else {
+        tracing::info!(callers = ?names, "only configured callers are served");
+    }
+}
+
+/// The gRPC health of the API and of the server as a whole.
+async fn set_serving(health: &mut tonic_health::server::HealthReporter, serving: bool) {
+    type Api = pb::ocr_service_server::OcrServiceServer<OcrApi>;
+    if serving {
+        health.set_serving::<Api>().await;
+        health.set_service_status("", ServingStatus::Serving).await;
+    } else {
+        health.set_not_serving::<Api>().await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+    }
+}
+
+/// Server reflection of the API, health, and the error details clients decode.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // So reflection clients can decode the ErrorInfo and BadRequest details of errors.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// The admin HTTP port (`/metrics`, `/healthz`, `/readyz`), served until stopped.
+struct Admin {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Admin {
+    fn start(
+        listener: tokio::net::TcpListener,
+        telemetry: &Telemetry,
+        ready: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Self, ServeError> {
+        let address = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(
+            axum::serve(listener, admin::router(telemetry.registry().clone(), ready))
+                .with_graceful_shutdown(async {
+                    stopped.await.ok();
+                })
+                .into_future(),
+        );
+        tracing::info!(%address, "admin port listening (/metrics, /healthz, /readyz)");
+        Ok(Self { stop, task })
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).ok();
+        if let Ok(Err(err)) = self.task.await {
+            tracing::warn!(%err, "admin port failed");
+        }
+    }
 }
