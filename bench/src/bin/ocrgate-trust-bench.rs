@@ -9,7 +9,7 @@
 //! numbers read exactly, the share of calls that reached the vendor, wrong answers, and p50/p95
 //! latency; then the local reader's reliability table. One engine, one inference thread.
 
-use std::{num::NonZeroUsize, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use clap::Parser;
 use hdrhistogram::Histogram;
