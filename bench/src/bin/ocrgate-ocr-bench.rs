@@ -14,7 +14,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use ocrgate::{
     provider::{CallContext, CardNumber, ImageWarning},
-    providers::local::{FEATURE_NAMES, LocalConfig, LocalProvider},
+    providers::local::{FEATURE_NAMES, LocalConfig, LocalProvider, UNSETTLED, pass_names},
 };
 use ocrgate_cardgen::CardGenerator;
 
@@ -95,6 +95,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut by_grouping: BTreeMap<String, Tally> = BTreeMap::new();
     let mut by_font: BTreeMap<&str, Tally> = BTreeMap::new();
     let mut hard = Tally::default();
+    // Answers by the pass of the read that settled them (`none`: no pass did).
+    let mut by_pass: BTreeMap<&str, Tally> = BTreeMap::new();
     // Of the cards whose number was read: their expiry read too, and their print's quality.
     let mut expiry = Tally::default();
     let mut qualities = Vec::new();
@@ -145,6 +147,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let exact = read
             .as_ref()
             .is_ok_and(|read| read.number.digits() == card.number);
+        // A read that found no number was settled by no pass.
+        let settled_by = reading
+            .as_ref()
+            .map_or(UNSETTLED, |reading| reading.settled_by);
+        by_pass.entry(settled_by).or_default().add(exact);
         if let Ok(reading) = &reading {
             let confidence = reading.card.confidence.unwrap_or_default();
             answers.push((confidence, exact));
@@ -221,6 +228,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         hard.total,
         hard.percent()
     );
+    println!("reads by the pass that settled them (none: no pass did, or no number was found):");
+    for name in pass_names() {
+        let none = Tally::default();
+        let tally = by_pass.get(name).unwrap_or(&none);
+        println!(
+            "  settled_by {name:<16} {:>3}/{:<3} {:6.1}%",
+            tally.exact,
+            tally.total,
+            tally.percent()
+        );
+    }
     if !misses.is_empty() {
         println!("misreads:");
         for miss in &misses {

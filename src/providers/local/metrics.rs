@@ -12,6 +12,7 @@ use crate::telemetry::Metrics;
 /// Cheap to clone: every instrument is shared.
 #[derive(Clone)]
 pub(super) struct LocalMetrics {
+    reads: Counter<u64>,
     reads_stopped: Counter<u64>,
     waiting: UpDownCounter<i64>,
     refused: Counter<u64>,
@@ -21,6 +22,13 @@ impl LocalMetrics {
     pub(super) fn new(metrics: &Metrics) -> Self {
         let meter = metrics.meter();
         Self {
+            reads: meter
+                .u64_counter("ocrgate.local.reads")
+                .with_description(
+                    "Card reads the local provider finished, by the pass that settled the number \
+                     (settled_by; none when no pass did)",
+                )
+                .build(),
             reads_stopped: meter
                 .u64_counter("ocrgate.local.reads_stopped")
                 .with_description(
@@ -39,6 +47,12 @@ impl LocalMetrics {
                 )
                 .build(),
         }
+    }
+
+    /// A read finished, settled by the pass named `settled_by`, or by none.
+    pub(super) fn read(&self, settled_by: &'static str) {
+        self.reads
+            .add(1, &[KeyValue::new("settled_by", settled_by)]);
     }
 
     /// A read stopped: the caller's deadline passed or the call was dropped.

@@ -10,8 +10,12 @@ mod card;
 mod confidence;
 mod engine;
 mod metrics;
+mod passes;
+
+pub use self::passes::{UNSETTLED, pass_names};
 
 use std::{
+    cell::OnceCell,
     collections::BTreeSet,
     num::NonZeroUsize,
     path::{Path, PathBuf},
@@ -25,7 +29,7 @@ use std::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use image::Rgb;
-use imageproc::geometric_transformations::{Border, Interpolation, rotate_about_center};
+
 use serde::Deserialize;
 use tokio::{
     sync::{Notify, Semaphore},
@@ -183,6 +187,8 @@ pub struct LocalProvider {
 pub struct Reading {
     pub card: BankCard,
     pub evidence: Evidence,
+    /// The pass that settled the number (see `passes`), or `none`.
+    pub settled_by: &'static str,
 }
 
 impl LocalProvider {
@@ -280,7 +286,8 @@ impl LocalProvider {
             let started = Instant::now();
             let stop =
                 || stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
-            let read = span.in_scope(|| read_card(&engines, &bins, &bytes, max_pixels, stop));
+            let read =
+                span.in_scope(|| read_card(&engines, &bins, &bytes, max_pixels, stop, &metrics));
             if read.is_err() && stop() {
                 metrics.read_stopped();
             } else {
@@ -502,6 +509,7 @@ fn read_card(
     bytes: &[u8],
     max_pixels: u64,
     stop: impl Fn() -> bool,
+    metrics: &LocalMetrics,
 ) -> Result<Reading, ProviderError> {
     let image = decode(bytes, max_pixels)?;
     if stop() {
@@ -517,154 +525,21 @@ fn read_card(
             Err(TryLockError::WouldBlock) => None,
         })
         .ok_or_else(|| ProviderError::new(PROVIDER, ErrorKind::Unknown, "no free OCR engine"))?;
-    let first = engine
-        .read(&image, FIRST_LOOK, &stop)
-        .map_err(inference_failed)?
-        .ok_or_else(stopped)?;
-    tracing::debug!(lines = first.lines.len(), "text lines read");
-    let settled =
-        |picked: &Option<card::Picked>| picked.as_ref().is_some_and(card::Picked::settled);
-    let skew = first.skew;
-    // Every look's lines and the image they were read in; the most trusted reading, and its look.
-    let mut looks = vec![(first.lines, &image)];
-    let mut best = (card::pick_number(&looks[0].0, bins), 0);
-    let mut readings = Readings::default();
-    readings.add(best.0.as_ref());
-    if settled(&best.0) {
-        drop(engine);
-        return described(best.0, &readings, &looks[0].0, &image);
-    }
-    // A reading settled but for being shorter than its issuer's cards is most often a 19-digit
-    // number whose last group the detector missed: read on past its last box. Taken if that
-    // settles it. When the band held no digit, the reading stands as read; when it held digits
-    // that did not settle a longer reading, the number goes on past what was read, and the
-    // further looks below are taken.
-    if let Some(picked) = best.0.as_ref().filter(|picked| picked.cut_short()) {
-        let past = read_past_end(&mut engine, &image, &looks[0].0, picked, bins)
-            .map_err(inference_failed)?;
-        let digits_past_end = past.as_ref().map_or(0, |past| past.digits);
-        readings.digits_past_end = digits_past_end;
-        if let Some(PastEnd {
-            lines,
-            longer: Some(longer),
-            ..
-        }) = past
-        {
-            readings.add(Some(&longer));
-            (looks[0].0, best.0) = (lines, Some(longer));
-        }
-        if settled(&best.0) || digits_past_end == 0 {
-            drop(engine);
-            return described(best.0, &readings, &looks[0].0, &image);
-        }
-    }
-    // More looks, paid for only while no reading is settled (a valid number of a known issuer,
-    // every digit read with some certainty): the image turned upright by the lines' angle and
-    // seen larger (a card small in a cluttered frame), then its lines given more room (narrow
-    // digits, a repeated digit read as one). The most trusted reading of all is taken.
-    let turned = skew
-        .filter(|skew| (MIN_DESKEW..=MAX_DESKEW).contains(&skew.abs()))
-        .map(|skew| {
-            rotate_about_center(
-                &image,
-                -skew,
-                Interpolation::Bilinear,
-                Border::Constant(Rgb([128, 128, 128])),
-            )
-        });
-    let upright = turned.as_ref().unwrap_or(&image);
-    for look in [SECOND_LOOK, THIRD_LOOK] {
-        let reading = engine
-            .read(upright, look, &stop)
-            .map_err(inference_failed)?
-            .ok_or_else(stopped)?;
-        let picked = card::pick_number(&reading.lines, bins);
-        readings.add(picked.as_ref());
-        tracing::debug!(lines = reading.lines.len(), ?skew, ?look, "another look");
-        looks.push((reading.lines, upright));
-        if card::more_trusted(picked.as_ref(), best.0.as_ref()) {
-            best = (picked, looks.len() - 1);
-        }
-        if settled(&best.0) {
-            break;
-        }
-    }
-    // Last looks at the number's row alone, enlarged. Print beside the card is left out, and
-    // small groups the whole image hid are found; then, in grey with its light evened out,
-    // groups under glare or shade. The likeliest row first, then the next.
-    let rows = if settled(&best.0) {
-        Vec::new()
-    } else {
-        number_rows(best.0.as_ref(), best.1, &looks)
-    };
-    for (row, at) in rows {
-        if settled(&best.0) {
-            break;
-        }
-        let source = looks[at].1;
-        let around = around_row(row, source.dimensions());
-        let crop =
-            image::imageops::crop_imm(source, around.x, around.y, around.width, around.height)
-                .to_image();
-        let even = flattened(&crop, row.height as f32);
-        for view in [&crop, &even] {
-            let reading = engine
-                .read(view, ROW_LOOK, &stop)
-                .map_err(inference_failed)?
-                .ok_or_else(stopped)?;
-            let mut lines: Vec<_> = reading
-                .lines
-                .into_iter()
-                .map(|line| line.moved(around.x, around.y))
-                .collect();
-            let picked = card::pick_number(&lines, bins);
-            readings.add(picked.as_ref());
-            tracing::debug!(lines = lines.len(), ?around, "a look at the number's row");
-            if card::more_trusted(picked.as_ref(), best.0.as_ref()) {
-                // The row's surroundings (the expiry below it) are in the look it came from.
-                lines.extend(looks[at].0.iter().cloned());
-                looks.push((lines, source));
-                best = (picked, looks.len() - 1);
-            }
-            if settled(&best.0) {
-                break;
-            }
-        }
-    }
-    // Groups the detector saw in none of the looks (print as pale as the light behind it) can
-    // still be read by the recogniser: when the first look's row with most digits is short of a
-    // number, the band past its end is read as one line, at the cost of one recogniser call.
-    if !settled(&best.0)
-        && let Some(&(digits, row)) = card::digit_rows(&looks[0].0).first()
-        && digits < *card::DIGITS.start()
-        && let Some(lines) = read_on(&mut engine, &image, &looks[0].0, row, rest_of_row(digits))
-            .map_err(inference_failed)?
-    {
-        let picked = card::pick_number(&lines, bins);
-        readings.add(picked.as_ref());
-        tracing::debug!(digits, ?row, "a look past the end of a row read in part");
-        if card::more_trusted(picked.as_ref(), best.0.as_ref()) {
-            looks.push((lines, &image));
-            best = (picked, looks.len() - 1);
-        }
-    }
-    // Nothing found at all: print too small or faint for the detector at 768 may show when it
-    // sees the whole image with as many pixels as the second look may take, spread over a photo
-    // wider than high. Only photos without a number pay for it.
-    let wide = wide_look(upright.dimensions());
-    if best.0.is_none() && wide.detection_side > SECOND_LOOK.detection_side {
-        let reading = engine
-            .read(upright, wide, &stop)
-            .map_err(inference_failed)?
-            .ok_or_else(stopped)?;
-        best.0 = card::pick_number(&reading.lines, bins);
-        readings.add(best.0.as_ref());
-        best.1 = looks.len();
-        looks.push((reading.lines, upright));
-    }
+    let turned = OnceCell::new();
+    let mut read = passes::Read::new(&mut engine, bins, &stop, &image, &turned);
+    let settled_by = read.run()?;
+    metrics.read(settled_by);
+    tracing::debug!(settled_by, looks = read.looks.len(), "card read");
+    let passes::Read {
+        best,
+        best_in,
+        readings,
+        looks,
+        ..
+    } = read;
     drop(engine);
-    let (lines, image) = &looks[best.1];
-    described(best.0, &readings, lines, image)
+    let (lines, image) = &looks[best_in];
+    described(best, &readings, lines, image, settled_by)
 }
 
 /// The number each look read, in order, to tell how many agree with the one taken; and the
@@ -868,6 +743,7 @@ fn described(
     readings: &Readings,
     lines: &[engine::TextLine],
     image: &image::RgbImage,
+    settled_by: &'static str,
 ) -> Result<Reading, ProviderError> {
     let picked = picked.ok_or_else(|| {
         ProviderError::new(
@@ -884,6 +760,7 @@ fn described(
     Ok(Reading {
         card: card.with_own_rules(),
         evidence,
+        settled_by,
     })
 }
 

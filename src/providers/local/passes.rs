@@ -1,0 +1,300 @@
+//! A card read as a declared list of passes, run in order by one loop until a reading is settled
+//! (a valid number of a known issuer, every digit read with some certainty). Each pass takes
+//! another look and offers what it read; the most trusted reading of all is kept. Which pass
+//! settled a read is counted (`ocrgate.local.reads`, by `settled_by`), so a pass that stops
+//! paying its way shows.
+
+use std::cell::OnceCell;
+
+use image::{Rgb, RgbImage};
+use imageproc::geometric_transformations::{Border, Interpolation, rotate_about_center};
+
+use super::{
+    MAX_DESKEW, MIN_DESKEW, ROW_LOOK, Readings, SECOND_LOOK, THIRD_LOOK, around_row,
+    card::{self, Picked},
+    engine::{self, Engine, FIRST_LOOK, Look, TextLine},
+    flattened, inference_failed, number_rows, read_on, read_past_end, rest_of_row, stopped,
+    wide_look,
+};
+use crate::{enrich::BinTable, provider::ProviderError};
+
+/// One pass of a read.
+pub(super) struct Pass {
+    /// Its name, as the `settled_by` label writes it.
+    pub(super) name: &'static str,
+    run: fn(&mut Read<'_, '_>) -> Result<(), ProviderError>,
+}
+
+/// The passes, in order; each runs only while no reading is settled.
+pub(super) const PASSES: &[Pass] = &[
+    // The whole image, as it is.
+    Pass {
+        name: "first_look",
+        run: first_look,
+    },
+    // A reading settled but for being shorter than its issuer's cards is most often a 19-digit
+    // number whose last group the detector missed: the band past its last box, read as a line.
+    Pass {
+        name: "past_end",
+        run: past_end,
+    },
+    // The image turned upright by the lines' angle and seen larger (a card small in a cluttered
+    // frame), then its lines given more room (narrow digits, a repeated digit read as one).
+    Pass {
+        name: "upright_larger",
+        run: |read| read.look_again(SECOND_LOOK),
+    },
+    Pass {
+        name: "upright_roomier",
+        run: |read| read.look_again(THIRD_LOOK),
+    },
+    // The number's row alone, enlarged: print beside the card left out, small groups the whole
+    // image hid found; then in grey with its light evened out, groups under glare or shade.
+    Pass {
+        name: "number_row",
+        run: number_row,
+    },
+    // Groups the detector saw in no look (print as pale as the light behind it), read by the
+    // recogniser past the end of the first look's row with most digits, when that is short.
+    Pass {
+        name: "read_on",
+        run: read_on_row,
+    },
+    // Nothing found at all: print too small or faint for the detector may show when it sees the
+    // whole image with as many pixels as the second look may take, spread over a wide photo.
+    Pass {
+        name: "wide",
+        run: wide,
+    },
+];
+
+/// The label of a read no pass settled.
+pub const UNSETTLED: &str = "none";
+
+/// Every pass's name, in order, then [`UNSETTLED`]: the values of `settled_by`.
+pub fn pass_names() -> impl Iterator<Item = &'static str> {
+    PASSES.iter().map(|pass| pass.name).chain([UNSETTLED])
+}
+
+/// What a read knows so far. The engine is borrowed apart (`'e`), to be given back while the
+/// looks, which hold the images they were read in (`'a`), are still described.
+pub(super) struct Read<'a, 'e> {
+    engine: &'e mut Engine,
+    bins: &'a BinTable,
+    stop: &'a dyn Fn() -> bool,
+    image: &'a RgbImage,
+    /// The image turned upright by the first look's lines, made when a pass first needs it.
+    turned: &'a OnceCell<Option<RgbImage>>,
+    skew: Option<f32>,
+    /// Every look's lines and the image they were read in.
+    pub(super) looks: Vec<(Vec<TextLine>, &'a RgbImage)>,
+    /// The most trusted reading, and the look it came from.
+    pub(super) best: Option<Picked>,
+    pub(super) best_in: usize,
+    pub(super) readings: Readings,
+    /// Set by a pass that ends the read, settled or not.
+    ended: bool,
+}
+
+impl<'a, 'e> Read<'a, 'e> {
+    pub(super) fn new(
+        engine: &'e mut Engine,
+        bins: &'a BinTable,
+        stop: &'a dyn Fn() -> bool,
+        image: &'a RgbImage,
+        turned: &'a OnceCell<Option<RgbImage>>,
+    ) -> Self {
+        Self {
+            engine,
+            bins,
+            stop,
+            image,
+            turned,
+            skew: None,
+            looks: Vec::new(),
+            best: None,
+            best_in: 0,
+            readings: Readings::default(),
+            ended: false,
+        }
+    }
+
+    /// Runs the passes until one settles the reading or ends the read; the name of the pass
+    /// that settled it, or [`UNSETTLED`].
+    pub(super) fn run(&mut self) -> Result<&'static str, ProviderError> {
+        for pass in PASSES {
+            (pass.run)(self)?;
+            if self.settled() {
+                return Ok(pass.name);
+            }
+            if self.ended {
+                break;
+            }
+        }
+        Ok(UNSETTLED)
+    }
+
+    fn settled(&self) -> bool {
+        self.best.as_ref().is_some_and(Picked::settled)
+    }
+
+    /// Reads `view` with `look`.
+    fn read(&mut self, view: &RgbImage, look: Look) -> Result<engine::Reading, ProviderError> {
+        self.engine
+            .read(view, look, self.stop)
+            .map_err(inference_failed)?
+            .ok_or_else(stopped)
+    }
+
+    /// The number `lines` give, counted among the readings.
+    fn pick(&mut self, lines: &[TextLine]) -> Option<Picked> {
+        let picked = card::pick_number(lines, self.bins);
+        self.readings.add(picked.as_ref());
+        picked
+    }
+
+    /// Keeps `lines`, read in `image`, as a look; and `picked` as the best reading when it is
+    /// more trusted than the best so far.
+    fn offer(&mut self, picked: Option<Picked>, lines: Vec<TextLine>, image: &'a RgbImage) {
+        if card::more_trusted(picked.as_ref(), self.best.as_ref()) {
+            self.looks.push((lines, image));
+            self.best = picked;
+            self.best_in = self.looks.len() - 1;
+        }
+    }
+
+    /// The image turned upright by the first look's lines, or the image itself when they are
+    /// level enough, or turned too far to be a card held a little off.
+    fn upright(&self) -> &'a RgbImage {
+        let turned = self.turned.get_or_init(|| {
+            self.skew
+                .filter(|skew| (MIN_DESKEW..=MAX_DESKEW).contains(&skew.abs()))
+                .map(|skew| {
+                    rotate_about_center(
+                        self.image,
+                        -skew,
+                        Interpolation::Bilinear,
+                        Border::Constant(Rgb([128, 128, 128])),
+                    )
+                })
+        });
+        turned.as_ref().unwrap_or(self.image)
+    }
+
+    /// The upright image read with `look`, kept as a look whatever it reads.
+    fn look_again(&mut self, look: Look) -> Result<(), ProviderError> {
+        let upright = self.upright();
+        let reading = self.read(upright, look)?;
+        let picked = self.pick(&reading.lines);
+        tracing::debug!(lines = reading.lines.len(), skew = ?self.skew, ?look, "another look");
+        self.looks.push((reading.lines, upright));
+        if card::more_trusted(picked.as_ref(), self.best.as_ref()) {
+            self.best = picked;
+            self.best_in = self.looks.len() - 1;
+        }
+        Ok(())
+    }
+}
+
+fn first_look(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
+    let image = read.image;
+    let first = read.read(image, FIRST_LOOK)?;
+    tracing::debug!(lines = first.lines.len(), "text lines read");
+    read.skew = first.skew;
+    read.best = read.pick(&first.lines);
+    read.looks.push((first.lines, image));
+    Ok(())
+}
+
+/// Taken if the band settles a longer reading. When it held no digit, the reading stands as
+/// read and the read ends; when it held digits that settled nothing, the number goes on past
+/// what was read, and the further passes run.
+fn past_end(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
+    let Some(picked) = read.best.as_ref().filter(|picked| picked.cut_short()) else {
+        return Ok(());
+    };
+    let past = read_past_end(read.engine, read.image, &read.looks[0].0, picked, read.bins)
+        .map_err(inference_failed)?;
+    let digits = past.as_ref().map_or(0, |past| past.digits);
+    read.readings.digits_past_end = digits;
+    if let Some(past) = past
+        && let Some(longer) = past.longer
+    {
+        read.readings.add(Some(&longer));
+        read.looks[0].0 = past.lines;
+        read.best = Some(longer);
+    }
+    read.ended = digits == 0;
+    Ok(())
+}
+
+/// The likeliest row first, then the next: each as it is, then evened out.
+fn number_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
+    for (row, at) in number_rows(read.best.as_ref(), read.best_in, &read.looks) {
+        let source = read.looks[at].1;
+        let around = around_row(row, source.dimensions());
+        let crop =
+            image::imageops::crop_imm(source, around.x, around.y, around.width, around.height)
+                .to_image();
+        let even = flattened(&crop, row.height as f32);
+        for view in [&crop, &even] {
+            let reading = read.read(view, ROW_LOOK)?;
+            let mut lines: Vec<_> = reading
+                .lines
+                .into_iter()
+                .map(|line| line.moved(around.x, around.y))
+                .collect();
+            let picked = read.pick(&lines);
+            tracing::debug!(lines = lines.len(), ?around, "a look at the number's row");
+            if card::more_trusted(picked.as_ref(), read.best.as_ref()) {
+                // The row's surroundings (the expiry below it) are in the look it came from.
+                lines.extend(read.looks[at].0.iter().cloned());
+                read.offer(picked, lines, source);
+            }
+            if read.settled() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// At the cost of one recogniser call.
+fn read_on_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
+    let Some(&(digits, row)) = card::digit_rows(&read.looks[0].0).first() else {
+        return Ok(());
+    };
+    if digits >= *card::DIGITS.start() {
+        return Ok(());
+    }
+    let Some(lines) = read_on(
+        read.engine,
+        read.image,
+        &read.looks[0].0,
+        row,
+        rest_of_row(digits),
+    )
+    .map_err(inference_failed)?
+    else {
+        return Ok(());
+    };
+    let picked = read.pick(&lines);
+    tracing::debug!(digits, ?row, "a look past the end of a row read in part");
+    let image = read.image;
+    read.offer(picked, lines, image);
+    Ok(())
+}
+
+/// Only photos without a number pay for it.
+fn wide(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
+    let upright = read.upright();
+    let wide = wide_look(upright.dimensions());
+    if read.best.is_some() || wide.detection_side <= SECOND_LOOK.detection_side {
+        return Ok(());
+    }
+    let reading = read.read(upright, wide)?;
+    read.best = read.pick(&reading.lines);
+    read.best_in = read.looks.len();
+    read.looks.push((reading.lines, upright));
+    Ok(())
+}
