@@ -45,6 +45,10 @@ struct Args {
     /// Also write each photo to this directory as `<seed>-<number>.jpg`, for other readers.
     #[arg(long)]
     write: Option<PathBuf>,
+    /// Leave these passes of a read out (e.g. `--without wide --without read_on`), to measure
+    /// what each buys (the passes are listed in the output).
+    #[arg(long)]
+    without: Vec<String>,
     /// Append what the reader knew of each answer to this CSV file (with a header when it is
     /// new): set, seed, whether it was right, its confidence and the features it weighed.
     #[arg(long)]
@@ -85,6 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             models_dir: args.models,
             concurrency: Some(NonZeroUsize::MIN),
             threads_per_image: NonZeroUsize::MIN,
+            without_passes: args.without.clone(),
             ..LocalConfig::default()
         },
         ocrgate::telemetry::Telemetry::without_exporters()?.metrics(),

@@ -117,6 +117,10 @@ pub struct LocalConfig {
     pub max_image_pixels: u64,
     /// Reads that may wait for a free engine; one more is refused at once as busy.
     pub max_queue: usize,
+    /// Passes of a read left out, by name (see `passes`), to measure what each buys: the OCR
+    /// bench's `--without`. Not a configuration key.
+    #[serde(skip)]
+    pub without_passes: Vec<String>,
 }
 
 impl Default for LocalConfig {
@@ -128,6 +132,7 @@ impl Default for LocalConfig {
             threads_per_image: NonZeroUsize::MIN,
             max_image_pixels: 16_000_000,
             max_queue: 64,
+            without_passes: Vec::new(),
         }
     }
 }
@@ -167,6 +172,8 @@ pub enum BuildError {
     Models { dir: PathBuf, source: ort::Error },
     #[error(transparent)]
     BinTable(#[from] BinTableError),
+    #[error("{0}")]
+    Passes(String),
 }
 
 /// Bank card numbers read by PP-OCR inside the process.
@@ -179,6 +186,8 @@ pub struct LocalProvider {
     /// The reads waiting for a permit, and how long reads take.
     queue: Arc<Queue>,
     max_image_pixels: u64,
+    /// The passes each read runs.
+    passes: passes::PassSet,
     metrics: LocalMetrics,
 }
 
@@ -225,6 +234,7 @@ impl LocalProvider {
             permits: Arc::new(Semaphore::new(concurrency)),
             queue: Arc::new(Queue::new(config.max_queue, metrics.clone())),
             max_image_pixels: config.max_image_pixels,
+            passes: passes::PassSet::without(&config.without_passes).map_err(BuildError::Passes)?,
             metrics,
         })
     }
@@ -272,7 +282,7 @@ impl LocalProvider {
 
         let engines = Arc::clone(&self.engines);
         let bins = Arc::clone(&self.bins);
-        let max_pixels = self.max_image_pixels;
+        let (max_pixels, passes) = (self.max_image_pixels, self.passes);
         let span = tracing::Span::current();
         // Set when this call is dropped (the client went away, or its deadline answered first).
         let abandoned = StopOnDrop::default();
@@ -286,8 +296,16 @@ impl LocalProvider {
             let started = Instant::now();
             let stop =
                 || stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
-            let read =
-                span.in_scope(|| read_card(&engines, &bins, &bytes, max_pixels, stop, &metrics));
+            let read = span.in_scope(|| {
+                read_card(
+                    &engines,
+                    &bins,
+                    &bytes,
+                    (max_pixels, passes),
+                    stop,
+                    &metrics,
+                )
+            });
             if read.is_err() && stop() {
                 metrics.read_stopped();
             } else {
@@ -507,7 +525,7 @@ fn read_card(
     engines: &[Mutex<Engine>],
     bins: &BinTable,
     bytes: &[u8],
-    max_pixels: u64,
+    (max_pixels, passes): (u64, passes::PassSet),
     stop: impl Fn() -> bool,
     metrics: &LocalMetrics,
 ) -> Result<Reading, ProviderError> {
@@ -527,7 +545,7 @@ fn read_card(
         .ok_or_else(|| ProviderError::new(PROVIDER, ErrorKind::Unknown, "no free OCR engine"))?;
     let turned = OnceCell::new();
     let mut read = passes::Read::new(&mut engine, bins, &stop, &image, &turned);
-    let settled_by = read.run()?;
+    let settled_by = read.run(passes)?;
     metrics.read(settled_by);
     tracing::debug!(settled_by, looks = read.looks.len(), "card read");
     let passes::Read {

@@ -71,6 +71,44 @@ pub(super) const PASSES: &[Pass] = &[
 /// The label of a read no pass settled.
 pub const UNSETTLED: &str = "none";
 
+/// Which passes a read runs: all of them, unless some are left out to measure what they buy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PassSet(u32);
+
+impl Default for PassSet {
+    fn default() -> Self {
+        Self(u32::MAX)
+    }
+}
+
+impl PassSet {
+    /// Every pass but those `named`; the first look, on which the others build, cannot be left out.
+    pub(super) fn without(named: &[String]) -> Result<Self, String> {
+        let mut set = Self::default();
+        for name in named {
+            match PASSES.iter().position(|pass| pass.name == *name) {
+                Some(0) => return Err(format!("the `{name}` pass cannot be left out")),
+                Some(at) => set.0 &= !(1 << at),
+                None => {
+                    return Err(format!(
+                        "no pass is called `{name}`; the passes: {}",
+                        PASSES
+                            .iter()
+                            .map(|pass| pass.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    fn has(self, at: usize) -> bool {
+        self.0 & (1 << at) != 0
+    }
+}
+
 /// Every pass's name, in order, then [`UNSETTLED`]: the values of `settled_by`.
 pub fn pass_names() -> impl Iterator<Item = &'static str> {
     PASSES.iter().map(|pass| pass.name).chain([UNSETTLED])
@@ -119,10 +157,11 @@ impl<'a, 'e> Read<'a, 'e> {
         }
     }
 
-    /// Runs the passes until one settles the reading or ends the read; the name of the pass
-    /// that settled it, or [`UNSETTLED`].
-    pub(super) fn run(&mut self) -> Result<&'static str, ProviderError> {
-        for pass in PASSES {
+    /// Runs the passes of `set` until one settles the reading or ends the read; the name of the
+    /// pass that settled it, or [`UNSETTLED`].
+    pub(super) fn run(&mut self, set: PassSet) -> Result<&'static str, ProviderError> {
+        let passes = PASSES.iter().enumerate().filter(|(at, _)| set.has(*at));
+        for (_, pass) in passes {
             (pass.run)(self)?;
             if self.settled() {
                 return Ok(pass.name);
@@ -297,4 +336,37 @@ fn wide(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     read.best_in = read.looks.len();
     read.looks.push((reading.lines, upright));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_are_left_out_by_name_but_never_the_first_look() {
+        assert_eq!(PassSet::without(&[]), Ok(PassSet::default()));
+        let without = PassSet::without(&["wide".into(), "past_end".into()]).expect("known");
+        let kept: Vec<_> = PASSES
+            .iter()
+            .enumerate()
+            .filter(|(at, _)| without.has(*at))
+            .map(|(_, pass)| pass.name)
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "first_look",
+                "upright_larger",
+                "upright_roomier",
+                "number_row",
+                "read_on"
+            ]
+        );
+        assert!(PassSet::without(&["first_look".into()]).is_err());
+        let unknown = PassSet::without(&["widest".into()]).expect_err("unknown");
+        assert!(
+            unknown.contains("widest") && unknown.contains("number_row"),
+            "{unknown}"
+        );
+    }
 }
