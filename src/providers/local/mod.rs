@@ -659,16 +659,6 @@ fn read_on(
     Ok(Some(lines))
 }
 
-/// How far past the last box of a row of `digits` digits, in its heights, the rest of a number is
-/// looked for: room for as many digits as a 19-digit number has left, each with its share of the
-/// spaces between groups, and a height to spare.
-fn rest_of_row(digits: usize) -> f32 {
-    card::DIGITS.end().saturating_sub(digits) as f32 * DIGIT_PITCH + 1.0
-}
-
-/// A digit and its share of the spaces between groups, in line heights.
-const DIGIT_PITCH: f32 = 0.8;
-
 /// How far past a number's last box, in its heights, a group the detector missed is looked for:
 /// three digits and the space before them.
 const PAST_END: f32 = 2.0;

@@ -13,8 +13,7 @@ use super::{
     MAX_DESKEW, MIN_DESKEW, ROW_LOOK, Readings, SECOND_LOOK, THIRD_LOOK, around_row,
     card::{self, Picked},
     engine::{self, Engine, FIRST_LOOK, Look, TextLine},
-    flattened, inference_failed, number_rows, read_on, read_past_end, rest_of_row, stopped,
-    wide_look,
+    flattened, inference_failed, number_rows, read_past_end, stopped, wide_look,
 };
 use crate::{enrich::BinTable, provider::ProviderError};
 
@@ -53,12 +52,6 @@ pub(super) const PASSES: &[Pass] = &[
     Pass {
         name: "number_row",
         run: number_row,
-    },
-    // Groups the detector saw in no look (print as pale as the light behind it), read by the
-    // recogniser past the end of the first look's row with most digits, when that is short.
-    Pass {
-        name: "read_on",
-        run: read_on_row,
     },
     // Nothing found at all: print too small or faint for the detector may show when it sees the
     // whole image with as many pixels as the second look may take, spread over a wide photo.
@@ -298,32 +291,6 @@ fn number_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     Ok(())
 }
 
-/// At the cost of one recogniser call.
-fn read_on_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
-    let Some(&(digits, row)) = card::digit_rows(&read.looks[0].0).first() else {
-        return Ok(());
-    };
-    if digits >= *card::DIGITS.start() {
-        return Ok(());
-    }
-    let Some(lines) = read_on(
-        read.engine,
-        read.image,
-        &read.looks[0].0,
-        row,
-        rest_of_row(digits),
-    )
-    .map_err(inference_failed)?
-    else {
-        return Ok(());
-    };
-    let picked = read.pick(&lines);
-    tracing::debug!(digits, ?row, "a look past the end of a row read in part");
-    let image = read.image;
-    read.offer(picked, lines, image);
-    Ok(())
-}
-
 /// Only photos without a number pay for it.
 fn wide(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     let upright = read.upright();
@@ -358,8 +325,7 @@ mod tests {
                 "first_look",
                 "upright_larger",
                 "upright_roomier",
-                "number_row",
-                "read_on"
+                "number_row"
             ]
         );
         assert!(PassSet::without(&["first_look".into()]).is_err());
