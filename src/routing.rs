@@ -352,19 +352,34 @@ mod tests {
     #[test]
     fn default_routes_take_the_first_provider_set_up() {
         let config = RoutingConfig::default();
-        let routes = config.resolve(|r| r.name == "local").expect("routes");
-        assert_eq!(routes.bank_card, ["local"]);
-        assert_eq!(routes.invoice_title, ["wechat"]);
-        let routes = config.resolve(|r| r.name != "wechat").expect("routes");
-        assert_eq!(routes.bank_card, ["tencent"]);
-        assert_eq!(
-            config.resolve(|_| true).expect("routes").bank_card,
-            ["wechat"]
-        );
-        assert_eq!(
-            config.resolve(|_| false).expect("routes").bank_card,
-            ["wechat"]
-        );
+        for capability in [Capability::BankCard, Capability::InvoiceTitle] {
+            let capable: Vec<_> = REGISTRY
+                .iter()
+                .filter(|r| r.can(capability))
+                .map(|r| r.name)
+                .collect();
+            let chosen = |set_up: &dyn Fn(&Registration) -> bool| {
+                let routes = config.resolve(set_up).expect("routes");
+                match capability {
+                    Capability::BankCard => routes.bank_card,
+                    Capability::InvoiceTitle => routes.invoice_title,
+                }
+            };
+            // Each capable provider, when it alone is set up; the first registered when none is.
+            for name in &capable {
+                assert_eq!(chosen(&|r| r.name == *name), [*name], "{capability:?}");
+            }
+            assert_eq!(chosen(&|_| false), [capable[0]], "{capability:?}");
+            assert_eq!(chosen(&|_| true), [capable[0]], "{capability:?}");
+            // Of several set up, the one registered first.
+            if let [_, second, ..] = capable[..] {
+                assert_eq!(
+                    chosen(&|r| r.name != capable[0]),
+                    [second],
+                    "{capability:?}"
+                );
+            }
+        }
     }
 
     #[test]
