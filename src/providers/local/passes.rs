@@ -1,8 +1,9 @@
 //! A card read as a declared list of passes, run in order by one loop until a reading is settled
-//! (a valid number of a known issuer, every digit read with some certainty). Each pass takes
+//! (a valid number of a known issuer, every digit read with some certainty) or a pass ends the
+//! read (`past_end`, when the band past a reading cut short holds no digit). Each pass takes
 //! another look and offers what it read; the most trusted reading of all is kept. Which pass
-//! settled a read is counted (`ocrgate.local.reads`, by `settled_by`), so a pass that stops
-//! paying its way shows.
+//! settled a read is counted (`ocrgate.local.reads`, by `settled_by`), and the OCR bench can leave
+//! a pass out, so a pass that stops paying its way shows.
 
 use std::cell::OnceCell;
 
