@@ -121,10 +121,11 @@ static UNKNOWN_CALLER: std::sync::LazyLock<Arc<str>> =
     std::sync::LazyLock::new(|| "unknown".into());
 
 /// What the layers under this one learn of a call, kept here so that the call is recorded with
-/// them even when it is dropped: who the caller is (set by the auth layer), and whether the
-/// client went away before its request was whole (it reset its stream, or its connection went),
-/// marked by the intake layer. A call whose client went away is recorded as CANCELLED, whatever
-/// status the transport made of the broken body.
+/// them even when it is dropped: who the caller is (set by the auth layer); whether the client
+/// went away before its request was whole (it reset its stream, or its connection went), marked
+/// by the intake layer; and what its audit line will say (the auth layer's refusal, the
+/// handler's answer or failure). A call whose client went away is recorded as CANCELLED,
+/// whatever status the transport made of the broken body.
 #[derive(Debug, Clone, Default)]
 pub struct CallNotes(Arc<Notes>);
 
