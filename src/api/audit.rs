@@ -97,10 +97,8 @@ impl Entry {
             Some(Outcome::Refused { error }) => {
                 tracing::info!(target: "ocrgate::audit", caller, rpc, error, "call refused");
             }
-            Some(Outcome::Served {
-                provider,
-                card: None,
-            }) => tracing::info!(
+            // A bank card's facts are written when there is a card: a field of `None` is left out.
+            Some(Outcome::Served { provider, card }) => tracing::info!(
                 target: "ocrgate::audit",
                 caller,
                 rpc,
@@ -108,23 +106,10 @@ impl Entry {
                 account,
                 code = ?Code::Ok,
                 latency_ms,
-                "call served"
-            ),
-            Some(Outcome::Served {
-                provider,
-                card: Some(card),
-            }) => tracing::info!(
-                target: "ocrgate::audit",
-                caller,
-                rpc,
-                provider,
-                account,
-                code = ?Code::Ok,
-                latency_ms,
-                card_number = card.number,
-                confidence = card.confidence,
-                result_cache = card.result_cache.as_str(),
-                escalations = card.escalations,
+                card_number = card.as_ref().map(|card| card.number.as_str()),
+                confidence = card.as_ref().and_then(|card| card.confidence),
+                result_cache = card.as_ref().map(|card| card.result_cache.as_str()),
+                escalations = card.as_ref().and_then(|card| card.escalations.as_deref()),
                 "call served"
             ),
             Some(Outcome::Failed {
