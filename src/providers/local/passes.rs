@@ -186,11 +186,11 @@ impl<'a, 'e> Read<'a, 'e> {
         picked
     }
 
-    /// Keeps `lines`, read in `image`, as a look; and `picked` as the best reading when it is
-    /// more trusted than the best so far.
-    fn offer(&mut self, picked: Option<Picked>, lines: Vec<TextLine>, image: &'a RgbImage) {
+    /// Keeps `lines`, read in `image`, as a look; `picked`, read in them, becomes the best
+    /// reading when it is more trusted than the best so far.
+    fn keep(&mut self, picked: Option<Picked>, lines: Vec<TextLine>, image: &'a RgbImage) {
+        self.looks.push((lines, image));
         if card::more_trusted(picked.as_ref(), self.best.as_ref()) {
-            self.looks.push((lines, image));
             self.best = picked;
             self.best_in = self.looks.len() - 1;
         }
@@ -220,11 +220,7 @@ impl<'a, 'e> Read<'a, 'e> {
         let reading = self.read(upright, look)?;
         let picked = self.pick(&reading.lines);
         tracing::debug!(lines = reading.lines.len(), skew = ?self.skew, ?look, "another look");
-        self.looks.push((reading.lines, upright));
-        if card::more_trusted(picked.as_ref(), self.best.as_ref()) {
-            self.best = picked;
-            self.best_in = self.looks.len() - 1;
-        }
+        self.keep(picked, reading.lines, upright);
         Ok(())
     }
 }
@@ -279,10 +275,11 @@ fn number_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
                 .collect();
             let picked = read.pick(&lines);
             tracing::debug!(lines = lines.len(), ?around, "a look at the number's row");
+            // Kept only when it is the best so far: with the row's surroundings (the expiry
+            // below it), from the look it came from.
             if card::more_trusted(picked.as_ref(), read.best.as_ref()) {
-                // The row's surroundings (the expiry below it) are in the look it came from.
                 lines.extend(read.looks[at].0.iter().cloned());
-                read.offer(picked, lines, source);
+                read.keep(picked, lines, source);
             }
             if read.settled() {
                 return Ok(());
