@@ -392,13 +392,7 @@ async fn every_call_has_one_audit_line_whoever_ends_it() {
         .expect_err("no card in it");
     assert_eq!(failed.code(), Code::NotFound, "{failed:?}");
 
-    let audit: Vec<serde_json::Value> = gateway
-        .stop()
-        .await
-        .iter()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|entry| entry["target"] == "ocrgate::audit")
-        .collect();
+    let audit = common::audit_lines(&gateway.stop().await);
     let said: Vec<(&str, &str, &str)> = audit
         .iter()
         .map(|entry| {

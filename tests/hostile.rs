@@ -1141,12 +1141,10 @@ async fn a_call_whose_client_resets_its_stream_while_the_vendor_works_ends_at_on
     sim.release_held(1);
     drop(client);
     // The call has its audit line, as every call does.
-    let logs = gateway.stop().await;
-    let cancelled = logs
-        .iter()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .find(|entry| entry["target"] == "ocrgate::audit" && entry["rpc"] == "RecognizeBankCard");
-    let cancelled = cancelled.expect("an audit line for the call");
+    let cancelled = common::audit_lines(&gateway.stop().await)
+        .into_iter()
+        .find(|entry| entry["rpc"] == "RecognizeBankCard")
+        .expect("an audit line for the call");
     assert_eq!(cancelled["code"], "Cancelled", "{cancelled}");
     assert_eq!(cancelled["caller"], "anonymous", "{cancelled}");
 }

@@ -443,13 +443,7 @@ async fn a_call_that_runs_out_of_time_has_one_audit_line_saying_so() {
     assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
     sim.release_held(1);
 
-    let audit: Vec<serde_json::Value> = gateway
-        .stop()
-        .await
-        .iter()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|entry| entry["target"] == "ocrgate::audit")
-        .collect();
+    let audit = common::audit_lines(&gateway.stop().await);
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert_eq!(audit[0]["code"], "DeadlineExceeded", "{}", audit[0]);
     assert_eq!(audit[0]["level"], "WARN", "{}", audit[0]);

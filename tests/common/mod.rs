@@ -94,6 +94,14 @@ pub fn local_models() -> Option<PathBuf> {
     None
 }
 
+/// The audit lines (target `ocrgate::audit`) among a gateway process's JSON log lines, in order.
+pub fn audit_lines(logs: &[String]) -> Vec<serde_json::Value> {
+    logs.iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["target"] == "ocrgate::audit")
+        .collect()
+}
+
 /// A route as the configuration writes it: provider names, first choice first.
 pub fn route(providers: &[&str]) -> Option<Vec<String>> {
     Some(providers.iter().map(|name| (*name).to_owned()).collect())
