@@ -9,10 +9,14 @@
 use std::{
     future::Future,
     mem::size_of,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
+use async_trait::async_trait;
 use bytesize::ByteSize;
 use hmac::{Hmac, Mac};
 use moka::future::Cache;
@@ -20,8 +24,10 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::{
-    provider::{BankCard, BankCardRequest, ErrorKind, ImageSource, ImageWarning, RecognitionMode},
-    routing::{Answer, RouteError},
+    provider::{
+        BankCard, BankCardRecognizer, BankCardRequest, Cached, CallContext, ErrorKind, ImageSource,
+        ImageWarning, ProviderError, RecognitionMode,
+    },
     telemetry::Metrics,
 };
 
@@ -65,39 +71,29 @@ impl CacheConfig {
 /// What an entry is found by: a keyed hash of the image, mode, account and provider asked.
 pub type Key = [u8; 32];
 
-/// How the cache served a call, as metrics and spans label it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Answered from an earlier identical call.
-    Hit,
-    /// Served by the route, and kept if it answered.
-    Miss,
-    /// Answered by an identical call that was in flight.
-    Shared,
-    /// Not looked up: the cache is off, or the image is a URL (its content may change).
-    Bypassed,
+/// An answer as it is kept: the card, and the provider that read it.
+#[derive(Debug, Clone)]
+struct Kept {
+    card: BankCard,
+    provider: &'static str,
 }
 
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hit => "hit",
-            Self::Miss => "miss",
-            Self::Shared => "shared",
-            Self::Bypassed => "bypassed",
-        }
-    }
-}
-
-/// The bank card answers kept, by request.
+/// A bank card service with the answers of the one it wraps kept, by request: the layer over a
+/// bank card route.
 pub struct ResultCache {
-    answers: Option<Cache<Key, Answer<BankCard>>>,
+    inner: Arc<dyn BankCardRecognizer>,
+    answers: Option<Cache<Key, Kept>>,
     hasher: Hmac<Sha256>,
     metrics: Metrics,
 }
 
 impl ResultCache {
-    pub fn new(config: &CacheConfig, metrics: Metrics) -> Result<Self, getrandom::Error> {
+    /// `inner`'s answers kept as `config` says.
+    pub fn new(
+        inner: Arc<dyn BankCardRecognizer>,
+        config: &CacheConfig,
+        metrics: Metrics,
+    ) -> Result<Self, getrandom::Error> {
         // As long as SHA-256's block: HMAC's whole key.
         let mut secret = [0; 64];
         getrandom::fill(&mut secret)?;
@@ -109,21 +105,22 @@ impl ResultCache {
             let least = (max_memory / config.max_entries.max(1)).max(1);
             Cache::builder()
                 .max_capacity(max_memory)
-                .weigher(move |_: &Key, answer: &Answer<BankCard>| {
-                    u32::try_from(weight(answer).max(least)).unwrap_or(u32::MAX)
+                .weigher(move |_: &Key, kept: &Kept| {
+                    u32::try_from(weight(kept).max(least)).unwrap_or(u32::MAX)
                 })
                 .time_to_live(config.ttl)
                 .build()
         });
         Ok(Self {
+            inner,
             answers,
             hasher,
             metrics,
         })
     }
 
-    /// The key of `request` asking `provider` (`None`: the route), or `None` when it is not kept.
-    pub fn key(&self, request: &BankCardRequest, provider: Option<&str>) -> Option<Key> {
+    /// The key of `request`, or `None` when it is not kept.
+    fn key(&self, request: &BankCardRequest) -> Option<Key> {
         self.answers.as_ref()?;
         let ImageSource::Upload { bytes, .. } = &request.image else {
             return None;
@@ -139,107 +136,118 @@ impl ResultCache {
             RecognitionMode::Scan => b"scan",
         });
         field(request.account.as_deref().unwrap_or_default().as_bytes());
-        field(provider.unwrap_or_default().as_bytes());
+        field(request.provider.as_deref().unwrap_or_default().as_bytes());
         Some(hasher.finalize().into_bytes().into())
     }
 
-    /// The answer kept for `key`, or else the one `route` gives, kept for next time; identical
+    /// The answer kept for `key`, or else the one `serve` gives, kept for next time; identical
     /// calls at once share one. An answer kept for want of a better one (marked low confidence:
     /// a provider that might have replaced it failed) is shared but not kept, so the same photo
     /// sent again asks again. A call that shared an identical call's deadline running out makes
     /// its own, once.
-    pub async fn answer<F, Fut>(
+    async fn answer<F, Fut>(
         &self,
         key: Option<Key>,
-        route: F,
-    ) -> (Result<Answer<BankCard>, RouteError>, Outcome)
+        serve: F,
+    ) -> (Result<Kept, ProviderError>, Cached)
     where
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<Answer<BankCard>, RouteError>>,
+        Fut: Future<Output = Result<Kept, ProviderError>>,
     {
         let (Some(answers), Some(key)) = (&self.answers, key) else {
-            return (route().await, Outcome::Bypassed);
+            return (serve().await, Cached::Bypassed);
         };
-        if let Some(answer) = answers.get(&key).await {
-            return self.served(Ok(answer), Outcome::Hit);
+        if let Some(kept) = answers.get(&key).await {
+            return (Ok(kept), Cached::Hit);
         }
-        // Set when this call's own route runs: a call that waited on another's shares its result.
+        // Set when this call's own `serve` runs: a call that waited on another's shares its result.
         let ran = AtomicBool::new(false);
         let own = async {
             ran.store(true, Ordering::Relaxed);
-            match route().await {
-                Ok(answer) if answer.value.warnings.contains(&ImageWarning::LowConfidence) => {
-                    Err(NotKept::Doubtful(answer))
+            match serve().await {
+                Ok(kept) if kept.card.warnings.contains(&ImageWarning::LowConfidence) => {
+                    Err(NotKept::Doubtful(kept))
                 }
-                Ok(answer) => Ok(answer),
+                Ok(kept) => Ok(kept),
                 Err(err) => Err(NotKept::Failed(err)),
             }
         };
         let entry = answers.entry(key).or_try_insert_with(own).await;
         let own = ran.load(Ordering::Relaxed);
-        let outcome = if own { Outcome::Miss } else { Outcome::Shared };
+        let outcome = if own { Cached::Miss } else { Cached::Shared };
         match entry {
-            Ok(entry) if entry.is_fresh() => self.served(Ok(entry.into_value()), Outcome::Miss),
-            Ok(entry) => self.served(Ok(entry.into_value()), Outcome::Shared),
+            Ok(entry) if entry.is_fresh() => (Ok(entry.into_value()), Cached::Miss),
+            Ok(entry) => (Ok(entry.into_value()), Cached::Shared),
             Err(not_kept) => match &*not_kept {
-                NotKept::Doubtful(answer) => self.served(Ok(answer.clone()), outcome),
-                NotKept::Failed(err) if !own && is_deadline(err) => {
-                    self.served(route().await, Outcome::Miss)
+                NotKept::Doubtful(kept) => (Ok(kept.clone()), outcome),
+                NotKept::Failed(err) if !own && err.kind == ErrorKind::DeadlineExceeded => {
+                    (serve().await, Cached::Miss)
                 }
-                NotKept::Failed(err) => self.served(Err(err.clone()), outcome),
+                NotKept::Failed(err) => (Err(err.clone()), outcome),
             },
         }
     }
+}
 
-    fn served(
+#[async_trait]
+impl BankCardRecognizer for ResultCache {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    /// The trail notes how the cache served the call, and, for an answer another call got, the
+    /// provider that gave it; the providers that call passed on from are its own, not this one's.
+    async fn recognize_bank_card(
         &self,
-        result: Result<Answer<BankCard>, RouteError>,
-        outcome: Outcome,
-    ) -> (Result<Answer<BankCard>, RouteError>, Outcome) {
+        request: BankCardRequest,
+        call: &CallContext,
+    ) -> Result<BankCard, ProviderError> {
+        let key = self.key(&request);
+        let serve = || async {
+            let card = self
+                .inner
+                .recognize_bank_card(request.clone(), call)
+                .await?;
+            let provider = call.trail.provider().unwrap_or_else(|| self.inner.name());
+            Ok(Kept { card, provider })
+        };
+        let (result, outcome) = self.answer(key, serve).await;
         self.metrics.result_cache(outcome.as_str());
-        // The providers an earlier call passed on from are that call's, not this one's.
-        let result = result.map(|mut answer| {
-            if matches!(outcome, Outcome::Hit | Outcome::Shared) {
-                answer.escalations.clear();
-            }
-            answer
-        });
-        (result, outcome)
+        call.trail.cached(outcome);
+        let kept = result?;
+        call.trail.answered(kept.provider);
+        Ok(kept.card)
     }
 }
 
-/// Why a route's result is not kept.
+/// Why a result is not kept.
 enum NotKept {
     /// It failed.
-    Failed(RouteError),
+    Failed(ProviderError),
     /// It answered for want of a better answer.
-    Doubtful(Answer<BankCard>),
-}
-
-/// Whether an error is a deadline running out: another call's deadline, when shared.
-fn is_deadline(err: &RouteError) -> bool {
-    matches!(err, RouteError::Provider(err) if err.kind == ErrorKind::DeadlineExceeded)
+    Doubtful(Kept),
 }
 
 /// About what an answer kept takes in memory: the entry, its key, the text it holds and the
 /// cache's own bookkeeping for it.
-fn weight(answer: &Answer<BankCard>) -> u64 {
+fn weight(kept: &Kept) -> u64 {
     const BOOKKEEPING: usize = 128;
-    let card = &answer.value;
+    let card = &kept.card;
     let text = card.number.digits().len()
         + card.card_name.as_ref().map_or(0, String::len)
         + card.bank_name.as_ref().map_or(0, String::len)
-        + card.warnings.capacity() * size_of::<ImageWarning>()
-        + answer.escalations.capacity() * size_of::<crate::routing::Escalation>();
-    (size_of::<Answer<BankCard>>() + size_of::<Key>() + text + BOOKKEEPING) as u64
+        + card.warnings.capacity() * size_of::<ImageWarning>();
+    (size_of::<Kept>() + size_of::<Key>() + text + BOOKKEEPING) as u64
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+
     use bytes::Bytes;
 
     use super::*;
-    use crate::provider::{CardNumber, ImageFormat, ProviderError};
+    use crate::provider::{CardNumber, ImageFormat};
 
     fn upload(bytes: &'static [u8], account: Option<&str>) -> BankCardRequest {
         BankCardRequest {
@@ -249,111 +257,161 @@ mod tests {
             },
             mode: RecognitionMode::Photo,
             account: account.map(str::to_owned),
+            provider: None,
         }
     }
 
-    fn cache(config: &CacheConfig) -> ResultCache {
-        ResultCache::new(config, Metrics::disabled()).expect("random key")
+    /// A provider that counts its calls and gives each the same reply.
+    struct Counting {
+        calls: AtomicUsize,
+        reply: fn() -> Result<BankCard, ProviderError>,
     }
 
-    fn answer() -> Answer<BankCard> {
-        Answer {
-            value: BankCard::new(CardNumber::parse("6222020200112345678").expect("digits")),
-            provider: "local",
-            escalations: Vec::new(),
+    #[async_trait]
+    impl BankCardRecognizer for Counting {
+        fn name(&self) -> &'static str {
+            "local"
         }
+
+        async fn recognize_bank_card(
+            &self,
+            _: BankCardRequest,
+            _: &CallContext,
+        ) -> Result<BankCard, ProviderError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            (self.reply)()
+        }
+    }
+
+    fn counting(reply: fn() -> Result<BankCard, ProviderError>) -> Arc<Counting> {
+        Arc::new(Counting {
+            calls: AtomicUsize::new(0),
+            reply,
+        })
+    }
+
+    fn cache(inner: Arc<dyn BankCardRecognizer>, config: &CacheConfig) -> ResultCache {
+        ResultCache::new(inner, config, Metrics::disabled()).expect("random key")
+    }
+
+    fn card() -> Result<BankCard, ProviderError> {
+        Ok(BankCard::new(
+            CardNumber::parse("6222020200112345678").expect("digits"),
+        ))
+    }
+
+    /// Asks `cache` about `request`: the reply, and how the cache served it.
+    async fn ask(
+        cache: &ResultCache,
+        request: &BankCardRequest,
+    ) -> (Result<BankCard, ProviderError>, Option<Cached>) {
+        let call = CallContext::default();
+        let reply = cache.recognize_bank_card(request.clone(), &call).await;
+        (reply, call.trail.take().cached)
     }
 
     #[test]
     fn keys_differ_by_image_account_and_provider_and_by_process() {
-        let one = cache(&CacheConfig::default());
-        let key = |request: &BankCardRequest, provider| one.key(request, provider);
+        let one = cache(counting(card), &CacheConfig::default());
+        let key = |request: &BankCardRequest| one.key(request);
         let photo = upload(b"photo", None);
-        assert_eq!(key(&photo, None), key(&upload(b"photo", None), None));
-        assert_ne!(key(&photo, None), key(&upload(b"photo2", None), None));
-        assert_ne!(
-            key(&photo, None),
-            key(&upload(b"photo", Some("shop")), None)
-        );
-        assert_ne!(key(&photo, None), key(&photo, Some("local")));
+        assert_eq!(key(&photo), key(&upload(b"photo", None)));
+        assert_ne!(key(&photo), key(&upload(b"photo2", None)));
+        assert_ne!(key(&photo), key(&upload(b"photo", Some("shop"))));
+        let mut named = photo.clone();
+        named.provider = Some("local".into());
+        assert_ne!(key(&photo), key(&named));
         let mut scan = upload(b"photo", None);
         scan.mode = RecognitionMode::Scan;
-        assert_ne!(key(&photo, None), key(&scan, None));
+        assert_ne!(key(&photo), key(&scan));
         // Another process draws another key: a hash seen in one says nothing in the other.
-        let other = cache(&CacheConfig::default());
-        assert_ne!(key(&photo, None), other.key(&photo, None));
+        let other = cache(counting(card), &CacheConfig::default());
+        assert_ne!(key(&photo), other.key(&photo));
     }
 
-    #[test]
-    fn urls_and_a_cache_turned_off_keep_nothing() {
-        let on = cache(&CacheConfig::default());
+    #[tokio::test]
+    async fn urls_and_a_cache_turned_off_keep_nothing() {
         let url = BankCardRequest {
             image: ImageSource::Url("https://example.com/card.jpg".parse().expect("url")),
             mode: RecognitionMode::Photo,
             account: None,
+            provider: None,
         };
-        assert_eq!(on.key(&url, None), None);
-        let off = cache(&CacheConfig {
+        let off = CacheConfig {
             ttl: Duration::ZERO,
             ..CacheConfig::default()
-        });
-        assert_eq!(off.key(&upload(b"photo", None), None), None);
+        };
+        for (request, config) in [(url, CacheConfig::default()), (upload(b"photo", None), off)] {
+            let provider = counting(card);
+            let cache = cache(provider.clone(), &config);
+            for _ in 0..2 {
+                let (reply, cached) = ask(&cache, &request).await;
+                assert!(reply.is_ok());
+                assert_eq!(cached, Some(Cached::Bypassed));
+            }
+            assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+        }
     }
 
     #[tokio::test]
     async fn an_answer_is_kept_and_an_error_is_not() {
-        let cache = cache(&CacheConfig::default());
-        let calls = std::sync::atomic::AtomicUsize::new(0);
-        let key = cache.key(&upload(b"photo", None), None);
-        let failing = || async {
-            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Err(RouteError::Provider(ProviderError::new(
-                "local",
-                ErrorKind::NotFound,
-                "no card",
-            )))
-        };
+        let failing = counting(|| Err(ProviderError::new("local", ErrorKind::NotFound, "no card")));
+        let photo = upload(b"photo", None);
+        let cache_of_failures = cache(failing.clone(), &CacheConfig::default());
         for _ in 0..2 {
-            let (result, outcome) = cache.answer(key, failing).await;
-            assert!(result.is_err());
-            assert_eq!(outcome, Outcome::Miss);
+            let (reply, cached) = ask(&cache_of_failures, &photo).await;
+            assert!(reply.is_err());
+            assert_eq!(cached, Some(Cached::Miss));
         }
-        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(failing.calls.load(Ordering::SeqCst), 2);
 
-        let answering = || async {
-            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Ok(answer())
-        };
-        let (_, first) = cache.answer(key, answering).await;
-        let (again, second) = cache.answer(key, answering).await;
-        assert_eq!((first, second), (Outcome::Miss, Outcome::Hit));
-        assert_eq!(again.expect("kept").value.number, answer().value.number);
-        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+        let answering = counting(card);
+        let cache = cache(answering.clone(), &CacheConfig::default());
+        let call = CallContext::default();
+        let first = cache.recognize_bank_card(photo.clone(), &call).await;
+        assert_eq!(first.expect("read").number, card().expect("card").number);
+        let (again, second) = ask(&cache, &photo).await;
+        assert_eq!(
+            (call.trail.take().cached, second),
+            (Some(Cached::Miss), Some(Cached::Hit))
+        );
+        assert_eq!(again.expect("kept").number, card().expect("card").number);
+        assert_eq!(answering.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_hit_names_the_provider_that_read_the_card() {
+        let cache = cache(counting(card), &CacheConfig::default());
+        let photo = upload(b"photo", None);
+        for _ in 0..2 {
+            let call = CallContext::default();
+            cache
+                .recognize_bank_card(photo.clone(), &call)
+                .await
+                .expect("read");
+            assert_eq!(call.trail.provider(), Some("local"));
+        }
     }
 
     #[tokio::test]
     async fn an_answer_kept_for_want_of_a_better_one_is_not_kept_for_the_next_call() {
-        let cache = cache(&CacheConfig::default());
-        let calls = std::sync::atomic::AtomicUsize::new(0);
-        let key = cache.key(&upload(b"photo", None), None);
-        let doubtful = || async {
-            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let mut answer = answer();
-            answer.value.warn(ImageWarning::LowConfidence);
-            Ok(answer)
-        };
+        let doubtful = counting(|| {
+            let mut card = card()?;
+            card.warn(ImageWarning::LowConfidence);
+            Ok(card)
+        });
+        let cache = cache(doubtful.clone(), &CacheConfig::default());
         for _ in 0..2 {
-            let (result, outcome) = cache.answer(key, doubtful).await;
+            let (reply, cached) = ask(&cache, &upload(b"photo", None)).await;
             assert!(
-                result
+                reply
                     .expect("answered")
-                    .value
                     .warnings
                     .contains(&ImageWarning::LowConfidence)
             );
-            assert_eq!(outcome, Outcome::Miss);
+            assert_eq!(cached, Some(Cached::Miss));
         }
-        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(doubtful.calls.load(Ordering::SeqCst), 2);
     }
 
     #[test]

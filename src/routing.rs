@@ -4,10 +4,14 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
+use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::{
-    provider::{CallContext, ErrorKind, Graded, ProviderError},
+    provider::{
+        BankCard, BankCardRecognizer, BankCardRequest, CallContext, ErrorKind, Escalation, Graded,
+        InvoiceTitle, InvoiceTitleParser, InvoiceTitleRequest, ProviderError,
+    },
     providers::{Capability, REGISTRY, Registration, known_names, registration},
     telemetry::Metrics,
 };
@@ -124,47 +128,25 @@ fn route(
     Ok(route)
 }
 
-/// What a route answered, which provider answered it, and the providers it passed the call on
-/// from first.
-#[derive(Debug, Clone)]
-pub struct Answer<T> {
-    pub value: T,
-    pub provider: &'static str,
-    pub escalations: Vec<Escalation>,
+/// A capability as the edge calls it: its route with the layers over it, and the route's
+/// providers by name, which a request may ask for.
+pub struct Routed<P: ?Sized> {
+    pub service: Arc<P>,
+    pub providers: Vec<&'static str>,
 }
 
-/// A call passed on from one provider to the next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Escalation {
-    pub from: &'static str,
-    pub to: &'static str,
-    /// `low_confidence`, `busy`, or the error kind in snake case (`not_found`, `unavailable`...).
-    pub reason: &'static str,
-}
-
-impl Escalation {
-    /// `from->to:reason`, comma-separated, as the audit line and span write them.
-    pub fn describe(escalations: &[Self]) -> String {
-        escalations
-            .iter()
-            .map(|e| format!("{}->{}:{}", e.from, e.to, e.reason))
-            .collect::<Vec<_>>()
-            .join(",")
+impl<P: ?Sized> Routed<P> {
+    /// Why a request naming `requested` cannot be served, when it cannot.
+    pub fn refuses(&self, requested: &str) -> Option<String> {
+        (!self.providers.contains(&requested)).then(|| unknown_provider(requested, &self.providers))
     }
 }
 
-/// Why a routed call failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RouteError {
-    /// The request named a provider this route does not have.
-    #[error("no provider `{requested}` serves this call; configured: {}", .configured.join(", "))]
-    UnknownProvider {
-        requested: String,
-        configured: Vec<&'static str>,
-    },
-    /// The last provider tried failed.
-    #[error(transparent)]
-    Provider(#[from] ProviderError),
+fn unknown_provider(requested: &str, configured: &[&'static str]) -> String {
+    format!(
+        "no provider `{requested}` serves this call; configured: {}",
+        configured.join(", ")
+    )
 }
 
 /// When a route passes a call on.
@@ -212,23 +194,25 @@ impl<P: ?Sized> Route<P> {
         }
     }
 
-    fn names(&self) -> Vec<&'static str> {
+    /// The route's providers by name, in order.
+    pub fn names(&self) -> Vec<&'static str> {
         self.providers.iter().map(|(name, _)| *name).collect()
     }
 
     /// Calls `requested` alone, or else each provider in turn while the deadline lasts, until one
     /// gives an answer the policy trusts, or fails with an error that does not pass the call on.
+    /// The call's trail notes who answered and each provider the call was passed on from.
     ///
     /// A doubtful answer is kept while the next provider is asked, with a deadline a little
     /// earlier than the call's (so that the kept answer can still be sent): the later provider's
     /// answer wins when it gives one; when it fails, the kept answer comes back marked as of low
     /// confidence. No error is returned while an answer exists.
-    pub async fn call<T, F, Fut>(
+    async fn call<T, F, Fut>(
         &self,
         requested: Option<&str>,
         call: &CallContext,
         mut serve: F,
-    ) -> Result<Answer<T>, RouteError>
+    ) -> Result<T, ProviderError>
     where
         T: Graded,
         F: FnMut(Arc<P>, CallContext) -> Fut,
@@ -237,17 +221,16 @@ impl<P: ?Sized> Route<P> {
         let candidates: Vec<&(&'static str, Arc<P>)> = match requested {
             Some(requested) => {
                 let named = self.providers.iter().find(|(name, _)| *name == requested);
-                vec![named.ok_or_else(|| RouteError::UnknownProvider {
-                    requested: requested.to_owned(),
-                    configured: self.names(),
+                vec![named.ok_or_else(|| {
+                    let why = unknown_provider(requested, &self.names());
+                    ProviderError::new(ROUTE, ErrorKind::InvalidInput, why)
                 })?]
             }
             None => self.providers.iter().collect(),
         };
         let mut candidates = candidates.into_iter().peekable();
-        let mut escalations = Vec::new();
-        // The doubtful answer kept while later providers are asked.
-        let mut kept: Option<Answer<T>> = None;
+        // The doubtful answer kept while later providers are asked, and who gave it.
+        let mut kept: Option<(T, &'static str)> = None;
         let mut context = call.clone();
         while let Some((name, provider)) = candidates.next() {
             let result = serve(Arc::clone(provider), context.clone()).await;
@@ -263,17 +246,10 @@ impl<P: ?Sized> Route<P> {
                         if doubtful {
                             value.mark_low_confidence();
                         }
-                        return Ok(Answer {
-                            value,
-                            provider: name,
-                            escalations,
-                        });
+                        call.trail.answered(name);
+                        return Ok(value);
                     }
-                    kept = Some(Answer {
-                        value,
-                        provider: name,
-                        escalations: escalations.clone(),
-                    });
+                    kept = Some((value, name));
                     context = CallContext {
                         deadline: call.deadline.map(|deadline| deadline - reserve(call)),
                         ..call.clone()
@@ -284,20 +260,20 @@ impl<P: ?Sized> Route<P> {
                     (Some(_), Some(reason)) => (reason, Some(err)),
                     _ => {
                         return match kept {
-                            Some(mut kept) => {
+                            Some((mut value, kept)) => {
                                 tracing::warn!(
                                     method = self.method,
                                     provider = name,
                                     kind = err.kind.as_str(),
                                     error = %err,
-                                    kept = kept.provider,
+                                    kept,
                                     "no provider replaced a doubtful answer, which is kept"
                                 );
-                                kept.value.mark_low_confidence();
-                                kept.escalations = escalations;
-                                Ok(kept)
+                                value.mark_low_confidence();
+                                call.trail.answered(kept);
+                                Ok(value)
                             }
-                            None => Err(err.into()),
+                            None => Err(err),
                         };
                     }
                 },
@@ -316,17 +292,63 @@ impl<P: ?Sized> Route<P> {
                     .failover(self.method, name, to, err.kind.as_str());
             }
             self.metrics.escalation(self.method, name, to, reason);
-            escalations.push(Escalation {
+            call.trail.passed_on(Escalation {
                 from: name,
                 to,
                 reason,
             });
         }
         // Unreachable with a non-empty route; an empty one is refused when routes are resolved.
-        Err(RouteError::UnknownProvider {
-            requested: requested.unwrap_or_default().to_owned(),
-            configured: self.names(),
+        Err(ProviderError::new(
+            ROUTE,
+            ErrorKind::Misconfigured,
+            format!("{} has no provider", self.method),
+        ))
+    }
+}
+
+/// The name a route gives itself as a provider, and in the errors of a call it cannot route.
+const ROUTE: &str = "route";
+
+/// A route is a bank card service: the one the layers above it wrap.
+#[async_trait]
+impl BankCardRecognizer for Route<dyn BankCardRecognizer> {
+    fn name(&self) -> &'static str {
+        ROUTE
+    }
+
+    async fn recognize_bank_card(
+        &self,
+        request: BankCardRequest,
+        call: &CallContext,
+    ) -> Result<BankCard, ProviderError> {
+        let requested = request.provider.clone();
+        self.call(requested.as_deref(), call, |provider, call| {
+            let request = request.clone();
+            async move { provider.recognize_bank_card(request, &call).await }
         })
+        .await
+    }
+}
+
+/// A route is an invoice title service.
+#[async_trait]
+impl InvoiceTitleParser for Route<dyn InvoiceTitleParser> {
+    fn name(&self) -> &'static str {
+        ROUTE
+    }
+
+    async fn parse_invoice_title(
+        &self,
+        request: InvoiceTitleRequest,
+        call: &CallContext,
+    ) -> Result<InvoiceTitle, ProviderError> {
+        let requested = request.provider.clone();
+        self.call(requested.as_deref(), call, |provider, call| {
+            let request = request.clone();
+            async move { provider.parse_invoice_title(request, &call).await }
+        })
+        .await
     }
 }
 
@@ -456,21 +478,16 @@ mod tests {
             },
             Metrics::disabled(),
         );
-        let answer = route
-            .call(
-                None,
-                &CallContext::default(),
-                |name: Arc<str>, _| async move {
-                    behaviour(&name).map_err(|kind| ProviderError::new("test", kind, "failed"))
-                },
-            )
+        let call = CallContext::default();
+        let reading = route
+            .call(None, &call, |name: Arc<str>, _| async move {
+                behaviour(&name).map_err(|kind| ProviderError::new("test", kind, "failed"))
+            })
             .await
-            .map_err(|err| match err {
-                RouteError::Provider(err) => err.kind,
-                RouteError::UnknownProvider { .. } => ErrorKind::Unknown,
-            })?;
-        let reasons = answer.escalations.iter().map(|e| e.reason).collect();
-        Ok((answer.value, answer.provider, reasons))
+            .map_err(|err| err.kind)?;
+        let trail = call.trail.take();
+        let reasons = trail.escalations.iter().map(|e| e.reason).collect();
+        Ok((reading, trail.provider.expect("noted"), reasons))
     }
 
     #[tokio::test]

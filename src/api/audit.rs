@@ -8,9 +8,7 @@ use tonic::{Code, Status};
 
 use crate::{
     auth::{DEFAULT_ACCOUNT, Rpc},
-    provider::BankCard,
-    result_cache,
-    routing::{Answer, Escalation},
+    provider::{BankCard, Cached, Escalation, Provenance},
 };
 
 /// What a call's line will say, as the call learns it.
@@ -42,7 +40,7 @@ enum Outcome {
 struct CardFacts {
     number: String,
     confidence: Option<f32>,
-    result_cache: result_cache::Outcome,
+    result_cache: Option<Cached>,
     escalations: Option<String>,
 }
 
@@ -55,22 +53,22 @@ impl Entry {
         self.outcome = Some(Outcome::Refused { error });
     }
 
-    pub(super) fn served(&mut self, provider: &'static str) {
+    pub(super) fn served(&mut self, provenance: &Provenance) {
         self.outcome = Some(Outcome::Served {
-            provider,
+            provider: provenance.provider.unwrap_or_default(),
             card: None,
         });
     }
 
-    pub(super) fn served_card(&mut self, card: &Answer<BankCard>, cache: result_cache::Outcome) {
+    pub(super) fn served_card(&mut self, card: &BankCard, provenance: &Provenance) {
         self.outcome = Some(Outcome::Served {
-            provider: card.provider,
+            provider: provenance.provider.unwrap_or_default(),
             card: Some(CardFacts {
-                number: card.value.number.masked(),
-                confidence: card.value.confidence,
-                result_cache: cache,
-                escalations: (!card.escalations.is_empty())
-                    .then(|| Escalation::describe(&card.escalations)),
+                number: card.number.masked(),
+                confidence: card.confidence,
+                result_cache: provenance.cached,
+                escalations: (!provenance.escalations.is_empty())
+                    .then(|| Escalation::describe(&provenance.escalations)),
             }),
         });
     }
@@ -108,7 +106,9 @@ impl Entry {
                 latency_ms,
                 card_number = card.as_ref().map(|card| card.number.as_str()),
                 confidence = card.as_ref().and_then(|card| card.confidence),
-                result_cache = card.as_ref().map(|card| card.result_cache.as_str()),
+                result_cache = card
+                    .as_ref()
+                    .and_then(|card| card.result_cache.map(Cached::as_str)),
                 escalations = card.as_ref().and_then(|card| card.escalations.as_deref()),
                 "call served"
             ),

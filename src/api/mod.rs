@@ -27,11 +27,10 @@ use crate::{
     enrich::BinTable,
     limits::LimitsConfig,
     provider::{
-        BankCard, BankCardRecognizer, BankCardRequest, CallContext, ErrorKind, InvoiceTitle,
-        InvoiceTitleParser, InvoiceTitleRequest, ProviderError,
+        BankCard, BankCardRecognizer, BankCardRequest, CallContext, ErrorKind, Escalation, Graded,
+        InvoiceTitle, InvoiceTitleParser, InvoiceTitleRequest, Provenance, ProviderError,
     },
-    result_cache::{Outcome, ResultCache},
-    routing::{Answer, Escalation, Route, RouteError},
+    routing::Routed,
     telemetry::Metrics,
 };
 
@@ -47,10 +46,8 @@ pub mod pb {
 
 /// `ocrgate.v1.OcrService` over the provider traits, each RPC routed to its providers.
 pub struct OcrApi {
-    bank_cards: Route<dyn BankCardRecognizer>,
-    invoice_titles: Route<dyn InvoiceTitleParser>,
-    /// Bank card answers kept for identical uploads.
-    results: ResultCache,
+    bank_cards: Routed<dyn BankCardRecognizer>,
+    invoice_titles: Routed<dyn InvoiceTitleParser>,
     bins: Arc<BinTable>,
     metrics: Metrics,
     limits: LimitsConfig,
@@ -58,9 +55,8 @@ pub struct OcrApi {
 
 impl OcrApi {
     pub fn new(
-        bank_cards: Route<dyn BankCardRecognizer>,
-        invoice_titles: Route<dyn InvoiceTitleParser>,
-        results: ResultCache,
+        bank_cards: Routed<dyn BankCardRecognizer>,
+        invoice_titles: Routed<dyn InvoiceTitleParser>,
         bins: Arc<BinTable>,
         metrics: Metrics,
         limits: LimitsConfig,
@@ -68,7 +64,6 @@ impl OcrApi {
         Self {
             bank_cards,
             invoice_titles,
-            results,
             bins,
             metrics,
             limits,
@@ -100,8 +95,9 @@ impl pb::ocr_service_server::OcrService for OcrApi {
 
 impl OcrApi {
     /// The one path every call takes: validate the request, check that the caller may bill its
-    /// account and name its provider, ask the route, convert the answer. What the call's audit
-    /// line will say is noted on the way; the telemetry layer writes it as the call ends.
+    /// account and name its provider, ask the capability's service, convert the answer. What the
+    /// call's audit line will say is noted on the way; the telemetry layer writes it as the call
+    /// ends.
     async fn serve<Op: Operation>(
         &self,
         request: Request<Op::Request>,
@@ -112,6 +108,7 @@ impl OcrApi {
                 .extensions()
                 .get::<CallerLabel>()
                 .map(|label| Arc::clone(&label.0)),
+            ..CallContext::default()
         };
         let caller = request.extensions().get::<Arc<Caller>>().cloned();
         let notes = request.extensions().get::<CallNotes>().cloned();
@@ -120,32 +117,63 @@ impl OcrApi {
                 notes.audit(note);
             }
         };
-        let mut request = request.into_inner();
+        let request = request.into_inner();
         let account = validate::optional(Op::account(&request).to_owned());
-        let provider = validate::optional(Op::take_provider(&mut request));
         audit(&|entry| entry.account(account.clone()));
         let answered = async {
             let request = Op::validate(self, request)?;
+            let provider = Op::provider(&request);
             if let Some(caller) = &caller {
                 caller
-                    .may_use(account.as_deref(), provider.as_deref())
+                    .may_use(account.as_deref(), provider)
                     .map_err(|refusal| status::caller_refused(&refusal, &caller.name))?;
             }
-            Op::answer(self, request, provider.as_deref(), &call)
+            if let Some(why) = provider.and_then(|provider| Op::routed(self).refuses(provider)) {
+                return Err(status::InvalidRequest::new("provider", why).into());
+            }
+            Op::ask(self, request, &call)
                 .await
-                .map_err(|err| self.failed(Op::RPC, err))
+                .map_err(|err| self.provider_failed(Op::RPC, &err))
         }
         .await;
         match answered {
             Ok(answer) => {
-                audit(&|entry| Op::served(&answer, entry));
-                Ok(Response::new(Op::respond(self, answer)))
+                let provenance = call.trail.take();
+                record(&provenance, answer.confidence());
+                audit(&|entry| Op::served(&answer, &provenance, entry));
+                let provider = provenance.provider.unwrap_or_default();
+                Ok(Response::new(Op::respond(self, answer, provider)))
             }
             Err(status) => {
                 audit(&|entry| entry.failed(&status));
                 Err(status)
             }
         }
+    }
+
+    fn provider_failed(&self, rpc: Rpc, err: &ProviderError) -> Status {
+        if err.kind == ErrorKind::QuotaExhausted {
+            self.metrics.quota_exhausted(err.provider, rpc.as_str());
+        }
+        // The call's audit line says why it failed: one line for one failure.
+        status::provider_error(err)
+    }
+}
+
+/// Records on the call's span how its answer came about.
+fn record(provenance: &Provenance, confidence: Option<f32>) {
+    let span = tracing::Span::current();
+    if let Some(cached) = provenance.cached {
+        span.record("ocrgate.result_cache", cached.as_str());
+    }
+    if let Some(confidence) = confidence {
+        span.record("ocrgate.confidence", f64::from(confidence));
+    }
+    if !provenance.escalations.is_empty() {
+        span.record(
+            "ocrgate.escalations",
+            Escalation::describe(&provenance.escalations),
+        );
     }
 }
 
@@ -156,26 +184,30 @@ trait Operation {
     type Response;
     /// The request, validated: what the providers are asked.
     type Validated: Send;
-    type Answer: Send;
+    type Answer: Graded + Send;
+    /// What serves the RPC: the layers over its route.
+    type Service: ?Sized;
 
     /// The account the request names, as sent.
     fn account(request: &Self::Request) -> &str;
-    /// The provider the request names, as sent.
-    fn take_provider(request: &mut Self::Request) -> String;
     fn validate(api: &OcrApi, request: Self::Request) -> Result<Self::Validated, Status>;
-    /// Asks the route (`provider` when the request names one).
-    fn answer(
+    /// The provider the request names.
+    fn provider(request: &Self::Validated) -> Option<&str>;
+    /// The providers that serve this RPC.
+    fn routed(api: &OcrApi) -> &Routed<Self::Service>;
+    /// Asks the RPC's service.
+    fn ask(
         api: &OcrApi,
         request: Self::Validated,
-        provider: Option<&str>,
         call: &CallContext,
-    ) -> impl Future<Output = Result<Self::Answer, RouteError>> + Send;
+    ) -> impl Future<Output = Result<Self::Answer, ProviderError>> + Send;
     /// Notes the answer for the audit line.
-    fn served(answer: &Self::Answer, entry: &mut audit::Entry);
-    fn respond(api: &OcrApi, answer: Self::Answer) -> Self::Response;
+    fn served(answer: &Self::Answer, provenance: &Provenance, entry: &mut audit::Entry);
+    /// The response, `provider` having answered.
+    fn respond(api: &OcrApi, answer: Self::Answer, provider: &str) -> Self::Response;
 }
 
-/// `RecognizeBankCard`: through the result cache to the bank card route.
+/// `RecognizeBankCard`: to the bank card service (the result cache over the route).
 struct BankCards;
 
 impl Operation for BankCards {
@@ -183,14 +215,11 @@ impl Operation for BankCards {
     type Request = pb::RecognizeBankCardRequest;
     type Response = pb::RecognizeBankCardResponse;
     type Validated = BankCardRequest;
-    type Answer = (Answer<BankCard>, Outcome);
+    type Answer = BankCard;
+    type Service = dyn BankCardRecognizer;
 
     fn account(request: &Self::Request) -> &str {
         &request.account
-    }
-
-    fn take_provider(request: &mut Self::Request) -> String {
-        std::mem::take(&mut request.provider)
     }
 
     fn validate(api: &OcrApi, request: Self::Request) -> Result<Self::Validated, Status> {
@@ -200,46 +229,35 @@ impl Operation for BankCards {
         )?)
     }
 
-    async fn answer(
+    fn provider(request: &Self::Validated) -> Option<&str> {
+        request.provider.as_deref()
+    }
+
+    fn routed(api: &OcrApi) -> &Routed<Self::Service> {
+        &api.bank_cards
+    }
+
+    async fn ask(
         api: &OcrApi,
         request: Self::Validated,
-        provider: Option<&str>,
         call: &CallContext,
-    ) -> Result<Self::Answer, RouteError> {
-        let route = || {
-            let request = &request;
-            api.bank_cards.call(provider, call, |service, call| {
-                let request = request.clone();
-                async move { service.recognize_bank_card(request, &call).await }
-            })
-        };
-        let key = api.results.key(&request, provider);
-        let (card, outcome) = api.results.answer(key, route).await;
-        let span = tracing::Span::current();
-        span.record("ocrgate.result_cache", outcome.as_str());
-        let card = card?;
-        if let Some(confidence) = card.value.confidence {
-            span.record("ocrgate.confidence", f64::from(confidence));
-        }
-        if !card.escalations.is_empty() {
-            span.record(
-                "ocrgate.escalations",
-                Escalation::describe(&card.escalations),
-            );
-        }
-        Ok((card, outcome))
+    ) -> Result<Self::Answer, ProviderError> {
+        api.bank_cards
+            .service
+            .recognize_bank_card(request, call)
+            .await
     }
 
-    fn served((card, outcome): &Self::Answer, entry: &mut audit::Entry) {
-        entry.served_card(card, *outcome);
+    fn served(card: &Self::Answer, provenance: &Provenance, entry: &mut audit::Entry) {
+        entry.served_card(card, provenance);
     }
 
-    fn respond(api: &OcrApi, (card, _): Self::Answer) -> Self::Response {
-        convert::bank_card_response(&card.value, card.provider, &api.bins)
+    fn respond(api: &OcrApi, card: Self::Answer, provider: &str) -> Self::Response {
+        convert::bank_card_response(&card, provider, &api.bins)
     }
 }
 
-/// `ParseInvoiceTitle`: to the invoice title route.
+/// `ParseInvoiceTitle`: to the invoice title service (the route).
 struct InvoiceTitles;
 
 impl Operation for InvoiceTitles {
@@ -247,59 +265,42 @@ impl Operation for InvoiceTitles {
     type Request = pb::ParseInvoiceTitleRequest;
     type Response = pb::ParseInvoiceTitleResponse;
     type Validated = InvoiceTitleRequest;
-    type Answer = Answer<InvoiceTitle>;
+    type Answer = InvoiceTitle;
+    type Service = dyn InvoiceTitleParser;
 
     fn account(request: &Self::Request) -> &str {
         &request.account
-    }
-
-    fn take_provider(request: &mut Self::Request) -> String {
-        std::mem::take(&mut request.provider)
     }
 
     fn validate(_: &OcrApi, request: Self::Request) -> Result<Self::Validated, Status> {
         Ok(validate::invoice_title_request(request)?)
     }
 
-    async fn answer(
+    fn provider(request: &Self::Validated) -> Option<&str> {
+        request.provider.as_deref()
+    }
+
+    fn routed(api: &OcrApi) -> &Routed<Self::Service> {
+        &api.invoice_titles
+    }
+
+    async fn ask(
         api: &OcrApi,
         request: Self::Validated,
-        provider: Option<&str>,
         call: &CallContext,
-    ) -> Result<Self::Answer, RouteError> {
+    ) -> Result<Self::Answer, ProviderError> {
         api.invoice_titles
-            .call(provider, call, |service, call| {
-                let request = request.clone();
-                async move { service.parse_invoice_title(request, &call).await }
-            })
+            .service
+            .parse_invoice_title(request, call)
             .await
     }
 
     /// Never the title's tax number or bank account: the caller, the call, its cost.
-    fn served(title: &Self::Answer, entry: &mut audit::Entry) {
-        entry.served(title.provider);
+    fn served(_: &Self::Answer, provenance: &Provenance, entry: &mut audit::Entry) {
+        entry.served(provenance);
     }
 
-    fn respond(_: &OcrApi, title: Self::Answer) -> Self::Response {
-        convert::invoice_title_response(title.value, title.provider)
-    }
-}
-
-impl OcrApi {
-    fn failed(&self, rpc: Rpc, err: RouteError) -> Status {
-        match err {
-            RouteError::Provider(err) => self.provider_failed(rpc.as_str(), &err),
-            unknown @ RouteError::UnknownProvider { .. } => {
-                status::InvalidRequest::new("provider", unknown.to_string()).into()
-            }
-        }
-    }
-
-    fn provider_failed(&self, method: &'static str, err: &ProviderError) -> Status {
-        if err.kind == ErrorKind::QuotaExhausted {
-            self.metrics.quota_exhausted(err.provider, method);
-        }
-        // The call's audit line says why it failed: one line for one failure.
-        status::provider_error(err)
+    fn respond(_: &OcrApi, title: Self::Answer, provider: &str) -> Self::Response {
+        convert::invoice_title_response(title, provider)
     }
 }

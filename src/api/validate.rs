@@ -65,6 +65,7 @@ pub fn bank_card_request(
         image,
         mode,
         account: optional(request.account),
+        provider: optional(request.provider),
     })
 }
 
@@ -90,6 +91,7 @@ pub fn invoice_title_request(
     Ok(InvoiceTitleRequest {
         scan_text: scan_text.to_owned(),
         account: optional(request.account),
+        provider: optional(request.provider),
     })
 }
 

@@ -4,6 +4,7 @@
 //! implements them. Nothing here knows about protobuf or any vendor's JSON.
 
 mod error;
+mod trail;
 
 use std::{fmt, time::Duration};
 
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use url::Url;
 
 pub use error::{ErrorKind, ProviderError, VendorCode, vendor_text};
+pub use trail::{Cached, Escalation, Provenance, Trail};
 
 /// Reads bank card numbers from images.
 #[async_trait]
@@ -49,6 +51,8 @@ pub struct CallContext {
     /// Who calls, as metrics name callers (a configured name or `anonymous`); `None` where the
     /// server settles no caller (some tests build it without the auth layer).
     pub caller: Option<std::sync::Arc<str>>,
+    /// What the layers above the provider note of the call: who answered, and how.
+    pub trail: Trail,
 }
 
 impl CallContext {
@@ -138,6 +142,9 @@ pub struct BankCardRequest {
     pub mode: RecognitionMode,
     /// The configured vendor account to use; `None` for the default one.
     pub account: Option<String>,
+    /// The provider the caller asks for by name; `None` lets the route choose. Routing reads it;
+    /// a provider asked is the one named or the route's choice, whatever it says.
+    pub provider: Option<String>,
 }
 
 /// A bank card number, digits only. Its `Debug` and `Display` show it masked.
@@ -341,6 +348,9 @@ pub struct InvoiceTitleRequest {
     pub scan_text: String,
     /// The configured vendor account to use; `None` for the default one.
     pub account: Option<String>,
+    /// The provider the caller asks for by name; `None` lets the route choose. Routing reads it;
+    /// a provider asked is the one named or the route's choice, whatever it says.
+    pub provider: Option<String>,
 }
 
 /// Whom an invoice is made out to.

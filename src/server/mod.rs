@@ -18,9 +18,10 @@ use crate::{
     config::Config,
     enrich::BinTable,
     limits::LimitsConfig,
+    provider::{BankCardRecognizer, InvoiceTitleParser},
     providers::{BuildError, Built, Capability, Registration},
     result_cache::ResultCache,
-    routing::{Policy, Route, Routes},
+    routing::{Policy, Route, Routed, Routes},
     telemetry::{Metrics, Telemetry},
 };
 
@@ -196,24 +197,36 @@ async fn api(
         Capability::InvoiceTitle,
         |built| built.invoice_title.clone(),
     )?;
-    let bank_cards = Route::new(
+    let bank_card_route = Arc::new(Route::new(
         "RecognizeBankCard",
         bank_card_providers,
         policy.clone(),
         metrics.clone(),
-    );
-    let invoice_titles = Route::new(
+    ));
+    let invoice_title_route = Arc::new(Route::new(
         "ParseInvoiceTitle",
         invoice_title_providers,
         policy,
         metrics.clone(),
-    );
+    ));
+    // The layers over the routes: bank card answers are kept for identical uploads.
+    let bank_cards: Routed<dyn BankCardRecognizer> = Routed {
+        providers: bank_card_route.names(),
+        service: Arc::new(ResultCache::new(
+            bank_card_route,
+            &config.cache,
+            metrics.clone(),
+        )?),
+    };
+    let invoice_titles: Routed<dyn InvoiceTitleParser> = Routed {
+        providers: invoice_title_route.names(),
+        service: invoice_title_route,
+    };
     let bins = Arc::new(BinTable::embedded()?);
     tracing::debug!(prefixes = bins.len(), "BIN table loaded");
     Ok(OcrApi::new(
         bank_cards,
         invoice_titles,
-        ResultCache::new(&config.cache, metrics.clone())?,
         bins,
         metrics.clone(),
         config.limits.clone(),

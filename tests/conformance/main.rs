@@ -108,6 +108,7 @@ impl<F: Fixture> Subject<F> {
             },
             mode: RecognitionMode::Photo,
             account: None,
+            provider: None,
         };
         let call = CallContext {
             deadline: deadline.map(|after| tokio::time::Instant::now() + after),
@@ -383,6 +384,7 @@ async fn refuses_wrong_credentials_without_showing_them<F: Fixture>(subject: Sub
         },
         mode: RecognitionMode::Photo,
         account: None,
+        provider: None,
     };
     let err = provider
         .recognize_bank_card(request, &CallContext::default())

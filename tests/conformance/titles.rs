@@ -67,6 +67,7 @@ impl<F: TitleFixture> Subject<F> {
         let request = InvoiceTitleRequest {
             scan_text: SCAN_TEXT.into(),
             account: None,
+            provider: None,
         };
         let call = CallContext {
             deadline: deadline.map(|after| tokio::time::Instant::now() + after),
