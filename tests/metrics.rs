@@ -84,6 +84,21 @@ async fn metrics_count_calls_upstream_requests_tokens_and_quota_by_their_labels(
         Some(1.0)
     );
 
+    // Each provider call by its outcome, as the layer around every provider times it.
+    let provider = "ocrgate_provider_call_duration_seconds_count";
+    let wechat_cards = [("provider", "wechat"), card[0]];
+    for (outcome, calls) in [("ok", 2.0), ("not_found", 1.0), ("quota_exhausted", 1.0)] {
+        assert_eq!(
+            sample(
+                &page,
+                provider,
+                &[wechat_cards[0], wechat_cards[1], ("outcome", outcome)]
+            ),
+            Some(calls),
+            "{outcome}"
+        );
+    }
+
     // Accounts by their configured name: the page shows no app id.
     assert!(!page.contains(common::APP_ID), "{page}");
     let app = ("account", "default");

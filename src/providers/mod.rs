@@ -122,7 +122,7 @@ impl Registration {
     ) -> Result<Built, BuildError> {
         Ok((self.build)(sections.section(self.section), metrics)
             .await?
-            .layered())
+            .layered(metrics))
     }
 }
 

@@ -15,6 +15,7 @@ pub struct Metrics {
     rpc_duration: Histogram<f64>,
     rpc_in_flight: UpDownCounter<i64>,
     upstream_duration: Histogram<f64>,
+    provider_duration: Histogram<f64>,
     token_lookups: Counter<u64>,
     token_fetches: Counter<u64>,
     quota_exhausted: Counter<u64>,
@@ -57,6 +58,15 @@ impl Metrics {
                 .f64_histogram("ocrgate.upstream.duration")
                 .with_unit("s")
                 .with_description("Duration of calls to vendors, by provider, endpoint and errcode")
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build(),
+            provider_duration: meter
+                .f64_histogram("ocrgate.provider.call.duration")
+                .with_unit("s")
+                .with_description(
+                    "Duration of calls to each provider, retries and image fitting included, by \
+                     provider, method and outcome",
+                )
                 .with_boundaries(LATENCY_BUCKETS.to_vec())
                 .build(),
             token_lookups: meter
@@ -165,6 +175,25 @@ impl Metrics {
                 KeyValue::new("provider", provider),
                 KeyValue::new("endpoint", endpoint),
                 KeyValue::new("errcode", errcode.to_owned()),
+            ],
+        );
+    }
+
+    /// One call to a provider, as a route makes it: `outcome` is `ok` or the error's kind
+    /// (`not_found`, `unavailable`, ...).
+    pub fn provider_call(
+        &self,
+        provider: &'static str,
+        method: &'static str,
+        outcome: &'static str,
+        seconds: f64,
+    ) {
+        self.provider_duration.record(
+            seconds,
+            &[
+                KeyValue::new("provider", provider),
+                KeyValue::new("rpc.method", method),
+                KeyValue::new("outcome", outcome),
             ],
         );
     }
