@@ -9,6 +9,10 @@
 //! [`CardGenerator::wild_card`] draws such photos from wider ranges, in fonts no other mode uses,
 //! to measure a reader on what it was not tuned on.
 //!
+//! [`CardGenerator::design_card`] draws cards as banks design them (guilloche, speckle,
+//! holograms, tone-on-tone and foil print, brand marks anywhere, portrait fronts and backs, a
+//! hand or a sleeve), a distribution no reader was tuned on.
+//!
 //! The fonts are Debian's (`scripts/fetch-fonts.sh` unpacks them into `target/fonts`).
 
 use std::{
@@ -26,6 +30,8 @@ use imageproc::{
 };
 use rand::{Rng, RngExt, SeedableRng};
 use rand_pcg::Pcg64;
+
+mod design;
 
 /// The fonts numbers are drawn in: OCR-A (close to the embossed Farrington font of real cards),
 /// monospaced and proportional faces.
@@ -226,8 +232,11 @@ pub struct Card {
     pub font: &'static str,
     /// Whether this is one of the deliberately hard cases (every card of the hard mode is).
     pub hard: bool,
-    /// The expiry printed after VALID THRU: month 1-12, two-digit year.
+    /// The expiry printed after VALID THRU: month 1-12, two-digit year; `(0, 0)` when none is.
     pub expiry: (u32, u32),
+    /// What the design mode drew on it (layout, background, patterns, ink, hand or sleeve);
+    /// empty for the other modes.
+    pub features: Vec<&'static str>,
     /// The photo, as a JPEG file.
     pub jpeg: Vec<u8>,
 }
@@ -241,6 +250,7 @@ impl fmt::Debug for Card {
             .field("font", &self.font)
             .field("hard", &self.hard)
             .field("expiry", &self.expiry)
+            .field("features", &self.features)
             .field("jpeg_len", &self.jpeg.len())
             .finish()
     }
@@ -347,6 +357,7 @@ impl CardGenerator {
             font,
             hard,
             expiry,
+            features: Vec::new(),
             jpeg: jpeg(&photo, quality),
         }
     }
@@ -419,6 +430,7 @@ impl CardGenerator {
             font,
             hard: true,
             expiry,
+            features: Vec::new(),
             jpeg: jpeg(&photo, quality),
         }
     }

@@ -39,6 +39,10 @@ struct Args {
     /// wider, in fonts the other modes never use: what the reader was not tuned on).
     #[arg(long, value_enum, default_value_t = Set::Standard)]
     set: Set,
+    /// Print figures only, never a seed: for ranges held out from tuning, which stay held out
+    /// only while nobody looks at their photos or misreads.
+    #[arg(long)]
+    held_out: bool,
     /// Blur each photo by a Gaussian of this σ (pixels) before it is read, to see `BLURRY` at work.
     #[arg(long)]
     blur: Option<f32>,
@@ -60,6 +64,9 @@ enum Set {
     Standard,
     Hard,
     Wild,
+    /// The generator's design mode: cards as banks design them (portrait fronts, backs,
+    /// guilloche, speckle, holograms, tone-on-tone and foil print, brand marks, hands, sleeves).
+    Design,
 }
 
 #[derive(Default)]
@@ -99,6 +106,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut overall = Tally::default();
     let mut by_grouping: BTreeMap<String, Tally> = BTreeMap::new();
     let mut by_font: BTreeMap<&str, Tally> = BTreeMap::new();
+    // The design mode's cards by each feature they have.
+    let mut by_feature: BTreeMap<&str, Tally> = BTreeMap::new();
+    // Misses that answered a wrong number, and those that found none.
+    let (mut wrong, mut not_found) = (0, 0);
     let mut hard = Tally::default();
     // Answers by the pass of the read that settled them (`none`: no pass did).
     let mut by_pass: BTreeMap<&str, Tally> = BTreeMap::new();
@@ -136,6 +147,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Set::Standard => generator.card(seed),
             Set::Hard => generator.hard_card(seed),
             Set::Wild => generator.wild_card(seed),
+            Set::Design => generator.design_card(seed),
         };
         if let Some(sigma) = args.blur {
             card.jpeg = blurred(&card.jpeg, sigma)?;
@@ -188,6 +200,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .or_default()
             .add(exact);
         by_font.entry(card.font).or_default().add(exact);
+        for feature in &card.features {
+            by_feature.entry(feature).or_default().add(exact);
+        }
+        if !exact {
+            if read.is_ok() {
+                wrong += 1;
+            } else {
+                not_found += 1;
+            }
+        }
         if card.hard {
             hard.add(exact);
         }
@@ -227,6 +249,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tally.percent()
         );
     }
+    for (name, tally) in &by_feature {
+        println!(
+            "  feature {name:<16} {:>3}/{:<3} {:6.1}%",
+            tally.exact,
+            tally.total,
+            tally.percent()
+        );
+    }
     println!(
         "  hard cases              {:>3}/{:<3} {:6.1}%",
         hard.exact,
@@ -244,7 +274,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tally.percent()
         );
     }
-    if !misses.is_empty() {
+    println!("misses: {wrong} wrong numbers, {not_found} without a number");
+    if !misses.is_empty() && !args.held_out {
         println!("misreads:");
         for miss in &misses {
             println!("{miss}");

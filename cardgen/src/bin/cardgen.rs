@@ -1,6 +1,7 @@
 //! Writes synthetic card photos to look at or to read with other engines:
-//! `cargo run -p ocrgate-cardgen -- [--hard | --wild] OUT_DIR [COUNT] [FIRST_SEED]`. Each file is
-//! named `<seed>-<number>.jpg`; `--hard` draws the hard mode's photos, `--wild` the wild mode's.
+//! `cargo run -p ocrgate-cardgen -- [--hard | --wild | --design] OUT_DIR [COUNT] [FIRST_SEED]`.
+//! Each file is named `<seed>-<number>.jpg`; `--hard` draws the hard mode's photos, `--wild` the
+//! wild mode's, `--design` the design mode's.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -9,10 +10,10 @@ use ocrgate_cardgen::CardGenerator;
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1).peekable();
     let mode = args
-        .next_if(|arg| arg == "--hard" || arg == "--wild")
+        .next_if(|arg| ["--hard", "--wild", "--design"].contains(&arg.as_str()))
         .unwrap_or_default();
     let Some(out) = args.next().map(PathBuf::from) else {
-        eprintln!("usage: cardgen [--hard | --wild] OUT_DIR [COUNT] [FIRST_SEED]");
+        eprintln!("usage: cardgen [--hard | --wild | --design] OUT_DIR [COUNT] [FIRST_SEED]");
         return ExitCode::from(2);
     };
     let count: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(10);
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         let card = match mode.as_str() {
             "--hard" => generator.hard_card(seed),
             "--wild" => generator.wild_card(seed),
+            "--design" => generator.design_card(seed),
             _ => generator.card(seed),
         };
         let path = out.join(format!("{seed}-{}.jpg", card.number));
@@ -40,11 +42,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         println!(
-            "{} {:?} {} hard={}",
+            "{} {:?} {} hard={} {}",
             path.display(),
             card.grouping,
             card.font,
-            card.hard
+            card.hard,
+            card.features.join(",")
         );
     }
     ExitCode::SUCCESS
