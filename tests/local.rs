@@ -143,6 +143,20 @@ async fn hard_phone_photos_are_read_along_their_lines_without_the_print_around_t
 }
 
 #[tokio::test]
+async fn a_portrait_card_whose_number_is_printed_in_lines_is_read_line_after_line() {
+    let Some(models) = local_models() else { return };
+    // Design cards 2, 3 and 46 are portrait fronts (seeds of the range the design mode was
+    // developed on): 4-4-4-4, 4-4-4-7 and 6-13 numbers, each in two to four lines.
+    reads_cards(
+        &local_only(&models).await,
+        "design",
+        ocrgate_cardgen::CardGenerator::design_card,
+        &[2, 3, 46],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_number_whose_last_group_is_never_detected_is_read_on_past_its_end() {
     let Some(models) = local_models() else { return };
     let gateway = local_only(&models).await;

@@ -186,7 +186,9 @@ pub fn more_trusted(a: Option<&Picked>, b: Option<&Picked>) -> bool {
 ///
 /// A number printed in widely spaced groups is often detected as several boxes, so boxes on the
 /// same row are joined first, every run of neighbouring boxes on its own (print beside the card,
-/// such as a price on a receipt, may share the number's row). A number failing the Luhn check is
+/// such as a price on a receipt, may share the number's row). Rows printed one under another are
+/// also read as one number, top to bottom: portrait cards print theirs in two to four lines (see
+/// [`stacks`]). A number failing the Luhn check is
 /// most often one misread digit: the least certain digits are tried with their runner-up. Among
 /// the candidates, one passing the Luhn check wins, then one of a usual length, then one starting
 /// as an issuer's cards do (a stray mark read as a digit before the number, or a dropped first
@@ -194,15 +196,21 @@ pub fn more_trusted(a: Option<&Picked>, b: Option<&Picked>) -> bool {
 /// text (the number is the largest print on a card's face).
 pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
     let rows: Vec<Vec<Cow<TextLine>>> = rows(lines).into_iter().map(one_way_up).collect();
+    let rows: Vec<Vec<&TextLine>> = rows
+        .iter()
+        .map(|row| row.iter().map(|line| &**line).collect())
+        .collect();
+    let whole_rows: Vec<Row> = rows.iter().filter_map(|row| Row::join(row)).collect();
     rows.iter()
-        .flat_map(|row| spans(&row.iter().map(|line| &**line).collect::<Vec<_>>()))
+        .flat_map(|row| spans(row))
+        .chain(stacks(&whole_rows))
         .flat_map(|row| {
             digit_runs(&row.glyphs)
                 .into_iter()
-                .map(move |run| (run, row.height, row.bounds))
+                .map(move |run| (run, row.height, row.bounds, row.stacked))
         })
-        .filter(|(run, _, _)| DIGITS.contains(&run.digits.len()))
-        .filter_map(|(run, height, bounds)| {
+        .filter(|(run, _, _, _)| DIGITS.contains(&run.digits.len()))
+        .filter_map(|(run, height, bounds, stacked)| {
             let read = corrected(&run.digits);
             let digits = &read.digits;
             let picked = Picked {
@@ -219,7 +227,11 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
             };
             // Where a number cut from a longer run starts, only an issuer's prefix tells.
             let placed = !run.cut || picked.issuer > Issuer::Unknown;
-            placed.then_some((picked, height))
+            // Lines of print one under another (a receipt's) are many; those of a number read
+            // as a number does: a valid one of a known issuer, in a bank's groups.
+            let whole = !stacked
+                || picked.luhn_valid && picked.bank_grouped && picked.issuer > Issuer::Unknown;
+            (placed && whole).then_some((picked, height))
         })
         .max_by(|(a, a_height), (b, b_height)| {
             a.rank()
@@ -466,6 +478,10 @@ struct Row<'a> {
     bounds: Bounds,
     /// Whether its (one) box's digits follow or precede a word.
     labelled: bool,
+    /// Whether most of its boxes were read upside down.
+    upside_down: bool,
+    /// Whether it is several lines, one under another (see [`stacks`]).
+    stacked: bool,
 }
 
 impl<'a> Row<'a> {
@@ -516,6 +532,75 @@ impl<'a> Row<'a> {
             height,
             bounds: bounds?,
             labelled,
+            upside_down,
+            stacked: false,
+        })
+    }
+}
+
+/// How far below a line of digits the next line of a number printed in lines may start, in line
+/// heights: portrait cards leave a quarter to a whole line between them.
+const MAX_LINE_SPACING: f32 = 1.5;
+
+/// Whether `lower` continues `upper` as the next line of a number printed in lines: just below
+/// it, as tall within half again, and under it (overlapping across at least half the narrower).
+fn next_line(upper: &Row, lower: &Row) -> bool {
+    let height = upper.height.max(lower.height);
+    let (a, b) = (upper.bounds, lower.bounds);
+    let spacing = b.y as f32 - (a.y + a.height) as f32;
+    let overlap = (a.x + a.width).min(b.x + b.width) as f32 - a.x.max(b.x) as f32;
+    let narrower = a.width.min(b.width) as f32;
+    (-0.5 * height..=MAX_LINE_SPACING * height).contains(&spacing)
+        && upper.height.max(lower.height) <= 1.5 * upper.height.min(lower.height)
+        && overlap >= narrower / 2.0
+}
+
+/// Lines of digits printed one under another, as portrait cards print their numbers: every run
+/// of two to four such lines, joined top to bottom (bottom to top when the lines were read upside
+/// down: the card is turned over), a box edge between lines as between groups. Labelled figures
+/// take no part. The picker takes what these give only when it reads as a number does.
+fn stacks<'a>(rows: &[Row<'a>]) -> Vec<Row<'a>> {
+    let mut lines: Vec<&Row<'a>> = rows.iter().filter(|row| !row.labelled).collect();
+    lines.sort_by_key(|row| row.bounds.y);
+    let mut stacks = Vec::new();
+    for (at, first) in lines.iter().enumerate() {
+        let mut stack = vec![*first];
+        for line in &lines[at + 1..] {
+            if stack.len() == 4 {
+                break;
+            }
+            if let Some(last) = stack.last()
+                && next_line(last, line)
+            {
+                stack.push(line);
+                let mut in_reading_order = stack.clone();
+                if 2 * stack.iter().filter(|row| row.upside_down).count() > stack.len() {
+                    in_reading_order.reverse();
+                }
+                stacks.extend(Row::stacked(&in_reading_order));
+            }
+        }
+    }
+    stacks
+}
+
+impl<'a> Row<'a> {
+    /// `lines`, in reading order, as one row; `None` for no line.
+    fn stacked(lines: &[&Row<'a>]) -> Option<Self> {
+        let mut glyphs = Vec::new();
+        for line in lines {
+            if !glyphs.is_empty() {
+                glyphs.push(&BOX_EDGE);
+            }
+            glyphs.extend(&line.glyphs);
+        }
+        Some(Self {
+            glyphs,
+            height: lines.iter().map(|line| line.height).fold(0.0, f32::max),
+            bounds: lines.iter().map(|line| line.bounds).reduce(Bounds::union)?,
+            labelled: false,
+            upside_down: lines.iter().any(|line| line.upside_down),
+            stacked: true,
         })
     }
 }
@@ -791,6 +876,56 @@ pub(super) mod tests {
             })
             .collect();
         assert_eq!(pick(&level), None);
+    }
+
+    #[test]
+    fn a_number_printed_in_lines_is_read_top_to_bottom_or_turned_over_bottom_to_top() {
+        let lines = [
+            line(60, 470, 40, "0011 2345"),
+            line(60, 400, 40, "6222 0202"),
+            line(62, 540, 40, "679"),
+            line(60, 700, 24, "ZHANG WEI"),
+        ];
+        let number = pick(&lines).expect("a number").number;
+        assert_eq!(number.digits(), "6222020200112345679");
+        // The card upside down: its first line is at the bottom, each line read turned over.
+        let turned_over = [
+            TextLine {
+                upside_down: true,
+                ..line(60, 540, 40, "6222 0202")
+            },
+            TextLine {
+                upside_down: true,
+                ..line(60, 470, 40, "0011 2345")
+            },
+            TextLine {
+                upside_down: true,
+                ..line(58, 400, 40, "679")
+            },
+        ];
+        let number = pick(&turned_over).expect("a number").number;
+        assert_eq!(number.digits(), "6222020200112345679");
+    }
+
+    #[test]
+    fn lines_one_under_another_that_do_not_read_as_a_number_are_not_one() {
+        // A receipt's figures: 16 digits in groups, but of no issuer and failing Luhn.
+        let receipt = [
+            line(60, 400, 30, "2024 1120"),
+            line(60, 440, 30, "8888 6684"),
+        ];
+        assert_eq!(pick(&receipt), None);
+        // A number's lines too far apart, or not under one another, are not joined.
+        let apart = [
+            line(60, 400, 40, "6222 0202"),
+            line(60, 560, 40, "0011 2345 678"),
+        ];
+        assert_eq!(pick(&apart), None);
+        let aside = [
+            line(60, 400, 40, "6222 0202"),
+            line(300, 450, 40, "0011 2345 678"),
+        ];
+        assert_eq!(pick(&aside), None);
     }
 
     #[test]
