@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures the local provider against RapidOCR, side by side on the same photos and one pinned core
-# each: the card generator's standard, hard and wild sets (`--count` photos each, default 300; the
+# each: the card generator's standard, hard, wild and design sets (`--count` photos each, default 300; the
 # wild set's photos and fonts are drawn from wider ranges than the reader was tuned on), read by
 # ocrgate's local provider (ocrgate-ocr-bench, one inference thread) and by RapidOCR (the `rapidocr`
 # package from PyPI, installed by this script into its own venv, one inference thread) with the
@@ -29,7 +29,7 @@ if [[ "$(cat "$venv/.installed" 2>/dev/null)" != "$(sha256sum scripts/rapidocr-r
 fi
 
 summaries=()
-for set in standard hard wild; do
+for set in standard hard wild design; do
   rm -rf "${work:?}/$set"
   echo "== $set set: ocrgate"
   out="$(taskset -c 0 target/release/ocrgate-ocr-bench --models models --count "$count" \
