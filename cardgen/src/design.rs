@@ -17,8 +17,8 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
 use super::{
-    Card, CardGenerator, Grouping, HARD_NUMBER_FONTS, NUMBER_FONTS, Shot, WILD_NUMBER_FONTS, jpeg,
-    luhn_number, metal_emboss, random_colour,
+    Card, CardGenerator, HARD_NUMBER_FONTS, NUMBER_FONTS, Shot, WILD_NUMBER_FONTS, jpeg,
+    metal_emboss, random_colour,
 };
 
 /// How the design mode photographs its cards: between the hard and the wild mode, in frames of
@@ -99,14 +99,7 @@ impl CardGenerator {
     /// photographed by hand. [`Card::features`] names what the design drew.
     pub fn design_card(&self, seed: u64) -> Card {
         let mut rng = Pcg64::seed_from_u64(seed ^ DESIGN.seeds);
-        let grouping = [
-            Grouping::Four16,
-            Grouping::Four19,
-            Grouping::SixThirteen,
-            Grouping::FourSeven,
-        ][rng.random_range(0..4)];
-        let number = luhn_number(&mut rng, grouping.digits());
-        let (font, number_font) = &self.number_fonts[rng.random_range(DESIGN.fonts.clone())];
+        let (grouping, number, (font, number_font)) = self.number(&mut rng, &DESIGN);
         let mut features = Vec::new();
 
         let layout = match rng.random_range(0..10) {
@@ -146,7 +139,7 @@ impl CardGenerator {
                     .collect();
                 let size = rng.random_range(40.0..60.0);
                 let top = rng.random_range(380..820 - (lines.len() as i32) * (size as i32 * 3 / 2));
-                (lines, size, rng.random_range(40..90), top.max(300))
+                (lines, size, rng.random_range(40..90), top)
             }
             "back" => {
                 let size = rng.random_range(24.0..36.0);

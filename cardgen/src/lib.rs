@@ -381,16 +381,23 @@ impl CardGenerator {
         self.phone_card(seed, &WILD)
     }
 
-    fn phone_card(&self, seed: u64, shot: &Shot) -> Card {
-        let mut rng = Pcg64::seed_from_u64(seed ^ shot.seeds);
+    /// The number of a card `shot` takes, in one of the groupings banks use, and the font it is
+    /// printed in (its name, and the font).
+    fn number(&self, rng: &mut Pcg64, shot: &Shot) -> (Grouping, String, &(&'static str, FontVec)) {
         let grouping = [
             Grouping::Four16,
             Grouping::Four19,
             Grouping::SixThirteen,
             Grouping::FourSeven,
         ][rng.random_range(0..4)];
-        let number = luhn_number(&mut rng, grouping.digits());
-        let (font, number_font) = &self.number_fonts[rng.random_range(shot.fonts.clone())];
+        let number = luhn_number(rng, grouping.digits());
+        let font = &self.number_fonts[rng.random_range(shot.fonts.clone())];
+        (grouping, number, font)
+    }
+
+    fn phone_card(&self, seed: u64, shot: &Shot) -> Card {
+        let mut rng = Pcg64::seed_from_u64(seed ^ shot.seeds);
+        let (grouping, number, (font, number_font)) = self.number(&mut rng, shot);
         let (mut face, expiry) = self.face(&mut rng);
 
         let size = rng.random_range(shot.size.clone());
