@@ -127,6 +127,8 @@ async fn one_call_is_one_trace_from_the_client_through_the_provider_and_token_fe
     assert_eq!(attribute(server, "rpc.service"), "ocrgate.v1.OcrService");
     assert_eq!(attribute(server, "rpc.method"), "RecognizeBankCard");
     assert_eq!(attribute(server, "rpc.grpc.status_code"), "0");
+    // How the result cache served it (off in these tests) is on the server span.
+    assert_eq!(attribute(server, "ocrgate.result_cache"), "bypassed");
 
     let provider = named(&spans, "wechat RecognizeBankCard");
     assert_eq!(provider.parent_span_id, server.span_context.span_id());
@@ -208,6 +210,7 @@ async fn a_failing_call_records_the_error_and_its_status_on_every_span() {
     let spans = spans_of(trace_id);
     let server = named(&spans, "ocrgate.v1.OcrService/RecognizeBankCard");
     assert_eq!(attribute(server, "rpc.grpc.status_code"), "5");
+    assert_eq!(attribute(server, "ocrgate.result_cache"), "bypassed");
     assert!(
         matches!(server.status, Status::Error { .. }),
         "{:?}",

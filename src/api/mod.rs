@@ -145,6 +145,9 @@ impl OcrApi {
                 Ok(Response::new(Op::respond(self, answer, provider)))
             }
             Err(status) => {
+                // A failed call's span says how far it went: the cache looked up, the providers
+                // passed on from.
+                record(&call.trail.take(), None);
                 audit(&|entry| entry.failed(&status));
                 Err(status)
             }
