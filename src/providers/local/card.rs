@@ -200,7 +200,7 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
         .iter()
         .map(|row| row.iter().map(|line| &**line).collect())
         .collect();
-    let whole_rows: Vec<Row> = rows.iter().filter_map(|row| Row::join(row)).collect();
+    let whole_rows: Vec<Row> = rows.iter().flat_map(|row| unlabelled_parts(row)).collect();
     rows.iter()
         .flat_map(|row| spans(row))
         .chain(stacks(&whole_rows))
@@ -617,6 +617,14 @@ pub fn digits_read(line: &TextLine) -> usize {
         .count()
 }
 
+/// The parts of a row between its labelled figures (`AL 128.850` beside a number's line), each
+/// joined: a labelled figure is never joined with other boxes, and must not hide its neighbours.
+fn unlabelled_parts<'a>(row: &[&'a TextLine]) -> Vec<Row<'a>> {
+    row.split(|line| Row::join(&[*line]).is_some_and(|alone| alone.labelled))
+        .filter_map(Row::join)
+        .collect()
+}
+
 /// Every run of neighbouring boxes of a row, joined.
 fn spans<'a>(row: &[&'a TextLine]) -> Vec<Row<'a>> {
     (0..row.len())
@@ -904,6 +912,19 @@ pub(super) mod tests {
             },
         ];
         let number = pick(&turned_over).expect("a number").number;
+        assert_eq!(number.digits(), "6222020200112345679");
+    }
+
+    #[test]
+    fn a_labelled_figure_beside_a_numbers_line_does_not_hide_it() {
+        // A receipt's total on the first line's row, left of it: never joined, and left out.
+        let lines = [
+            line(0, 400, 40, "AL 128.850"),
+            line(150, 400, 40, "6222 0202"),
+            line(150, 470, 40, "0011 2345"),
+            line(150, 540, 40, "679"),
+        ];
+        let number = pick(&lines).expect("a number").number;
         assert_eq!(number.digits(), "6222020200112345679");
     }
 
