@@ -203,21 +203,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for feature in &card.features {
             by_feature.entry(feature).or_default().add(exact);
         }
-        if !exact {
-            if read.is_ok() {
-                wrong += 1;
-            } else {
-                not_found += 1;
-            }
-        }
         if card.hard {
             hard.add(exact);
         }
         if !exact {
             let expected = CardNumber::parse(&card.number).map(|n| n.masked());
             let got = match &read {
-                Ok(read) => read.number.masked(),
-                Err(err) => format!("{:?}: {err}", err.kind),
+                Ok(read) => {
+                    wrong += 1;
+                    read.number.masked()
+                }
+                Err(err) => {
+                    not_found += 1;
+                    format!("{:?}: {err}", err.kind)
+                }
             };
             misses.push(format!(
                 "  seed {seed}: expected {} got {got} ({:?}, {}, hard={})",
