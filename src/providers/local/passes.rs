@@ -230,8 +230,8 @@ fn first_look(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     let first = read.read(image, FIRST_LOOK)?;
     tracing::debug!(lines = first.lines.len(), "text lines read");
     read.skew = first.skew;
-    read.best = read.pick(&first.lines);
-    read.looks.push((first.lines, image));
+    let picked = read.pick(&first.lines);
+    read.keep(picked, first.lines, image);
     Ok(())
 }
 
@@ -297,9 +297,8 @@ fn wide(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
         return Ok(());
     }
     let reading = read.read(upright, wide)?;
-    read.best = read.pick(&reading.lines);
-    read.best_in = read.looks.len();
-    read.looks.push((reading.lines, upright));
+    let picked = read.pick(&reading.lines);
+    read.keep(picked, reading.lines, upright);
     Ok(())
 }
 
