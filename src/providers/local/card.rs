@@ -551,16 +551,16 @@ fn next_line(upper: &Row, lower: &Row) -> bool {
     let overlap = (a.x + a.width).min(b.x + b.width) as f32 - a.x.max(b.x) as f32;
     let narrower = a.width.min(b.width) as f32;
     (-0.5 * height..=MAX_LINE_SPACING * height).contains(&spacing)
-        && upper.height.max(lower.height) <= 1.5 * upper.height.min(lower.height)
+        && height <= 1.5 * upper.height.min(lower.height)
         && overlap >= narrower / 2.0
 }
 
 /// Lines of digits printed one under another, as portrait cards print their numbers: every run
-/// of two to four such lines, joined top to bottom (bottom to top when the lines were read upside
-/// down: the card is turned over), a box edge between lines as between groups. Labelled figures
-/// take no part. The picker takes what these give only when it reads as a number does.
-fn stacks<'a>(rows: &[Row<'a>]) -> Vec<Row<'a>> {
-    let mut lines: Vec<&Row<'a>> = rows.iter().filter(|row| !row.labelled).collect();
+/// of two to four such lines among `lines` (the parts of rows between their labelled figures),
+/// each joined as [`Row::stacked`] joins them. The picker takes what these give only when it
+/// reads as a number does.
+fn stacks<'a>(lines: &[Row<'a>]) -> Vec<Row<'a>> {
+    let mut lines: Vec<&Row<'a>> = lines.iter().collect();
     lines.sort_by_key(|row| row.bounds.y);
     let mut stacks = Vec::new();
     for (at, first) in lines.iter().enumerate() {
@@ -573,11 +573,7 @@ fn stacks<'a>(rows: &[Row<'a>]) -> Vec<Row<'a>> {
                 && next_line(last, line)
             {
                 stack.push(line);
-                let mut in_reading_order = stack.clone();
-                if 2 * stack.iter().filter(|row| row.upside_down).count() > stack.len() {
-                    in_reading_order.reverse();
-                }
-                stacks.extend(Row::stacked(&in_reading_order));
+                stacks.extend(Row::stacked(&stack));
             }
         }
     }
@@ -585,10 +581,17 @@ fn stacks<'a>(rows: &[Row<'a>]) -> Vec<Row<'a>> {
 }
 
 impl<'a> Row<'a> {
-    /// `lines`, in reading order, as one row; `None` for no line.
+    /// `lines`, from the top down, as one row: in reading order, which is bottom to top when
+    /// most of them were read upside down (the card is turned over), a box edge between lines as
+    /// between groups; `None` for no line.
     fn stacked(lines: &[&Row<'a>]) -> Option<Self> {
+        let upside_down = 2 * lines.iter().filter(|line| line.upside_down).count() > lines.len();
+        let mut in_reading_order = lines.to_vec();
+        if upside_down {
+            in_reading_order.reverse();
+        }
         let mut glyphs = Vec::new();
-        for line in lines {
+        for line in in_reading_order {
             if !glyphs.is_empty() {
                 glyphs.push(&BOX_EDGE);
             }
@@ -599,7 +602,7 @@ impl<'a> Row<'a> {
             height: lines.iter().map(|line| line.height).fold(0.0, f32::max),
             bounds: lines.iter().map(|line| line.bounds).reduce(Bounds::union)?,
             labelled: false,
-            upside_down: lines.iter().any(|line| line.upside_down),
+            upside_down,
             stacked: true,
         })
     }
