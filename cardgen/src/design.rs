@@ -76,6 +76,27 @@ const SKIN: &[[u8; 3]] = &[
     [110, 72, 50],
 ];
 
+/// Which side of the card is shown, and which way up it was designed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// The front, held level: the number in one line across the middle.
+    Front,
+    /// A front designed upright: the number in two to four lines.
+    Portrait,
+    /// The back: the number small, under the signature panel.
+    Back,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Front => "front",
+            Self::Portrait => "portrait",
+            Self::Back => "back",
+        }
+    }
+}
+
 /// Where the number was printed on the face: its box, to keep hands and marks off it.
 #[derive(Clone, Copy)]
 struct Span {
@@ -103,15 +124,14 @@ impl CardGenerator {
         let mut features = Vec::new();
 
         let layout = match rng.random_range(0..10) {
-            0..=5 => "front",
-            6 | 7 => "portrait",
-            _ => "back",
+            0..=5 => Layout::Front,
+            6 | 7 => Layout::Portrait,
+            _ => Layout::Back,
         };
-        features.push(layout);
-        let (width, height) = if layout == "portrait" {
-            (540, 856)
-        } else {
-            (856, 540)
+        features.push(layout.name());
+        let (width, height) = match layout {
+            Layout::Portrait => (540, 856),
+            Layout::Front | Layout::Back => (856, 540),
         };
         let mut face = background(&mut rng, width, height, &mut features);
         if rng.random_bool(0.45) {
@@ -130,7 +150,7 @@ impl CardGenerator {
         // The number's lines and where they go.
         let groups = grouping.groups(&number);
         let (lines, size, x, y) = match layout {
-            "portrait" => {
+            Layout::Portrait => {
                 let lines = rng.random_range(2..=groups.len().min(4));
                 let per_line = groups.len().div_ceil(lines);
                 let lines: Vec<String> = groups
@@ -141,21 +161,22 @@ impl CardGenerator {
                 let top = rng.random_range(380..820 - (lines.len() as i32) * (size as i32 * 3 / 2));
                 (lines, size, rng.random_range(40..90), top)
             }
-            "back" => {
+            Layout::Back => {
                 let size = rng.random_range(24.0..36.0);
                 let y = rng.random_range(250..420);
                 (vec![groups.join(" ")], size, rng.random_range(40..300), y)
             }
-            _ => {
+            Layout::Front => {
                 let size = rng.random_range(38.0..58.0);
                 let y = rng.random_range(250..330);
                 (vec![groups.join("  ")], size, rng.random_range(35..90), y)
             }
         };
-        if layout == "back" {
-            back_of_card(self, &mut rng, &mut face);
-        } else {
-            front_of_card(self, &mut rng, &mut face, layout == "portrait");
+        match layout {
+            Layout::Back => back_of_card(self, &mut rng, &mut face),
+            Layout::Front | Layout::Portrait => {
+                front_of_card(self, &mut rng, &mut face, layout == Layout::Portrait);
+            }
         }
         let room = (width as f32 - x as f32 - 30.0).max(100.0);
         let scale = lines
@@ -178,7 +199,7 @@ impl CardGenerator {
             width: room as i32,
             height: line_gap * (lines.len() as i32 - 1) + size as i32,
         };
-        let ink = ink(&mut rng, &face, span, layout == "back");
+        let ink = ink(&mut rng, &face, span, layout == Layout::Back);
         features.push(ink.name());
         for (i, line) in lines.iter().enumerate() {
             let line_y = y + line_gap * i as i32;
