@@ -136,18 +136,18 @@ impl OcrApi {
                 .map_err(|err| self.provider_failed(Op::RPC, &err))
         }
         .await;
+        // Served or failed, the call's span says how it went: how the cache served it, the
+        // providers it was passed on from.
+        let provenance = call.trail.take();
         match answered {
             Ok(answer) => {
-                let provenance = call.trail.take();
                 record(&provenance, answer.confidence());
                 audit(&|entry| Op::served(&answer, &provenance, entry));
                 let provider = provenance.provider.unwrap_or_default();
                 Ok(Response::new(Op::respond(self, answer, provider)))
             }
             Err(status) => {
-                // A failed call's span says how far it went: the cache looked up, the providers
-                // passed on from.
-                record(&call.trail.take(), None);
+                record(&provenance, None);
                 audit(&|entry| entry.failed(&status));
                 Err(status)
             }

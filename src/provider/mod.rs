@@ -142,8 +142,8 @@ pub struct BankCardRequest {
     pub mode: RecognitionMode,
     /// The configured vendor account to use; `None` for the default one.
     pub account: Option<String>,
-    /// The provider the caller asks for by name; `None` lets the route choose. Routing reads it;
-    /// a provider asked is the one named or the route's choice, whatever it says.
+    /// The provider the caller asks for by name; `None` lets the route choose. Only the route
+    /// reads it: the provider it calls is the one named.
     pub provider: Option<String>,
 }
 
@@ -348,8 +348,8 @@ pub struct InvoiceTitleRequest {
     pub scan_text: String,
     /// The configured vendor account to use; `None` for the default one.
     pub account: Option<String>,
-    /// The provider the caller asks for by name; `None` lets the route choose. Routing reads it;
-    /// a provider asked is the one named or the route's choice, whatever it says.
+    /// The provider the caller asks for by name; `None` lets the route choose. Only the route
+    /// reads it: the provider it calls is the one named.
     pub provider: Option<String>,
 }
 
