@@ -60,8 +60,8 @@ echo "ocrgate check-config: every rendered configuration is accepted"
 
 "$tools/hadolint" Dockerfile
 grep -q 'cargo build --release --locked -p ocrgate' Dockerfile
-grep -q 'cp target/release/ocrgate /ocrgate' Dockerfile
-grep -q 'RUN scripts/fetch-models.sh /models' Dockerfile
+grep -q 'cp target/release/ocrgate /dist/ocrgate' Dockerfile
+grep -q 'RUN scripts/fetch-models.sh /dist/models' Dockerfile
 grep -q 'ENV OCRGATE_LOCAL__MODELS_DIR=/models' Dockerfile
 grep -q 'ENTRYPOINT \["/usr/local/bin/ocrgate", "serve"\]' Dockerfile
 echo "Dockerfile: hadolint clean; ships the release binary as its entrypoint and the local provider's models"
