@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every check the project has: the proto contract (buf lint, buf breaking), the whole Rust
 # test suite (whose client tests run the Python and Node examples and grpcurl against the server),
-# then the Helm chart and Dockerfile checks.
+# the Helm chart and Dockerfile checks, then the image built and run as the chart runs it.
 # Installs what it needs on first use: the tools in scripts/tools-requirements.txt and helm under
 # target/tools, the Node example's packages under examples/node/node_modules, the local provider's
 # models and ONNX Runtime under models/ (PyPI), the card generator's fonts under target/fonts
 # (Debian packages), redis-server (Debian's package) for the shared daily budget tests, and h2load
-# (Debian's nghttp2-client) for the benchmark's floor.
+# (Debian's nghttp2-client) for the benchmark's floor; scripts/check-image.sh installs podman and
+# buildah (Debian's packages) and cargo-cyclonedx (crates.io) for the image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,3 +37,4 @@ scripts/check-proto.sh "$tools/bin/buf"
 TEST_TOOLS_BIN="$tools/bin" TEST_REQUIRE_TOOLS=1 cargo test --workspace --locked
 
 scripts/check-chart.sh "$tools/bin" target/debug/ocrgate
+scripts/check-image.sh "$tools/bin"
