@@ -17,7 +17,9 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 root="$work/root"
 mkdir -p "$root"
-(cd "$work" && apt-get download -qq -o APT::Sandbox::User=root "${packages[@]}")
+download() { (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root "${packages[@]}"); }
+# A machine that has never fetched its package lists fetches them first.
+download 2>/dev/null || { apt-get update -qq && download; }
 for deb in "$work"/*.deb; do
   dpkg-deb --extract "$deb" "$root"
 done
