@@ -1,21 +1,26 @@
 //! Clients in other languages, run as their users would run them, against the real server.
 //!
-//! They need tools from outside cargo (Python's grpcio, Node's grpc-js, grpcurl), which
-//! `scripts/test.sh` installs and names in `TEST_TOOLS_BIN`; it also sets `TEST_REQUIRE_TOOLS`,
-//! so that there a missing tool fails the test instead of skipping it.
+//! They need tools from outside cargo (Python's grpcio, Node's grpc-js, grpcurl, Go and a JDK
+//! with gRPC's Debian packages), which `scripts/test.sh` installs (naming its own in
+//! `TEST_TOOLS_BIN`); it also sets `TEST_REQUIRE_TOOLS`, so that there a missing tool fails the
+//! test instead of skipping it.
 
 mod common;
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     process::Output,
 };
 
-use common::{Gateway, png, tencent_gateway, tool};
+use common::{Gateway, config_for, png, route, simulator, tencent_gateway, tool, with_tencent};
+use ocrgate::auth::CallerConfig;
 use serde_json::json;
-use vendor_sim::SimConfig;
+use sha2::Digest as _;
+use vendor_sim::{Endpoint, Fault, SimConfig};
 
 const SCAN_TEXT: &str = "https://mp.weixin.qq.com/intp/invoice/usertitlewxa?invoice_key=poly";
+const API_KEY: &str = "polyglot-key-0123456789abcdef";
 
 /// The path of `name` among the installed tools, or `None` (after saying so) when the tests run
 /// without them.
@@ -43,7 +48,30 @@ fn lines(output: &Output) -> String {
 /// A gateway that knows one card and one title, and the path of an image of that card. Cards go
 /// to Tencent, which reads more than the number.
 async fn gateway_with_answers(dir: &Path) -> (Gateway, PathBuf) {
-    let gateway = tencent_gateway(SimConfig::default()).await;
+    answers(tencent_gateway(SimConfig::default()).await, dir)
+}
+
+/// The gateway of [`gateway_with_answers`], serving only the caller whose key is [`API_KEY`].
+async fn gateway_with_a_caller(dir: &Path) -> (Gateway, PathBuf) {
+    let sim = simulator(SimConfig::default()).await;
+    let mut config = config_for(&sim);
+    with_tencent(&mut config, &sim);
+    config.routing.bank_card = route(&["tencent"]);
+    let caller = CallerConfig {
+        api_key_sha256: Some(hex::encode(sha2::Sha256::digest(API_KEY))),
+        identity: None,
+        rpcs: None,
+        accounts: None,
+        providers: Vec::new(),
+        rate_per_second: None,
+        daily_budget: None,
+    };
+    config.callers = BTreeMap::from([("polyglot".to_owned(), caller)]);
+    answers(Gateway::serve(sim, config).await, dir)
+}
+
+/// Teaches `gateway`'s simulator the card and the title, and writes the card's image to `dir`.
+fn answers(gateway: Gateway, dir: &Path) -> (Gateway, PathBuf) {
     gateway.sim.add_card_image(png(1), "6222020200112345679");
     gateway.sim.set_tencent_extras(json!({
         "ValidDate": "07/2029",
@@ -256,4 +284,133 @@ async fn grpcurl_lists_and_calls_the_service_through_reflection() {
         error.contains("InvalidArgument") && error.contains("INVALID_REQUEST"),
         "{error}"
     );
+}
+
+/// A compiled example: its program, and how it is given an address, a deadline in milliseconds,
+/// an image and a scan text (the API key goes in `OCRGATE_API_KEY`).
+struct CompiledExample {
+    program: PathBuf,
+    args: fn(addr: &str, deadline_ms: u64, image: &str, scan_text: &str) -> Vec<String>,
+}
+
+impl CompiledExample {
+    async fn run(&self, addr: &str, deadline_ms: u64, image: &Path, key: &str) -> Output {
+        let image = image.to_str().expect("utf-8");
+        tokio::process::Command::new(&self.program)
+            .args((self.args)(addr, deadline_ms, image, SCAN_TEXT))
+            .env("OCRGATE_API_KEY", key)
+            .output()
+            .await
+            .unwrap_or_else(|err| panic!("{} runs: {err}", self.program.display()))
+    }
+
+    /// A card and a title read with the caller's key; the reason of a card that is not found; a
+    /// wrong key refused; a title the vendor holds past the call's deadline.
+    async fn check(&self, dir: &Path) {
+        let (gateway, image) = gateway_with_a_caller(dir).await;
+        let addr = gateway.address.to_string();
+
+        assert_answers(&self.run(&addr, 10_000, &image, API_KEY).await);
+        let not_a_card = dir.join("not-a-card.png");
+        assert_not_found(&self.run(&addr, 10_000, &not_a_card, API_KEY).await);
+        assert_fails(
+            &self.run(&addr, 10_000, &image, "not-the-key").await,
+            "error code=UNAUTHENTICATED reason=UNAUTHENTICATED",
+        );
+        gateway.sim.inject(Endpoint::ScanTitle, Fault::Hold, 1);
+        let late = self.run(&addr, 2_000, &image, API_KEY).await;
+        assert_fails(&late, "error code=DEADLINE_EXCEEDED");
+        assert!(
+            lines(&late).contains("card_number=6222020200112345679"),
+            "the card was read within the deadline: {}",
+            lines(&late)
+        );
+    }
+}
+
+fn assert_fails(output: &Output, error: &str) {
+    let text = lines(output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains(error), "{text}");
+}
+
+/// Builds a compiled example with its `build.sh`; `None` (after saying so) when its toolchain is
+/// not installed and the tests may skip.
+async fn build_example(language: &str, toolchain: &[&str], out: &Path) -> Option<PathBuf> {
+    let missing: Vec<&str> = toolchain
+        .iter()
+        .copied()
+        .filter(|program| which(program).is_none())
+        .collect();
+    if !missing.is_empty() {
+        assert!(
+            std::env::var_os("TEST_REQUIRE_TOOLS").is_none(),
+            "the {language} example needs {missing:?}: scripts/test.sh installs them"
+        );
+        eprintln!("skipped: {missing:?} not installed; run scripts/test.sh");
+        return None;
+    }
+    let mut build = tokio::process::Command::new(project(&format!("examples/{language}/build.sh")));
+    build.arg(out);
+    if let Some(python) = tool("python") {
+        build.env("PYTHON", python);
+    }
+    let built = build.output().await.expect("build.sh runs");
+    assert!(built.status.success(), "{}", lines(&built));
+    Some(out.join("ocrgate-example"))
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+}
+
+#[tokio::test]
+async fn go_example_reads_a_card_and_a_title_with_a_key_and_a_deadline_and_names_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let toolchain = ["go", "protoc", "protoc-gen-go", "protoc-gen-go-grpc"];
+    let Some(program) = build_example("go", &toolchain, &dir.path().join("go")).await else {
+        return;
+    };
+    let example = CompiledExample {
+        program,
+        args: |addr, deadline_ms, image, scan_text| {
+            vec![
+                "-addr".into(),
+                addr.into(),
+                "-timeout".into(),
+                format!("{deadline_ms}ms"),
+                image.into(),
+                scan_text.into(),
+            ]
+        },
+    };
+    example.check(dir.path()).await;
+}
+
+#[tokio::test]
+async fn java_example_reads_a_card_and_a_title_with_a_key_and_a_deadline_and_names_errors() {
+    if tool("python").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let toolchain = ["java", "javac", "protoc", "grpc_java_plugin"];
+    let Some(program) = build_example("java", &toolchain, &dir.path().join("java")).await else {
+        return;
+    };
+    let example = CompiledExample {
+        program,
+        args: |addr, deadline_ms, image, scan_text| {
+            vec![
+                "--addr".into(),
+                addr.into(),
+                "--timeout-ms".into(),
+                deadline_ms.to_string(),
+                image.into(),
+                scan_text.into(),
+            ]
+        },
+    };
+    example.check(dir.path()).await;
 }
