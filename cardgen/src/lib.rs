@@ -32,6 +32,9 @@ use rand::{Rng, RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
 mod design;
+mod qr;
+
+pub use qr::{QrImage, QrScene, invoice_title_text, other_code_text};
 
 /// The fonts numbers are drawn in: OCR-A (close to the embossed Farrington font of real cards),
 /// monospaced and proportional faces.

@@ -1,19 +1,33 @@
 //! Writes synthetic card photos to look at or to read with other engines:
 //! `cargo run -p ocrgate-cardgen -- [--hard | --wild | --design] OUT_DIR [COUNT] [FIRST_SEED]`.
 //! Each file is named `<seed>-<number>.jpg`; `--hard` draws the hard mode's photos, `--wild` the
-//! wild mode's, `--design` the design mode's.
+//! wild mode's, `--design` the design mode's. `--qr SCENE` (screenshot, screen-photo, paper, small,
+//! several) writes invoice title QR code images instead, named `<seed>.png` or `<seed>.jpg`.
 
 use std::{path::PathBuf, process::ExitCode};
 
-use ocrgate_cardgen::CardGenerator;
+use ocrgate_cardgen::{CardGenerator, QrScene};
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1).peekable();
     let mode = args
-        .next_if(|arg| ["--hard", "--wild", "--design"].contains(&arg.as_str()))
+        .next_if(|arg| ["--hard", "--wild", "--design", "--qr"].contains(&arg.as_str()))
         .unwrap_or_default();
+    let scene = if mode == "--qr" {
+        match args.next().as_deref().and_then(QrScene::from_name) {
+            Some(scene) => Some(scene),
+            None => {
+                eprintln!("--qr takes a scene: screenshot, screen-photo, paper, small or several");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
     let Some(out) = args.next().map(PathBuf::from) else {
-        eprintln!("usage: cardgen [--hard | --wild | --design] OUT_DIR [COUNT] [FIRST_SEED]");
+        eprintln!(
+            "usage: cardgen [--hard | --wild | --design | --qr SCENE] OUT_DIR [COUNT] [FIRST_SEED]"
+        );
         return ExitCode::from(2);
     };
     let count: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(10);
@@ -30,6 +44,21 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     for seed in first..first + count {
+        if let Some(scene) = scene {
+            let image = generator.qr_image(scene, seed);
+            let extension = if image.bytes.starts_with(b"\x89PNG") {
+                "png"
+            } else {
+                "jpg"
+            };
+            let path = out.join(format!("{seed}.{extension}"));
+            if let Err(err) = std::fs::write(&path, &image.bytes) {
+                eprintln!("cannot write {}: {err}", path.display());
+                return ExitCode::FAILURE;
+            }
+            println!("{} {} codes", path.display(), 1 + image.others.len());
+            continue;
+        }
         let card = match mode.as_str() {
             "--hard" => generator.hard_card(seed),
             "--wild" => generator.wild_card(seed),
