@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .codec_path("crate::api::codec::OcrCodec")
         // Images reach the vendor as the very buffer that came off the wire, never copied.
         .bytes(".ocrgate.v1.RecognizeBankCardRequest.image")
+        .bytes(".ocrgate.v1.ParseInvoiceTitleRequest.qr_image")
         .compile_fds(descriptors)?;
     Ok(())
 }

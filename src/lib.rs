@@ -15,6 +15,7 @@ pub mod enrich;
 pub mod limits;
 pub mod provider;
 pub mod providers;
+pub mod qr;
 pub mod result_cache;
 pub mod routing;
 pub mod secret;

@@ -30,6 +30,7 @@ use crate::{
         BankCard, BankCardRecognizer, BankCardRequest, CallContext, ErrorKind, Escalation, Graded,
         InvoiceTitle, InvoiceTitleParser, InvoiceTitleRequest, Provenance, ProviderError,
     },
+    qr,
     routing::Routed,
     telemetry::Metrics,
 };
@@ -121,7 +122,7 @@ impl OcrApi {
         let account = validate::optional(Op::account(&request).to_owned());
         audit(&|entry| entry.account(account.clone()));
         let answered = async {
-            let request = Op::validate(self, request)?;
+            let request = Op::validate(self, request, &call).await?;
             let provider = Op::provider(&request);
             if let Some(caller) = &caller {
                 caller
@@ -193,7 +194,13 @@ trait Operation {
 
     /// The account the request names, as sent.
     fn account(request: &Self::Request) -> &str;
-    fn validate(api: &OcrApi, request: Self::Request) -> Result<Self::Validated, Status>;
+    /// The request checked, and completed where the gateway reads part of it itself (a title's
+    /// QR code from its image), within the call's deadline.
+    fn validate(
+        api: &OcrApi,
+        request: Self::Request,
+        call: &CallContext,
+    ) -> impl Future<Output = Result<Self::Validated, Status>> + Send;
     /// The provider the request names.
     fn provider(request: &Self::Validated) -> Option<&str>;
     /// The providers that serve this RPC.
@@ -225,7 +232,11 @@ impl Operation for BankCards {
         &request.account
     }
 
-    fn validate(api: &OcrApi, request: Self::Request) -> Result<Self::Validated, Status> {
+    async fn validate(
+        api: &OcrApi,
+        request: Self::Request,
+        _: &CallContext,
+    ) -> Result<Self::Validated, Status> {
         Ok(validate::bank_card_request(
             request,
             api.limits.max_image_bytes(),
@@ -275,8 +286,19 @@ impl Operation for InvoiceTitles {
         &request.account
     }
 
-    fn validate(_: &OcrApi, request: Self::Request) -> Result<Self::Validated, Status> {
-        Ok(validate::invoice_title_request(request)?)
+    /// A QR image is read here, so that every provider gets the code's text.
+    async fn validate(
+        api: &OcrApi,
+        request: Self::Request,
+        call: &CallContext,
+    ) -> Result<Self::Validated, Status> {
+        match validate::invoice_title_request(request, api.limits.max_image_bytes())? {
+            validate::TitleRequest::Ready(request) => Ok(request),
+            validate::TitleRequest::QrImage(image, mut request) => {
+                request.scan_text = qr::invoice_title_text(image, call.deadline).await?;
+                Ok(request)
+            }
+        }
     }
 
     fn provider(request: &Self::Validated) -> Option<&str> {

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::provider::{ErrorKind, ProviderError};
+use crate::{
+    provider::{ErrorKind, ProviderError},
+    qr::QrError,
+};
 
 /// The `domain` of every `google.rpc.ErrorInfo` ocrgate sends.
 pub const ERROR_DOMAIN: &str = "ocrgate";
@@ -91,6 +94,40 @@ pub fn deadline_exceeded() -> Status {
         "the call's deadline ran out before an answer",
         ErrorDetails::with_error_info(REASON_DEADLINE_EXCEEDED, ERROR_DOMAIN, HashMap::new()),
     )
+}
+
+/// `reason` of a QR image in which no code was found.
+pub const REASON_QR_NOT_FOUND: &str = "QR_NOT_FOUND";
+
+/// `reason` of a QR image whose codes are none of them an invoice title's.
+pub const REASON_QR_NOT_INVOICE_TITLE: &str = "QR_NOT_INVOICE_TITLE";
+
+/// Why no invoice title was read from `qr_image`. The message never holds a decoded text.
+impl From<QrError> for Status {
+    fn from(err: QrError) -> Self {
+        let message = err.to_string();
+        match err {
+            QrError::NotFound => Status::with_error_details(
+                Code::NotFound,
+                message,
+                ErrorDetails::with_error_info(REASON_QR_NOT_FOUND, ERROR_DOMAIN, HashMap::new()),
+            ),
+            QrError::NotInvoiceTitle { codes } => Status::with_error_details(
+                Code::InvalidArgument,
+                message,
+                ErrorDetails::with_error_info(
+                    REASON_QR_NOT_INVOICE_TITLE,
+                    ERROR_DOMAIN,
+                    HashMap::from([("codes".to_owned(), codes.to_string())]),
+                ),
+            ),
+            QrError::Image(err) if err.kind() == ErrorKind::InvalidInput => {
+                InvalidRequest::new("qr_image", message).into()
+            }
+            QrError::Image(_) => Status::internal(message),
+            QrError::DeadlineExceeded => deadline_exceeded(),
+        }
+    }
 }
 
 /// `reason` of a message larger than its method accepts.

@@ -1,5 +1,6 @@
 //! Request rules, checked before any provider is called. Each failure names the field.
 
+use bytes::Bytes;
 use url::Url;
 
 use super::{pb, status::InvalidRequest};
@@ -38,25 +39,7 @@ pub fn bank_card_request(
             ));
         }
         Some(Source::Image(bytes)) => {
-            if bytes.is_empty() {
-                return Err(InvalidRequest::new("image", "the image is empty"));
-            }
-            if bytes.len() > max_image_bytes {
-                return Err(InvalidRequest::new(
-                    "image",
-                    format!(
-                        "the image is {} bytes; the limit is {max_image_bytes} bytes ({})",
-                        bytes.len(),
-                        bytesize::ByteSize(max_image_bytes as u64)
-                    ),
-                ));
-            }
-            let format = ImageFormat::sniff(&bytes).ok_or_else(|| {
-                InvalidRequest::new(
-                    "image",
-                    "the bytes are not a JPEG, PNG, BMP, GIF or WebP image",
-                )
-            })?;
+            let format = upload("image", &bytes, max_image_bytes)?;
             ImageSource::Upload { bytes, format }
         }
         Some(Source::ImageUrl(url)) => ImageSource::Url(image_url(&url)?),
@@ -69,29 +52,81 @@ pub fn bank_card_request(
     })
 }
 
+/// A title request whose QR code is still to be read from its image, or already its text.
+#[derive(Debug)]
+pub enum TitleRequest {
+    Ready(InvoiceTitleRequest),
+    /// The image's bytes, and the request its decoded text completes.
+    QrImage(Bytes, InvoiceTitleRequest),
+}
+
+/// The request a provider gets, from a client's: the QR code's text, or an image of at most
+/// `max_image_bytes` to read it from. Exactly one of the two.
 pub fn invoice_title_request(
     request: pb::ParseInvoiceTitleRequest,
-) -> Result<InvoiceTitleRequest, InvalidRequest> {
-    let scan_text = request.scan_text.trim();
-    if scan_text.is_empty() {
-        return Err(InvalidRequest::new(
+    max_image_bytes: usize,
+) -> Result<TitleRequest, InvalidRequest> {
+    let pb::ParseInvoiceTitleRequest {
+        scan_text,
+        account,
+        provider,
+        qr_image,
+    } = request;
+    let scan_text = scan_text.trim();
+    let title = |scan_text: String| InvoiceTitleRequest {
+        scan_text,
+        account: optional(account),
+        provider: optional(provider),
+    };
+    match (scan_text.is_empty(), qr_image.is_empty()) {
+        (true, true) => Err(InvalidRequest::new(
             "scan_text",
-            "empty: pass the text of the scanned QR code",
-        ));
-    }
-    if scan_text.len() > MAX_SCAN_TEXT_BYTES {
-        return Err(InvalidRequest::new(
+            "empty: pass the text of the scanned QR code, or its image as `qr_image`",
+        )),
+        (false, false) => Err(InvalidRequest::new(
+            "qr_image",
+            "set either `scan_text` or `qr_image`, not both",
+        )),
+        (false, true) if scan_text.len() > MAX_SCAN_TEXT_BYTES => Err(InvalidRequest::new(
             "scan_text",
             format!(
                 "{} bytes; the limit is {MAX_SCAN_TEXT_BYTES} bytes",
                 scan_text.len()
             ),
+        )),
+        (false, true) => Ok(TitleRequest::Ready(title(scan_text.to_owned()))),
+        (true, false) => {
+            upload("qr_image", &qr_image, max_image_bytes)?;
+            Ok(TitleRequest::QrImage(qr_image, title(String::new())))
+        }
+    }
+}
+
+/// An uploaded image's size and format checked: not empty, at most `max_image_bytes`, and one of
+/// the formats the gateway decodes.
+fn upload(
+    field: &'static str,
+    bytes: &[u8],
+    max_image_bytes: usize,
+) -> Result<ImageFormat, InvalidRequest> {
+    if bytes.is_empty() {
+        return Err(InvalidRequest::new(field, "the image is empty"));
+    }
+    if bytes.len() > max_image_bytes {
+        return Err(InvalidRequest::new(
+            field,
+            format!(
+                "the image is {} bytes; the limit is {max_image_bytes} bytes ({})",
+                bytes.len(),
+                bytesize::ByteSize(max_image_bytes as u64)
+            ),
         ));
     }
-    Ok(InvoiceTitleRequest {
-        scan_text: scan_text.to_owned(),
-        account: optional(request.account),
-        provider: optional(request.provider),
+    ImageFormat::sniff(bytes).ok_or_else(|| {
+        InvalidRequest::new(
+            field,
+            "the bytes are not a JPEG, PNG, BMP, GIF or WebP image",
+        )
     })
 }
 

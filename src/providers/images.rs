@@ -125,20 +125,31 @@ pub async fn fit(
         image.sent_height = tracing::field::Empty,
         image.cpu_ms = tracing::field::Empty,
     );
+    let work = span.clone();
+    let jpeg = on_blocking_pool(move || {
+        work.in_scope(|| fit_as_jpeg(&bytes, accepts.max_bytes, max_pixels))
+    })
+    .await?;
+    span.record("image.sent_bytes", jpeg.len());
+    Ok((jpeg, ImageFormat::Jpeg))
+}
+
+/// Runs `work` on the blocking pool once one of the conversion slots (one per core, shared by
+/// every decode of an image) is free. The slot is held until the work ends, even when the caller
+/// stops waiting for it.
+pub async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ImageError> + Send + 'static,
+) -> Result<T, ImageError> {
     let permit = CONVERSIONS
         .acquire()
         .await
         .map_err(|err| ImageError::Task(err.to_string()))?;
-    let work = span.clone();
-    let jpeg = tokio::task::spawn_blocking(move || {
-        // Held until the work ends, even when the caller stops waiting for it.
+    tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        work.in_scope(|| fit_as_jpeg(&bytes, accepts.max_bytes, max_pixels))
+        work()
     })
     .await
-    .map_err(|err| ImageError::Task(err.to_string()))??;
-    span.record("image.sent_bytes", jpeg.len());
-    Ok((jpeg, ImageFormat::Jpeg))
+    .map_err(|err| ImageError::Task(err.to_string()))?
 }
 
 /// JPEG quality of a re-encoded photo: text stays crisp at a third of the size of quality 95.
