@@ -2,7 +2,11 @@
 //!
 //! ```sh
 //! cargo run --example rust_client -- http://127.0.0.1:50051 card.jpg 'https://mp.weixin.qq.com/…'
+//! cargo run --example rust_client -- http://127.0.0.1:50051 card.jpg qr-screenshot.png
 //! ```
+//!
+//! The title comes from the QR code's text, or from a photo or screenshot of the code, which the
+//! gateway decodes.
 
 use std::time::Duration;
 
@@ -13,7 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (Some(address), Some(image), Some(scan_text)) = (args.next(), args.next(), args.next())
     else {
-        return Err("usage: rust_client ADDRESS IMAGE_FILE SCAN_TEXT".into());
+        return Err("usage: rust_client ADDRESS IMAGE_FILE SCAN_TEXT_OR_QR_IMAGE_FILE".into());
     };
     let client = OcrClient::connect(address)
         .await?
@@ -45,7 +49,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Err(err) => return Err(err.into()),
     }
-    let title = client.parse_invoice_title(scan_text).await?;
+    let title = if std::path::Path::new(&scan_text).is_file() {
+        client
+            .parse_invoice_title_image(std::fs::read(scan_text)?)
+            .await?
+    } else {
+        client.parse_invoice_title(scan_text).await?
+    };
     println!("title {} / tax number {}", title.title, title.tax_number);
     Ok(())
 }

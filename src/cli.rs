@@ -82,14 +82,30 @@ pub async fn card(image: &str, mode: Mode, options: &CallOptions) -> ExitCode {
     )
 }
 
-pub async fn title(scan_text: &str, options: &CallOptions) -> ExitCode {
+/// The title behind `scan_text`, or behind the QR code in the `image` file.
+pub async fn title(
+    scan_text: Option<String>,
+    image: Option<&Path>,
+    options: &CallOptions,
+) -> ExitCode {
+    let qr_image = match image {
+        Some(path) => match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                eprintln!("error: cannot read {}: {err}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Vec::new(),
+    };
     let Some(client) = connect(options).await else {
         return ExitCode::FAILURE;
     };
     let request = ParseInvoiceTitleRequest {
-        scan_text: scan_text.to_owned(),
+        scan_text: scan_text.unwrap_or_default(),
         account: options.account.clone().unwrap_or_default(),
         provider: options.provider.clone().unwrap_or_default(),
+        qr_image: qr_image.into(),
     };
     finish(
         client.parse(request).await,

@@ -187,6 +187,19 @@ impl OcrClient {
         .await
     }
 
+    /// Reads the invoice title behind the QR code in an image file's bytes (a photo or a
+    /// screenshot; JPEG, PNG, BMP, GIF or WebP), which the gateway decodes.
+    pub async fn parse_invoice_title_image(
+        &self,
+        qr_image: impl Into<Bytes>,
+    ) -> Result<ParseInvoiceTitleResponse, CallError> {
+        self.parse(ParseInvoiceTitleRequest {
+            qr_image: qr_image.into(),
+            ..Default::default()
+        })
+        .await
+    }
+
     /// Any invoice title request, account, provider and all.
     pub async fn parse(
         &self,

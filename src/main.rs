@@ -47,10 +47,15 @@ enum Command {
         #[command(flatten)]
         call: cli::CallOptions,
     },
-    /// Ask a running server for the invoice title behind a scanned QR code's text.
+    /// Ask a running server for the invoice title behind a QR code: its text, or (with --image) a
+    /// photo or screenshot of it that the server decodes.
     Title {
         /// The text of the QR code, typically a https://mp.weixin.qq.com/... URL.
-        scan_text: String,
+        #[arg(required_unless_present = "image", conflicts_with = "image")]
+        scan_text: Option<String>,
+        /// A JPEG, PNG, BMP, GIF or WebP file holding the QR code, instead of its text.
+        #[arg(long)]
+        image: Option<std::path::PathBuf>,
         #[command(flatten)]
         call: cli::CallOptions,
     },
@@ -86,7 +91,11 @@ async fn main() -> ExitCode {
             mode,
             call,
         } => cli::card(&image_or_url, mode, &call).await,
-        Command::Title { scan_text, call } => cli::title(&scan_text, &call).await,
+        Command::Title {
+            scan_text,
+            image,
+            call,
+        } => cli::title(scan_text, image.as_deref(), &call).await,
     }
 }
 

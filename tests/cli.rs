@@ -127,6 +127,30 @@ async fn title_prints_the_invoice_title() {
 }
 
 #[tokio::test]
+async fn title_with_an_image_prints_the_title_behind_its_qr_code() {
+    let gateway = Gateway::start().await;
+    let image = common::cards().qr_image(ocrgate_cardgen::QrScene::Screenshot, 1);
+    gateway.sim.add_invoice_title(
+        &image.text,
+        json!({"title_type": 0, "title": "Example Co."}),
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("qr.png");
+    std::fs::write(&path, &image.bytes).expect("image written");
+
+    let output = ocrgate(
+        &gateway,
+        &["title", "--image", path.to_str().expect("utf-8")],
+    )
+    .await;
+    let without = ocrgate(&gateway, &["title"]).await;
+
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("Example Co. [organization]"));
+    assert_eq!(without.status.code(), Some(2), "neither a text nor --image");
+}
+
+#[tokio::test]
 async fn a_failed_call_prints_code_reason_and_message_and_exits_non_zero() {
     let gateway = Gateway::start().await;
     gateway.sim.inject(

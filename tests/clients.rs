@@ -13,14 +13,19 @@ use std::{
     process::Output,
 };
 
-use common::{Gateway, config_for, png, route, simulator, tencent_gateway, tool, with_tencent};
+use common::{
+    Gateway, cards, config_for, png, route, simulator, tencent_gateway, tool, with_tencent,
+};
 use ocrgate::auth::CallerConfig;
+use ocrgate_cardgen::QrScene;
 use serde_json::json;
 use sha2::Digest as _;
 use vendor_sim::{Endpoint, Fault, SimConfig};
 
 const SCAN_TEXT: &str = "https://mp.weixin.qq.com/intp/invoice/usertitlewxa?invoice_key=poly";
 const API_KEY: &str = "polyglot-key-0123456789abcdef";
+/// The file [`answers`] writes a screenshot of the title's QR code to.
+const QR_IMAGE: &str = "title-qr.png";
 
 /// The path of `name` among the installed tools, or `None` (after saying so) when the tests run
 /// without them.
@@ -70,7 +75,8 @@ async fn gateway_with_a_caller(dir: &Path) -> (Gateway, PathBuf) {
     answers(Gateway::serve(sim, config).await, dir)
 }
 
-/// Teaches `gateway`'s simulator the card and the title, and writes the card's image to `dir`.
+/// Teaches `gateway`'s simulator the card and the title, and writes the card's image to `dir`,
+/// and a screenshot of the title's QR code as [`QR_IMAGE`].
 fn answers(gateway: Gateway, dir: &Path) -> (Gateway, PathBuf) {
     gateway.sim.add_card_image(png(1), "6222020200112345679");
     gateway.sim.set_tencent_extras(json!({
@@ -78,10 +84,11 @@ fn answers(gateway: Gateway, dir: &Path) -> (Gateway, PathBuf) {
         "WarningCode": [-9112],
         "QualityValue": 88,
     }));
-    gateway.sim.add_invoice_title(
-        SCAN_TEXT,
-        json!({"title_type": 0, "title": "Example Co.", "tax_no": "91440300708461136T"}),
-    );
+    let title = json!({"title_type": 0, "title": "Example Co.", "tax_no": "91440300708461136T"});
+    gateway.sim.add_invoice_title(SCAN_TEXT, title.clone());
+    let qr = cards().qr_image(QrScene::Screenshot, 1);
+    gateway.sim.add_invoice_title(&qr.text, title);
+    std::fs::write(dir.join(QR_IMAGE), &qr.bytes).expect("image written");
     let image = dir.join("card.png");
     std::fs::write(&image, png(1)).expect("image written");
     std::fs::write(dir.join("not-a-card.png"), png(2)).expect("image written");
@@ -156,6 +163,19 @@ async fn python_example_reads_a_card_and_a_title_and_an_error_reason() {
         &env,
     )
     .await;
+    let qr = dir.path().join(QR_IMAGE);
+    let from_qr = run(
+        &python,
+        &[
+            example.to_str().expect("utf-8"),
+            image.to_str().expect("utf-8"),
+            qr.to_str().expect("utf-8"),
+            "--addr",
+            &addr,
+        ],
+        &env,
+    )
+    .await;
     let bad_image = dir.path().join("not-a-card.png");
     let bad = run(
         &python,
@@ -171,6 +191,7 @@ async fn python_example_reads_a_card_and_a_title_and_an_error_reason() {
     .await;
 
     assert_answers(&good);
+    assert_answers(&from_qr);
     assert_not_found(&bad);
 }
 
@@ -201,6 +222,18 @@ async fn node_example_reads_a_card_and_a_title_and_an_error_reason() {
         &[],
     )
     .await;
+    let qr = dir.path().join(QR_IMAGE);
+    let from_qr = run(
+        &node,
+        &[
+            example.to_str().expect("utf-8"),
+            image.to_str().expect("utf-8"),
+            qr.to_str().expect("utf-8"),
+            &addr,
+        ],
+        &[],
+    )
+    .await;
     let bad_image = dir.path().join("not-a-card.png");
     let bad = run(
         &node,
@@ -215,6 +248,7 @@ async fn node_example_reads_a_card_and_a_title_and_an_error_reason() {
     .await;
 
     assert_answers(&good);
+    assert_answers(&from_qr);
     assert_not_found(&bad);
 }
 

@@ -1,7 +1,8 @@
-// Read a bank card from an image file and an invoice title from QR code text, with ocrgate.
+// Read a bank card from an image file and an invoice title from a QR code, with ocrgate.
 //
 //   npm ci --prefix examples/node
 //   node examples/node/ocrgate_example.js card.jpg 'https://mp.weixin.qq.com/…' [127.0.0.1:50051]
+//   node examples/node/ocrgate_example.js card.jpg qr-screenshot.png [127.0.0.1:50051]
 //
 // The proto is loaded at run time (@grpc/proto-loader): nothing is generated.
 
@@ -54,7 +55,11 @@ async function main() {
     }
     console.log(`warnings=${card.warnings.join(',') || '-'}`);
     console.log(`quality=${card._quality ? card.quality : '-'}`);
-    const title = await call(client, 'ParseInvoiceTitle', { scan_text: scanText });
+    // The QR code's text, or a photo or screenshot of the code (a file) that the gateway decodes.
+    const titleRequest = fs.existsSync(scanText) && fs.statSync(scanText).isFile()
+      ? { qr_image: fs.readFileSync(scanText) }
+      : { scan_text: scanText };
+    const title = await call(client, 'ParseInvoiceTitle', titleRequest);
     console.log(`title=${title.title}`);
     console.log(`tax_number=${title.tax_number} valid=${title.tax_number_valid}`);
   } catch (err) {
