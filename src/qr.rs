@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use image::{GrayImage, imageops};
 use rxing::{
     BinaryBitmap, DecodeHintValue, DecodeHints, Luma8LuminanceSource, common::HybridBinarizer,
     multi::MultipleBarcodeReader as _, qrcode::cpp_port::QrReader,
@@ -87,13 +88,42 @@ fn pick(texts: Vec<String>) -> Result<String, QrError> {
 ///
 /// rxing's port of zxing-cpp's QR reader finds every code in one pass over the binarised image;
 /// on the benchmark's images it reads as many as ZXing's generic multiple-code reader, in half the
-/// time (BENCHMARKS.md, *QR codes*).
+/// time. A code whose modules are a pixel or two wide is lost in binarising, so an image in which
+/// no code is found is read once more enlarged, up to twice its size within `max_pixels`
+/// (BENCHMARKS.md, *QR codes*).
 pub fn texts(bytes: &[u8], max_pixels: u64) -> Result<Vec<String>, ImageError> {
     let luma = images::decode(bytes, max_pixels)?.into_luma8();
+    let found = read(&luma);
+    if !found.is_empty() {
+        return Ok(found);
+    }
     let (width, height) = luma.dimensions();
-    let Ok(source) = Luma8LuminanceSource::new(luma.into_raw(), width, height) else {
+    let scale = (max_pixels as f64 / (f64::from(width) * f64::from(height)))
+        .sqrt()
+        .min(MAX_ENLARGEMENT);
+    if scale < MIN_ENLARGEMENT {
+        return Ok(found);
+    }
+    let enlarged = imageops::resize(
+        &luma,
+        images::scaled(width, scale),
+        images::scaled(height, scale),
+        imageops::FilterType::Triangle,
+    );
+    Ok(read(&enlarged))
+}
+
+/// The second look at an image with no code found enlarges it at most this much...
+const MAX_ENLARGEMENT: f64 = 2.0;
+/// ...and is not taken when the pixel bound leaves less room than this.
+const MIN_ENLARGEMENT: f64 = 1.2;
+
+/// The texts of the QR codes in `luma`.
+fn read(luma: &GrayImage) -> Vec<String> {
+    let (width, height) = luma.dimensions();
+    let Ok(source) = Luma8LuminanceSource::new(luma.as_raw().clone(), width, height) else {
         // Only an empty image has no luminance source: it holds no code.
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let hints = DecodeHints::default().with(DecodeHintValue::TryHarder(true));
     // rxing answers "no code" as an error: any failure to find one is no code.
@@ -105,7 +135,7 @@ pub fn texts(bytes: &[u8], max_pixels: u64) -> Result<Vec<String>, ImageError> {
         .map(|result| result.getText().to_owned())
         .collect();
     texts.dedup();
-    Ok(texts)
+    texts
 }
 
 /// Whether `text` is a WeChat invoice title code's: an http(s) URL on `mp.weixin.qq.com` under
