@@ -37,8 +37,9 @@ pub enum QrError {
     DeadlineExceeded,
 }
 
-/// The text of the invoice title code in `image`, decoded on the blocking pool; waiting for a
-/// slot there ends at `deadline`. The `qr.decode` span records the codes found and the time.
+/// The text of the invoice title code in `image`, decoded on the blocking pool. The wait, for a
+/// slot and for the decode, ends at `deadline`; a decode already started ends in its slot. The
+/// `qr.decode` span records the codes found and the time, never a text.
 pub async fn invoice_title_text(
     image: Bytes,
     deadline: Option<tokio::time::Instant>,
