@@ -7,37 +7,20 @@ mod common;
 use std::{collections::BTreeMap, time::Duration};
 
 use common::{
-    APP_ID, APP_SECRET, Gateway, GatewayProcess, assert_reason, error_info, png, sample, upload,
+    APP_ID, APP_SECRET, Gateway, GatewayProcess, assert_reason, caller, error_info, key_hash, png,
+    sample, upload,
 };
 use ocrgate::{
     api::pb::{self, ocr_service_client::OcrServiceClient},
     auth::{CallerConfig, OnStoreError, Rpc},
     config::Config,
 };
-use sha2::{Digest as _, Sha256};
 use tonic::{Code, Status, transport::Channel};
 use tonic_types::StatusExt as _;
 use vendor_sim::{SimConfig, Simulator};
 
 const NUMBER: &str = "6222020200112345678";
 const BILLING_KEY: &str = "billing-key-0123456789abcdef";
-
-fn key_hash(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
-/// A caller known by `key`, otherwise with the defaults.
-fn caller(key: &str) -> CallerConfig {
-    CallerConfig {
-        api_key_sha256: Some(key_hash(key)),
-        identity: None,
-        rpcs: None,
-        accounts: None,
-        providers: Vec::new(),
-        rate_per_second: None,
-        daily_budget: None,
-    }
-}
 
 /// A gateway whose one caller is `billing`, configured by `tweak`.
 async fn gateway_with(

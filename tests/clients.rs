@@ -14,12 +14,10 @@ use std::{
 };
 
 use common::{
-    Gateway, cards, config_for, png, route, simulator, tencent_gateway, tool, with_tencent,
+    Gateway, caller, cards, config_for, png, route, simulator, tencent_gateway, tool, with_tencent,
 };
-use ocrgate::auth::CallerConfig;
 use ocrgate_cardgen::QrScene;
 use serde_json::json;
-use sha2::Digest as _;
 use vendor_sim::{Endpoint, Fault, SimConfig};
 
 const SCAN_TEXT: &str = "https://mp.weixin.qq.com/intp/invoice/usertitlewxa?invoice_key=poly";
@@ -62,16 +60,7 @@ async fn gateway_with_a_caller(dir: &Path) -> (Gateway, PathBuf) {
     let mut config = config_for(&sim);
     with_tencent(&mut config, &sim);
     config.routing.bank_card = route(&["tencent"]);
-    let caller = CallerConfig {
-        api_key_sha256: Some(hex::encode(sha2::Sha256::digest(API_KEY))),
-        identity: None,
-        rpcs: None,
-        accounts: None,
-        providers: Vec::new(),
-        rate_per_second: None,
-        daily_budget: None,
-    };
-    config.callers = BTreeMap::from([("polyglot".to_owned(), caller)]);
+    config.callers = BTreeMap::from([("polyglot".to_owned(), caller(API_KEY))]);
     answers(Gateway::serve(sim, config).await, dir)
 }
 

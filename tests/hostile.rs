@@ -12,7 +12,8 @@ use std::{
 
 use bytes::Bytes;
 use common::{
-    APP_ID, APP_SECRET, Gateway, GatewayProcess, assert_reason, error_info, png, sample, upload,
+    APP_ID, APP_SECRET, Gateway, GatewayProcess, assert_reason, error_info, key_hash, png, sample,
+    upload,
 };
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -778,11 +779,6 @@ async fn simulator_with_photo_and_title() -> (Simulator, Vec<u8>) {
     (sim, photo)
 }
 
-fn sha256_hex(key: &str) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(key.as_bytes()))
-}
-
 /// A card upload of `photo` over gRPC from the loopback, with `metadata`.
 /// Uploads `photo` until the gateway refuses it, and the refusal; fails the test, saying `why`
 /// it should be refused, after 100 uploads served. A flood's bytes are sent before this is
@@ -829,7 +825,7 @@ async fn body_timed_out(flood: Vec<tokio::task::JoinHandle<Status>>) {
 async fn two_callers_behind_one_address_each_keep_their_share() {
     let (sim, photo) = simulator_with_photo_and_title().await;
     let (flooder, neighbour) = ("flooder-key-0123456789", "neighbour-key-0123456789");
-    let (flooder_hash, neighbour_hash) = (sha256_hex(flooder), sha256_hex(neighbour));
+    let (flooder_hash, neighbour_hash) = (key_hash(flooder), key_hash(neighbour));
     let gateway = gateway_with_small_shares(
         &sim,
         &[

@@ -22,10 +22,9 @@ use std::{
 };
 
 use base64::Engine as _;
-use common::{APP_ID, APP_SECRET, ordinary_cards, sample, tool, upload};
+use common::{APP_ID, APP_SECRET, key_hash, ordinary_cards, sample, tool, upload};
 use ocrgate::api::pb::{self, ocr_service_client::OcrServiceClient};
 use serde_json::Value;
-use sha2::Digest as _;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tonic::{Request, transport::Channel};
 use tonic_health::pb::{
@@ -229,7 +228,7 @@ fn render(image: &str, sim: &Simulator, grpc: u16, metrics: u16) -> Vec<Value> {
     let mut manifests: Vec<Value> = serde_json::from_slice(&json).expect("the rendering as JSON");
     let callers = format!(
         "[callers.image-check]\napi_key_sha256 = \"{}\"\n",
-        hex::encode(sha2::Sha256::digest(API_KEY))
+        key_hash(API_KEY)
     );
     manifests.push(serde_json::json!({
         "kind": "Secret",

@@ -518,25 +518,7 @@ impl CardGenerator {
         let (fw, fh) = (face.width() as f32, face.height() as f32);
         let from = [(0.0, 0.0), (fw, 0.0), (fw, fh), (0.0, fh)];
         if let Some(projection) = Projection::from_control_points(from, to) {
-            let card = image::RgbaImage::from_fn(face.width(), face.height(), |x, y| {
-                let Rgb([r, g, b]) = *face.get_pixel(x, y);
-                image::Rgba([r, g, b, 255])
-            });
-            let mut placed = image::RgbaImage::new(width, height);
-            warp_into(
-                &card,
-                projection,
-                Interpolation::Bilinear,
-                Border::Constant(image::Rgba([0, 0, 0, 0])),
-                &mut placed,
-            );
-            for (pixel, over) in photo.pixels_mut().zip(placed.pixels()) {
-                let alpha = f32::from(over.0[3]) / 255.0;
-                for c in 0..3 {
-                    pixel.0[c] = (f32::from(pixel.0[c]) * (1.0 - alpha)
-                        + f32::from(over.0[c]) * alpha) as u8;
-                }
-            }
+            warp_onto(&mut photo, face, projection);
         }
 
         // Uneven light: brighter towards one side, darker in the corners, and glare.
@@ -920,6 +902,30 @@ fn shade(face: &RgbImage, x: i32, y: i32, delta: u8) -> Rgb<u8> {
             c.saturating_add(delta * 2)
         }
     }))
+}
+
+/// Draws `item` onto `photo` through `projection`, its edges blended where they cover part of a
+/// pixel.
+fn warp_onto(photo: &mut RgbImage, item: &RgbImage, projection: Projection) {
+    let opaque = image::RgbaImage::from_fn(item.width(), item.height(), |x, y| {
+        let Rgb([r, g, b]) = *item.get_pixel(x, y);
+        image::Rgba([r, g, b, 255])
+    });
+    let mut placed = image::RgbaImage::new(photo.width(), photo.height());
+    warp_into(
+        &opaque,
+        projection,
+        Interpolation::Bilinear,
+        Border::Constant(image::Rgba([0, 0, 0, 0])),
+        &mut placed,
+    );
+    for (pixel, over) in photo.pixels_mut().zip(placed.pixels()) {
+        let alpha = f32::from(over.0[3]) / 255.0;
+        for c in 0..3 {
+            pixel.0[c] =
+                (f32::from(pixel.0[c]) * (1.0 - alpha) + f32::from(over.0[c]) * alpha) as u8;
+        }
+    }
 }
 
 fn random_colour(rng: &mut Pcg64, range: std::ops::Range<u8>) -> Rgb<u8> {

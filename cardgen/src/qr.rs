@@ -9,7 +9,7 @@ use ab_glyph::PxScale;
 use image::{ImageFormat, Rgb, RgbImage, imageops};
 use imageproc::{
     drawing::{draw_filled_rect_mut, draw_text_mut, text_size},
-    geometric_transformations::{Border, Interpolation, Projection, warp_into},
+    geometric_transformations::Projection,
     noise::gaussian_noise,
     rect::Rect,
 };
@@ -17,7 +17,7 @@ use qrcode::{EcLevel, QrCode};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
-use crate::{CardGenerator, jpeg, random_colour};
+use crate::{CardGenerator, jpeg, random_colour, warp_onto};
 
 /// How the code reaches the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,13 +287,7 @@ impl CardGenerator {
             .min(0.9 * width as f32 / phone.width() as f32);
         place(rng, &mut photo, &phone, scale, 25.0, 0.08);
         glare(rng, &mut photo, 0.2..0.6);
-        let photo = imageops::blur(&photo, rng.random_range(0.4..1.8));
-        gaussian_noise(
-            &photo,
-            0.0,
-            rng.random_range(2.0..7.0),
-            rng.random_range(0..u64::MAX),
-        )
+        developed(rng, &photo, 0.4..1.8, 2.0..7.0)
     }
 
     /// The code printed on paper beside the title, on a table.
@@ -326,13 +320,7 @@ impl CardGenerator {
         let scale = scale.min(0.85 * height as f32 / sheet.height() as f32);
         place(rng, &mut photo, &sheet, scale, 12.0, 0.05);
         glare(rng, &mut photo, 0.0..0.35);
-        let photo = imageops::blur(&photo, rng.random_range(0.3..1.5));
-        gaussian_noise(
-            &photo,
-            0.0,
-            rng.random_range(2.0..8.0),
-            rng.random_range(0..u64::MAX),
-        )
+        developed(rng, &photo, 0.3..1.5, 2.0..8.0)
     }
 
     /// A large frame of a counter with the code, 80-160 pixels across, somewhere in it.
@@ -346,13 +334,7 @@ impl CardGenerator {
         let across = rng.random_range(80.0f32..160.0);
         let scale = across / (6 * code.width()) as f32;
         place(rng, &mut photo, &drawn, scale, 10.0, 0.03);
-        let photo = imageops::blur(&photo, rng.random_range(0.2..0.9));
-        gaussian_noise(
-            &photo,
-            0.0,
-            rng.random_range(1.0..5.0),
-            rng.random_range(0..u64::MAX),
-        )
+        developed(rng, &photo, 0.2..0.9, 1.0..5.0)
     }
 
     /// A poster or screen with the invoice title's code among `others`, side by side.
@@ -398,13 +380,7 @@ impl CardGenerator {
         let scale = (rng.random_range(0.6f32..0.9) * width as f32 / poster.width() as f32)
             .min(0.9 * height as f32 / poster.height() as f32);
         place(rng, &mut photo, &poster, scale, 10.0, 0.04);
-        let photo = imageops::blur(&photo, rng.random_range(0.2..1.2));
-        gaussian_noise(
-            &photo,
-            0.0,
-            rng.random_range(1.0..5.0),
-            rng.random_range(0..u64::MAX),
-        )
+        developed(rng, &photo, 0.2..1.2, 1.0..5.0)
     }
 
     /// One line of text, `size` pixels high, its top left at (`x`, `y`).
@@ -496,28 +472,26 @@ fn place(rng: &mut Pcg64, photo: &mut RgbImage, item: &RgbImage, scale: f32, tur
     ];
     let (iw, ih) = (item.width() as f32, item.height() as f32);
     let from = [(0.0, 0.0), (iw, 0.0), (iw, ih), (0.0, ih)];
-    let Some(projection) = Projection::from_control_points(from, to) else {
-        return;
-    };
-    let opaque = image::RgbaImage::from_fn(item.width(), item.height(), |x, y| {
-        let Rgb([r, g, b]) = *item.get_pixel(x, y);
-        image::Rgba([r, g, b, 255])
-    });
-    let mut placed = image::RgbaImage::new(photo.width(), photo.height());
-    warp_into(
-        &opaque,
-        projection,
-        Interpolation::Bilinear,
-        Border::Constant(image::Rgba([0, 0, 0, 0])),
-        &mut placed,
-    );
-    for (pixel, over) in photo.pixels_mut().zip(placed.pixels()) {
-        let alpha = f32::from(over.0[3]) / 255.0;
-        for c in 0..3 {
-            pixel.0[c] =
-                (f32::from(pixel.0[c]) * (1.0 - alpha) + f32::from(over.0[c]) * alpha) as u8;
-        }
+    if let Some(projection) = Projection::from_control_points(from, to) {
+        warp_onto(photo, item, projection);
     }
+}
+
+/// `photo` as the camera saves it: blurred by a σ drawn from `blur`, with noise of a σ drawn from
+/// `noise`.
+fn developed(
+    rng: &mut Pcg64,
+    photo: &RgbImage,
+    blur: std::ops::Range<f32>,
+    noise: std::ops::Range<f64>,
+) -> RgbImage {
+    let photo = imageops::blur(photo, rng.random_range(blur));
+    gaussian_noise(
+        &photo,
+        0.0,
+        rng.random_range(noise),
+        rng.random_range(0..u64::MAX),
+    )
 }
 
 /// One or two soft bright spots, of a strength drawn from `strength`.

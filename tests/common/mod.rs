@@ -162,6 +162,25 @@ pub fn sent_to_tencent(sim: &Simulator) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The hex SHA-256 of an API key, as a caller's `api_key_sha256` holds it.
+pub fn key_hash(key: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}
+
+/// A caller known by `key`, otherwise with the defaults.
+pub fn caller(key: &str) -> ocrgate::auth::CallerConfig {
+    ocrgate::auth::CallerConfig {
+        api_key_sha256: Some(key_hash(key)),
+        identity: None,
+        rpcs: None,
+        accounts: None,
+        providers: Vec::new(),
+        rate_per_second: None,
+        daily_budget: None,
+    }
+}
+
 /// The synthetic card generator, with the fonts `scripts/fetch-fonts.sh` fetched.
 pub fn cards() -> ocrgate_cardgen::CardGenerator {
     ocrgate_cardgen::CardGenerator::new(&ocrgate_cardgen::CardGenerator::default_fonts_dir())
