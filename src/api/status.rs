@@ -96,6 +96,9 @@ pub fn deadline_exceeded() -> Status {
     )
 }
 
+/// `reason` of a failure of the gateway's own, such as a decoding task that died.
+pub const REASON_INTERNAL: &str = "INTERNAL";
+
 /// `reason` of a QR image in which no code was found.
 pub const REASON_QR_NOT_FOUND: &str = "QR_NOT_FOUND";
 
@@ -124,7 +127,11 @@ impl From<QrError> for Status {
             QrError::Image(err) if err.kind() == ErrorKind::InvalidInput => {
                 InvalidRequest::new("qr_image", message).into()
             }
-            QrError::Image(_) => Status::internal(message),
+            QrError::Image(_) => Status::with_error_details(
+                Code::Internal,
+                message,
+                ErrorDetails::with_error_info(REASON_INTERNAL, ERROR_DOMAIN, HashMap::new()),
+            ),
             QrError::DeadlineExceeded => deadline_exceeded(),
         }
     }
