@@ -147,8 +147,8 @@ async fn the_image_serves_as_the_chart_runs_it_and_drains_on_sigterm() {
             Ok(read.provider)
         }));
     }
-    // The reads take turns at the local provider; one of them at least is being served now.
-    wait_for_in_flight(&metrics_page, "RecognizeBankCard", 1).await;
+    // Every card read has reached the gateway (the first one, read above, and these).
+    wait_for_calls(&metrics_page, "RecognizeBankCard", cards.len()).await;
 
     running.terminate();
     let ready = format!("http://127.0.0.1:{metrics}/readyz");
@@ -544,7 +544,9 @@ impl Drop for Running {
     }
 }
 
-async fn wait_for_in_flight(metrics: &str, method: &str, n: usize) {
+/// Until the gateway has received `n` `method` calls since it started: those in flight and those
+/// answered OK.
+async fn wait_for_calls(metrics: &str, method: &str, n: usize) {
     let counted = async {
         loop {
             let page = reqwest::get(metrics)
@@ -553,8 +555,13 @@ async fn wait_for_in_flight(metrics: &str, method: &str, n: usize) {
                 .text()
                 .await
                 .expect("page");
-            let now = sample(&page, "ocrgate_rpc_in_flight", &[("rpc_method", method)]);
-            if now.is_some_and(|now| now >= n as f64) {
+            let in_flight = sample(&page, "ocrgate_rpc_in_flight", &[("rpc_method", method)]);
+            let answered = sample(
+                &page,
+                "rpc_server_call_duration_seconds_count",
+                &[("rpc_method", method), ("rpc_grpc_status_code", "0")],
+            );
+            if in_flight.unwrap_or(0.0) + answered.unwrap_or(0.0) >= n as f64 {
                 return;
             }
             tokio::task::yield_now().await;
@@ -562,7 +569,7 @@ async fn wait_for_in_flight(metrics: &str, method: &str, n: usize) {
     };
     tokio::time::timeout(Duration::from_secs(30), counted)
         .await
-        .unwrap_or_else(|_| panic!("{n} {method} calls were never in flight at once"));
+        .unwrap_or_else(|_| panic!("the gateway never received {n} {method} calls"));
 }
 
 async fn wait_for_status(url: &str, status: u16) {
