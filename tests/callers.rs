@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use common::{
     APP_ID, APP_SECRET, Gateway, GatewayProcess, assert_reason, caller, error_info, key_hash, png,
-    sample, upload,
+    sample, upload, with_key,
 };
 use ocrgate::{
     api::pb::{self, ocr_service_client::OcrServiceClient},
@@ -36,15 +36,6 @@ async fn gateway_with(
     .await;
     gateway.sim.add_card_image(png(1), NUMBER);
     gateway
-}
-
-fn with_key<T>(message: T, key: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {key}").parse().expect("metadata"),
-    );
-    request
 }
 
 async fn card(client: &mut OcrServiceClient<Channel>, key: &str) -> Result<String, Status> {

@@ -22,11 +22,11 @@ use std::{
 };
 
 use base64::Engine as _;
-use common::{APP_ID, APP_SECRET, key_hash, ordinary_cards, sample, tool, upload};
+use common::{APP_ID, APP_SECRET, key_hash, ordinary_cards, sample, tool, upload, with_key};
 use ocrgate::api::pb::{self, ocr_service_client::OcrServiceClient};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tonic::{Request, transport::Channel};
+use tonic::transport::Channel;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -88,7 +88,7 @@ async fn the_image_serves_as_the_chart_runs_it_and_drains_on_sigterm() {
     let mut client = OcrServiceClient::new(channel);
     let cards = ordinary_cards(9000, 3);
     let read = client
-        .recognize_bank_card(authorized(upload(cards[0].jpeg.clone())))
+        .recognize_bank_card(with_key(upload(cards[0].jpeg.clone()), API_KEY))
         .await
         .unwrap_or_else(|status| panic!("the card was not read in the image: {status:?}"))
         .into_inner();
@@ -98,10 +98,13 @@ async fn the_image_serves_as_the_chart_runs_it_and_drains_on_sigterm() {
         "read by the models inside the image"
     );
     let title = client
-        .parse_invoice_title(authorized(pb::ParseInvoiceTitleRequest {
-            scan_text: SCAN_TEXT.into(),
-            ..Default::default()
-        }))
+        .parse_invoice_title(with_key(
+            pb::ParseInvoiceTitleRequest {
+                scan_text: SCAN_TEXT.into(),
+                ..Default::default()
+            },
+            API_KEY,
+        ))
         .await
         .expect("the title comes back from the simulator")
         .into_inner();
@@ -125,10 +128,13 @@ async fn the_image_serves_as_the_chart_runs_it_and_drains_on_sigterm() {
         let mut client = client.clone();
         in_flight.push(tokio::spawn(async move {
             let title = client
-                .parse_invoice_title(authorized(pb::ParseInvoiceTitleRequest {
-                    scan_text: SCAN_TEXT.into(),
-                    ..Default::default()
-                }))
+                .parse_invoice_title(with_key(
+                    pb::ParseInvoiceTitleRequest {
+                        scan_text: SCAN_TEXT.into(),
+                        ..Default::default()
+                    },
+                    API_KEY,
+                ))
                 .await?
                 .into_inner();
             Ok::<_, tonic::Status>(title.title)
@@ -140,7 +146,7 @@ async fn the_image_serves_as_the_chart_runs_it_and_drains_on_sigterm() {
         let (number, jpeg) = (card.number.clone(), card.jpeg.clone());
         in_flight.push(tokio::spawn(async move {
             let read = client
-                .recognize_bank_card(authorized(upload(jpeg)))
+                .recognize_bank_card(with_key(upload(jpeg), API_KEY))
                 .await?
                 .into_inner();
             assert_eq!(read.card_number, number);
@@ -174,16 +180,6 @@ async fn the_image_serves_as_the_chart_runs_it_and_drains_on_sigterm() {
         mib(idle_rss),
         mib(busy_rss)
     );
-}
-
-/// The request with the test caller's API key.
-fn authorized<T>(message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {API_KEY}").parse().expect("ascii"),
-    );
-    request
 }
 
 /// A port free on loopback now (the container takes it on the host's network).

@@ -181,6 +181,16 @@ pub fn caller(key: &str) -> ocrgate::auth::CallerConfig {
     }
 }
 
+/// `message` as a request from the caller whose API key is `key` (`authorization: Bearer`).
+pub fn with_key<T>(message: T, key: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {key}").parse().expect("metadata"),
+    );
+    request
+}
+
 /// The synthetic card generator, with the fonts `scripts/fetch-fonts.sh` fetched.
 pub fn cards() -> ocrgate_cardgen::CardGenerator {
     ocrgate_cardgen::CardGenerator::new(&ocrgate_cardgen::CardGenerator::default_fonts_dir())
