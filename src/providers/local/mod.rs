@@ -730,16 +730,18 @@ fn flattened(image: &image::RgbImage, radius: f32) -> image::RgbImage {
 }
 
 /// The part of an image of `size` a row of digits at `row` is looked at again in: as wide again
-/// on each side (the groups missed may be on either), a line above and below.
+/// on each side (the groups missed may be on either), and above and below it as far as the next
+/// line of a number printed in lines may be, whole ([`card::NEXT_LINE_REACH`] line heights).
 fn around_row(row: engine::Bounds, size: (u32, u32)) -> engine::Bounds {
     let (width, height) = size;
+    let reach = (card::NEXT_LINE_REACH * row.height as f32).ceil() as u32;
     let x = row.x.saturating_sub(row.width);
-    let y = row.y.saturating_sub(row.height);
+    let y = row.y.saturating_sub(reach);
     engine::Bounds {
         x,
         y,
         width: (row.x + 2 * row.width).min(width) - x,
-        height: (row.y + 2 * row.height).min(height) - y,
+        height: (row.y + row.height + reach).min(height) - y,
     }
 }
 
@@ -1047,7 +1049,8 @@ mod tests {
     }
 
     #[test]
-    fn a_row_is_looked_at_again_with_its_width_on_each_side_and_a_line_above_and_below() {
+    fn a_row_is_looked_at_again_with_its_width_on_each_side_and_the_reach_of_a_next_line_above_and_below()
+     {
         let row = engine::Bounds {
             x: 300,
             y: 400,
@@ -1057,13 +1060,13 @@ mod tests {
         let around = around_row(row, (1000, 800));
         assert_eq!(
             (around.x, around.y, around.width, around.height),
-            (100, 360, 600, 120)
+            (100, 280, 600, 280)
         );
         // Clipped to the image.
         let around = around_row(row, (600, 420));
         assert_eq!(
             (around.x, around.y, around.width, around.height),
-            (100, 360, 500, 60)
+            (100, 280, 500, 140)
         );
     }
 }
