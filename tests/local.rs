@@ -160,6 +160,21 @@ async fn a_portrait_card_whose_number_is_printed_in_lines_is_read_line_after_lin
 }
 
 #[tokio::test]
+async fn print_too_faint_for_the_detector_is_found_with_the_light_evened_out() {
+    let Some(models) = local_models() else { return };
+    // Design cards 1045 (a portrait front) and 1170 (a back) print their numbers tone on tone
+    // under speckle: no look at the photo as it is finds a line of digits, and the whole image in
+    // grey with its light evened out does.
+    reads_cards(
+        &local_only(&models).await,
+        "design",
+        ocrgate_cardgen::CardGenerator::design_card,
+        &[1045, 1170],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_number_whose_last_group_is_never_detected_is_read_on_past_its_end() {
     let Some(models) = local_models() else { return };
     let gateway = local_only(&models).await;
