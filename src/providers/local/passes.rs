@@ -309,9 +309,9 @@ fn wide(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
 }
 
 /// Only photos without a number pay for it. The light is evened out over about a line's height as
-/// a card in a photo prints its number (`LINES_ACROSS` lines across the shorter side), at the size
-/// the detector sees the image, and brought back to the upright image's size: its lines are where
-/// they are in the upright image, which the look keeps (how sharp the print is, is measured there).
+/// a card in a photo prints its number (`LINES_ACROSS` lines across the shorter side), in the
+/// image made as small as the detector sees it, and read there; its lines are kept where they are
+/// in the upright image (how sharp the print is, is measured there).
 fn evened(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     if read.best.is_some() {
         return Ok(());
@@ -325,10 +325,15 @@ fn evened(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     );
     let small = image::imageops::thumbnail(upright, small_width, small_height);
     let even = flattened(&small, small_width.min(small_height) as f32 / LINES_ACROSS);
-    let even = image::imageops::resize(&even, width, height, image::imageops::FilterType::Triangle);
-    let reading = read.read(&even, SECOND_LOOK)?;
-    let picked = read.pick(&reading.lines);
-    read.keep(picked, reading.lines, upright);
+    drop(small);
+    let lines: Vec<TextLine> = read
+        .read(&even, SECOND_LOOK)?
+        .lines
+        .into_iter()
+        .map(|line| line.scaled(width as f32 / small_width as f32))
+        .collect();
+    let picked = read.pick(&lines);
+    read.keep(picked, lines, upright);
     Ok(())
 }
 
