@@ -1049,8 +1049,7 @@ mod tests {
     }
 
     #[test]
-    fn a_row_is_looked_at_again_with_its_width_on_each_side_and_the_reach_of_a_next_line_above_and_below()
-     {
+    fn a_row_is_looked_at_with_its_width_each_side_and_a_next_lines_reach_above_and_below() {
         let row = engine::Bounds {
             x: 300,
             y: 400,

@@ -60,8 +60,8 @@ pub(super) const PASSES: &[Pass] = &[
         name: "wide",
         run: wide,
     },
-    // Still nothing: print too faint against its ground for the detector (pale on a gradient,
-    // light under glare) may show in grey with the light evened out over the whole image.
+    // Still nothing: print too faint against its ground for the detector (tone on tone, under
+    // speckle, pale on a gradient) may show in grey with the light evened out over the whole image.
     Pass {
         name: "evened",
         run: evened,
