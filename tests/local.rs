@@ -119,6 +119,17 @@ async fn reads_wild_cards(gateway: &Gateway, seeds: &[u64]) {
     .await;
 }
 
+/// Reads the generator's design cards of `seeds` through `gateway` and expects each number.
+async fn reads_design_cards(gateway: &Gateway, seeds: &[u64]) {
+    reads_cards(
+        gateway,
+        "design",
+        ocrgate_cardgen::CardGenerator::design_card,
+        seeds,
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn hard_phone_photos_turned_or_with_a_price_beside_the_number_are_read() {
     let Some(models) = local_models() else { return };
@@ -150,13 +161,7 @@ async fn a_portrait_card_whose_number_is_printed_in_lines_is_read_line_after_lin
     // 1020 and 1058 (the tuning range) are read whole only in a look at the number's row, which
     // must reach the whole of the line above it: a line cut in half there reads as half as tall,
     // and is not the next line of the number.
-    reads_cards(
-        &local_only(&models).await,
-        "design",
-        ocrgate_cardgen::CardGenerator::design_card,
-        &[2, 3, 46, 1020, 1058],
-    )
-    .await;
+    reads_design_cards(&local_only(&models).await, &[2, 3, 46, 1020, 1058]).await;
 }
 
 #[tokio::test]
@@ -165,13 +170,7 @@ async fn print_too_faint_for_the_detector_is_found_with_the_light_evened_out() {
     // Design cards 1045 (a portrait front) and 1170 (a back) print their numbers tone on tone
     // under speckle: no look at the photo as it is finds a line of digits, and the whole image in
     // grey with its light evened out does.
-    reads_cards(
-        &local_only(&models).await,
-        "design",
-        ocrgate_cardgen::CardGenerator::design_card,
-        &[1045, 1170],
-    )
-    .await;
+    reads_design_cards(&local_only(&models).await, &[1045, 1170]).await;
 }
 
 #[tokio::test]

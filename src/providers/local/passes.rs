@@ -16,7 +16,7 @@ use super::{
     engine::{self, Engine, FIRST_LOOK, Look, TextLine},
     flattened, inference_failed, number_rows, read_past_end, stopped, wide_look,
 };
-use crate::{enrich::BinTable, provider::ProviderError};
+use crate::{enrich::BinTable, provider::ProviderError, providers::images};
 
 /// One pass of a read.
 pub(super) struct Pass {
@@ -318,11 +318,8 @@ fn evened(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     }
     let upright = read.upright();
     let (width, height) = upright.dimensions();
-    let scale = (SECOND_LOOK.detection_side as f32 / width.max(height) as f32).min(1.0);
-    let (small_width, small_height) = (
-        ((width as f32 * scale).round() as u32).max(1),
-        ((height as f32 * scale).round() as u32).max(1),
-    );
+    let scale = (f64::from(SECOND_LOOK.detection_side) / f64::from(width.max(height))).min(1.0);
+    let (small_width, small_height) = (images::scaled(width, scale), images::scaled(height, scale));
     let small = image::imageops::thumbnail(upright, small_width, small_height);
     let even = flattened(&small, small_width.min(small_height) as f32 / LINES_ACROSS);
     drop(small);
