@@ -327,6 +327,16 @@ async fn check_config_reports_a_valid_configuration_and_refuses_an_invalid_one()
         String::from_utf8_lossy(&unbounded.stderr)
             .contains("limits.body_timeout must be more than zero")
     );
+    let unsure = run(&[("OCRGATE_LOCAL__MIN_CONFIDENCE", "1.25")])
+        .await
+        .expect("runs");
+    assert_eq!(unsure.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&unsure.stderr);
+    assert!(
+        said.contains("local.min_confidence: invalid value, expected a confidence from 0 to 1"),
+        "{said}"
+    );
+    assert!(!said.contains("1.25"), "{said}");
     let sized = run(&[("OCRGATE_LIMITS__REQUEST_MEMORY", "256 MiB")])
         .await
         .expect("runs");

@@ -120,6 +120,54 @@ async fn without_a_threshold_every_local_answer_is_kept() {
     assert_eq!(gateway.sim.count(Endpoint::BankCard), 0);
 }
 
+#[tokio::test]
+async fn a_number_read_too_unsure_to_answer_is_not_found_or_goes_on_to_the_vendor() {
+    let Some(models) = local_models() else { return };
+    let gateway = local_then_wechat(&models, None, |config| {
+        // Every reading's confidence is under 1, so none is sure enough.
+        config
+            .providers
+            .set("local.min_confidence", DOUBT_EVERY_ANSWER);
+        config.routing.failover_on = vec![ErrorKind::Unavailable, ErrorKind::NotFound];
+    })
+    .await;
+    let card = ordinary_cards(104, 1).remove(0);
+    gateway.sim.add_card_image(card.jpeg.clone(), &card.number);
+
+    // Named alone, the reader says it found no number it would answer with.
+    let status = gateway
+        .recognize(pb::RecognizeBankCardRequest {
+            provider: "local".into(),
+            ..upload(card.jpeg.clone())
+        })
+        .await
+        .expect_err("too unsure to answer");
+    common::assert_reason(&status, Code::NotFound, "LOCAL_NOT_FOUND");
+    assert!(
+        status.message().contains("local.min_confidence"),
+        "{status:?}"
+    );
+    assert!(!status.message().contains(&card.number), "{status:?}");
+    assert_eq!(gateway.sim.count(Endpoint::BankCard), 0);
+
+    // Routed, the call goes on to the vendor, whose answer comes back.
+    let reply = gateway.read_card(&card).await;
+
+    assert_eq!(reply.provider, "wechat");
+    assert_eq!(reply.card_number, card.number);
+    let (_, page) = gateway.admin_get("/metrics").await;
+    assert_eq!(
+        escalations(&page, "local", "wechat", "not_found"),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "ocrgate_local_unsure_total", &[]),
+        Some(2.0),
+        "{page}"
+    );
+}
+
 /// A gateway whose bank cards go to WeChat alone, with the result cache on as by default.
 async fn wechat_with_cache() -> Gateway {
     Gateway::start_with(SimConfig::default(), |config| {

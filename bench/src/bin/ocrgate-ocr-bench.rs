@@ -14,7 +14,9 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use ocrgate::{
     provider::{CallContext, CardNumber, ImageWarning},
-    providers::local::{FEATURE_NAMES, LocalConfig, LocalProvider, UNSETTLED, pass_names},
+    providers::local::{
+        FEATURE_NAMES, LocalConfig, LocalProvider, MIN_CONFIDENCE, UNSETTLED, pass_names,
+    },
 };
 use ocrgate_cardgen::CardGenerator;
 
@@ -57,6 +59,11 @@ struct Args {
     /// new): set, seed, whether it was right, its confidence and the features it weighed.
     #[arg(long)]
     evidence: Option<PathBuf>,
+    /// Numbers read with less confidence count as not found, as the gateway answers them
+    /// (`local.min_confidence`); 0 takes every reading as an answer. The reliability table and
+    /// `--evidence` weigh every reading.
+    #[arg(long, default_value_t = MIN_CONFIDENCE)]
+    min_confidence: f32,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -118,8 +125,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut qualities = Vec::new();
     let mut blurry = 0;
     let mut misses = Vec::new();
-    // Each answer's confidence, and whether it was right.
+    // Each reading's confidence, and whether it was right.
     let mut answers: Vec<(f32, bool)> = Vec::new();
+    // Readings under `--min-confidence`, answered as not found, and how many of them were right.
+    let mut unsure = Tally::default();
     let set = format!("{:?}", args.set).to_lowercase();
     let mut evidence = match &args.evidence {
         Some(path) => {
@@ -160,10 +169,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .read(Bytes::from(card.jpeg.clone()), &CallContext::default())
             .await;
         latency.record(started.elapsed().as_micros().max(1) as u64)?;
-        let read = reading.as_ref().map(|reading| &reading.card);
-        let exact = read
-            .as_ref()
-            .is_ok_and(|read| read.number.digits() == card.number);
+        let right = |read: &ocrgate::provider::BankCard| read.number.digits() == card.number;
+        let read = reading
+            .clone()
+            .and_then(|reading| reading.answer(args.min_confidence));
+        let exact = read.as_ref().is_ok_and(right);
         // A read that found no number was settled by no pass.
         let settled_by = reading
             .as_ref()
@@ -171,7 +181,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         by_pass.entry(settled_by).or_default().add(exact);
         if let Ok(reading) = &reading {
             let confidence = reading.card.confidence.unwrap_or_default();
+            let exact = right(&reading.card);
             answers.push((confidence, exact));
+            if read.is_err() {
+                unsure.add(exact);
+            }
             if let Some(file) = &mut evidence {
                 let features: Vec<String> = reading
                     .evidence
@@ -274,6 +288,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!("misses: {wrong} wrong numbers, {not_found} without a number");
+    println!(
+        "readings under the least confidence answered ({}), counted as without a number: {} \
+         ({} of them right)",
+        args.min_confidence, unsure.total, unsure.exact
+    );
     if !misses.is_empty() && !args.held_out {
         println!("misreads:");
         for miss in &misses {

@@ -14,6 +14,7 @@ use crate::telemetry::Metrics;
 pub(super) struct LocalMetrics {
     reads: Counter<u64>,
     reads_stopped: Counter<u64>,
+    unsure: Counter<u64>,
     waiting: UpDownCounter<i64>,
     refused: Counter<u64>,
 }
@@ -33,6 +34,13 @@ impl LocalMetrics {
                 .u64_counter("ocrgate.local.reads_stopped")
                 .with_description(
                     "Card reads the local provider stopped because nobody waited for the answer",
+                )
+                .build(),
+            unsure: meter
+                .u64_counter("ocrgate.local.unsure")
+                .with_description(
+                    "Card numbers the local provider read with a confidence under \
+                     local.min_confidence, and answered NOT_FOUND for",
                 )
                 .build(),
             waiting: meter
@@ -58,6 +66,11 @@ impl LocalMetrics {
     /// A read stopped: the caller's deadline passed or the call was dropped.
     pub(super) fn read_stopped(&self) {
         self.reads_stopped.add(1, &[]);
+    }
+
+    /// A number was read with too little confidence to be an answer.
+    pub(super) fn unsure(&self) {
+        self.unsure.add(1, &[]);
     }
 
     /// A card read started (`+1`) or stopped (`-1`) waiting for a free engine.

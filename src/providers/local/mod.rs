@@ -117,6 +117,11 @@ pub struct LocalConfig {
     pub max_image_pixels: u64,
     /// Reads that may wait for a free engine; one more is refused at once as busy.
     pub max_queue: usize,
+    /// The least confidence a number is answered with: one read with less is more likely wrong
+    /// than right, and the reader answers that it found no number (`NotFound`). 0 answers every
+    /// number read.
+    #[serde(deserialize_with = "confidence_from_0_to_1")]
+    pub min_confidence: f32,
     /// Passes of a read left out, by name (see `passes`), to measure what each buys: the OCR
     /// bench's `--without`. Not a configuration key.
     #[serde(skip)]
@@ -132,8 +137,27 @@ impl Default for LocalConfig {
             threads_per_image: NonZeroUsize::MIN,
             max_image_pixels: 16_000_000,
             max_queue: 64,
+            min_confidence: MIN_CONFIDENCE,
             without_passes: Vec::new(),
         }
+    }
+}
+
+/// The default `min_confidence`: under it, the confidence model says a reading is more likely
+/// wrong than right (it is calibrated: BENCHMARKS.md, "Confidence").
+pub const MIN_CONFIDENCE: f32 = 0.5;
+
+fn confidence_from_0_to_1<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<f32, D::Error> {
+    let value = f32::deserialize(deserializer)?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(serde::de::Error::invalid_value(
+            serde::de::Unexpected::Float(f64::from(value)),
+            &"a confidence from 0 to 1",
+        ))
     }
 }
 
@@ -186,6 +210,8 @@ pub struct LocalProvider {
     /// The reads waiting for a permit, and how long reads take.
     queue: Arc<Queue>,
     max_image_pixels: u64,
+    /// Numbers read with less confidence are no answer.
+    min_confidence: f32,
     /// The passes each read runs.
     passes: passes::PassSet,
     metrics: LocalMetrics,
@@ -198,6 +224,24 @@ pub struct Reading {
     pub evidence: Evidence,
     /// The pass that settled the number (see `passes`), or `none`.
     pub settled_by: &'static str,
+}
+
+impl Reading {
+    /// The card, unless the number was read with a confidence under `min_confidence`: a reader
+    /// more likely wrong than right says it found no number (`NotFound`) rather than guess.
+    pub fn answer(self, min_confidence: f32) -> Result<BankCard, ProviderError> {
+        match self.card.confidence {
+            Some(confidence) if confidence < min_confidence => Err(ProviderError::new(
+                PROVIDER,
+                ErrorKind::NotFound,
+                format!(
+                    "no bank card number was read surely enough: the likeliest reading's \
+                     confidence is {confidence:.2}, under local.min_confidence ({min_confidence})"
+                ),
+            )),
+            _ => Ok(self.card),
+        }
+    }
 }
 
 impl LocalProvider {
@@ -234,6 +278,7 @@ impl LocalProvider {
             permits: Arc::new(Semaphore::new(concurrency)),
             queue: Arc::new(Queue::new(config.max_queue, metrics.clone())),
             max_image_pixels: config.max_image_pixels,
+            min_confidence: config.min_confidence,
             passes: passes::PassSet::without(&config.without_passes).map_err(BuildError::Passes)?,
             metrics,
         })
@@ -344,7 +389,13 @@ impl BankCardRecognizer for LocalProvider {
         call: &CallContext,
     ) -> Result<BankCard, ProviderError> {
         match request.image {
-            ImageSource::Upload { bytes, .. } => Ok(self.read(bytes, call).await?.card),
+            ImageSource::Upload { bytes, .. } => {
+                let answer = self.read(bytes, call).await?.answer(self.min_confidence);
+                if answer.is_err() {
+                    self.metrics.unsure();
+                }
+                answer
+            }
             ImageSource::Url(_) => Err(ProviderError::new(
                 PROVIDER,
                 ErrorKind::InvalidInput,
