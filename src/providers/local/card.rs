@@ -130,6 +130,10 @@ pub struct Picked {
     pub log_probability: f32,
     /// Whether one doubtful digit was replaced by its runner-up to pass the Luhn check.
     pub corrected: bool,
+    /// Whether its row goes on past its last group with another box of digits: the number's
+    /// last group apart from the others (a 19-digit number read as its first 16 passes the Luhn
+    /// check one time in ten), or print beside the card.
+    pub continued: bool,
 }
 
 impl Picked {
@@ -145,13 +149,21 @@ impl Picked {
 
     /// Whether another look could hardly do better.
     pub fn settled(&self) -> bool {
-        self.read_well() && !self.short_for_issuer
+        self.read_well() && !self.may_go_on()
     }
 
-    /// Whether it would be settled but for being shorter than its issuer's cards: most likely a
-    /// longer number whose last group the detector missed, just past its last box.
+    /// Whether it would be settled but for a sign that the number goes on past what was read.
     pub fn cut_short(&self) -> bool {
-        self.read_well() && self.short_for_issuer
+        self.read_well() && self.may_go_on()
+    }
+
+    /// Signs of a longer number whose last digits were missed, just past its last box: it is
+    /// shorter than its issuer's cards, its row goes on with more digits, or it is 17 or 18
+    /// digits long, as few banks' cards are and a 19-digit number with a digit lost is.
+    fn may_go_on(&self) -> bool {
+        self.short_for_issuer
+            || self.continued
+            || !USUAL_LENGTHS.contains(&self.number.digits().len())
     }
 
     /// A valid number of a usual length and a known issuer, grouped as banks print them, every
@@ -207,10 +219,10 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
         .flat_map(|row| {
             digit_runs(&row.glyphs)
                 .into_iter()
-                .map(move |run| (run, row.height, row.bounds, row.stacked))
+                .map(move |run| (run, row.height, row.bounds, row.stacked, row.continued))
         })
-        .filter(|(run, _, _, _)| DIGITS.contains(&run.digits.len()))
-        .filter_map(|(run, height, bounds, stacked)| {
+        .filter(|(run, ..)| DIGITS.contains(&run.digits.len()))
+        .filter_map(|(run, height, bounds, stacked, continued)| {
             let read = corrected(&run.digits);
             let digits = &read.digits;
             let picked = Picked {
@@ -224,6 +236,7 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
                 certainty: read.certainty,
                 log_probability: read.log_probability,
                 corrected: read.corrected,
+                continued,
             };
             // Where a number cut from a longer run starts, only an issuer's prefix tells.
             let placed = !run.cut || picked.issuer > Issuer::Unknown;
@@ -482,6 +495,8 @@ struct Row<'a> {
     upside_down: bool,
     /// Whether it is several lines, one under another (see [`stacks`]).
     stacked: bool,
+    /// Whether the row it is part of goes on past its end with another box (see [`spans`]).
+    continued: bool,
 }
 
 impl<'a> Row<'a> {
@@ -534,6 +549,7 @@ impl<'a> Row<'a> {
             labelled,
             upside_down,
             stacked: false,
+            continued: false,
         })
     }
 }
@@ -608,6 +624,7 @@ impl<'a> Row<'a> {
             labelled: false,
             upside_down,
             stacked: true,
+            continued: false,
         })
     }
 }
@@ -632,11 +649,23 @@ fn unlabelled_parts<'a>(row: &[&'a TextLine]) -> Vec<Row<'a>> {
         .collect()
 }
 
-/// Every run of neighbouring boxes of a row, joined.
+/// Every run of neighbouring boxes of a row, joined; each says whether the row goes on past its
+/// end (in reading order) with a box clear of it, which a box read twice over is not.
 fn spans<'a>(row: &[&'a TextLine]) -> Vec<Row<'a>> {
     (0..row.len())
         .flat_map(|start| (start + 1..=row.len()).map(move |end| (start, end)))
-        .filter_map(|(start, end)| Row::join(&row[start..end]))
+        .filter_map(|(start, end)| {
+            let mut span = Row::join(&row[start..end])?;
+            let (left, right) = (span.bounds.x, span.bounds.x + span.bounds.width);
+            span.continued = if span.upside_down {
+                row[..start]
+                    .iter()
+                    .any(|line| line.bounds.x + line.bounds.width <= left)
+            } else {
+                row[end..].iter().any(|line| line.bounds.x >= right)
+            };
+            Some(span)
+        })
         .collect()
 }
 
@@ -1105,9 +1134,32 @@ pub(super) mod tests {
         assert!(whole.usual_length && whole.settled());
         assert!(more_trusted(Some(&whole), Some(&short)));
         assert!(!more_trusted(Some(&short), Some(&whole)));
-        // Shanghai Bank's 620522 cards have 18 digits: that length is theirs.
+        // Shanghai Bank's 620522 cards have 18 digits: that length is theirs, but a 19-digit
+        // number with a digit lost reads so too, so the band past its end is read before it is
+        // taken.
         let issued = pick(&[line(10, 50, 40, "620522 020011234566")]).expect("a number");
-        assert!(issued.usual_length && issued.settled());
+        assert!(issued.usual_length && issued.cut_short() && !issued.settled());
+    }
+
+    #[test]
+    fn a_reading_whose_row_goes_on_with_more_digits_is_cut_short() {
+        // A 19-digit number's last group apart from the others: the first 16 digits pass the
+        // Luhn check (one time in ten they do), all 19 read as one fail it.
+        let mut lines = [
+            line(100, 50, 40, "6225 8846 6352 3606"),
+            line(300, 48, 40, "57"),
+        ];
+        lines[0].bounds.width = 190;
+        lines[1].bounds.width = 30;
+        let read = pick(&lines).expect("a number");
+        assert_eq!(read.number.digits(), "6225884663523606");
+        assert!(read.continued && read.cut_short() && !read.settled());
+        // The same 16 digits alone on their row are settled.
+        let alone = pick(&lines[..1]).expect("a number");
+        assert!(!alone.continued && alone.settled());
+        // A box read twice over, overlapping the number's last, does not continue it.
+        lines[1].bounds.x = 280;
+        assert!(!pick(&lines).expect("a number").continued);
     }
 
     #[test]

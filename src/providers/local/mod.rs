@@ -612,7 +612,7 @@ fn read_card(
 }
 
 /// The number each look read, in order, to tell how many agree with the one taken; and the
-/// digits read past the end of a reading cut short for its issuer, when that was looked at.
+/// digits read past the end of a reading cut short (`Picked::cut_short`), when that was looked at.
 #[derive(Debug, Default)]
 struct Readings {
     numbers: Vec<Option<CardNumber>>,
@@ -645,7 +645,8 @@ impl Readings {
             settled: picked.settled(),
             looks: self.numbers.len(),
             agreeing: same.saturating_sub(1),
-            // Of the band past the end of a reading cut short, as this one is.
+            // Of the band past the end of a reading shorter than its issuer's cards, as the model
+            // was fitted; the other signs of a number going on count as not `settled`.
             digits_past_end: if picked.short_for_issuer {
                 self.digits_past_end
             } else {

@@ -32,8 +32,9 @@ pub(super) const PASSES: &[Pass] = &[
         name: "first_look",
         run: first_look,
     },
-    // A reading settled but for being shorter than its issuer's cards is most often a 19-digit
-    // number whose last group the detector missed: the band past its last box, read as a line.
+    // A reading settled but for a sign that the number goes on (shorter than its issuer's cards,
+    // its row going on with more digits, 17 or 18 digits long) is most often a 19-digit number
+    // whose last group or digit the detector missed: the band past its last box, read as a line.
     Pass {
         name: "past_end",
         run: past_end,
