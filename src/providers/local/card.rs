@@ -212,10 +212,10 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
         .iter()
         .map(|row| row.iter().map(|line| &**line).collect())
         .collect();
-    let whole_rows: Vec<Row> = rows.iter().flat_map(|row| unlabelled_parts(row)).collect();
+    let parts: Vec<&[&TextLine]> = rows.iter().flat_map(|row| unlabelled_parts(row)).collect();
     rows.iter()
         .flat_map(|row| spans(row))
-        .chain(stacks(&whole_rows))
+        .chain(stacks(&parts))
         .flat_map(|row| {
             digit_runs(&row.glyphs)
                 .into_iter()
@@ -483,6 +483,7 @@ static BOX_EDGE: Glyph = Glyph {
     runner_up: None,
 };
 
+#[derive(Clone)]
 struct Row<'a> {
     /// Its boxes' glyphs, `BOX_EDGE` between two boxes.
     glyphs: Vec<&'a Glyph>,
@@ -576,24 +577,40 @@ fn next_line(upper: &Row, lower: &Row) -> bool {
 }
 
 /// Lines of digits printed one under another, as portrait cards print their numbers: every run
-/// of two to four such lines among `lines` (the parts of rows between their labelled figures),
-/// each joined as [`Row::stacked`] joins them. The picker takes what these give only when it
-/// reads as a number does.
-fn stacks<'a>(lines: &[Row<'a>]) -> Vec<Row<'a>> {
-    let mut lines: Vec<&Row<'a>> = lines.iter().collect();
-    lines.sort_by_key(|row| row.bounds.y);
+/// of two to four such lines among `parts` (the boxes of rows between their labelled figures),
+/// each joined as [`Row::stacked`] joins them. A line under another is the part of its row that
+/// is under it: its first boxes, when they end before the line above begins, are other print on
+/// its row (a receipt beside the card). The picker takes what these give only when it reads as a
+/// number does.
+fn stacks<'a>(parts: &[&[&'a TextLine]]) -> Vec<Row<'a>> {
+    let mut lines: Vec<(Row<'a>, &[&'a TextLine])> = parts
+        .iter()
+        .filter_map(|boxes| Some((Row::join(boxes)?, *boxes)))
+        .collect();
+    lines.sort_by_key(|(row, _)| row.bounds.y);
     let mut stacks = Vec::new();
-    for (at, first) in lines.iter().enumerate() {
-        let mut stack = vec![*first];
-        for line in &lines[at + 1..] {
+    for (at, (first, _)) in lines.iter().enumerate() {
+        let mut stack = vec![first.clone()];
+        for (line, boxes) in &lines[at + 1..] {
             if stack.len() == 4 {
                 break;
             }
-            if let Some(last) = stack.last()
-                && next_line(last, line)
+            let Some(last) = stack.last() else { break };
+            let under = if line.upside_down {
+                Some(line.clone())
+            } else {
+                let begins = boxes
+                    .iter()
+                    .position(|b| b.bounds.x + b.bounds.width > last.bounds.x)
+                    .unwrap_or(boxes.len());
+                Row::join(&boxes[begins..])
+            };
+            if let Some(under) = under
+                && next_line(last, &under)
             {
-                stack.push(line);
-                stacks.extend(Row::stacked(&stack));
+                stack.push(under);
+                let joined: Vec<&Row<'a>> = stack.iter().collect();
+                stacks.extend(Row::stacked(&joined));
             }
         }
     }
@@ -641,12 +658,11 @@ pub fn digits_read(line: &TextLine) -> usize {
         .count()
 }
 
-/// The parts of a row between its labelled figures (`AL 128.850` beside a number's line), each
-/// joined: a labelled figure is never joined with other boxes, and must not hide its neighbours.
-fn unlabelled_parts<'a>(row: &[&'a TextLine]) -> Vec<Row<'a>> {
+/// The parts of a row between its labelled figures (`AL 128.850` beside a number's line): a
+/// labelled figure is never joined with other boxes, and must not hide its neighbours.
+fn unlabelled_parts<'r, 'a>(row: &'r [&'a TextLine]) -> impl Iterator<Item = &'r [&'a TextLine]> {
     row.split(|line| Row::join(&[*line]).is_some_and(|alone| alone.labelled))
-        .filter_map(Row::join)
-        .collect()
+        .filter(|part| !part.is_empty())
 }
 
 /// Every run of neighbouring boxes of a row, joined; each says whether the row goes on past its
@@ -949,6 +965,26 @@ pub(super) mod tests {
         ];
         let number = pick(&turned_over).expect("a number").number;
         assert_eq!(number.digits(), "6222020200112345679");
+    }
+
+    #[test]
+    fn a_line_under_a_number_is_the_part_of_its_row_under_it() {
+        // A portrait card's `6228 4890 4326` over `8782 308`, and a receipt's date ending just
+        // left of the second line, on its row: that row stacked whole reads `6228 4890 4326 2026
+        // 11 …`, whose first 18 digits pass the Luhn check.
+        let sized = |x, y, width, text| {
+            let mut line = line(x, y, 34, text);
+            line.bounds.width = width;
+            line.strip = Strip::level(line.bounds);
+            line
+        };
+        let lines = [
+            sized(213, 383, 190, "6228 4890 4326"),
+            sized(89, 428, 119, "2026-11-"),
+            sized(215, 427, 114, "8782 308"),
+        ];
+        let number = pick(&lines).expect("a number").number;
+        assert_eq!(number.digits(), "6228489043268782308");
     }
 
     #[test]
