@@ -596,21 +596,23 @@ fn stacks<'a>(parts: &[&[&'a TextLine]]) -> Vec<Row<'a>> {
                 break;
             }
             let Some(last) = stack.last() else { break };
-            let under = if line.upside_down {
-                Some(line.clone())
+            let begins = if line.upside_down {
+                0
             } else {
-                let begins = boxes
+                boxes
                     .iter()
                     .position(|b| b.bounds.x + b.bounds.width > last.bounds.x)
-                    .unwrap_or(boxes.len());
-                Row::join(&boxes[begins..])
+                    .unwrap_or(boxes.len())
+            };
+            let under = match begins {
+                0 => Some(line.clone()),
+                _ => Row::join(&boxes[begins..]),
             };
             if let Some(under) = under
                 && next_line(last, &under)
             {
                 stack.push(under);
-                let joined: Vec<&Row<'a>> = stack.iter().collect();
-                stacks.extend(Row::stacked(&joined));
+                stacks.extend(Row::stacked(&stack));
             }
         }
     }
@@ -621,9 +623,9 @@ impl<'a> Row<'a> {
     /// `lines`, from the top down, as one row: in reading order, which is bottom to top when
     /// most of them were read upside down (the card is turned over), a box edge between lines as
     /// between groups; `None` for no line.
-    fn stacked(lines: &[&Row<'a>]) -> Option<Self> {
+    fn stacked(lines: &[Row<'a>]) -> Option<Self> {
         let upside_down = 2 * lines.iter().filter(|line| line.upside_down).count() > lines.len();
-        let mut in_reading_order = lines.to_vec();
+        let mut in_reading_order: Vec<&Row<'a>> = lines.iter().collect();
         if upside_down {
             in_reading_order.reverse();
         }
