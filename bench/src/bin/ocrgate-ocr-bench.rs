@@ -104,6 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             concurrency: Some(NonZeroUsize::MIN),
             threads_per_image: NonZeroUsize::MIN,
             without_passes: args.without.clone(),
+            min_confidence: args.min_confidence,
             ..LocalConfig::default()
         },
         ocrgate::telemetry::Telemetry::without_exporters()?.metrics(),

@@ -209,12 +209,19 @@ pub struct LocalProvider {
     permits: Arc<Semaphore>,
     /// The reads waiting for a permit, and how long reads take.
     queue: Arc<Queue>,
-    max_image_pixels: u64,
-    /// Numbers read with less confidence are no answer.
-    min_confidence: f32,
-    /// The passes each read runs.
-    passes: passes::PassSet,
+    plan: Plan,
     metrics: LocalMetrics,
+}
+
+/// What every read is asked to do.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    max_image_pixels: u64,
+    /// The passes it runs.
+    passes: passes::PassSet,
+    /// Numbers read with less confidence are no answer; while the best reading is under it, the
+    /// passes for photos without a number run.
+    min_confidence: f32,
 }
 
 /// A card read, and what the reader knows of it.
@@ -277,9 +284,12 @@ impl LocalProvider {
             bins: Arc::new(BinTable::embedded()?),
             permits: Arc::new(Semaphore::new(concurrency)),
             queue: Arc::new(Queue::new(config.max_queue, metrics.clone())),
-            max_image_pixels: config.max_image_pixels,
-            min_confidence: config.min_confidence,
-            passes: passes::PassSet::without(&config.without_passes).map_err(BuildError::Passes)?,
+            plan: Plan {
+                max_image_pixels: config.max_image_pixels,
+                passes: passes::PassSet::without(&config.without_passes)
+                    .map_err(BuildError::Passes)?,
+                min_confidence: config.min_confidence,
+            },
             metrics,
         })
     }
@@ -327,7 +337,7 @@ impl LocalProvider {
 
         let engines = Arc::clone(&self.engines);
         let bins = Arc::clone(&self.bins);
-        let (max_pixels, passes) = (self.max_image_pixels, self.passes);
+        let plan = self.plan;
         let span = tracing::Span::current();
         // Set when this call is dropped (the client went away, or its deadline answered first).
         let abandoned = StopOnDrop::default();
@@ -341,16 +351,7 @@ impl LocalProvider {
             let started = Instant::now();
             let stop =
                 || stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d);
-            let read = span.in_scope(|| {
-                read_card(
-                    &engines,
-                    &bins,
-                    &bytes,
-                    (max_pixels, passes),
-                    stop,
-                    &metrics,
-                )
-            });
+            let read = span.in_scope(|| read_card(&engines, &bins, &bytes, plan, stop, &metrics));
             if read.is_err() && stop() {
                 metrics.read_stopped();
             } else {
@@ -390,7 +391,10 @@ impl BankCardRecognizer for LocalProvider {
     ) -> Result<BankCard, ProviderError> {
         match request.image {
             ImageSource::Upload { bytes, .. } => {
-                let answer = self.read(bytes, call).await?.answer(self.min_confidence);
+                let answer = self
+                    .read(bytes, call)
+                    .await?
+                    .answer(self.plan.min_confidence);
                 if answer.is_err() {
                     self.metrics.unsure();
                 }
@@ -576,11 +580,11 @@ fn read_card(
     engines: &[Mutex<Engine>],
     bins: &BinTable,
     bytes: &[u8],
-    (max_pixels, passes): (u64, passes::PassSet),
+    plan: Plan,
     stop: impl Fn() -> bool,
     metrics: &LocalMetrics,
 ) -> Result<Reading, ProviderError> {
-    let image = decode(bytes, max_pixels)?;
+    let image = decode(bytes, plan.max_image_pixels)?;
     if stop() {
         return Err(stopped());
     }
@@ -595,8 +599,15 @@ fn read_card(
         })
         .ok_or_else(|| ProviderError::new(PROVIDER, ErrorKind::Unknown, "no free OCR engine"))?;
     let turned = OnceCell::new();
-    let mut read = passes::Read::new(&mut engine, bins, &stop, &image, &turned);
-    let settled_by = read.run(passes)?;
+    let mut read = passes::Read::new(
+        &mut engine,
+        bins,
+        &stop,
+        &image,
+        &turned,
+        plan.min_confidence,
+    );
+    let settled_by = read.run(plan.passes)?;
     metrics.read(settled_by);
     tracing::debug!(settled_by, looks = read.looks.len(), "card read");
     let passes::Read {
@@ -849,9 +860,9 @@ const THIRD_LOOK: Look = Look {
     detection_side: 512,
     line_stretch: 1.4,
 };
-/// A last look at the whole image of `size` when no look found a number: the detector sees it
-/// with about `WIDE_LOOK_PIXELS` (its input's sides are rounded to multiples of 32), up to 1280 px
-/// on the longer side. A 4:3 photo is seen at 886 px instead of 768.
+/// A last look at the whole image of `size` when no look found a number to answer: the detector
+/// sees it with about `WIDE_LOOK_PIXELS` (its input's sides are rounded to multiples of 32), up to
+/// 1280 px on the longer side. A 4:3 photo is seen at 886 px instead of 768.
 fn wide_look(size: (u32, u32)) -> Look {
     let (long, short) = (size.0.max(size.1), size.0.min(size.1).max(1));
     let side = (f64::from(WIDE_LOOK_PIXELS) * f64::from(long) / f64::from(short)).sqrt() as u32;

@@ -55,13 +55,14 @@ pub(super) const PASSES: &[Pass] = &[
         name: "number_row",
         run: number_row,
     },
-    // Nothing found at all: print too small or faint for the detector may show when it sees the
-    // whole image with as many pixels as the second look may take, spread over a wide photo.
+    // Nothing found, or nothing read surely enough to answer (`local.min_confidence`): print too
+    // small or faint for the detector may show when it sees the whole image with as many pixels
+    // as the second look may take, spread over a wide photo.
     Pass {
         name: "wide",
         run: wide,
     },
-    // Still nothing: print too faint against its ground for the detector (tone on tone, under
+    // Still nothing to answer: print too faint against its ground for the detector (tone on tone, under
     // speckle, pale on a gradient) may show in grey with the light evened out over the whole image.
     Pass {
         name: "evened",
@@ -133,6 +134,8 @@ pub(super) struct Read<'a, 'e> {
     pub(super) readings: Readings,
     /// Set by a pass that ends the read, settled or not.
     ended: bool,
+    /// Readings less confident than this are no answer (`local.min_confidence`).
+    min_confidence: f32,
 }
 
 impl<'a, 'e> Read<'a, 'e> {
@@ -142,6 +145,7 @@ impl<'a, 'e> Read<'a, 'e> {
         stop: &'a dyn Fn() -> bool,
         image: &'a RgbImage,
         turned: &'a OnceCell<Option<RgbImage>>,
+        min_confidence: f32,
     ) -> Self {
         Self {
             engine,
@@ -155,6 +159,7 @@ impl<'a, 'e> Read<'a, 'e> {
             best_in: 0,
             readings: Readings::default(),
             ended: false,
+            min_confidence,
         }
     }
 
@@ -176,6 +181,13 @@ impl<'a, 'e> Read<'a, 'e> {
 
     fn settled(&self) -> bool {
         self.best.as_ref().is_some_and(Picked::settled)
+    }
+
+    /// Whether the best reading so far would be answered, as far as the looks taken tell.
+    fn answerable(&self) -> bool {
+        self.best
+            .as_ref()
+            .is_some_and(|best| self.readings.evidence(best).confidence() >= self.min_confidence)
     }
 
     /// Reads `view` with `look`.
@@ -296,11 +308,11 @@ fn number_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     Ok(())
 }
 
-/// Only photos without a number pay for it.
+/// Only photos without a number, or with none read surely enough to answer, pay for it.
 fn wide(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     let upright = read.upright();
     let wide = wide_look(upright.dimensions());
-    if read.best.is_some() || wide.detection_side <= SECOND_LOOK.detection_side {
+    if read.answerable() || wide.detection_side <= SECOND_LOOK.detection_side {
         return Ok(());
     }
     let reading = read.read(upright, wide)?;
@@ -309,12 +321,13 @@ fn wide(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     Ok(())
 }
 
-/// Only photos without a number pay for it. The light is evened out over about a line's height as
-/// a card in a photo prints its number (`LINES_ACROSS` lines across the shorter side), in the
-/// image made as small as the detector sees it, and read there; its lines are kept where they are
-/// in the upright image (how sharp the print is, is measured there).
+/// Only photos without a number, or with none read surely enough to answer, pay for it. The light
+/// is evened out over about a line's height as a card in a photo prints its number
+/// (`LINES_ACROSS` lines across the shorter side), in the image made as small as the detector sees
+/// it, and read there; its lines are kept where they are in the upright image (how sharp the print
+/// is, is measured there).
 fn evened(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
-    if read.best.is_some() {
+    if read.answerable() {
         return Ok(());
     }
     let upright = read.upright();
