@@ -59,9 +59,10 @@ struct Args {
     /// new): set, seed, whether it was right, its confidence and the features it weighed.
     #[arg(long)]
     evidence: Option<PathBuf>,
-    /// Numbers read with less confidence count as not found, as the gateway answers them
-    /// (`local.min_confidence`); 0 takes every reading as an answer. The reliability table and
-    /// `--evidence` weigh every reading.
+    /// The reader's `local.min_confidence`: numbers read with less count as not found, as the
+    /// gateway answers them, and the passes for photos without a number run while no reading has
+    /// it; 0 takes every reading as an answer. The reliability table and `--evidence` weigh every
+    /// reading.
     #[arg(long, default_value_t = MIN_CONFIDENCE)]
     min_confidence: f32,
 }
