@@ -62,8 +62,9 @@ pub(super) const PASSES: &[Pass] = &[
         name: "wide",
         run: wide,
     },
-    // Still nothing to answer: print too faint against its ground for the detector (tone on tone, under
-    // speckle, pale on a gradient) may show in grey with the light evened out over the whole image.
+    // Still nothing to answer: print too faint against its ground for the detector (tone on tone,
+    // under speckle, pale on a gradient) may show in grey with the light evened out over the whole
+    // image.
     Pass {
         name: "evened",
         run: evened,
