@@ -111,7 +111,7 @@ async fn run_server(
     if let Some(listen) = listen {
         config.listen = listen;
     }
-    let telemetry = Telemetry::from_env()?;
+    let mut telemetry = Telemetry::from_env()?;
     telemetry.install(config.log.format, &config.log.level)?;
     let shutdown =
         shutdown_signal().map_err(|err| format!("cannot listen for SIGTERM and SIGINT: {err}"))?;

@@ -458,3 +458,57 @@ async fn a_call_that_runs_out_of_time_has_one_audit_line_saying_so() {
     assert_eq!(audit[0]["code"], "DeadlineExceeded", "{}", audit[0]);
     assert_eq!(audit[0]["level"], "WARN", "{}", audit[0]);
 }
+
+#[tokio::test]
+async fn every_call_answered_before_sigterm_has_its_whole_audit_line_in_the_log() {
+    // Lines are written by a thread of their own, many to a write: a burst of calls answered just
+    // before SIGTERM must still all be written, each line whole, before the process exits.
+    const CALLS: usize = 400;
+    const SCAN: &str = "https://mp.weixin.qq.com/intp/invoice/usertitlewxa?invoice_key=k";
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    sim.add_app(APP_ID, APP_SECRET);
+    sim.add_invoice_title(SCAN, serde_json::json!({"title_type": 0, "title": "ACME"}));
+    let gateway = GatewayProcess::start(&sim, &[]).await;
+    let client = gateway.client().await;
+    let calls = (0..CALLS).map(|_| {
+        let mut client = client.clone();
+        tokio::spawn(async move {
+            client
+                .parse_invoice_title(ocrgate::api::pb::ParseInvoiceTitleRequest {
+                    scan_text: SCAN.into(),
+                    ..Default::default()
+                })
+                .await
+        })
+    });
+    for call in futures_util::future::join_all(calls).await {
+        call.expect("task").expect("title");
+    }
+
+    let logs = gateway.stop().await;
+    let entries: Vec<serde_json::Value> = logs
+        .iter()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|_| panic!("a log line that is not one whole JSON object: {line}"))
+        })
+        .collect();
+    // The line logged as the server stops, just before the process exits, is written too.
+    assert_eq!(
+        entries.last().map(|entry| &entry["message"]),
+        Some(&serde_json::json!("stopped")),
+        "{:?}",
+        logs.last()
+    );
+    let audit = common::audit_lines(&logs);
+    assert_eq!(audit.len(), CALLS, "one audit line a call");
+    assert!(
+        audit
+            .iter()
+            .all(|line| line["rpc"] == "ParseInvoiceTitle" && line["code"] == "Ok"),
+        "{:?}",
+        audit.first()
+    );
+}

@@ -23,7 +23,7 @@ fn telemetry() -> &'static (Arc<Telemetry>, InMemorySpanExporter) {
     static TELEMETRY: OnceLock<(Arc<Telemetry>, InMemorySpanExporter)> = OnceLock::new();
     TELEMETRY.get_or_init(|| {
         let exporter = InMemorySpanExporter::default();
-        let telemetry = Telemetry::with_span_exporter(exporter.clone()).expect("telemetry");
+        let mut telemetry = Telemetry::with_span_exporter(exporter.clone()).expect("telemetry");
         telemetry
             .install(LogFormat::Text, "off")
             .expect("installed");

@@ -1,6 +1,7 @@
 //! Logs, traces and metrics.
 //!
-//! - Logs go through `tracing` to stderr, as text or JSON.
+//! - Logs go through `tracing` to stderr, as text or JSON. A thread of their own writes them, as
+//!   many lines a write as are waiting, so a call never waits on the pipe its line goes to.
 //! - Traces: when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set,
 //!   spans are exported over OTLP/gRPC, sampled parent-based (`OTEL_TRACES_SAMPLER`), described by
 //!   `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`. Without an endpoint nothing is exported,
@@ -77,15 +78,21 @@ pub enum TelemetryError {
     Install(#[from] tracing_subscriber::util::TryInitError),
 }
 
-/// The process's telemetry pipeline. Call [`Telemetry::shutdown`] before exit to flush spans.
+/// The process's telemetry pipeline. Call [`Telemetry::shutdown`] before exit to flush spans;
+/// log lines still waiting are written when it is dropped.
 pub struct Telemetry {
     tracer_provider: Option<SdkTracerProvider>,
     meter_provider: SdkMeterProvider,
     metrics: Metrics,
     registry: prometheus::Registry,
+    /// Set by [`Telemetry::install`]: dropping it writes the lines still queued.
+    log_writer: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
 const SERVICE_NAME: &str = "ocrgate";
+
+/// The most log bytes one `write` to stderr carries.
+const LOG_BUFFER: usize = 64 * 1024;
 
 /// The name of the span of each `OcrService` call, the root of ocrgate's part of a trace.
 pub const SERVER_SPAN: &str = "grpc server";
@@ -156,18 +163,30 @@ impl Telemetry {
             meter_provider,
             metrics,
             registry,
+            log_writer: None,
         })
     }
 
     /// Installs the global `tracing` subscriber (logs, and spans to OpenTelemetry when a tracer
     /// is configured) and the W3C trace-context propagator. `RUST_LOG` overrides `level`.
-    pub fn install(&self, format: LogFormat, level: &str) -> Result<(), TelemetryError> {
+    pub fn install(&mut self, format: LogFormat, level: &str) -> Result<(), TelemetryError> {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         let filter = match std::env::var("RUST_LOG") {
             Ok(directives) if !directives.is_empty() => log_filter(&directives)?,
             _ => log_filter(level)?,
         };
-        let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+        // A call hands its formatted line to the writer's thread and goes on; the thread writes
+        // what has queued up in one `write` and flushes whenever the queue is empty. Not lossy: a
+        // full queue (128k lines) holds the callers back rather than dropping audit lines.
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .thread_name("ocrgate-logs")
+            .finish(std::io::BufWriter::with_capacity(
+                LOG_BUFFER,
+                std::io::stderr(),
+            ));
+        self.log_writer = Some(guard);
+        let logs = tracing_subscriber::fmt::layer().with_writer(writer);
         let logs = match format {
             LogFormat::Text => logs.boxed(),
             LogFormat::Json => logs.json().flatten_event(true).boxed(),
