@@ -84,6 +84,9 @@ const UPSIDE_DOWN: f32 = 0.5;
 /// How much surer, in mean probability, a line's reading turned over must be to be kept: `0908`
 /// reads `8060` turned over, about as surely, and a number's digits would be turned round.
 const TURNED_MARGIN: f32 = 0.1;
+/// Lines this many line heights apart or closer are neighbours, which way up they were read tells
+/// which way up the other is: a number's groups are a space apart, its lines a line apart.
+const NEIGHBOURS: f32 = 1.5;
 
 /// Where a line of text is in the original image, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -359,6 +362,23 @@ impl Engine {
                 });
             }
         }
+        // A card lies one way up. A line with digits read upright without doubt (and so never
+        // shown to the classifier) whose neighbours with digits were mostly read turned over is
+        // read turned over too, and taken so unless its upright reading is clearly surer.
+        let among_turned: Vec<usize> = (0..lines.len())
+            .filter(|&at| !lines[at].upside_down && mostly_turned_over_near(&lines, at))
+            .collect();
+        for at in among_turned {
+            if stop() {
+                return Ok(None);
+            }
+            let line = &mut lines[at];
+            let turned = imageops::rotate180(&line_image(image, line.bounds, line.strip));
+            let turned = self.recognize(&turned, look.line_stretch)?;
+            if !surer_turned_over(&turned, &line.glyphs) {
+                (line.glyphs, line.upside_down) = (turned, true);
+            }
+        }
         Ok(Some(Reading { lines, skew }))
     }
 
@@ -483,11 +503,50 @@ fn line_tensor(
 /// over: digits of a number upside down are mostly read as digits still (0, 1, 8, 6 and 9 are
 /// alike either way), some with doubt.
 fn may_be_turned(glyphs: &[Glyph]) -> bool {
-    let read = || glyphs.iter().filter(|glyph| !glyph.text.trim().is_empty());
-    let digits = read()
+    digits(glyphs) >= TURNED_DIGITS
+        && glyphs
+            .iter()
+            .any(|glyph| !glyph.text.trim().is_empty() && glyph.confidence < DOUBTFUL_LINE)
+}
+
+/// How many digits `glyphs` read.
+fn digits(glyphs: &[Glyph]) -> usize {
+    glyphs
+        .iter()
         .filter(|glyph| glyph.text.len() == 1 && glyph.text.as_bytes()[0].is_ascii_digit())
-        .count();
-    digits >= TURNED_DIGITS && read().any(|glyph| glyph.confidence < DOUBTFUL_LINE)
+        .count()
+}
+
+/// Whether `lines[at]` reads as digits and more than half the other lines near it that do were
+/// taken turned over.
+fn mostly_turned_over_near(lines: &[TextLine], at: usize) -> bool {
+    let with_digits = |line: &TextLine| digits(&line.glyphs) >= TURNED_DIGITS;
+    let line = &lines[at];
+    if !with_digits(line) {
+        return false;
+    }
+    let (turned, all) = lines
+        .iter()
+        .enumerate()
+        .filter(|&(other, near)| {
+            other != at && with_digits(near) && close(line.bounds, near.bounds)
+        })
+        .fold((0, 0), |(turned, all), (_, near)| {
+            (turned + usize::from(near.upside_down), all + 1)
+        });
+    2 * turned > all
+}
+
+/// Whether two lines are no further apart, across or down, than `NEIGHBOURS` times the taller's
+/// height: a number's groups and lines, not the print around the card.
+fn close(a: Bounds, b: Bounds) -> bool {
+    let gap = |a0: u32, a_len: u32, b0: u32, b_len: u32| {
+        b0.saturating_sub(a0 + a_len)
+            .max(a0.saturating_sub(b0 + b_len))
+    };
+    let across = gap(a.x, a.width, b.x, b.width);
+    let down = gap(a.y, a.height, b.y, b.height);
+    across.max(down) as f32 <= NEIGHBOURS * a.height.max(b.height) as f32
 }
 
 /// Whether a line read as `turned` turned over is to be trusted over its reading `upright`.
@@ -1095,6 +1154,43 @@ mod tests {
             &glyphs("0908", 0.75),
             &glyphs("8060", 0.77)
         ));
+    }
+
+    #[test]
+    fn a_line_is_read_turned_over_when_most_of_its_neighbours_with_digits_were() {
+        let line = |text: &str, x: u32, y: u32, upside_down: bool| {
+            let bounds = Bounds {
+                x,
+                y,
+                width: 200,
+                height: 90,
+            };
+            TextLine {
+                bounds,
+                strip: Strip::level(bounds),
+                glyphs: glyphs(text, 0.9),
+                upside_down,
+            }
+        };
+        // A card lying upside down with its number in two lines of two groups: three were read
+        // turned over, `0243` upright without doubt. Above the card, a receipt's lines, upright.
+        let lines = [
+            line("ORDER 2024112270123", 400, 0, false),
+            line("TEL 021-6888 1237", 400, 40, false),
+            line("4918", 600, 380, true),
+            line("8980", 890, 380, false),
+            line("6222", 890, 500, true),
+            line("0243", 600, 500, false),
+            line("VALID THRU", 600, 620, false),
+        ];
+        let among_turned: Vec<usize> = (0..lines.len())
+            .filter(|&at| mostly_turned_over_near(&lines, at))
+            .collect();
+        // `8980` and `0243` each have two of their three neighbours turned over; the receipt's
+        // lines are far from the card, and a word takes no part.
+        assert_eq!(among_turned, [3, 5]);
+        // As many neighbours one way as the other: nothing to go by.
+        assert!(!mostly_turned_over_near(&lines[3..6], 2));
     }
 
     #[test]
