@@ -93,6 +93,9 @@ const SERVICE_NAME: &str = "ocrgate";
 
 /// The most log bytes one `write` to stderr carries.
 const LOG_BUFFER: usize = 64 * 1024;
+/// Log lines that may wait for the writer: a second or two of calls at full rate, a few MiB, when
+/// whatever reads stderr falls behind (`tracing-appender`'s default, 128k lines, would hold tens).
+const LOG_QUEUE: usize = 16 * 1024;
 
 /// The name of the span of each `OcrService` call, the root of ocrgate's part of a trace.
 pub const SERVER_SPAN: &str = "grpc server";
@@ -177,8 +180,9 @@ impl Telemetry {
         };
         // A call hands its formatted line to the writer's thread and goes on; the thread writes
         // what has queued up in one `write` and flushes whenever the queue is empty. Not lossy: a
-        // full queue (128k lines) holds the callers back rather than dropping audit lines.
+        // full queue holds the callers back rather than dropping audit lines.
         let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .buffered_lines_limit(LOG_QUEUE)
             .lossy(false)
             .thread_name("ocrgate-logs")
             .finish(std::io::BufWriter::with_capacity(
