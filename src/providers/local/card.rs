@@ -286,7 +286,7 @@ pub fn digit_rows(lines: &[TextLine]) -> Vec<(usize, Bounds)> {
         .filter(|row| !row.labelled)
         .map(|row| {
             (
-                row.glyphs.iter().filter(|glyph| is_digit(glyph)).count(),
+                row.glyphs.iter().filter(|glyph| glyph.is_digit()).count(),
                 row.height,
                 row.bounds,
             )
@@ -523,8 +523,8 @@ impl<'a> Row<'a> {
             .into_iter()
             .filter(|line| 2.0 * line.strip.thickness >= height)
         {
-            let first = line.glyphs.iter().position(is_digit);
-            let last = line.glyphs.iter().rposition(is_digit);
+            let first = line.glyphs.iter().position(Glyph::is_digit);
+            let last = line.glyphs.iter().rposition(Glyph::is_digit);
             if let (Some(first), Some(last)) = (first, last) {
                 let marks = |glyphs: &[Glyph]| {
                     glyphs
@@ -648,15 +648,11 @@ impl<'a> Row<'a> {
     }
 }
 
-fn is_digit(glyph: &Glyph) -> bool {
-    glyph.text.len() == 1 && glyph.text.as_bytes()[0].is_ascii_digit()
-}
-
 /// How many digits `line` holds that were read with more likelihood than not.
 pub fn digits_read(line: &TextLine) -> usize {
     line.glyphs
         .iter()
-        .filter(|glyph| is_digit(glyph) && glyph.confidence > 0.5)
+        .filter(|glyph| glyph.is_digit() && glyph.confidence > 0.5)
         .count()
 }
 
@@ -800,7 +796,7 @@ fn mostly_digits(line: &TextLine) -> bool {
         .iter()
         .filter(|glyph| !glyph.text.trim().is_empty())
         .fold((0, 0), |(digits, others), glyph| {
-            if is_digit(glyph) {
+            if glyph.is_digit() {
                 (digits + 1, others)
             } else {
                 (digits, others + 1)
@@ -825,7 +821,7 @@ fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
     // Boxes joined into a row are apart as groups are.
     let separator = |glyph: &&Glyph| matches!(glyph.text.as_str(), " " | "-" | "–" | "—" | "");
     glyphs
-        .split(|glyph| !(is_digit(glyph) || separator(glyph)))
+        .split(|glyph| !(glyph.is_digit() || separator(glyph)))
         .flat_map(|run| {
             let groups: Vec<&[&Glyph]> = run
                 .split(separator)

@@ -260,6 +260,13 @@ pub struct Glyph {
     pub runner_up: Option<(char, f32)>,
 }
 
+impl Glyph {
+    /// Whether it is one digit.
+    pub fn is_digit(&self) -> bool {
+        self.text.len() == 1 && self.text.as_bytes()[0].is_ascii_digit()
+    }
+}
+
 /// The two models of one inference slot. ONNX Runtime sessions run one call at a time, so the
 /// provider keeps one engine per concurrent recognition.
 pub struct Engine {
@@ -511,10 +518,7 @@ fn may_be_turned(glyphs: &[Glyph]) -> bool {
 
 /// How many digits `glyphs` read.
 fn digits(glyphs: &[Glyph]) -> usize {
-    glyphs
-        .iter()
-        .filter(|glyph| glyph.text.len() == 1 && glyph.text.as_bytes()[0].is_ascii_digit())
-        .count()
+    glyphs.iter().filter(|glyph| glyph.is_digit()).count()
 }
 
 /// Whether `lines[at]` reads as digits and more than half the other lines near it that do were
