@@ -124,11 +124,13 @@ pub struct Picked {
     /// whose last group was missed reads as 16 digits that pass the Luhn check one time in ten.
     pub short_for_issuer: bool,
     /// The probability of its least certain digit (a digit the Luhn check corrected counts at its
-    /// runner-up's).
+    /// runner-up's, a digit put in at the probability it was nearly read with).
     pub certainty: f32,
-    /// The sum of its digits' log probabilities (a corrected digit at its runner-up's).
+    /// The sum of its digits' log probabilities (a corrected digit at its runner-up's, a digit
+    /// put in at its own).
     pub log_probability: f32,
-    /// Whether one doubtful digit was replaced by its runner-up to pass the Luhn check.
+    /// Whether one doubtful digit was replaced by its runner-up, or a digit nearly read put in, to
+    /// pass the Luhn check.
     pub corrected: bool,
     /// Whether its row goes on past its last group with another box of digits: the number's
     /// last group apart from the others (a 19-digit number read as its first 16 passes the Luhn
@@ -201,7 +203,8 @@ pub fn more_trusted(a: Option<&Picked>, b: Option<&Picked>) -> bool {
 /// such as a price on a receipt, may share the number's row). Rows printed one under another are
 /// also read as one number, top to bottom: portrait cards print theirs in two to four lines (see
 /// [`stacks`]). A number failing the Luhn check is
-/// most often one misread digit: the least certain digits are tried with their runner-up. Among
+/// most often one misread or lost digit: the least certain digits are tried with their runner-up,
+/// and the digits the recogniser nearly read are tried where it nearly read them. Among
 /// the candidates, one passing the Luhn check wins, then one of a usual length, then one starting
 /// as an issuer's cards do (a stray mark read as a digit before the number, or a dropped first
 /// digit, seldom does), then one grouped as banks print numbers, then the longer, then the tallest
@@ -221,21 +224,25 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
                 .into_iter()
                 .map(move |run| (run, row.height, row.bounds, row.stacked, row.continued))
         })
-        .filter(|(run, ..)| DIGITS.contains(&run.digits.len()))
+        // One digit short may be a digit nearly read (`corrected`).
+        .filter(|(run, ..)| (DIGITS.start() - 1..=*DIGITS.end()).contains(&run.digits.len()))
         .filter_map(|(run, height, bounds, stacked, continued)| {
             let read = corrected(&run.digits);
             let digits = &read.digits;
+            if !DIGITS.contains(&digits.len()) {
+                return None;
+            }
             let picked = Picked {
                 luhn_valid: luhn_valid(digits),
                 usual_length: usual_length(digits, bins),
                 issuer: Issuer::of(digits, bins),
-                bank_grouped: bank_grouped(&run.groups),
+                bank_grouped: bank_grouped(&read.groups(&run.groups)),
                 short_for_issuer: short_for_issuer(digits, bins),
                 number: CardNumber::parse(digits)?,
                 bounds,
                 certainty: read.certainty,
                 log_probability: read.log_probability,
-                corrected: read.corrected,
+                corrected: read.change.is_some(),
                 continued,
             };
             // Where a number cut from a longer run starts, only an issuer's prefix tells.
@@ -417,7 +424,7 @@ impl Moments {
 }
 
 /// A run of digits as the picker takes it: as read, or with one doubtful digit replaced by its
-/// runner-up.
+/// runner-up, or with a digit the recogniser nearly read put in.
 struct Corrected {
     digits: String,
     /// The probability of the least certain digit.
@@ -425,41 +432,88 @@ struct Corrected {
     /// The sum of every digit's log probability: the chance that all of them are right, were the
     /// recogniser's probabilities true and independent.
     log_probability: f32,
-    /// Whether a digit was replaced by its runner-up.
-    corrected: bool,
+    /// The change made, if any.
+    change: Option<Change>,
+}
+
+/// One change to a run of digits as read, to make it pass the Luhn check.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    /// The digit at `at` taken as its runner-up, of that probability.
+    Replaced { at: usize, digit: char, p: f32 },
+    /// A digit nearly read (`Glyph::missed_before`) put in before the one at `at`.
+    Inserted { at: usize, digit: char, p: f32 },
 }
 
 impl Corrected {
-    /// `digits` with the digit at `at`, if any, taken as `replacement` of that probability.
-    fn of(digits: &[&Glyph], replacement: Option<(usize, char, f32)>) -> Self {
-        let probability = |i: usize, glyph: &Glyph| match replacement {
-            Some((at, _, p)) if at == i => p,
-            _ => glyph.confidence,
-        };
-        let text = |i: usize, glyph: &Glyph| match replacement {
-            Some((at, digit, _)) if at == i => digit.to_string(),
-            _ => glyph.text.clone(),
-        };
-        let enumerated = || digits.iter().enumerate();
-        Self {
-            digits: enumerated().map(|(i, glyph)| text(i, glyph)).collect(),
-            certainty: enumerated()
-                .map(|(i, glyph)| probability(i, glyph))
-                .fold(1.0, f32::min),
-            log_probability: enumerated()
-                .map(|(i, glyph)| probability(i, glyph).max(f32::MIN_POSITIVE).ln())
-                .sum(),
-            corrected: replacement.is_some(),
+    /// `digits`, with `change` made.
+    fn of(digits: &[&Glyph], change: Option<Change>) -> Self {
+        let mut read: Vec<(&str, f32)> = digits
+            .iter()
+            .map(|glyph| (glyph.text.as_str(), glyph.confidence))
+            .collect();
+        let mut buffer = [0; 4];
+        match change {
+            Some(Change::Replaced { at, digit, p }) => {
+                read[at] = (digit.encode_utf8(&mut buffer), p)
+            }
+            Some(Change::Inserted { at, digit, p }) => {
+                read.insert(at, (digit.encode_utf8(&mut buffer), p));
+            }
+            None => {}
         }
+        Self {
+            digits: read.iter().map(|(text, _)| *text).collect(),
+            certainty: read.iter().map(|(_, p)| *p).fold(1.0, f32::min),
+            log_probability: read
+                .iter()
+                .map(|(_, p)| p.max(f32::MIN_POSITIVE).ln())
+                .sum(),
+            change,
+        }
+    }
+
+    /// The groups of `read` (a run's, as read) with this reading's change made.
+    fn groups(&self, read: &[usize]) -> Vec<usize> {
+        let mut groups = read.to_vec();
+        if let Some(Change::Inserted { at, .. }) = self.change {
+            let mut end = 0;
+            if let Some(group) = groups.iter_mut().find(|group| {
+                end += **group;
+                end > at
+            }) {
+                *group += 1;
+            }
+        }
+        groups
     }
 }
 
-/// The digits as read, or with one doubtful digit replaced by its runner-up if that, and only
-/// that, makes them pass the Luhn check.
+/// The digits as read, or, when they fail the Luhn check, changed by one digit so that they pass
+/// it. Digits one short of a usual length (15, 18) are most often a digit lost: a pair of equal
+/// digits printed close read as one. A digit the recogniser nearly read is put in where it nearly
+/// read it. Otherwise (or when no such digit makes them pass) one of the least certain digits is
+/// replaced by its runner-up.
 fn corrected(digits: &[&Glyph]) -> Corrected {
     let read = Corrected::of(digits, None);
     if luhn_valid(&read.digits) {
         return read;
+    }
+    let valid =
+        |change| Some(Corrected::of(digits, Some(change))).filter(|c| luhn_valid(&c.digits));
+    if USUAL_LENGTHS.contains(&(digits.len() + 1)) {
+        let mut missed: Vec<(usize, char, f32)> = digits
+            .iter()
+            .enumerate()
+            .filter_map(|(at, glyph)| glyph.missed_before.map(|(digit, p)| (at, digit, p)))
+            .collect();
+        missed.sort_by(|a, b| b.2.total_cmp(&a.2));
+        if let Some(inserted) = missed
+            .into_iter()
+            .find_map(|(at, digit, p)| valid(Change::Inserted { at, digit, p }))
+        {
+            return inserted;
+        }
     }
     let mut doubtful: Vec<(usize, &Glyph, (char, f32))> = digits
         .iter()
@@ -471,8 +525,7 @@ fn corrected(digits: &[&Glyph]) -> Corrected {
     doubtful
         .into_iter()
         .take(CORRECTIONS_TRIED)
-        .map(|(at, _, (digit, probability))| Corrected::of(digits, Some((at, digit, probability))))
-        .find(|candidate| luhn_valid(&candidate.digits))
+        .find_map(|(at, _, (digit, p))| valid(Change::Replaced { at, digit, p }))
         .unwrap_or(read)
 }
 
@@ -481,6 +534,7 @@ static BOX_EDGE: Glyph = Glyph {
     text: String::new(),
     confidence: 1.0,
     runner_up: None,
+    missed_before: None,
 };
 
 #[derive(Clone)]
@@ -741,7 +795,8 @@ fn one_way_up<'a>(row: Vec<&'a TextLine>) -> Vec<Cow<'a, TextLine>> {
 }
 
 /// `glyph` as it reads turned over: a digit and its runner-up as `turned_over` has them, any
-/// other mark (a space) as it was.
+/// other mark (a space) as it was. A digit nearly read before it is not kept: turned over, it
+/// would come after.
 fn turned_glyph(glyph: &Glyph) -> Glyph {
     match turned_digit(glyph) {
         Some(digit) => Glyph {
@@ -750,8 +805,12 @@ fn turned_glyph(glyph: &Glyph) -> Glyph {
             runner_up: glyph
                 .runner_up
                 .and_then(|(runner_up, p)| Some((turned_over(runner_up)?, p))),
+            missed_before: None,
         },
-        None => glyph.clone(),
+        None => Glyph {
+            missed_before: None,
+            ..glyph.clone()
+        },
     }
 }
 
@@ -878,6 +937,7 @@ pub(super) mod tests {
                     text: c.to_string(),
                     confidence: 1.0,
                     runner_up: None,
+                    missed_before: None,
                 })
                 .collect(),
         }
@@ -1104,6 +1164,30 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_digit_nearly_read_is_put_in_where_it_was_when_the_number_then_passes_luhn() {
+        // 6258 0778 2896 6891 327 with the first 7 of its second group lost, nearly read before
+        // the other: 18 digits that fail the Luhn check, in groups no bank prints.
+        let mut lost = line(10, 50, 40, "6258 078 2896 6891 327");
+        lost.glyphs[6].missed_before = Some(('7', 0.46));
+        let picked = pick(&[lost.clone()]).expect("a number");
+        assert_eq!(picked.number.digits(), "6258077828966891327");
+        assert!(picked.corrected && picked.luhn_valid && picked.bank_grouped);
+        assert_eq!(picked.certainty, 0.46);
+        // A digit nearly read that does not make a valid number is left out.
+        lost.glyphs[6].missed_before = Some(('5', 0.46));
+        let picked = pick(&[lost]).expect("a number");
+        assert_eq!(picked.number.digits(), "625807828966891327");
+        assert!(!picked.corrected && !picked.luhn_valid);
+        // Fifteen digits are a number one digit short.
+        let mut short = line(10, 50, 40, "4111 111 1111 1111");
+        short.glyphs[5].missed_before = Some(('1', 0.5));
+        assert_eq!(
+            pick(&[short]).expect("a number").number.digits(),
+            "4111111111111111"
+        );
+    }
+
+    #[test]
     fn a_number_starting_as_an_issuers_cards_do_wins_over_a_taller_one_that_does_not() {
         // Both pass the Luhn check; 0356... is no issuer's (a stray mark read as a 0, say).
         let lines = [
@@ -1263,6 +1347,7 @@ pub(super) mod tests {
             text: text.to_owned(),
             confidence: 0.6,
             runner_up,
+            missed_before: None,
         };
         assert_eq!(
             turned_glyph(&glyph("6", Some(('8', 0.3)))),

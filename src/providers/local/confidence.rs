@@ -19,7 +19,8 @@ pub struct Evidence {
     pub bank_grouped: bool,
     /// Shorter than every card its issuer's prefix is known for.
     pub short_for_issuer: bool,
-    /// One doubtful digit was replaced by its runner-up to pass the Luhn check.
+    /// One doubtful digit was replaced by its runner-up, or a digit nearly read put in, to pass
+    /// the Luhn check. The weights were fitted before digits were put in, on replacements only.
     pub corrected: bool,
     /// Settled: another look could hardly do better.
     pub settled: bool,

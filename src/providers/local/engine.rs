@@ -258,6 +258,10 @@ pub struct Glyph {
     pub confidence: f32,
     /// For a digit: the next likeliest digit there, and its probability.
     pub runner_up: Option<(char, f32)>,
+    /// A digit the recogniser nearly read just before this character, and its probability: at a
+    /// step the blank won by little (`NEARLY_READ`). Greedy decoding drops a digit so, most often
+    /// the first of a pair printed close together (`0778` read `078`).
+    pub missed_before: Option<(char, f32)>,
 }
 
 impl Glyph {
@@ -802,23 +806,51 @@ fn write_planes(image: &RgbImage, planes: &mut [f32], stride: u32) {
     }
 }
 
+/// A digit at least this likely at a step the blank won was nearly read there
+/// (`Glyph::missed_before`).
+const NEARLY_READ: f32 = 0.3;
+
 /// Greedy CTC decoding: the best class at each step, repeats merged, blanks dropped. Each glyph
-/// keeps its best probability over the steps it spans and, for a digit, the runner-up digit there.
+/// keeps its best probability over the steps it spans and, for a digit, the runner-up digit there,
+/// and the digit nearly read at a blank step before it, unless that digit is also read at a step
+/// next to it (CTC would merge the two).
 fn ctc_greedy(
     scores: &[f32],
     classes: usize,
     charset: &[String],
     digits: &[usize; 10],
 ) -> Vec<Glyph> {
-    let mut glyphs: Vec<Glyph> = Vec::new();
-    let mut previous = 0;
-    for step in scores.chunks_exact(classes) {
-        let (best, probability) = step
-            .iter()
+    let best_of = |step: &[f32]| {
+        step.iter()
             .copied()
             .enumerate()
             .max_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap_or((0, 0.0));
+            .unwrap_or((0, 0.0))
+    };
+    let steps: Vec<&[f32]> = scores.chunks_exact(classes).collect();
+    let bests: Vec<(usize, f32)> = steps.iter().map(|step| best_of(step)).collect();
+    let mut glyphs: Vec<Glyph> = Vec::new();
+    let mut previous = 0;
+    let mut missed: Option<(char, f32)> = None;
+    for (at, (step, &(best, probability))) in steps.iter().zip(&bests).enumerate() {
+        if best == 0 {
+            // Read at a step beside this one, the digit would be merged with it.
+            let read_beside = |index| {
+                [at.wrapping_sub(1), at + 1]
+                    .iter()
+                    .any(|&i| bests.get(i).is_some_and(|&(best, _)| best == index))
+            };
+            let nearly = (0u8..10)
+                .zip(digits)
+                .map(|(digit, &index)| (digit, index, step[index]))
+                .max_by(|a, b| a.2.total_cmp(&b.2))
+                .filter(|&(_, index, p)| p >= NEARLY_READ && !read_beside(index));
+            if let Some((digit, _, p)) = nearly
+                && missed.is_none_or(|(_, q)| p > q)
+            {
+                missed = Some((char::from(b'0' + digit), p));
+            }
+        }
         if best != 0
             && let Some(character) = charset.get(best)
         {
@@ -842,6 +874,7 @@ fn ctc_greedy(
                     text: character.clone(),
                     confidence: probability,
                     runner_up: runner_up(),
+                    missed_before: missed.take(),
                 }),
             }
         }
@@ -900,6 +933,32 @@ mod tests {
         assert_eq!(glyphs[1].runner_up.map(|r| r.0), Some('7'));
         assert_eq!(glyphs[2].confidence, 0.8);
         assert_eq!(glyphs[3].runner_up, None);
+    }
+
+    #[test]
+    fn a_digit_the_blank_beat_by_little_is_kept_as_nearly_read_before_the_next_glyph() {
+        let (charset, digits) = charset();
+        // "0", a blank over a 7 at 0.45, "7", a blank over an 8 that is read at the next step
+        // (CTC would merge the two), "8", a blank over a 0 at 0.2, "2".
+        let scores = steps(&[
+            (1, 0.98, 0),
+            (0, 0.55, 8),
+            (0, 1.0, 8),
+            (8, 0.74, 2),
+            (0, 0.55, 9),
+            (9, 0.99, 0),
+            (0, 0.8, 1),
+            (3, 1.0, 0),
+        ]);
+        let glyphs = ctc_greedy(&scores, 12, &charset, &digits);
+        let text: String = glyphs.iter().map(|g| g.text.as_str()).collect();
+        assert_eq!(text, "0782");
+        let (digit, p) = glyphs[1].missed_before.expect("a 7 nearly read");
+        assert_eq!(digit, '7');
+        assert!((p - 0.45).abs() < 1e-6);
+        for glyph in [&glyphs[0], &glyphs[2], &glyphs[3]] {
+            assert_eq!(glyph.missed_before, None);
+        }
     }
 
     /// A region of the pixels of a band `length` long and `thickness` thick, turned `degrees`
@@ -1131,6 +1190,7 @@ mod tests {
                 text: c.to_string(),
                 confidence,
                 runner_up: None,
+                missed_before: None,
             })
             .collect()
     }
