@@ -259,8 +259,8 @@ pub struct Glyph {
     /// For a digit: the next likeliest digit there, and its probability.
     pub runner_up: Option<(char, f32)>,
     /// A digit the recogniser nearly read just before this character, and its probability: at a
-    /// step the blank won by little (`NEARLY_READ`). Greedy decoding drops a digit so, most often
-    /// the first of a pair printed close together (`0778` read `078`).
+    /// step the blank won, a digit still at least `NEARLY_READ` likely. Greedy decoding drops a
+    /// digit so, most often the first of a pair printed close together (`0778` read `078`).
     pub missed_before: Option<(char, f32)>,
 }
 
