@@ -727,28 +727,69 @@ async fn gateway_with_small_shares(sim: &Simulator, env: &[(&str, &str)]) -> Gat
     GatewayProcess::start(sim, &all).await
 }
 
-/// Fills one share: two connections from `from`, each with one upload of the largest message
-/// left unfinished, sent with `headers`. Returns once both are sent; each task ends with the
-/// status its stream is answered with (the body timeout).
-async fn fill_share(
+/// One share held full: two connections from `from`, each with one upload of the largest message
+/// left unfinished, sent with `headers`.
+struct Flood {
     to: SocketAddr,
     from: IpAddr,
-    headers: &[(&'static str, String)],
-) -> Vec<tokio::task::JoinHandle<Status>> {
-    let (sent, mut all_sent) = tokio::sync::mpsc::channel(2);
-    let mut uploads = Vec::new();
-    for _ in 0..2 {
-        let client = h2_connection(to, from).await;
-        let headers = headers.to_vec();
-        let sent = sent.clone();
-        uploads.push(tokio::spawn(async move {
+    headers: Vec<(&'static str, String)>,
+    /// Each ends with the status its stream is answered with (the body timeout).
+    uploads: Vec<tokio::task::JoinHandle<Status>>,
+}
+
+impl Flood {
+    /// Fills the share; returns once both uploads are sent.
+    async fn fill(to: SocketAddr, from: IpAddr, headers: &[(&'static str, String)]) -> Self {
+        let mut flood = Self {
+            to,
+            from,
+            headers: headers.to_vec(),
+            uploads: Vec::new(),
+        };
+        for _ in 0..2 {
+            flood.upload().await;
+        }
+        flood
+    }
+
+    /// One more unfinished upload, once it is sent.
+    async fn upload(&mut self) {
+        let (sent, mut all_sent) = tokio::sync::mpsc::channel(1);
+        let client = h2_connection(self.to, self.from).await;
+        let (to, headers) = (self.to, self.headers.clone());
+        self.uploads.push(tokio::spawn(async move {
             unfinished_upload_with(client, to, LARGEST_MESSAGE, &headers, sent).await
         }));
+        all_sent.recv().await.expect("the upload sends");
     }
-    for _ in 0..2 {
-        all_sent.recv().await.expect("both uploads send");
+
+    /// Sent is not yet read: when the gateway reads another call's message length first, that
+    /// call takes part of the share, and a flood upload whose length comes after it is refused.
+    /// Such an upload is sent again, so the share is full once more.
+    async fn refill(&mut self) {
+        let mut held = Vec::new();
+        for upload in std::mem::take(&mut self.uploads) {
+            if upload.is_finished() {
+                let status = upload.await.expect("flood task");
+                assert_reason(&status, Code::ResourceExhausted, "REQUEST_MEMORY_EXHAUSTED");
+            } else {
+                held.push(upload);
+            }
+        }
+        let refused = 2 - held.len();
+        self.uploads = held;
+        for _ in 0..refused {
+            self.upload().await;
+        }
     }
-    uploads
+
+    /// Waits for each upload's end, which must be the body timeout.
+    async fn body_timed_out(self) {
+        for upload in self.uploads {
+            let status = upload.await.expect("flood task");
+            assert_reason(&status, Code::DeadlineExceeded, "REQUEST_BODY_TIMEOUT");
+        }
+    }
 }
 
 /// A photo of about `kib` KiB (noise does not compress).
@@ -779,25 +820,27 @@ async fn simulator_with_photo_and_title() -> (Simulator, Vec<u8>) {
     (sim, photo)
 }
 
-/// A card upload of `photo` over gRPC from the loopback, with `metadata`.
 /// Uploads `photo` until the gateway refuses it, and the refusal; fails the test, saying `why`
-/// it should be refused, after 100 uploads served. A flood's bytes are sent before this is
-/// called, but the gateway reserves them as it reads them, so a first upload may still find room.
+/// it should be refused, after 100 uploads served. The flood's bytes are sent before this is
+/// called, but the gateway takes a share as it reads a message's length, so a first upload may
+/// still find room, and a flood upload be refused instead: it is sent again (`Flood::refill`).
 async fn refused_upload(
     gateway: &GatewayProcess,
     photo: &[u8],
     metadata: &[(&'static str, &str)],
     why: &str,
+    flood: &mut Flood,
 ) -> Status {
     for _ in 0..100 {
         if let Err(status) = upload_with(gateway, photo, metadata).await {
             return status;
         }
-        tokio::task::yield_now().await;
+        flood.refill().await;
     }
     panic!("never refused, though {why}");
 }
 
+/// A card upload of `photo` over gRPC from the loopback, with `metadata`.
 async fn upload_with(
     gateway: &GatewayProcess,
     photo: &[u8],
@@ -811,14 +854,6 @@ async fn upload_with(
     }
     let reply = gateway.client().await.recognize_bank_card(request).await?;
     Ok(reply.into_inner().card_number)
-}
-
-/// Waits for each upload of a flood and asserts it ended when its body stopped arriving.
-async fn body_timed_out(flood: Vec<tokio::task::JoinHandle<Status>>) {
-    for upload in flood {
-        let status = upload.await.expect("flood task");
-        assert_reason(&status, Code::DeadlineExceeded, "REQUEST_BODY_TIMEOUT");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -842,7 +877,7 @@ async fn two_callers_behind_one_address_each_keep_their_share() {
     let bearer = |key: &str| format!("Bearer {key}");
 
     // One caller holds its whole share, from the address every caller comes from (a sidecar's).
-    let flood = fill_share(
+    let mut flood = Flood::fill(
         gateway.address,
         loopback,
         &[("authorization", bearer(flooder))],
@@ -853,6 +888,7 @@ async fn two_callers_behind_one_address_each_keep_their_share() {
         &photo,
         &[("authorization", &bearer(flooder))],
         "the flooder's share is full",
+        &mut flood,
     )
     .await;
     assert_reason(
@@ -896,7 +932,7 @@ async fn two_callers_behind_one_address_each_keep_their_share() {
         Some(1.0),
         "{metrics}"
     );
-    body_timed_out(flood).await;
+    flood.body_timed_out().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -905,8 +941,15 @@ async fn an_anonymous_flood_from_one_address_leaves_its_titles_and_health_checks
     let gateway = gateway_with_small_shares(&sim, &[]).await;
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-    let flood = fill_share(gateway.address, loopback, &[]).await;
-    let refused = refused_upload(&gateway, &photo, &[], "the address's share is full").await;
+    let mut flood = Flood::fill(gateway.address, loopback, &[]).await;
+    let refused = refused_upload(
+        &gateway,
+        &photo,
+        &[],
+        "the address's share is full",
+        &mut flood,
+    )
+    .await;
     assert_reason(
         &refused,
         Code::ResourceExhausted,
@@ -934,7 +977,7 @@ async fn an_anonymous_flood_from_one_address_leaves_its_titles_and_health_checks
         health.status(),
         tonic_health::pb::health_check_response::ServingStatus::Serving
     );
-    body_timed_out(flood).await;
+    flood.body_timed_out().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -951,12 +994,13 @@ async fn clients_behind_a_trusted_proxy_get_their_own_shares_and_a_forged_header
         &[("OCRGATE_LIMITS__TRUSTED_PROXIES", r#"["127.0.0.0/8"]"#)],
     )
     .await;
-    let flood = fill_share(behind_proxy.address, loopback, &forwarded("203.0.113.1")).await;
+    let mut flood = Flood::fill(behind_proxy.address, loopback, &forwarded("203.0.113.1")).await;
     let same_client = refused_upload(
         &behind_proxy,
         &photo,
         &[("x-forwarded-for", "203.0.113.1")],
         "that client's share is full",
+        &mut flood,
     )
     .await;
     assert_reason(
@@ -968,20 +1012,21 @@ async fn clients_behind_a_trusted_proxy_get_their_own_shares_and_a_forged_header
         .await
         .expect("another client behind the proxy has its own share");
     assert_eq!(other_client, NUMBER);
-    body_timed_out(flood).await;
+    flood.body_timed_out().await;
 
     // Nothing trusted: the header is the client's own word, and the share is the address's.
     let direct = gateway_with_small_shares(&sim, &[]).await;
-    let flood = fill_share(direct.address, loopback, &forwarded("203.0.113.1")).await;
+    let mut flood = Flood::fill(direct.address, loopback, &forwarded("203.0.113.1")).await;
     let forged = refused_upload(
         &direct,
         &photo,
         &[("x-forwarded-for", "203.0.113.2")],
         "a forged x-forwarded-for changes no share",
+        &mut flood,
     )
     .await;
     assert_reason(&forged, Code::ResourceExhausted, "REQUEST_MEMORY_EXHAUSTED");
-    body_timed_out(flood).await;
+    flood.body_timed_out().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
