@@ -827,44 +827,46 @@ fn ctc_greedy(
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap_or((0, 0.0))
     };
-    let steps: Vec<&[f32]> = scores.chunks_exact(classes).collect();
-    let bests: Vec<(usize, f32)> = steps.iter().map(|step| best_of(step)).collect();
+    let bests: Vec<(usize, f32)> = scores.chunks_exact(classes).map(best_of).collect();
+    // The likeliest digit at `step` but the class read there: a digit's runner-up, or the digit a
+    // blank beat.
+    let other_digit = |step: &[f32], best: usize| {
+        (0u8..10)
+            .zip(digits)
+            .filter(|&(_, &index)| index != best)
+            .map(|(digit, &index)| (char::from(b'0' + digit), index, step[index]))
+            .max_by(|a, b| a.2.total_cmp(&b.2))
+    };
     let mut glyphs: Vec<Glyph> = Vec::new();
-    let mut previous = 0;
     let mut missed: Option<(char, f32)> = None;
-    for (at, (step, &(best, probability))) in steps.iter().zip(&bests).enumerate() {
+    for (at, (step, &(best, probability))) in scores.chunks_exact(classes).zip(&bests).enumerate() {
+        let read_at = |i: usize| bests.get(i).map(|&(read, _)| read);
         if best == 0 {
             // Read at a step beside this one, the digit would be merged with it.
             let read_beside = |index| {
-                [at.wrapping_sub(1), at + 1]
-                    .iter()
-                    .any(|&i| bests.get(i).is_some_and(|&(best, _)| best == index))
+                read_at(at.wrapping_sub(1)) == Some(index) || read_at(at + 1) == Some(index)
             };
-            let nearly = (0u8..10)
-                .zip(digits)
-                .map(|(digit, &index)| (digit, index, step[index]))
-                .max_by(|a, b| a.2.total_cmp(&b.2))
+            let nearly = other_digit(step, best)
                 .filter(|&(_, index, p)| p >= NEARLY_READ && !read_beside(index));
             if let Some((digit, _, p)) = nearly
                 && missed.is_none_or(|(_, q)| p > q)
             {
-                missed = Some((char::from(b'0' + digit), p));
+                missed = Some((digit, p));
             }
         }
         if best != 0
             && let Some(character) = charset.get(best)
         {
             let runner_up = || {
-                digits.contains(&best).then(|| {
-                    (0u8..10)
-                        .zip(digits)
-                        .filter(|&(_, &index)| index != best)
-                        .map(|(digit, &index)| (char::from(b'0' + digit), step[index]))
-                        .max_by(|a, b| a.1.total_cmp(&b.1))
-                })?
+                digits
+                    .contains(&best)
+                    .then(|| other_digit(step, best))
+                    .flatten()
+                    .map(|(digit, _, p)| (digit, p))
             };
             match glyphs.last_mut() {
-                Some(glyph) if best == previous => {
+                // The class read at the step before: CTC merges the two.
+                Some(glyph) if read_at(at.wrapping_sub(1)) == Some(best) => {
                     if probability > glyph.confidence {
                         glyph.confidence = probability;
                         glyph.runner_up = runner_up();
@@ -878,7 +880,6 @@ fn ctc_greedy(
                 }),
             }
         }
-        previous = best;
     }
     glyphs
 }
