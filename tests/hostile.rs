@@ -727,8 +727,11 @@ async fn gateway_with_small_shares(sim: &Simulator, env: &[(&str, &str)]) -> Gat
     GatewayProcess::start(sim, &all).await
 }
 
-/// One share held full: two connections from `from`, each with one upload of the largest message
-/// left unfinished, sent with `headers`.
+/// How many unfinished uploads of the largest message fill a share (`SHARE`).
+const FLOOD_UPLOADS: usize = 2;
+
+/// One share held full: `FLOOD_UPLOADS` connections from `from`, each with one upload of the
+/// largest message left unfinished, sent with `headers`.
 struct Flood {
     to: SocketAddr,
     from: IpAddr,
@@ -749,7 +752,7 @@ impl Flood {
             uploads: Vec::new(),
             resent: 0,
         };
-        for _ in 0..2 {
+        for _ in 0..FLOOD_UPLOADS {
             flood.upload().await;
         }
         flood
@@ -779,7 +782,7 @@ impl Flood {
                 held.push(upload);
             }
         }
-        let refused = 2 - held.len();
+        let refused = FLOOD_UPLOADS - held.len();
         self.uploads = held;
         self.resent += refused;
         for _ in 0..refused {
