@@ -43,8 +43,10 @@ impl Evidence {
             (certainty / (1.0 - certainty)).ln(),
             f64::from(self.log_probability).max(-50.0),
             flag(self.luhn_valid),
+            // A prefix some network or bank issues, then a bank's on top: each can only add
+            // trust, which `scripts/calibrate.py` holds the fit to.
+            flag(self.issuer != Issuer::Unknown),
             flag(self.issuer == Issuer::Bank),
-            flag(self.issuer == Issuer::Network),
             flag(self.usual_length),
             flag(self.bank_grouped),
             flag(self.short_for_issuer),
@@ -86,8 +88,8 @@ pub const FEATURE_NAMES: [&str; FEATURES] = [
     "certainty_logit",
     "log_probability",
     "luhn_valid",
+    "issuer_known",
     "issuer_bank",
-    "issuer_network",
     "usual_length",
     "bank_grouped",
     "short_for_issuer",
@@ -124,8 +126,8 @@ const CALIBRATED: Weights = Weights {
         0.5097,  // certainty_logit
         1.1830,  // log_probability
         8.7736,  // luhn_valid
-        1.8692,  // issuer_bank
-        -2.0611, // issuer_network
+        -2.0611, // issuer_known
+        3.9303,  // issuer_bank
         2.8231,  // usual_length
         3.1115,  // bank_grouped
         0.5786,  // short_for_issuer
