@@ -441,8 +441,23 @@ struct Corrected {
 enum Change {
     /// The digit at `at` taken as its runner-up, of that probability.
     Replaced { at: usize, digit: char, p: f32 },
-    /// A digit nearly read (`Glyph::missed_before`) put in before the one at `at`.
-    Inserted { at: usize, digit: char, p: f32 },
+    /// A digit nearly read put in before the one at `at`: in its group (`Glyph::missed_before`),
+    /// or ending the group before (`Glyph::missed_after`).
+    Inserted {
+        at: usize,
+        digit: char,
+        p: f32,
+        ends_group: bool,
+    },
+}
+
+impl Change {
+    /// The probability of the digit it puts in.
+    fn p(&self) -> f32 {
+        match *self {
+            Self::Replaced { p, .. } | Self::Inserted { p, .. } => p,
+        }
+    }
 }
 
 impl Corrected {
@@ -457,7 +472,7 @@ impl Corrected {
             Some(Change::Replaced { at, digit, p }) => {
                 read[at] = (digit.encode_utf8(&mut buffer), p)
             }
-            Some(Change::Inserted { at, digit, p }) => {
+            Some(Change::Inserted { at, digit, p, .. }) => {
                 read.insert(at, (digit.encode_utf8(&mut buffer), p));
             }
             None => {}
@@ -476,11 +491,11 @@ impl Corrected {
     /// The groups of `read` (a run's, as read) with this reading's change made.
     fn groups(&self, read: &[usize]) -> Vec<usize> {
         let mut groups = read.to_vec();
-        if let Some(Change::Inserted { at, .. }) = self.change {
+        if let Some(Change::Inserted { at, ends_group, .. }) = self.change {
             let mut end = 0;
             if let Some(group) = groups.iter_mut().find(|group| {
                 end += **group;
-                end > at
+                end > at || (ends_group && end == at)
             }) {
                 *group += 1;
             }
@@ -502,16 +517,25 @@ fn corrected(digits: &[&Glyph]) -> Corrected {
     let valid =
         |change| Some(Corrected::of(digits, Some(change))).filter(|c| luhn_valid(&c.digits));
     if USUAL_LENGTHS.contains(&(digits.len() + 1)) {
-        let mut missed: Vec<(usize, char, f32)> = digits
+        let mut missed: Vec<Change> = digits
             .iter()
             .enumerate()
-            .filter_map(|(at, glyph)| glyph.missed_before.map(|(digit, p)| (at, digit, p)))
+            .flat_map(|(at, glyph)| {
+                let inserted = |at, ends_group| {
+                    move |(digit, p)| Change::Inserted {
+                        at,
+                        digit,
+                        p,
+                        ends_group,
+                    }
+                };
+                let before = glyph.missed_before.map(inserted(at, false));
+                let after = glyph.missed_after.map(inserted(at + 1, true));
+                before.into_iter().chain(after)
+            })
             .collect();
-        missed.sort_by(|a, b| b.2.total_cmp(&a.2));
-        if let Some(inserted) = missed
-            .into_iter()
-            .find_map(|(at, digit, p)| valid(Change::Inserted { at, digit, p }))
-        {
+        missed.sort_by(|a, b| b.p().total_cmp(&a.p()));
+        if let Some(inserted) = missed.into_iter().find_map(valid) {
             return inserted;
         }
     }
@@ -535,6 +559,7 @@ static BOX_EDGE: Glyph = Glyph {
     confidence: 1.0,
     runner_up: None,
     missed_before: None,
+    missed_after: None,
 };
 
 #[derive(Clone)]
@@ -795,8 +820,8 @@ fn one_way_up<'a>(row: Vec<&'a TextLine>) -> Vec<Cow<'a, TextLine>> {
 }
 
 /// `glyph` as it reads turned over: a digit and its runner-up as `turned_over` has them, any
-/// other mark (a space) as it was. A digit nearly read before it is not kept: turned over, it
-/// would come after.
+/// other mark (a space) as it was. A digit nearly read before or after it is not kept: turned
+/// over, the one would come after and the other before.
 fn turned_glyph(glyph: &Glyph) -> Glyph {
     match turned_digit(glyph) {
         Some(digit) => Glyph {
@@ -806,9 +831,11 @@ fn turned_glyph(glyph: &Glyph) -> Glyph {
                 .runner_up
                 .and_then(|(runner_up, p)| Some((turned_over(runner_up)?, p))),
             missed_before: None,
+            missed_after: None,
         },
         None => Glyph {
             missed_before: None,
+            missed_after: None,
             ..glyph.clone()
         },
     }
@@ -938,6 +965,7 @@ pub(super) mod tests {
                     confidence: 1.0,
                     runner_up: None,
                     missed_before: None,
+                    missed_after: None,
                 })
                 .collect(),
         }
@@ -1188,6 +1216,23 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_digit_nearly_read_at_a_groups_end_is_put_in_that_group() {
+        // 6258 0778 2896 6891 327 with the last digit of its second group lost before the space;
+        // then 6258 0778 2896 6891 129 with its last digit lost at the line's end.
+        let mut lost = line(10, 50, 40, "6258 077 2896 6891 327");
+        lost.glyphs[7].missed_after = Some(('8', 0.46));
+        let picked = pick(&[lost]).expect("a number");
+        assert_eq!(picked.number.digits(), "6258077828966891327");
+        assert!(picked.corrected && picked.luhn_valid && picked.bank_grouped);
+        let mut lost = line(10, 50, 40, "6258 0778 2896 6891 12");
+        lost.glyphs[21].missed_after = Some(('9', 0.4));
+        let picked = pick(&[lost]).expect("a number");
+        assert_eq!(picked.number.digits(), "6258077828966891129");
+        assert!(picked.corrected && picked.bank_grouped);
+        assert_eq!(picked.certainty, 0.4);
+    }
+
+    #[test]
     fn a_number_starting_as_an_issuers_cards_do_wins_over_a_taller_one_that_does_not() {
         // Both pass the Luhn check; 0356... is no issuer's (a stray mark read as a 0, say).
         let lines = [
@@ -1348,6 +1393,7 @@ pub(super) mod tests {
             confidence: 0.6,
             runner_up,
             missed_before: None,
+            missed_after: None,
         };
         assert_eq!(
             turned_glyph(&glyph("6", Some(('8', 0.3)))),

@@ -258,10 +258,13 @@ pub struct Glyph {
     pub confidence: f32,
     /// For a digit: the next likeliest digit there, and its probability.
     pub runner_up: Option<(char, f32)>,
-    /// A digit the recogniser nearly read just before this character, and its probability: at a
+    /// For a digit: a digit the recogniser nearly read just before it, and its probability: at a
     /// step the blank won, a digit still at least `NEARLY_READ` likely. Greedy decoding drops a
     /// digit so, most often the first of a pair printed close together (`0778` read `078`).
     pub missed_before: Option<(char, f32)>,
+    /// For a digit ending a group: a digit nearly read just after it, before a space or the end
+    /// of the line, where no digit follows to keep it as `missed_before`.
+    pub missed_after: Option<(char, f32)>,
 }
 
 impl Glyph {
@@ -813,7 +816,8 @@ const NEARLY_READ: f32 = 0.3;
 /// Greedy CTC decoding: the best class at each step, repeats merged, blanks dropped. Each glyph
 /// keeps its best probability over the steps it spans and, for a digit, the runner-up digit there,
 /// and the digit nearly read at a blank step before it, unless that digit is also read at a step
-/// next to it (CTC would merge the two).
+/// next to it (CTC would merge the two). A digit nearly read after a line's last digit, or between
+/// a digit and a space, is kept on that digit as nearly read after it.
 fn ctc_greedy(
     scores: &[f32],
     classes: usize,
@@ -872,16 +876,34 @@ fn ctc_greedy(
                         glyph.runner_up = runner_up();
                     }
                 }
-                _ => glyphs.push(Glyph {
-                    text: character.clone(),
-                    confidence: probability,
-                    runner_up: runner_up(),
-                    missed_before: missed.take(),
-                }),
+                _ => {
+                    let missed = missed.take();
+                    let a_digit = digits.contains(&best);
+                    if !a_digit {
+                        nearly_read_after(&mut glyphs, missed);
+                    }
+                    glyphs.push(Glyph {
+                        text: character.clone(),
+                        confidence: probability,
+                        runner_up: runner_up(),
+                        missed_before: missed.filter(|_| a_digit),
+                        missed_after: None,
+                    });
+                }
             }
         }
     }
+    nearly_read_after(&mut glyphs, missed);
     glyphs
+}
+
+/// Keeps `missed`, a digit nearly read after the last of `glyphs`, on it when it is a digit.
+fn nearly_read_after(glyphs: &mut [Glyph], missed: Option<(char, f32)>) {
+    if let Some(missed) = missed
+        && let Some(last) = glyphs.last_mut().filter(|glyph| glyph.is_digit())
+    {
+        last.missed_after = Some(missed);
+    }
 }
 
 #[cfg(test)]
@@ -960,6 +982,31 @@ mod tests {
         for glyph in [&glyphs[0], &glyphs[2], &glyphs[3]] {
             assert_eq!(glyph.missed_before, None);
         }
+    }
+
+    #[test]
+    fn a_digit_nearly_read_at_a_groups_end_is_kept_on_the_digit_before_it() {
+        let (charset, digits) = charset();
+        // "1", a blank over a 5 at 0.45, space, "2", a blank over a 7 at 0.4 at the line's end.
+        let scores = steps(&[
+            (2, 1.0, 0),
+            (0, 0.55, 6),
+            (11, 1.0, 0),
+            (3, 1.0, 0),
+            (0, 0.6, 8),
+        ]);
+        let glyphs = ctc_greedy(&scores, 12, &charset, &digits);
+        let text: String = glyphs.iter().map(|g| g.text.as_str()).collect();
+        assert_eq!(text, "1 2");
+        let nearly = |glyph: &Glyph| {
+            glyph
+                .missed_after
+                .map(|(digit, p)| (digit, (p * 100.0).round()))
+        };
+        assert_eq!(nearly(&glyphs[0]), Some(('5', 45.0)));
+        assert_eq!(nearly(&glyphs[1]), None);
+        assert_eq!(nearly(&glyphs[2]), Some(('7', 40.0)));
+        assert!(glyphs.iter().all(|glyph| glyph.missed_before.is_none()));
     }
 
     /// A region of the pixels of a band `length` long and `thickness` thick, turned `degrees`
@@ -1192,6 +1239,7 @@ mod tests {
                 confidence,
                 runner_up: None,
                 missed_before: None,
+                missed_after: None,
             })
             .collect()
     }
