@@ -5,7 +5,9 @@
 # ocrgate's local provider (ocrgate-ocr-bench, one inference thread) and by RapidOCR (the `rapidocr`
 # package from PyPI, installed by this script into its own venv, one inference thread) with the
 # number picker a team would write (scripts/rapidocr-bench.py). Prints each reader's misses, then
-# exact-match rate and p50/p95 latency per set. Needs python3 with venv and pip, and PyPI once.
+# exact-match rate and p50/p95 latency per set, and for RapidOCR the share of photos whose number
+# is anywhere in its text (what its models read, whatever its picker took). Needs python3 with venv
+# and pip, and PyPI once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,11 +46,13 @@ done
 
 echo
 echo "side by side, $count photos a set, one pinned core each:"
-printf '%-9s %-9s %9s %9s %9s\n' set reader exact p50_ms p95_ms
+# in_text: RapidOCR's photos with the number among the digits of its text, whatever its picker took.
+printf '%-9s %-9s %9s %9s %9s %9s\n' set reader exact in_text p50_ms p95_ms
 for line in "${summaries[@]}"; do
   declare -A field=()
   for pair in ${line#summary }; do field[${pair%%=*}]=${pair#*=}; done
-  printf '%-9s %-9s %8s%% %9s %9s\n' "${field[set]}" "${field[reader]}" "${field[exact]}" \
-    "${field[p50_ms]}" "${field[p95_ms]}"
+  in_text="${field[in_text]:+${field[in_text]}%}"
+  printf '%-9s %-9s %8s%% %9s %9s %9s\n' "${field[set]}" "${field[reader]}" "${field[exact]}" \
+    "${in_text:--}" "${field[p50_ms]}" "${field[p95_ms]}"
   unset field
 done
