@@ -225,6 +225,44 @@ async fn a_card_lying_upside_down_is_read_the_right_way_round() {
 }
 
 #[tokio::test]
+async fn a_card_turned_past_thirty_degrees_is_read_along_its_lines() {
+    let Some(models) = local_models() else { return };
+    let gateway = local_only(&models).await;
+    // A card photographed turned 38° either way: its lines are cut out along their direction,
+    // not read in their axis-aligned boxes, and the image is turned upright for the other looks.
+    let card = &ordinary_cards(40, 1)[0];
+    for degrees in [38.0_f32, -38.0] {
+        let photo = as_jpeg(&turned(&decoded(&card.jpeg), degrees));
+        let reply = gateway
+            .recognize(upload(photo))
+            .await
+            .unwrap_or_else(|status| panic!("turned {degrees}°: {status:?}"));
+        assert_eq!(reply.card_number, card.number, "turned {degrees}°");
+    }
+}
+
+/// `photo` on a grey ground as wide as its diagonal, turned `degrees` clockwise about its centre,
+/// so that none of it is cut off.
+fn turned(photo: &image::DynamicImage, degrees: f32) -> image::DynamicImage {
+    use imageproc::geometric_transformations::{Border, Interpolation, rotate_about_center};
+    let grey = image::Rgb([128, 128, 128]);
+    let photo = photo.to_rgb8();
+    let side = f64::from(photo.width())
+        .hypot(f64::from(photo.height()))
+        .ceil() as u32;
+    let mut ground = image::RgbImage::from_pixel(side, side, grey);
+    let at = |length: u32| i64::from((side - length) / 2);
+    image::imageops::overlay(&mut ground, &photo, at(photo.width()), at(photo.height()));
+    rotate_about_center(
+        &ground,
+        degrees.to_radians(),
+        Interpolation::Bilinear,
+        Border::Constant(grey),
+    )
+    .into()
+}
+
+#[tokio::test]
 async fn the_expiry_is_read_and_a_blurred_photo_is_blurry() {
     let Some(models) = local_models() else { return };
     let gateway = local_only(&models).await;

@@ -63,9 +63,11 @@ const MIN_LINE_WIDTH: u32 = 64;
 const MAX_LINE_WIDTH: u32 = 1600;
 /// Most lines read in one image: a card face has a dozen or two.
 const MAX_LINES: usize = 48;
-/// A line turned further than this (radians, 30°) is not a card held a little off square; it is
-/// read in its axis-aligned box.
-const MAX_LINE_TILT: f64 = 0.52;
+/// A line turned further than this (45°) runs nearer up and down than across: it is not a card
+/// held off square (an image stored sideways says so in its EXIF orientation, which decoding
+/// honours), and it is read in its axis-aligned box. Up to it, a line is cut out along its
+/// direction, however far a hand or the perspective turned it.
+const MAX_LINE_TILT: f64 = std::f64::consts::FRAC_PI_4;
 /// A region this many times longer than thick has a direction worth following.
 const DIRECTED: f64 = 2.0;
 /// A line with digits whose least certain character was read with less probability than this is

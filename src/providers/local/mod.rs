@@ -847,9 +847,10 @@ fn inference_failed(err: ort::Error) -> ProviderError {
 
 /// Lines turned less than this (radians, 1.5°) are read well as they are.
 const MIN_DESKEW: f32 = 0.026;
-/// Lines turned more than this (radians, 30°) are not a hand-held card a little off: an image
-/// stored sideways says so in its EXIF orientation, which decoding honours.
-const MAX_DESKEW: f32 = 0.52;
+/// Lines turned more than this (45°) run nearer up and down than across: not a card held off
+/// square, which is turned upright up to it, but one on its side, which an image stored sideways
+/// says in its EXIF orientation (decoding honours it).
+const MAX_DESKEW: f32 = std::f32::consts::FRAC_PI_4;
 /// A second look: the detector sees more of a small card.
 const SECOND_LOOK: Look = Look {
     detection_side: 768,
