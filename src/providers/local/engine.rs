@@ -1092,9 +1092,12 @@ mod tests {
         );
         assert!((strip.centre.0 - 2.0 * centre.0).abs() < 3.0, "{strip:?}");
         assert!((strip.centre.1 - 2.0 * centre.1).abs() < 3.0, "{strip:?}");
-        // Square blobs and steep lines are level.
+        // A line turned 40° is followed; square blobs, and lines nearer up and down than across,
+        // are level.
+        let turned = band(200, 10, 40.0, (50, 50)).strip(1.0, 1.0);
+        assert!((turned.angle.to_degrees() - 40.0).abs() < 0.5, "{turned:?}");
         assert_eq!(band(30, 30, 8.0, (50, 50)).strip(1.0, 1.0).angle, 0.0);
-        assert_eq!(band(200, 10, 40.0, (50, 50)).strip(1.0, 1.0).angle, 0.0);
+        assert_eq!(band(200, 10, 50.0, (50, 50)).strip(1.0, 1.0).angle, 0.0);
     }
 
     /// A band 200 long and 20 thick about (200, 100), falling 0.1 rad to the right.
