@@ -247,11 +247,13 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
             };
             // Where a number cut from a longer run starts, only an issuer's prefix tells.
             let placed = !run.cut || picked.issuer > Issuer::Unknown;
-            // Lines of print one under another (a receipt's) are many; those of a number read
-            // as a number does: a valid one of a known issuer, in a bank's groups.
-            let whole = !stacked
-                || picked.luhn_valid && picked.bank_grouped && picked.issuer > Issuer::Unknown;
-            (placed && whole).then_some((picked, height))
+            // Lines of print one under another (a receipt's) are many, and so are figures with
+            // marks between their digits (amounts, times); those of a number read as a number
+            // does: a valid one of a known issuer, the lines in a bank's groups.
+            let number_like = picked.luhn_valid && picked.issuer > Issuer::Unknown;
+            let whole = !stacked || number_like && picked.bank_grouped;
+            let unmarked = !run.across_marks || number_like;
+            (placed && whole && unmarked).then_some((picked, height))
         })
         .max_by(|(a, a_height), (b, b_height)| {
             a.rank()
@@ -898,19 +900,41 @@ struct Run<'a> {
     groups: Vec<usize>,
     /// Whether it is whole groups cut from a longer run.
     cut: bool,
+    /// Whether it runs across a mark read between digits (see [`speck`]).
+    across_marks: bool,
+}
+
+/// A mark that a speck, a guilloche line or a hologram's edge beside a digit is read as, in a
+/// number's group or between two (`8244 .8617:5982`).
+fn speck(glyph: &&Glyph) -> bool {
+    matches!(glyph.text.as_str(), "." | ":" | "," | ";" | "'" | "·")
 }
 
 /// The digit sequences of a row; spaces and dashes between groups do not break one. A run longer
 /// than any card number (a receipt's order number read in one box with the number beside it) also
-/// gives each of its runs of whole groups as long as a card number.
+/// gives each of its runs of whole groups as long as a card number. Marks read between digits
+/// ([`speck`]) break a run, and the runs across them are given too, marked so: the picker takes
+/// one only when it reads as a number does.
 fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
     // Boxes joined into a row are apart as groups are.
     let separator = |glyph: &&Glyph| matches!(glyph.text.as_str(), " " | "-" | "–" | "—" | "");
-    glyphs
+    let as_read = glyphs
         .split(|glyph| !(glyph.is_digit() || separator(glyph)))
-        .flat_map(|run| {
+        .map(|run| (run, false));
+    // The same, across the marks read between digits: runs only these give.
+    let across_marks = glyphs
+        .split(|glyph| !(glyph.is_digit() || separator(glyph) || speck(glyph)))
+        .filter(|run| {
+            let first = run.iter().position(|glyph| glyph.is_digit());
+            let last = run.iter().rposition(|glyph| glyph.is_digit());
+            matches!((first, last), (Some(first), Some(last)) if run[first..last].iter().any(speck))
+        })
+        .map(|run| (run, true));
+    as_read
+        .chain(across_marks)
+        .flat_map(|(run, across_marks)| {
             let groups: Vec<&[&Glyph]> = run
-                .split(separator)
+                .split(|glyph| separator(glyph) || speck(glyph))
                 .filter(|group| !group.is_empty())
                 .collect();
             let sizes = |groups: &[&[&Glyph]]| groups.iter().map(|group| group.len()).collect();
@@ -925,6 +949,7 @@ fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
                                 digits,
                                 groups: sizes(&groups[start..end]),
                                 cut: true,
+                                across_marks,
                             });
                         }
                     }
@@ -934,6 +959,7 @@ fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
                 digits: whole,
                 groups: sizes(&groups),
                 cut: false,
+                across_marks,
             });
             runs
         })
@@ -1514,6 +1540,20 @@ pub(super) mod tests {
             .map(|run| run.digits.iter().map(|g| g.text.as_str()).collect())
             .collect();
         assert_eq!(runs, ["6222020200112345", "678"]);
+    }
+
+    #[test]
+    fn marks_read_between_digits_are_crossed_only_by_a_valid_number_of_a_known_issuer() {
+        // Specks on the card's face beside its digits, read as `.` and `:`.
+        let specked = line(10, 50, 30, "6225 8826 .3358:5168");
+        let picked = pick(&[specked]).expect("a number");
+        assert_eq!(picked.number.digits(), "6225882633585168");
+        assert!(picked.luhn_valid && picked.issuer == Issuer::Bank);
+        // Across a mark, digits that fail the Luhn check, or that no issuer's cards start with,
+        // are figures (amounts, times), not a number.
+        for figures in ["6225 8826 .3358:5167", "0216 8881 .2112:1113"] {
+            assert_eq!(pick(&[line(10, 50, 30, figures)]), None, "{figures}");
+        }
     }
 
     #[test]
