@@ -935,11 +935,18 @@ mod tests {
             .collect()
     }
 
+    /// The glyphs greedy decoding reads from `classes` (as [`steps`] takes them), and their text.
+    fn decoded(classes: &[(usize, f32, usize)]) -> (Vec<Glyph>, String) {
+        let (charset, digits) = charset();
+        let glyphs = ctc_greedy(&steps(classes), 12, &charset, &digits);
+        let text = glyphs.iter().map(|g| g.text.as_str()).collect();
+        (glyphs, text)
+    }
+
     #[test]
     fn ctc_merges_repeats_drops_blanks_and_keeps_the_runner_up_digit() {
-        let (charset, digits) = charset();
         // "1" twice (a repeat: one glyph), blank, "1", "2" twice, blank, space, "2".
-        let scores = steps(&[
+        let (glyphs, text) = decoded(&[
             (2, 0.6, 0),
             (2, 0.9, 3),
             (0, 1.0, 1),
@@ -950,8 +957,6 @@ mod tests {
             (11, 1.0, 0),
             (3, 1.0, 0),
         ]);
-        let glyphs = ctc_greedy(&scores, 12, &charset, &digits);
-        let text: String = glyphs.iter().map(|g| g.text.as_str()).collect();
         assert_eq!(text, "112 2");
         assert_eq!(glyphs[0].confidence, 0.9);
         assert_eq!(glyphs[0].runner_up.map(|r| r.0), Some('2'));
@@ -962,10 +967,9 @@ mod tests {
 
     #[test]
     fn a_digit_the_blank_beat_by_little_is_kept_as_nearly_read_before_the_next_glyph() {
-        let (charset, digits) = charset();
         // "0", a blank over a 7 at 0.45, "7", a blank over an 8 that is read at the next step
         // (CTC would merge the two), "8", a blank over a 0 at 0.2, "2".
-        let scores = steps(&[
+        let (glyphs, text) = decoded(&[
             (1, 0.98, 0),
             (0, 0.55, 8),
             (0, 1.0, 8),
@@ -975,8 +979,6 @@ mod tests {
             (0, 0.8, 1),
             (3, 1.0, 0),
         ]);
-        let glyphs = ctc_greedy(&scores, 12, &charset, &digits);
-        let text: String = glyphs.iter().map(|g| g.text.as_str()).collect();
         assert_eq!(text, "0782");
         let (digit, p) = glyphs[1].missed_before.expect("a 7 nearly read");
         assert_eq!(digit, '7');
@@ -988,17 +990,14 @@ mod tests {
 
     #[test]
     fn a_digit_nearly_read_at_a_groups_end_is_kept_on_the_digit_before_it() {
-        let (charset, digits) = charset();
         // "1", a blank over a 5 at 0.45, space, "2", a blank over a 7 at 0.4 at the line's end.
-        let scores = steps(&[
+        let (glyphs, text) = decoded(&[
             (2, 1.0, 0),
             (0, 0.55, 6),
             (11, 1.0, 0),
             (3, 1.0, 0),
             (0, 0.6, 8),
         ]);
-        let glyphs = ctc_greedy(&scores, 12, &charset, &digits);
-        let text: String = glyphs.iter().map(|g| g.text.as_str()).collect();
         assert_eq!(text, "1 2");
         let nearly = |glyph: &Glyph| {
             glyph
