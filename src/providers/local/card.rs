@@ -264,6 +264,35 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
         .map(|(picked, _)| picked)
 }
 
+/// The number among `lines` as [`pick_number`] picks it; where that settles nothing, the number
+/// the same lines give with each group of digits as ocrgate's own recogniser read it
+/// ([`TextLine::digits_read`]) is taken instead when it is more trusted. A second recogniser
+/// errs elsewhere than the first: a `0` read as `8`, a digit cut by the box's edge lost.
+pub fn pick_number_read_twice(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
+    let picked = pick_number(lines, bins);
+    if picked.as_ref().is_some_and(Picked::settled)
+        || lines.iter().all(|line| line.digits_read.is_none())
+    {
+        return picked;
+    }
+    let read_again: Vec<TextLine> = lines
+        .iter()
+        .map(|line| TextLine {
+            bounds: line.bounds,
+            strip: line.strip,
+            glyphs: line.digits_read.as_ref().unwrap_or(&line.glyphs).clone(),
+            upside_down: line.upside_down,
+            digits_read: None,
+        })
+        .collect();
+    let again = pick_number(&read_again, bins);
+    if more_trusted(again.as_ref(), picked.as_ref()) {
+        again
+    } else {
+        picked
+    }
+}
+
 /// Which of `lines` holds the last group of the row of digits at `row`: the rightmost box within
 /// it read upright.
 pub fn last_box(lines: &[TextLine], row: Bounds) -> Option<usize> {
@@ -816,6 +845,7 @@ fn one_way_up<'a>(row: Vec<&'a TextLine>) -> Vec<Cow<'a, TextLine>> {
                 strip: line.strip,
                 glyphs: line.glyphs.iter().rev().map(turned_glyph).collect(),
                 upside_down,
+                digits_read: None,
             })
         })
         .collect()
@@ -984,6 +1014,7 @@ pub(super) mod tests {
             bounds,
             strip: Strip::level(bounds),
             upside_down: false,
+            digits_read: None,
             glyphs: text
                 .chars()
                 .map(|c| Glyph {
@@ -1001,12 +1032,60 @@ pub(super) mod tests {
     fn turned(x: u32, text: &str) -> TextLine {
         TextLine {
             upside_down: true,
+            digits_read: None,
             ..line(x, 50, 40, text)
         }
     }
 
     fn pick(lines: &[TextLine]) -> Option<Picked> {
         pick_number(lines, &BinTable::embedded().expect("the BIN table"))
+    }
+
+    #[test]
+    fn a_second_reading_of_the_groups_is_taken_only_where_the_first_settles_nothing() {
+        let bins = BinTable::embedded().expect("the BIN table");
+        let groups = |texts: [&str; 4]| -> Vec<TextLine> {
+            texts
+                .iter()
+                .zip(0u32..)
+                .map(|(text, at)| line(100 + 120 * at, 50, 40, text))
+                .collect()
+        };
+        let read_again = |mut lines: Vec<TextLine>, again: [&str; 4]| {
+            for (line, text) in lines.iter_mut().zip(again) {
+                line.digits_read = Some(line_glyphs(text));
+            }
+            lines
+        };
+        let number = |lines: &[TextLine]| {
+            pick_number_read_twice(lines, &bins).map(|picked| picked.number.digits().to_owned())
+        };
+        // The first reading fails Luhn with two digits wrong; the second reads them right.
+        let misread = read_again(
+            groups(["6225", "8826", "3858", "5188"]),
+            ["6225", "8826", "3358", "5168"],
+        );
+        assert_eq!(number(&misread).as_deref(), Some("6225882633585168"));
+        // A settled first reading stands, whatever the second reads.
+        let settled = read_again(
+            groups(["6225", "8826", "3358", "5168"]),
+            ["6225", "8826", "3858", "5188"],
+        );
+        assert_eq!(number(&settled).as_deref(), Some("6225882633585168"));
+        // A second reading no more trusted than the first is not taken.
+        let both_wrong = read_again(
+            groups(["6225", "8826", "3858", "5188"]),
+            ["6225", "8826", "3858", "5180"],
+        );
+        assert_eq!(
+            number(&both_wrong),
+            number(&groups(["6225", "8826", "3858", "5188"]))
+        );
+    }
+
+    /// The glyphs of `text`, every one read with certainty.
+    fn line_glyphs(text: &str) -> Vec<Glyph> {
+        line(0, 0, 40, text).glyphs
     }
 
     /// `line`, with the digit at `at` doubtful and `runner_up` second.
@@ -1064,14 +1143,17 @@ pub(super) mod tests {
         let turned_over = [
             TextLine {
                 upside_down: true,
+                digits_read: None,
                 ..line(60, 540, 40, "6222 0202")
             },
             TextLine {
                 upside_down: true,
+                digits_read: None,
                 ..line(60, 470, 40, "0011 2345")
             },
             TextLine {
                 upside_down: true,
+                digits_read: None,
                 ..line(58, 400, 40, "679")
             },
         ];

@@ -17,6 +17,10 @@
 //! takes the line more likely upside down than not, the line is read turned over too, and the
 //! reading the recogniser is surer of is kept: a card photographed from its far side, among
 //! clutter that is not.
+//!
+//! A line read as a group of digits is read a second time by ocrgate's own recogniser of card
+//! numbers' lines ([`CARD_DIGITS_MODEL`]), which knows nothing but digits and spaces; the picker
+//! weighs that reading where PaddleOCR's settles nothing.
 
 use std::path::Path;
 
@@ -57,6 +61,18 @@ const BOX_THRESHOLD: f32 = 0.5;
 const UNCLIP_RATIO: f32 = 1.6;
 /// Height of the line images the recogniser reads.
 const LINE_HEIGHT: u32 = 48;
+/// ocrgate's own recogniser of card numbers' lines, in the binary: a small CTC network that reads
+/// digits and spaces only, trained on synthetic lines of digits in many fonts, inks, patterns and
+/// lights and on lines the reader cut from the generator's photos (`scripts/card-digits/`). Its
+/// input is a 1×3×32×W line image in RGB order scaled to `[-1, 1]`, W a multiple of 4; its output
+/// the probabilities of the blank, the ten digits and space at each of W/4 steps.
+const CARD_DIGITS_MODEL: &[u8] = include_bytes!("../../../data/card-digits.onnx");
+/// Height of the line images [`CARD_DIGITS_MODEL`] reads.
+const CARD_DIGITS_HEIGHT: u32 = 32;
+/// Longer line images are squeezed to this width: 19 digits in four groups take some 600.
+const CARD_DIGITS_MAX_WIDTH: u32 = 1024;
+/// [`CARD_DIGITS_MODEL`]'s classes: the CTC blank, the ten digits, space.
+const CARD_DIGITS_CHARSET: [&str; 12] = ["", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", " "];
 /// Narrower line images are padded to this width, as in PaddleOCR's inference.
 const MIN_LINE_WIDTH: u32 = 64;
 /// Longer lines are squeezed to this width; card numbers are far shorter.
@@ -76,6 +92,9 @@ const DOUBTFUL_LINE: f32 = 0.8;
 /// Digits a line must read as to be shown to the direction classifier: upside down, a card's
 /// other print does not matter, and its number's groups still read as some digits.
 const TURNED_DIGITS: usize = 2;
+/// Digits a line must read as, and nothing else but spaces, to be read by [`CARD_DIGITS_MODEL`]
+/// too: a group of a card number.
+const GROUP_DIGITS: usize = 4;
 /// The direction classifier's input: lines resized to 48 pixels high, padded or squeezed to 192
 /// wide, as in PaddleOCR.
 const DIRECTION_WIDTH: u32 = 192;
@@ -224,6 +243,9 @@ pub struct TextLine {
     pub glyphs: Vec<Glyph>,
     /// Whether it was read turned over: its text runs right to left across the image.
     pub upside_down: bool,
+    /// For a line read as a group of digits: what [`CARD_DIGITS_MODEL`] reads in it, the same
+    /// way up.
+    pub digits_read: Option<Vec<Glyph>>,
 }
 
 impl TextLine {
@@ -287,6 +309,9 @@ pub struct Engine {
     charset: Vec<String>,
     /// The output index of each digit, `0` to `9`.
     digits: [usize; 10],
+    /// ocrgate's own recogniser of card numbers' lines ([`CARD_DIGITS_MODEL`]), and its classes.
+    card_digits: Session,
+    card_digits_charset: Vec<String>,
 }
 
 impl Engine {
@@ -309,6 +334,12 @@ impl Engine {
                 .commit_from_file(model)
         };
         let detector = session(detection_model)?;
+        let card_digits = Session::builder(environment)?
+            .with_optimization_level(GraphOptimizationLevel::Level3)?
+            .with_intra_threads(threads)?
+            .with_inter_threads(1)?
+            .with_intra_op_spinning(false)?
+            .commit_from_memory(CARD_DIGITS_MODEL)?;
         let recognizer = session(recognition_model)?;
         let direction = session(direction_model)?;
         let dictionary = recognizer.metadata()?.custom("character").ok_or_else(|| {
@@ -334,6 +365,8 @@ impl Engine {
             direction,
             charset,
             digits,
+            card_digits,
+            card_digits_charset: CARD_DIGITS_CHARSET.map(str::to_owned).to_vec(),
         })
     }
 
@@ -370,11 +403,24 @@ impl Engine {
                 }
             }
             if glyphs.iter().any(|glyph| !glyph.text.trim().is_empty()) {
+                let digits_read = if a_group_of_digits(&glyphs) {
+                    let turned;
+                    let line = if upside_down {
+                        turned = imageops::rotate180(&line);
+                        &turned
+                    } else {
+                        &line
+                    };
+                    Some(self.read_digits(line)?)
+                } else {
+                    None
+                };
                 lines.push(TextLine {
                     bounds,
                     strip,
                     glyphs,
                     upside_down,
+                    digits_read,
                 });
             }
         }
@@ -390,9 +436,14 @@ impl Engine {
             }
             let line = &mut lines[at];
             let turned = imageops::rotate180(&line_image(image, line.bounds, line.strip));
-            let turned = self.recognize(&turned, look.line_stretch)?;
-            if !surer_turned_over(&turned, &line.glyphs) {
-                (line.glyphs, line.upside_down) = (turned, true);
+            let turned_glyphs = self.recognize(&turned, look.line_stretch)?;
+            if !surer_turned_over(&turned_glyphs, &line.glyphs) {
+                line.digits_read = if a_group_of_digits(&turned_glyphs) {
+                    Some(self.read_digits(&turned)?)
+                } else {
+                    None
+                };
+                (line.glyphs, line.upside_down) = (turned_glyphs, true);
             }
         }
         Ok(Some(Reading { lines, skew }))
@@ -410,11 +461,17 @@ impl Engine {
             return Ok(None);
         };
         let glyphs = self.recognize(&line_image(image, bounds, strip), look.line_stretch)?;
+        let digits_read = if a_group_of_digits(&glyphs) {
+            Some(self.read_digits(&line_image(image, bounds, strip))?)
+        } else {
+            None
+        };
         Ok(Some(TextLine {
             bounds,
             strip,
             glyphs,
             upside_down: false,
+            digits_read,
         }))
     }
 
@@ -485,6 +542,22 @@ impl Engine {
         Ok(scores.get(1).is_some_and(|&turned| turned > UPSIDE_DOWN))
     }
 
+    /// What [`CARD_DIGITS_MODEL`] reads in `line`: digits and spaces, decoded as the
+    /// recogniser's output is.
+    fn read_digits(&mut self, line: &RgbImage) -> ort::Result<Vec<Glyph>> {
+        let (shape, input) = card_digits_tensor(line);
+        let outputs = self
+            .card_digits
+            .run(ort::inputs![TensorRef::from_array_view((shape, &*input))?])?;
+        let (_, scores) = outputs[0].try_extract_tensor::<f32>()?;
+        Ok(ctc_greedy(
+            scores,
+            self.card_digits_charset.len(),
+            &self.card_digits_charset,
+            &std::array::from_fn(|digit| digit + 1),
+        ))
+    }
+
     fn recognize(&mut self, line: &RgbImage, stretch: f32) -> ort::Result<Vec<Glyph>> {
         let (shape, input) = line_tensor(line, stretch, MAX_LINE_WIDTH, MIN_LINE_WIDTH);
         let outputs = self
@@ -494,6 +567,38 @@ impl Engine {
         let classes = shape.last().copied().unwrap_or(0).max(1) as usize;
         Ok(ctc_greedy(scores, classes, &self.charset, &self.digits))
     }
+}
+
+/// Whether `glyphs` read as a group of a card number: digits and spaces only, at least
+/// [`GROUP_DIGITS`] digits. Such lines are read by [`CARD_DIGITS_MODEL`] too.
+fn a_group_of_digits(glyphs: &[Glyph]) -> bool {
+    digits(glyphs) >= GROUP_DIGITS
+        && glyphs
+            .iter()
+            .all(|glyph| glyph.is_digit() || glyph.text.trim().is_empty())
+}
+
+/// `line` as a 1×3×32×W tensor for [`CARD_DIGITS_MODEL`]: resized to `CARD_DIGITS_HEIGHT` high
+/// as its aspect says, at most `CARD_DIGITS_MAX_WIDTH` wide, its last column repeated up to a
+/// multiple of 4, in RGB order.
+fn card_digits_tensor(line: &RgbImage) -> ([usize; 4], Vec<f32>) {
+    let (width, height) = line.dimensions();
+    let scaled = (width as f32 * CARD_DIGITS_HEIGHT as f32 / height.max(1) as f32).round() as u32;
+    let scaled = scaled.clamp(4, CARD_DIGITS_MAX_WIDTH);
+    let resized = imageops::resize(line, scaled, CARD_DIGITS_HEIGHT, FilterType::Triangle);
+    let padded = scaled.next_multiple_of(4);
+    let plane = (CARD_DIGITS_HEIGHT * padded) as usize;
+    let mut input = vec![0.0f32; 3 * plane];
+    for y in 0..CARD_DIGITS_HEIGHT {
+        for x in 0..padded {
+            let pixel = resized.get_pixel(x.min(scaled - 1), y);
+            let at = (y * padded + x) as usize;
+            for (channel, &value) in pixel.0.iter().enumerate() {
+                input[channel * plane + at] = f32::from(value) / 127.5 - 1.0;
+            }
+        }
+    }
+    ([1, 3, CARD_DIGITS_HEIGHT as usize, padded as usize], input)
 }
 
 /// `line` as a 1×3×48×W tensor for the recogniser or the classifier: resized to `LINE_HEIGHT`
@@ -1132,6 +1237,7 @@ mod tests {
             strip: TILTED,
             glyphs: glyphs("6222", 0.9),
             upside_down: false,
+            digits_read: None,
         };
         let larger = line.clone().scaled(2.0);
         assert_eq!(larger.strip.centre, (400.0, 200.0));
@@ -1287,6 +1393,7 @@ mod tests {
                 strip: Strip::level(bounds),
                 glyphs: glyphs(text, 0.9),
                 upside_down,
+                digits_read: None,
             }
         };
         // A card lying upside down with its number in two lines of two groups: three were read

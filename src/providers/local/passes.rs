@@ -199,9 +199,10 @@ impl<'a, 'e> Read<'a, 'e> {
             .ok_or_else(stopped)
     }
 
-    /// The number `lines` give, counted among the readings.
+    /// The number `lines` give, read a second time where the first settles nothing, counted
+    /// among the readings.
     fn pick(&mut self, lines: &[TextLine]) -> Option<Picked> {
-        let picked = card::pick_number(lines, self.bins);
+        let picked = card::pick_number_read_twice(lines, self.bins);
         self.readings.add(picked.as_ref());
         picked
     }
