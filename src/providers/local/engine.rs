@@ -34,7 +34,10 @@ use imageproc::{
 };
 use ort::{
     environment::Environment,
-    session::{Session, builder::GraphOptimizationLevel},
+    session::{
+        Session,
+        builder::{GraphOptimizationLevel, SessionBuilder},
+    },
     value::TensorRef,
 };
 
@@ -315,8 +318,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads the detection, recognition and direction models, each session using `threads`
-    /// threads.
+    /// Loads the detection, recognition and direction models, and ocrgate's own recogniser of
+    /// card numbers' lines, each session using `threads` threads.
     pub fn load(
         environment: &Environment,
         detection_model: &Path,
@@ -324,22 +327,17 @@ impl Engine {
         direction_model: &Path,
         threads: usize,
     ) -> ort::Result<Self> {
-        let session = |model: &Path| -> ort::Result<Session> {
-            Session::builder(environment)?
+        let builder = || -> ort::Result<SessionBuilder> {
+            Ok(Session::builder(environment)?
                 .with_optimization_level(GraphOptimizationLevel::Level3)?
                 .with_intra_threads(threads)?
                 .with_inter_threads(1)?
                 // Idle threads spinning for work would eat the cores the server needs.
-                .with_intra_op_spinning(false)?
-                .commit_from_file(model)
+                .with_intra_op_spinning(false)?)
         };
+        let session = |model: &Path| builder()?.commit_from_file(model);
         let detector = session(detection_model)?;
-        let card_digits = Session::builder(environment)?
-            .with_optimization_level(GraphOptimizationLevel::Level3)?
-            .with_intra_threads(threads)?
-            .with_inter_threads(1)?
-            .with_intra_op_spinning(false)?
-            .commit_from_memory(CARD_DIGITS_MODEL)?;
+        let card_digits = builder()?.commit_from_memory(CARD_DIGITS_MODEL)?;
         let recognizer = session(recognition_model)?;
         let direction = session(direction_model)?;
         let dictionary = recognizer.metadata()?.custom("character").ok_or_else(|| {
@@ -460,9 +458,10 @@ impl Engine {
         let Some(bounds) = strip.bounds(image.dimensions()) else {
             return Ok(None);
         };
-        let glyphs = self.recognize(&line_image(image, bounds, strip), look.line_stretch)?;
+        let line = line_image(image, bounds, strip);
+        let glyphs = self.recognize(&line, look.line_stretch)?;
         let digits_read = if a_group_of_digits(&glyphs) {
-            Some(self.read_digits(&line_image(image, bounds, strip))?)
+            Some(self.read_digits(&line)?)
         } else {
             None
         };
