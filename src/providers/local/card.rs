@@ -1032,7 +1032,6 @@ pub(super) mod tests {
     fn turned(x: u32, text: &str) -> TextLine {
         TextLine {
             upside_down: true,
-            digits_read: None,
             ..line(x, 50, 40, text)
         }
     }
