@@ -1142,17 +1142,14 @@ pub(super) mod tests {
         let turned_over = [
             TextLine {
                 upside_down: true,
-                digits_read: None,
                 ..line(60, 540, 40, "6222 0202")
             },
             TextLine {
                 upside_down: true,
-                digits_read: None,
                 ..line(60, 470, 40, "0011 2345")
             },
             TextLine {
                 upside_down: true,
-                digits_read: None,
                 ..line(58, 400, 40, "679")
             },
         ];

@@ -391,25 +391,20 @@ impl Engine {
             if stop() {
                 return Ok(None);
             }
-            let line = line_image(image, bounds, strip);
+            // The line the way up it is read: turned over when that reading is kept.
+            let mut line = line_image(image, bounds, strip);
             let mut glyphs = self.recognize(&line, look.line_stretch)?;
             let mut upside_down = false;
             if may_be_turned(&glyphs) && self.upside_down(&line)? {
-                let turned = self.recognize(&imageops::rotate180(&line), look.line_stretch)?;
+                let turned_line = imageops::rotate180(&line);
+                let turned = self.recognize(&turned_line, look.line_stretch)?;
                 if surer_turned_over(&glyphs, &turned) {
-                    (glyphs, upside_down) = (turned, true);
+                    (line, glyphs, upside_down) = (turned_line, turned, true);
                 }
             }
             if glyphs.iter().any(|glyph| !glyph.text.trim().is_empty()) {
                 let digits_read = if a_group_of_digits(&glyphs) {
-                    let turned;
-                    let line = if upside_down {
-                        turned = imageops::rotate180(&line);
-                        &turned
-                    } else {
-                        &line
-                    };
-                    Some(self.read_digits(line)?)
+                    Some(self.read_digits(&line)?)
                 } else {
                     None
                 };
