@@ -1,7 +1,8 @@
 """Trains the card-digit recogniser: a small CNN read by CTC over 12 classes (blank, 0-9, space).
 
 python train.py FILE[:TIMES],... MINUTES THREADS [INIT.pt [OUT.pt]]; LR (environment) sets the
-peak learning rate. FILE is a pickle of (32xWx3 uint8 array, label) from gen.py or harvest.py,
+peak learning rate; FREEZE_BN=1 keeps the batch norms' statistics as they are (a net from
+from_onnx.py). FILE is a pickle of (32xWx3 uint8 array, label) from gen.py or harvest.py,
 taken TIMES times over. Checkpoints go to OUT.pt (digits.pt) every 500 steps and each epoch.
 """
 import sys, time, pickle, random, math
@@ -81,6 +82,7 @@ def decode(logits):
 
 if __name__ == '__main__':
     LR = float(__import__('os').environ.get('LR', '2e-3'))
+    FREEZE_BN = __import__('os').environ.get('FREEZE_BN') == '1'
     OUT = sys.argv[5] if len(sys.argv) > 5 else 'digits.pt'
     files, minutes = sys.argv[1].split(','), float(sys.argv[2])
     data = []
@@ -104,6 +106,10 @@ if __name__ == '__main__':
     epoch = 0
     while time.time() < deadline:
         net.train()
+        if FREEZE_BN:
+            for module in net.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
         for x, t, l, w in batches(train, 48, rng):
             frac = min(1.0, (time.time() - start) / (deadline - start))
             for g in opt.param_groups:
