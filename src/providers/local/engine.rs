@@ -403,11 +403,7 @@ impl Engine {
                 }
             }
             if glyphs.iter().any(|glyph| !glyph.text.trim().is_empty()) {
-                let digits_read = if a_group_of_digits(&glyphs) {
-                    Some(self.read_digits(&line)?)
-                } else {
-                    None
-                };
+                let digits_read = self.second_reading(&line, &glyphs)?;
                 lines.push(TextLine {
                     bounds,
                     strip,
@@ -431,11 +427,7 @@ impl Engine {
             let turned = imageops::rotate180(&line_image(image, line.bounds, line.strip));
             let turned_glyphs = self.recognize(&turned, look.line_stretch)?;
             if !surer_turned_over(&turned_glyphs, &line.glyphs) {
-                line.digits_read = if a_group_of_digits(&turned_glyphs) {
-                    Some(self.read_digits(&turned)?)
-                } else {
-                    None
-                };
+                line.digits_read = self.second_reading(&turned, &turned_glyphs)?;
                 (line.glyphs, line.upside_down) = (turned_glyphs, true);
             }
         }
@@ -455,11 +447,7 @@ impl Engine {
         };
         let line = line_image(image, bounds, strip);
         let glyphs = self.recognize(&line, look.line_stretch)?;
-        let digits_read = if a_group_of_digits(&glyphs) {
-            Some(self.read_digits(&line)?)
-        } else {
-            None
-        };
+        let digits_read = self.second_reading(&line, &glyphs)?;
         Ok(Some(TextLine {
             bounds,
             strip,
@@ -534,6 +522,20 @@ impl Engine {
         let (_, scores) = outputs[0].try_extract_tensor::<f32>()?;
         // Labels "0" and "180", as softmax probabilities.
         Ok(scores.get(1).is_some_and(|&turned| turned > UPSIDE_DOWN))
+    }
+
+    /// [`TextLine::digits_read`] for `line`, which the recogniser read as `glyphs`: what
+    /// [`CARD_DIGITS_MODEL`] reads in it when that was a group of digits.
+    fn second_reading(
+        &mut self,
+        line: &RgbImage,
+        glyphs: &[Glyph],
+    ) -> ort::Result<Option<Vec<Glyph>>> {
+        if a_group_of_digits(glyphs) {
+            self.read_digits(line).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// What [`CARD_DIGITS_MODEL`] reads in `line`: digits and spaces, decoded as the
