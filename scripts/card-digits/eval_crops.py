@@ -6,6 +6,7 @@ import sys, re
 import numpy as np
 from PIL import Image
 import torch
+import lines
 
 
 def lev(a, b):
@@ -46,10 +47,7 @@ def labelled(err, crops):
 
 
 def prepare(path):
-    img = Image.open(path).convert('RGB')
-    w, h = img.size
-    nw = max(8, min(640, round(w * 32 / h)))
-    arr = np.asarray(img.resize((nw, 32), Image.BILINEAR), dtype=np.float32) / 127.5 - 1.0
+    arr = lines.at_model_height(Image.open(path).convert('RGB')).astype(np.float32) / 127.5 - 1.0
     x = torch.from_numpy(arr).permute(2, 0, 1)[None]
     pad = (-x.shape[3]) % 4
     if pad:

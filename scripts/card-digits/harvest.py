@@ -2,13 +2,12 @@
 read (its spaces carried over)."""
 import sys, re, pickle
 from difflib import SequenceMatcher
-import numpy as np
 from PIL import Image
 import eval_crops
+import lines
 
 out = []
 for err, crops in zip(sys.argv[2::2], sys.argv[3::2]):
-    seed = number = None
     texts = {}
     for line in open(err):
         m = re.match(r'DUMP (\d+) (\S+) (.*)', line.rstrip('\n'))
@@ -36,10 +35,7 @@ for err, crops in zip(sys.argv[2::2], sys.argv[3::2]):
             label += ch
             if j in truth_spaces and j < len(truth):
                 label += ' '
-        img = Image.open(path).convert('RGB')
-        w, h = img.size
-        nw = max(8, min(640, round(w * 32 / h)))
-        out.append((np.asarray(img.resize((nw, 32), Image.BILINEAR), dtype=np.uint8), label))
+        out.append((lines.at_model_height(Image.open(path).convert('RGB')), label))
 print(len(out))
 for a, l in out[:10]:
     print(a.shape, l)

@@ -13,6 +13,14 @@ FONT_FILES = [f for f in FONT_FILES if 'Symbol' not in f and 'D050000L' not in f
 _fonts = {}
 
 
+def at_model_height(img):
+    """`img` as the model is trained on it: 32 pixels high as its aspect says, 8 to 640 wide, as a
+    uint8 array."""
+    w, h = img.size
+    nw = max(8, min(640, round(w * 32 / h)))
+    return np.asarray(img.resize((nw, 32), Image.BILINEAR), dtype=np.uint8)
+
+
 def font(path, size):
     key = (path, size)
     if key not in _fonts:
