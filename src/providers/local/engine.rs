@@ -126,6 +126,14 @@ impl Bounds {
         self.y as f32 + self.height as f32 / 2.0
     }
 
+    /// Whether `other` lies wholly within it.
+    pub fn contains(self, other: Self) -> bool {
+        other.x >= self.x
+            && other.y >= self.y
+            && other.x + other.width <= self.x + self.width
+            && other.y + other.height <= self.y + self.height
+    }
+
     /// The smallest box holding both.
     pub fn union(self, other: Self) -> Self {
         let (x, y) = (self.x.min(other.x), self.y.min(other.y));
@@ -454,6 +462,33 @@ impl Engine {
             glyphs,
             upside_down: false,
             digits_read,
+        }))
+    }
+
+    /// Reads the band `strip` in `image` as the whole row of a card's number, turned over when
+    /// `upside_down`, without detecting it first: by the recogniser, and by
+    /// [`CARD_DIGITS_MODEL`] whatever the recogniser reads (a row holds more than a group of
+    /// digits: the number's groups, and print beside them). `None` when the band is outside the
+    /// image.
+    pub fn read_row(
+        &mut self,
+        image: &RgbImage,
+        strip: Strip,
+        upside_down: bool,
+    ) -> ort::Result<Option<TextLine>> {
+        let Some(bounds) = strip.bounds(image.dimensions()) else {
+            return Ok(None);
+        };
+        let mut line = line_image(image, bounds, strip);
+        if upside_down {
+            line = imageops::rotate180(&line);
+        }
+        Ok(Some(TextLine {
+            bounds,
+            strip,
+            glyphs: self.recognize(&line, 1.0)?,
+            upside_down,
+            digits_read: Some(self.read_digits(&line)?),
         }))
     }
 

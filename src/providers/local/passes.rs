@@ -55,6 +55,13 @@ pub(super) const PASSES: &[Pass] = &[
         name: "number_row",
         run: number_row,
     },
+    // The number's row read as one line, without detecting it, from its first box of digits to
+    // its last and a little past each: a group the detector missed between or beside the others
+    // is read with them, by both recognisers.
+    Pass {
+        name: "whole_row",
+        run: whole_row,
+    },
     // Nothing found, or nothing read surely enough to answer (`local.min_confidence`): print too
     // small or faint for the detector may show when it sees the whole image with as many pixels
     // as the second look may take, spread over a wide photo.
@@ -310,6 +317,38 @@ fn number_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     Ok(())
 }
 
+/// The likeliest rows, as `number_row` takes them, each read whole; a reading is kept as a look
+/// of its own (with the lines of the look its row was found in) when it is the best so far.
+fn whole_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
+    for (row, at) in number_rows(read.best.as_ref(), read.best_in, &read.looks) {
+        if (read.stop)() {
+            return Err(stopped());
+        }
+        let source = read.looks[at].1;
+        let Some((band, upside_down)) = card::number_band(&read.looks[at].0, row) else {
+            continue;
+        };
+        let Some(line) = read
+            .engine
+            .read_row(source, band, upside_down)
+            .map_err(inference_failed)?
+        else {
+            continue;
+        };
+        let picked = read.pick(std::slice::from_ref(&line));
+        tracing::debug!(?band, "the number's row read whole");
+        if card::more_trusted(picked.as_ref(), read.best.as_ref()) {
+            let mut lines = vec![line];
+            lines.extend(read.looks[at].0.iter().cloned());
+            read.keep(picked, lines, source);
+        }
+        if read.settled() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 /// Only photos without a number, or with none read surely enough to answer, pay for it.
 fn wide(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     let upright = read.upright();
@@ -375,6 +414,7 @@ mod tests {
                 "upright_larger",
                 "upright_roomier",
                 "number_row",
+                "whole_row",
                 "evened"
             ]
         );
