@@ -220,10 +220,10 @@ async fn a_numbers_row_is_read_whole_where_the_detector_cut_its_digits_off() {
     // Wild cards 180176 and 180037 (the tuning range). The box around 180176's number, turned
     // some 15°, cuts off its first digit (`013 8282 4343 8686 027`), and nothing was read surely
     // enough to answer; 180037's box reads `6205 22603855 459991`, digits lost, and its 18 digits
-    // were answered. Each row read
-    // as one band, from its first box of digits to its last and a little past each, gives all
-    // 19 digits. (The same pass reads groups the detector never found between others, as on wild
-    // card 180150, whose read takes too long for a test's deadline.)
+    // were answered. Each row read as one band, from its first box of digits to its last and a
+    // little past each, gives all 19 digits. (The same pass reads groups the detector never found
+    // between others, as on wild card 180150, whose read takes too long in the tests' debug
+    // build.)
     reads_wild_cards(&local_only(&models).await, &[180176, 180037]).await;
 }
 
