@@ -322,8 +322,7 @@ pub fn number_band(lines: &[TextLine], row: Bounds) -> Option<(Strip, bool)> {
         .strip;
     let upside_down = 2 * in_row.iter().filter(|line| line.upside_down).count() > in_row.len();
     let on_its_line = |line: &&TextLine| {
-        let (x, y) = line.strip.centre;
-        (y - guide.centre.1 - (x - guide.centre.0) * guide.slope()).abs() < guide.thickness / 2.0
+        off_line(guide.centre, guide.slope(), line.strip.centre) < guide.thickness / 2.0
     };
     let mut on_line: Vec<(f32, f32)> = digits
         .iter()
@@ -953,7 +952,7 @@ fn rows(lines: &[TextLine]) -> Vec<Vec<&TextLine>> {
                 } else {
                     b.slope()
                 };
-                let offset = (b.centre.1 - a.centre.1 - (b.centre.0 - a.centre.0) * slope).abs();
+                let offset = off_line(a.centre, slope, b.centre);
                 let height = a.thickness.max(b.thickness);
                 let gap = line.bounds.x as f32 - (last.bounds.x + last.bounds.width) as f32;
                 (offset < height / 2.0 && gap < MAX_GAP * height).then_some((offset, row))
@@ -966,6 +965,12 @@ fn rows(lines: &[TextLine]) -> Vec<Vec<&TextLine>> {
         }
     }
     rows
+}
+
+/// How far `point` lies above or below the line through `through` that drops `slope` pixels per
+/// pixel to the right, measured straight down.
+fn off_line(through: (f32, f32), slope: f32, point: (f32, f32)) -> f32 {
+    (point.1 - through.1 - (point.0 - through.0) * slope).abs()
 }
 
 fn mostly_digits(line: &TextLine) -> bool {

@@ -224,6 +224,18 @@ impl<'a, 'e> Read<'a, 'e> {
         }
     }
 
+    /// Keeps `picked`, read in `lines` of a part of look `at`'s image, only when it is more
+    /// trusted than the best so far: as a look of `lines` and look `at`'s lines around them (an
+    /// expiry below the number), in look `at`'s image.
+    fn keep_with_look(&mut self, picked: Option<Picked>, mut lines: Vec<TextLine>, at: usize) {
+        if card::more_trusted(picked.as_ref(), self.best.as_ref()) {
+            let (around, image) = &self.looks[at];
+            lines.extend(around.iter().cloned());
+            let image = *image;
+            self.keep(picked, lines, image);
+        }
+    }
+
     /// The image turned upright by the first look's lines, or the image itself when they are
     /// level enough, or turned too far to be a card held a little off.
     fn upright(&self) -> &'a RgbImage {
@@ -296,19 +308,14 @@ fn number_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
         let even = flattened(&crop, row.height as f32);
         for view in [&crop, &even] {
             let reading = read.read(view, ROW_LOOK)?;
-            let mut lines: Vec<_> = reading
+            let lines: Vec<_> = reading
                 .lines
                 .into_iter()
                 .map(|line| line.moved(around.x, around.y))
                 .collect();
             let picked = read.pick(&lines);
             tracing::debug!(lines = lines.len(), ?around, "a look at the number's row");
-            // Kept only when it is the best so far: with the row's surroundings (the expiry
-            // below it), from the look it came from.
-            if card::more_trusted(picked.as_ref(), read.best.as_ref()) {
-                lines.extend(read.looks[at].0.iter().cloned());
-                read.keep(picked, lines, source);
-            }
+            read.keep_with_look(picked, lines, at);
             if read.settled() {
                 return Ok(());
             }
@@ -337,11 +344,7 @@ fn whole_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
         };
         let picked = read.pick(std::slice::from_ref(&line));
         tracing::debug!(?band, "the number's row read whole");
-        if card::more_trusted(picked.as_ref(), read.best.as_ref()) {
-            let mut lines = vec![line];
-            lines.extend(read.looks[at].0.iter().cloned());
-            read.keep(picked, lines, source);
-        }
+        read.keep_with_look(picked, vec![line], at);
         if read.settled() {
             return Ok(());
         }
