@@ -116,29 +116,30 @@ impl Weights {
 }
 
 /// Fitted by `scripts/calibrate.py` (ridge 1 on standardised features, the weights of what can only
-/// speak for a reading or only against it held to that sign) on 1,999 readings that
-/// `ocrgate-ocr-bench --evidence` wrote for calibration seeds no rule of the reader was tuned on
-/// or looked at one by one: standard 10000-10299, hard 10000-10599, wild 10000-10799 and design
-/// 10000-10399 (75 of the readings wrong; photos without a reading give no row). `bank_grouped` is
-/// held at 0: those readings would have it count against a reading. BENCHMARKS.md, "Confidence",
-/// has the reliability tables of held-out seeds.
+/// speak for a reading or only against it held to that sign) on 2,027 readings that
+/// `ocrgate-ocr-bench --evidence` wrote, with the `whole_row` look in the reader, for calibration
+/// seeds no rule of the reader was tuned on or looked at one by one: standard 10000-10299, hard
+/// 10000-10599, wild 10000-10799 and design 10000-10399 (78 of the readings wrong; photos without
+/// a reading give no row). `bank_grouped` and `agreeing` are held at 0: those readings would have
+/// each count against a reading. BENCHMARKS.md, "Confidence" and "The model fitted again, with
+/// the row read whole", has the reliability tables of held-out seeds.
 const CALIBRATED: Weights = Weights {
-    bias: -15.4497,
+    bias: -16.6149,
     weights: [
-        0.2391,  // certainty_logit
-        0.7276,  // log_probability
-        8.1844,  // luhn_valid
-        1.0013,  // issuer_known
-        4.7112,  // issuer_bank
-        4.8351,  // usual_length
+        0.2531,  // certainty_logit
+        0.7258,  // log_probability
+        8.1863,  // luhn_valid
+        1.9901,  // issuer_known
+        5.0611,  // issuer_bank
+        4.4751,  // usual_length
         0.0000,  // bank_grouped
-        1.6779,  // short_for_issuer
-        0.0580,  // corrected
-        1.9838,  // settled
-        0.0185,  // settled_first_look
-        0.1689,  // agreeing
-        -4.6052, // uncommon_length
-        0.6810,  // digits_past_end
+        1.8666,  // short_for_issuer
+        -0.1350, // corrected
+        2.1124,  // settled
+        0.0124,  // settled_first_look
+        0.0000,  // agreeing
+        -4.4751, // uncommon_length
+        0.6909,  // digits_past_end
     ],
 };
 
@@ -180,7 +181,7 @@ mod tests {
     }
 
     #[test]
-    fn confidence_grows_with_the_digits_certainty_and_with_looks_that_agree() {
+    fn confidence_grows_with_the_digits_certainty_and_never_falls_for_looks_that_agree() {
         let unsettled = Evidence {
             settled: false,
             looks: 4,
@@ -198,7 +199,8 @@ mod tests {
             ..unsettled
         };
         assert!(surer.confidence() > unsettled.confidence());
-        assert!(agreed.confidence() > unsettled.confidence());
+        // Held at 0 by the fit when the readings would have it count against a reading.
+        assert!(agreed.confidence() >= unsettled.confidence());
     }
 
     #[test]
