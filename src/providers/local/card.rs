@@ -1,8 +1,6 @@
 //! What the text lines read from a card say: which is its number, what its expiry is, and how
 //! sharp its print is.
 
-use std::{borrow::Cow, cmp::Ordering};
-
 use image::{
     RgbImage,
     imageops::{self, FilterType},
@@ -210,11 +208,7 @@ pub fn more_trusted(a: Option<&Picked>, b: Option<&Picked>) -> bool {
 /// digit, seldom does), then one grouped as banks print numbers, then the longer, then the tallest
 /// text (the number is the largest print on a card's face).
 pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
-    let rows: Vec<Vec<Cow<TextLine>>> = rows(lines).into_iter().map(one_way_up).collect();
-    let rows: Vec<Vec<&TextLine>> = rows
-        .iter()
-        .map(|row| row.iter().map(|line| &**line).collect())
-        .collect();
+    let rows = rows(lines);
     let parts: Vec<&[&TextLine]> = rows.iter().flat_map(|row| unlabelled_parts(row)).collect();
     rows.iter()
         .flat_map(|row| spans(row))
@@ -852,86 +846,6 @@ fn spans<'a>(row: &[&'a TextLine]) -> Vec<Row<'a>> {
         .collect()
 }
 
-/// Digits that read as digits turned over too: `0`, `1`, `8`, and `6` and `9` as each other.
-fn turned_over(digit: char) -> Option<char> {
-    match digit {
-        '0' | '1' | '8' => Some(digit),
-        '6' => Some('9'),
-        '9' => Some('6'),
-        _ => None,
-    }
-}
-
-/// Whether `line` holds digits and nothing but digits that read as digits either way up (`6680`
-/// turned over is `0899`): which way up it was read says nothing of which way up it is.
-fn reads_either_way(line: &TextLine) -> bool {
-    let mut read = line
-        .glyphs
-        .iter()
-        .filter(|glyph| !glyph.text.trim().is_empty())
-        .peekable();
-    read.peek().is_some() && read.all(|glyph| turned_digit(glyph).is_some())
-}
-
-/// The digit `glyph` reads as turned over, when it is one digit that reads as a digit either way.
-fn turned_digit(glyph: &Glyph) -> Option<char> {
-    glyph.text.parse().ok().and_then(turned_over)
-}
-
-/// `row` with each box that reads either way up read the way up its other boxes were: the
-/// direction classifier has nothing to go by in `6680`, and a card lying upside down had that
-/// group read upright as `0899`. A row with no other boxes, or with as many of them read one way
-/// up as the other, is left as read.
-fn one_way_up<'a>(row: Vec<&'a TextLine>) -> Vec<Cow<'a, TextLine>> {
-    let telling: Vec<bool> = row
-        .iter()
-        .filter(|line| !reads_either_way(line))
-        .map(|line| line.upside_down)
-        .collect();
-    let turned = telling.iter().filter(|&&upside_down| upside_down).count();
-    let upside_down = match (2 * turned).cmp(&telling.len()) {
-        Ordering::Greater => true,
-        Ordering::Less => false,
-        Ordering::Equal => return row.into_iter().map(Cow::Borrowed).collect(),
-    };
-    row.into_iter()
-        .map(|line| {
-            if line.upside_down == upside_down || !reads_either_way(line) {
-                return Cow::Borrowed(line);
-            }
-            Cow::Owned(TextLine {
-                bounds: line.bounds,
-                strip: line.strip,
-                glyphs: line.glyphs.iter().rev().map(turned_glyph).collect(),
-                upside_down,
-                digits_read: None,
-            })
-        })
-        .collect()
-}
-
-/// `glyph` as it reads turned over: a digit and its runner-up as `turned_over` has them, any
-/// other mark (a space) as it was. A digit nearly read before or after it is not kept: turned
-/// over, the one would come after and the other before.
-fn turned_glyph(glyph: &Glyph) -> Glyph {
-    match turned_digit(glyph) {
-        Some(digit) => Glyph {
-            text: digit.to_string(),
-            confidence: glyph.confidence,
-            runner_up: glyph
-                .runner_up
-                .and_then(|(runner_up, p)| Some((turned_over(runner_up)?, p))),
-            missed_before: None,
-            missed_after: None,
-        },
-        None => Glyph {
-            missed_before: None,
-            missed_after: None,
-            ..glyph.clone()
-        },
-    }
-}
-
 /// Joins boxes into rows, left to right: a box continues the row whose last box ends to its left,
 /// on its line (within half a line of where the longer of the two boxes' band leads, so a tilted
 /// number still forms one row) and close by (a number's groups are a space or two apart). Only
@@ -1559,59 +1473,6 @@ pub(super) mod tests {
         let picked = pick(&lines).expect("a number");
         assert_eq!(picked.number.digits(), "6226092786445801");
         assert!(picked.luhn_valid);
-    }
-
-    #[test]
-    fn a_group_that_reads_either_way_up_is_read_the_way_its_row_is() {
-        // A card lying upside down whose third group, 6680, was read upright as 0899: nothing
-        // in it told the direction classifier otherwise. Read as 0899, the 19 digits fail Luhn
-        // and their first 16 pass it by chance.
-        let lines = [
-            turned(100, "181"),
-            turned(240, "7310"),
-            doubting(line(380, 50, 40, "0899"), 1, 0.7, '6'),
-            turned(520, "4229"),
-            turned(660, "4367"),
-        ];
-        let picked = pick(&lines).expect("a number");
-        assert_eq!(picked.number.digits(), "4367422966807310181");
-        assert!(picked.luhn_valid);
-
-        // Upright neighbours leave it as read, and a group with a digit that reads only one way
-        // up is as its reading says.
-        let upright = [
-            line(100, 50, 40, "4367"),
-            line(240, 50, 40, "4229"),
-            turned(380, "0899"),
-            line(520, 50, 40, "7310"),
-            line(660, 50, 40, "181"),
-        ];
-        assert_eq!(
-            pick(&upright).expect("a number").number.digits(),
-            "4367422966807310181"
-        );
-        let told = [turned(100, "5801"), line(240, 50, 40, "8644")];
-        assert_eq!(one_way_up(told.iter().collect())[1].glyphs, told[1].glyphs);
-    }
-
-    #[test]
-    fn turned_over_a_digit_keeps_its_certainty_and_a_runner_up_that_reads_both_ways() {
-        let glyph = |text: &str, runner_up| Glyph {
-            text: text.to_owned(),
-            confidence: 0.6,
-            runner_up,
-            missed_before: None,
-            missed_after: None,
-        };
-        assert_eq!(
-            turned_glyph(&glyph("6", Some(('8', 0.3)))),
-            glyph("9", Some(('8', 0.3)))
-        );
-        assert_eq!(
-            turned_glyph(&glyph("9", Some(('3', 0.3)))),
-            glyph("6", None)
-        );
-        assert_eq!(turned_glyph(&glyph(" ", None)), glyph(" ", None));
     }
 
     #[test]
