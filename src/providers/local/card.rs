@@ -122,13 +122,11 @@ pub struct Picked {
     /// whose last group was missed reads as 16 digits that pass the Luhn check one time in ten.
     pub short_for_issuer: bool,
     /// The probability of its least certain digit (a digit the Luhn check corrected counts at its
-    /// runner-up's, a digit put in at the probability it was nearly read with).
+    /// runner-up's).
     pub certainty: f32,
-    /// The sum of its digits' log probabilities (a corrected digit at its runner-up's, a digit
-    /// put in at its own).
+    /// The sum of its digits' log probabilities (a corrected digit at its runner-up's).
     pub log_probability: f32,
-    /// Whether one doubtful digit was replaced by its runner-up, or a digit nearly read put in, to
-    /// pass the Luhn check.
+    /// Whether one doubtful digit was replaced by its runner-up to pass the Luhn check.
     pub corrected: bool,
     /// Whether its row goes on past its last group with another box of digits: the number's
     /// last group apart from the others (a 19-digit number read as its first 16 passes the Luhn
@@ -201,8 +199,7 @@ pub fn more_trusted(a: Option<&Picked>, b: Option<&Picked>) -> bool {
 /// such as a price on a receipt, may share the number's row). Rows printed one under another are
 /// also read as one number, top to bottom: portrait cards print theirs in two to four lines (see
 /// [`stacks`]). A number failing the Luhn check is
-/// most often one misread or lost digit: the least certain digits are tried with their runner-up,
-/// and the digits the recogniser nearly read are tried where it nearly read them. Among
+/// most often one misread digit: the least certain digits are tried with their runner-up. Among
 /// the candidates, one passing the Luhn check wins, then one of a usual length, then one starting
 /// as an issuer's cards do (a stray mark read as a digit before the number, or a dropped first
 /// digit, seldom does), then one grouped as banks print numbers, then the longer, then the tallest
@@ -218,25 +215,21 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
                 .into_iter()
                 .map(move |run| (run, row.height, row.bounds, row.stacked, row.continued))
         })
-        // One digit short may be a digit nearly read (`corrected`).
-        .filter(|(run, ..)| (DIGITS.start() - 1..=*DIGITS.end()).contains(&run.digits.len()))
+        .filter(|(run, ..)| DIGITS.contains(&run.digits.len()))
         .filter_map(|(run, height, bounds, stacked, continued)| {
             let read = corrected(&run.digits);
             let digits = &read.digits;
-            if !DIGITS.contains(&digits.len()) {
-                return None;
-            }
             let picked = Picked {
                 luhn_valid: luhn_valid(digits),
                 usual_length: usual_length(digits, bins),
                 issuer: Issuer::of(digits, bins),
-                bank_grouped: bank_grouped(&read.groups(&run.groups)),
+                bank_grouped: bank_grouped(&run.groups),
                 short_for_issuer: short_for_issuer(digits, bins),
                 number: CardNumber::parse(digits)?,
                 bounds,
                 certainty: read.certainty,
                 log_probability: read.log_probability,
-                corrected: read.change.is_some(),
+                corrected: read.replaced,
                 continued,
             };
             // Where a number cut from a longer run starts, only an issuer's prefix tells.
@@ -508,7 +501,7 @@ impl Moments {
 }
 
 /// A run of digits as the picker takes it: as read, or with one doubtful digit replaced by its
-/// runner-up, or with a digit the recogniser nearly read put in.
+/// runner-up.
 struct Corrected {
     digits: String,
     /// The probability of the least certain digit.
@@ -516,50 +509,29 @@ struct Corrected {
     /// The sum of every digit's log probability: the chance that all of them are right, were the
     /// recogniser's probabilities true and independent.
     log_probability: f32,
-    /// The change made, if any.
-    change: Option<Change>,
+    /// Whether a digit was replaced.
+    replaced: bool,
 }
 
-/// One change to a run of digits as read, to make it pass the Luhn check.
+/// One doubtful digit taken as its runner-up, to make a run pass the Luhn check: the digit at
+/// `at`, `digit` of probability `p`.
 #[derive(Debug, Clone, Copy)]
-enum Change {
-    /// The digit at `at` taken as its runner-up, of that probability.
-    Replaced { at: usize, digit: char, p: f32 },
-    /// A digit nearly read put in before the one at `at`: in its group (`Glyph::missed_before`),
-    /// or ending the group before (`Glyph::missed_after`).
-    Inserted {
-        at: usize,
-        digit: char,
-        p: f32,
-        ends_group: bool,
-    },
-}
-
-impl Change {
-    /// The probability of the digit it puts in.
-    fn p(&self) -> f32 {
-        match *self {
-            Self::Replaced { p, .. } | Self::Inserted { p, .. } => p,
-        }
-    }
+struct Replaced {
+    at: usize,
+    digit: char,
+    p: f32,
 }
 
 impl Corrected {
-    /// `digits`, with `change` made.
-    fn of(digits: &[&Glyph], change: Option<Change>) -> Self {
+    /// `digits`, with `replaced` made.
+    fn of(digits: &[&Glyph], replaced: Option<Replaced>) -> Self {
         let mut read: Vec<(&str, f32)> = digits
             .iter()
             .map(|glyph| (glyph.text.as_str(), glyph.confidence))
             .collect();
         let mut buffer = [0; 4];
-        match change {
-            Some(Change::Replaced { at, digit, p }) => {
-                read[at] = (digit.encode_utf8(&mut buffer), p)
-            }
-            Some(Change::Inserted { at, digit, p, .. }) => {
-                read.insert(at, (digit.encode_utf8(&mut buffer), p));
-            }
-            None => {}
+        if let Some(Replaced { at, digit, p }) = replaced {
+            read[at] = (digit.encode_utf8(&mut buffer), p);
         }
         Self {
             digits: read.iter().map(|(text, _)| *text).collect(),
@@ -568,60 +540,17 @@ impl Corrected {
                 .iter()
                 .map(|(_, p)| p.max(f32::MIN_POSITIVE).ln())
                 .sum(),
-            change,
+            replaced: replaced.is_some(),
         }
-    }
-
-    /// The groups of `read` (a run's, as read) with this reading's change made.
-    fn groups(&self, read: &[usize]) -> Vec<usize> {
-        let mut groups = read.to_vec();
-        if let Some(Change::Inserted { at, ends_group, .. }) = self.change {
-            let mut end = 0;
-            if let Some(group) = groups.iter_mut().find(|group| {
-                end += **group;
-                end > at || (ends_group && end == at)
-            }) {
-                *group += 1;
-            }
-        }
-        groups
     }
 }
 
-/// The digits as read, or, when they fail the Luhn check, changed by one digit so that they pass
-/// it. Digits one short of a usual length (15, 18) are most often a digit lost: a pair of equal
-/// digits printed close read as one. A digit the recogniser nearly read is put in where it nearly
-/// read it. Otherwise (or when no such digit makes them pass) one of the least certain digits is
-/// replaced by its runner-up.
+/// The digits as read, or, when they fail the Luhn check, with one of the least certain digits
+/// replaced by its runner-up so that they pass it.
 fn corrected(digits: &[&Glyph]) -> Corrected {
     let read = Corrected::of(digits, None);
     if luhn_valid(&read.digits) {
         return read;
-    }
-    let valid =
-        |change| Some(Corrected::of(digits, Some(change))).filter(|c| luhn_valid(&c.digits));
-    if USUAL_LENGTHS.contains(&(digits.len() + 1)) {
-        let mut missed: Vec<Change> = digits
-            .iter()
-            .enumerate()
-            .flat_map(|(at, glyph)| {
-                let inserted = |at, ends_group| {
-                    move |(digit, p)| Change::Inserted {
-                        at,
-                        digit,
-                        p,
-                        ends_group,
-                    }
-                };
-                let before = glyph.missed_before.map(inserted(at, false));
-                let after = glyph.missed_after.map(inserted(at + 1, true));
-                before.into_iter().chain(after)
-            })
-            .collect();
-        missed.sort_by(|a, b| b.p().total_cmp(&a.p()));
-        if let Some(inserted) = missed.into_iter().find_map(valid) {
-            return inserted;
-        }
     }
     let mut doubtful: Vec<(usize, &Glyph, (char, f32))> = digits
         .iter()
@@ -633,7 +562,8 @@ fn corrected(digits: &[&Glyph]) -> Corrected {
     doubtful
         .into_iter()
         .take(CORRECTIONS_TRIED)
-        .find_map(|(at, _, (digit, p))| valid(Change::Replaced { at, digit, p }))
+        .map(|(at, _, (digit, p))| Corrected::of(digits, Some(Replaced { at, digit, p })))
+        .find(|replaced| luhn_valid(&replaced.digits))
         .unwrap_or(read)
 }
 
@@ -642,8 +572,6 @@ static BOX_EDGE: Glyph = Glyph {
     text: String::new(),
     confidence: 1.0,
     runner_up: None,
-    missed_before: None,
-    missed_after: None,
 };
 
 #[derive(Clone)]
@@ -1000,8 +928,6 @@ pub(super) mod tests {
                     text: c.to_string(),
                     confidence: 1.0,
                     runner_up: None,
-                    missed_before: None,
-                    missed_after: None,
                 })
                 .collect(),
         }
@@ -1272,47 +1198,6 @@ pub(super) mod tests {
             pick(&[misread]).expect("a number").number.digits(),
             "4111111111111111"
         );
-    }
-
-    #[test]
-    fn a_digit_nearly_read_is_put_in_where_it_was_when_the_number_then_passes_luhn() {
-        // 6258 0778 2896 6891 327 with the first 7 of its second group lost, nearly read before
-        // the other: 18 digits that fail the Luhn check, in groups no bank prints.
-        let mut lost = line(10, 50, 40, "6258 078 2896 6891 327");
-        lost.glyphs[6].missed_before = Some(('7', 0.46));
-        let picked = pick(&[lost.clone()]).expect("a number");
-        assert_eq!(picked.number.digits(), "6258077828966891327");
-        assert!(picked.corrected && picked.luhn_valid && picked.bank_grouped);
-        assert_eq!(picked.certainty, 0.46);
-        // A digit nearly read that does not make a valid number is left out.
-        lost.glyphs[6].missed_before = Some(('5', 0.46));
-        let picked = pick(&[lost]).expect("a number");
-        assert_eq!(picked.number.digits(), "625807828966891327");
-        assert!(!picked.corrected && !picked.luhn_valid);
-        // Fifteen digits are a number one digit short.
-        let mut short = line(10, 50, 40, "4111 111 1111 1111");
-        short.glyphs[5].missed_before = Some(('1', 0.5));
-        assert_eq!(
-            pick(&[short]).expect("a number").number.digits(),
-            "4111111111111111"
-        );
-    }
-
-    #[test]
-    fn a_digit_nearly_read_at_a_groups_end_is_put_in_that_group() {
-        // 6258 0778 2896 6891 327 with the last digit of its second group lost before the space;
-        // then 6258 0778 2896 6891 129 with its last digit lost at the line's end.
-        let mut lost = line(10, 50, 40, "6258 077 2896 6891 327");
-        lost.glyphs[7].missed_after = Some(('8', 0.46));
-        let picked = pick(&[lost]).expect("a number");
-        assert_eq!(picked.number.digits(), "6258077828966891327");
-        assert!(picked.corrected && picked.luhn_valid && picked.bank_grouped);
-        let mut lost = line(10, 50, 40, "6258 0778 2896 6891 12");
-        lost.glyphs[21].missed_after = Some(('9', 0.4));
-        let picked = pick(&[lost]).expect("a number");
-        assert_eq!(picked.number.digits(), "6258077828966891129");
-        assert!(picked.corrected && picked.bank_grouped);
-        assert_eq!(picked.certainty, 0.4);
     }
 
     #[test]

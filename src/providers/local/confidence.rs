@@ -19,8 +19,7 @@ pub struct Evidence {
     pub bank_grouped: bool,
     /// Shorter than every card its issuer's prefix is known for.
     pub short_for_issuer: bool,
-    /// One doubtful digit was replaced by its runner-up, or a digit nearly read put in, to pass
-    /// the Luhn check.
+    /// One doubtful digit was replaced by its runner-up to pass the Luhn check.
     pub corrected: bool,
     /// Settled: another look could hardly do better.
     pub settled: bool,

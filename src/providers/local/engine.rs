@@ -293,13 +293,6 @@ pub struct Glyph {
     pub confidence: f32,
     /// For a digit: the next likeliest digit there, and its probability.
     pub runner_up: Option<(char, f32)>,
-    /// For a digit: a digit the recogniser nearly read just before it, and its probability: at a
-    /// step the blank won, a digit still at least `NEARLY_READ` likely. Greedy decoding drops a
-    /// digit so, most often the first of a pair printed close together (`0778` read `078`).
-    pub missed_before: Option<(char, f32)>,
-    /// For a digit ending a group: a digit nearly read just after it, before a space or the end
-    /// of the line, where no digit follows to keep it as `missed_before`.
-    pub missed_after: Option<(char, f32)>,
 }
 
 impl Glyph {
@@ -947,15 +940,8 @@ fn write_planes(image: &RgbImage, planes: &mut [f32], stride: u32) {
     }
 }
 
-/// A digit at least this likely at a step the blank won was nearly read there
-/// (`Glyph::missed_before`).
-const NEARLY_READ: f32 = 0.3;
-
 /// Greedy CTC decoding: the best class at each step, repeats merged, blanks dropped. Each glyph
-/// keeps its best probability over the steps it spans and, for a digit, the runner-up digit there,
-/// and the digit nearly read at a blank step before it, unless that digit is also read at a step
-/// next to it (CTC would merge the two). A digit nearly read after a line's last digit, or between
-/// a digit and a space, is kept on that digit as nearly read after it.
+/// keeps its best probability over the steps it spans and, for a digit, the runner-up digit there.
 fn ctc_greedy(
     scores: &[f32],
     classes: usize,
@@ -969,79 +955,45 @@ fn ctc_greedy(
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap_or((0, 0.0))
     };
-    let bests: Vec<(usize, f32)> = scores.chunks_exact(classes).map(best_of).collect();
-    // The likeliest digit at `step` but the class read there: a digit's runner-up, or the digit a
-    // blank beat.
-    let other_digit = |step: &[f32], best: usize| {
+    // The likeliest digit at `step` but the one read there, and its probability.
+    let runner_up = |step: &[f32], best: usize| {
+        if !digits.contains(&best) {
+            return None;
+        }
         (0u8..10)
             .zip(digits)
             .filter(|&(_, &index)| index != best)
-            .map(|(digit, &index)| (char::from(b'0' + digit), index, step[index]))
-            .max_by(|a, b| a.2.total_cmp(&b.2))
+            .map(|(digit, &index)| (char::from(b'0' + digit), step[index]))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
     };
     let mut glyphs: Vec<Glyph> = Vec::new();
-    let mut missed: Option<(char, f32)> = None;
-    for (at, (step, &(best, probability))) in scores.chunks_exact(classes).zip(&bests).enumerate() {
-        let read_at = |i: usize| bests.get(i).map(|&(read, _)| read);
+    let mut before = 0;
+    for step in scores.chunks_exact(classes) {
+        let (best, probability) = best_of(step);
+        let repeat = best == before;
+        before = best;
         if best == 0 {
-            // Read at a step beside this one, the digit would be merged with it.
-            let read_beside = |index| {
-                read_at(at.wrapping_sub(1)) == Some(index) || read_at(at + 1) == Some(index)
-            };
-            let nearly = other_digit(step, best)
-                .filter(|&(_, index, p)| p >= NEARLY_READ && !read_beside(index));
-            if let Some((digit, _, p)) = nearly
-                && missed.is_none_or(|(_, q)| p > q)
-            {
-                missed = Some((digit, p));
-            }
+            continue;
         }
-        if best != 0
-            && let Some(character) = charset.get(best)
-        {
-            let runner_up = || {
-                digits
-                    .contains(&best)
-                    .then(|| other_digit(step, best))
-                    .flatten()
-                    .map(|(digit, _, p)| (digit, p))
-            };
-            match glyphs.last_mut() {
-                // The class read at the step before: CTC merges the two.
-                Some(glyph) if read_at(at.wrapping_sub(1)) == Some(best) => {
-                    if probability > glyph.confidence {
-                        glyph.confidence = probability;
-                        glyph.runner_up = runner_up();
-                    }
-                }
-                _ => {
-                    let missed = missed.take();
-                    let a_digit = digits.contains(&best);
-                    if !a_digit {
-                        nearly_read_after(&mut glyphs, missed);
-                    }
-                    glyphs.push(Glyph {
-                        text: character.clone(),
-                        confidence: probability,
-                        runner_up: runner_up(),
-                        missed_before: missed.filter(|_| a_digit),
-                        missed_after: None,
-                    });
+        let Some(character) = charset.get(best) else {
+            continue;
+        };
+        match glyphs.last_mut() {
+            // The class read at the step before: CTC merges the two.
+            Some(glyph) if repeat => {
+                if probability > glyph.confidence {
+                    glyph.confidence = probability;
+                    glyph.runner_up = runner_up(step, best);
                 }
             }
+            _ => glyphs.push(Glyph {
+                text: character.clone(),
+                confidence: probability,
+                runner_up: runner_up(step, best),
+            }),
         }
     }
-    nearly_read_after(&mut glyphs, missed);
     glyphs
-}
-
-/// Keeps `missed`, a digit nearly read after the last of `glyphs`, on it when it is a digit.
-fn nearly_read_after(glyphs: &mut [Glyph], missed: Option<(char, f32)>) {
-    if let Some(missed) = missed
-        && let Some(last) = glyphs.last_mut().filter(|glyph| glyph.is_digit())
-    {
-        last.missed_after = Some(missed);
-    }
 }
 
 #[cfg(test)]
@@ -1099,51 +1051,6 @@ mod tests {
         assert_eq!(glyphs[1].runner_up.map(|r| r.0), Some('7'));
         assert_eq!(glyphs[2].confidence, 0.8);
         assert_eq!(glyphs[3].runner_up, None);
-    }
-
-    #[test]
-    fn a_digit_the_blank_beat_by_little_is_kept_as_nearly_read_before_the_next_glyph() {
-        // "0", a blank over a 7 at 0.45, "7", a blank over an 8 that is read at the next step
-        // (CTC would merge the two), "8", a blank over a 0 at 0.2, "2".
-        let (glyphs, text) = decoded(&[
-            (1, 0.98, 0),
-            (0, 0.55, 8),
-            (0, 1.0, 8),
-            (8, 0.74, 2),
-            (0, 0.55, 9),
-            (9, 0.99, 0),
-            (0, 0.8, 1),
-            (3, 1.0, 0),
-        ]);
-        assert_eq!(text, "0782");
-        let (digit, p) = glyphs[1].missed_before.expect("a 7 nearly read");
-        assert_eq!(digit, '7');
-        assert!((p - 0.45).abs() < 1e-6);
-        for glyph in [&glyphs[0], &glyphs[2], &glyphs[3]] {
-            assert_eq!(glyph.missed_before, None);
-        }
-    }
-
-    #[test]
-    fn a_digit_nearly_read_at_a_groups_end_is_kept_on_the_digit_before_it() {
-        // "1", a blank over a 5 at 0.45, space, "2", a blank over a 7 at 0.4 at the line's end.
-        let (glyphs, text) = decoded(&[
-            (2, 1.0, 0),
-            (0, 0.55, 6),
-            (11, 1.0, 0),
-            (3, 1.0, 0),
-            (0, 0.6, 8),
-        ]);
-        assert_eq!(text, "1 2");
-        let nearly = |glyph: &Glyph| {
-            glyph
-                .missed_after
-                .map(|(digit, p)| (digit, (p * 100.0).round()))
-        };
-        assert_eq!(nearly(&glyphs[0]), Some(('5', 45.0)));
-        assert_eq!(nearly(&glyphs[1]), None);
-        assert_eq!(nearly(&glyphs[2]), Some(('7', 40.0)));
-        assert!(glyphs.iter().all(|glyph| glyph.missed_before.is_none()));
     }
 
     /// A region of the pixels of a band `length` long and `thickness` thick, turned `degrees`
@@ -1379,8 +1286,6 @@ mod tests {
                 text: c.to_string(),
                 confidence,
                 runner_up: None,
-                missed_before: None,
-                missed_after: None,
             })
             .collect()
     }
