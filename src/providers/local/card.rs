@@ -172,9 +172,9 @@ impl Picked {
 
 /// Whether reading `a` is more to be trusted than `b`, of one look or of two: one passing the
 /// Luhn check, then one of a usual length, then one starting as an issuer's cards do, then the
-/// longer (a look that missed a group can read 16 digits
-/// of a 19-digit number that pass the Luhn check by chance; the digits another look read beyond
-/// them are seldom all invented), then the surer; any reading more than none.
+/// longer (a look that missed a group can read 16 digits of a 19-digit number that pass the Luhn
+/// check by chance; the digits another look read beyond them are seldom all invented), then the
+/// surer; any reading more than none.
 pub fn more_trusted(a: Option<&Picked>, b: Option<&Picked>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => a
@@ -590,9 +590,11 @@ struct Row<'a> {
 
 impl<'a> Row<'a> {
     /// The row's glyphs, each box's stripped of the marks a crop's edges pick up (boxes follow one
-    /// another as spaced groups do). A box whose digits follow or precede a word (`TEL 021-6888`, `WIFI 8888 6684`)
-    /// is a labelled figure, not a card number's group: it is never joined with other boxes.
-    /// Boxes read upside down (most of them) are joined right to left, as their text runs.
+    /// another as spaced groups do). Boxes less than half as tall as the row's tallest are specks,
+    /// not print: joined, they can keep a look from settling and cost the later looks time. A box
+    /// whose digits follow or precede a word (`TEL 021-6888`, `WIFI 8888 6684`) is a labelled figure, not a card
+    /// number's group: it is never joined with other boxes. Boxes read upside down (most of them)
+    /// are joined right to left, as their text runs.
     fn join(boxes: &[&'a TextLine]) -> Option<Self> {
         let height = boxes
             .iter()
@@ -606,7 +608,10 @@ impl<'a> Row<'a> {
         let mut glyphs = Vec::new();
         let mut bounds: Option<Bounds> = None;
         let mut labelled = false;
-        for line in in_reading_order {
+        for line in in_reading_order
+            .into_iter()
+            .filter(|line| 2.0 * line.strip.thickness >= height)
+        {
             let first = line.glyphs.iter().position(Glyph::is_digit);
             let last = line.glyphs.iter().rposition(Glyph::is_digit);
             if let (Some(first), Some(last)) = (first, last) {
