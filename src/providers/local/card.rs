@@ -592,9 +592,9 @@ impl<'a> Row<'a> {
     /// The row's glyphs, each box's stripped of the marks a crop's edges pick up (boxes follow one
     /// another as spaced groups do). Boxes less than half as tall as the row's tallest are specks,
     /// not print: joined, they can keep a look from settling and cost the later looks time. A box
-    /// whose digits follow or precede a word (`TEL 021-6888`, `WIFI 8888 6684`) is a labelled figure, not a card
-    /// number's group: it is never joined with other boxes. Boxes read upside down (most of them)
-    /// are joined right to left, as their text runs.
+    /// whose digits follow or precede a word (`TEL 021-6888`, `WIFI 8888 6684`) is a labelled
+    /// figure, not a card number's group: it is never joined with other boxes. Boxes read upside
+    /// down (most of them) are joined right to left, as their text runs.
     fn join(boxes: &[&'a TextLine]) -> Option<Self> {
         let height = boxes
             .iter()
