@@ -176,10 +176,25 @@ const CLUTTER_LINES: &[&str] = &[
     "MEETING 10:#",
 ];
 
-/// Issuer prefixes of common Chinese and international cards.
-const PREFIXES: &[&str] = &[
-    "622202", "621700", "622848", "621226", "622588", "436742", "625807", "402674", "518710",
-    "620522", "623668", "356833", "622609", "601382",
+/// Issuer prefixes of common Chinese and international cards, and the length of the numbers their
+/// banks issue under them (as `data/bin-table.tsv` has it): a number is drawn only under a prefix
+/// whose cards are that long, as on a real card. (No card of this generator has 18 digits, so
+/// 620522 is only ever replaced; it keeps its place so that the same seed draws the same number.)
+const PREFIXES: &[(&str, usize)] = &[
+    ("622202", 19),
+    ("621700", 19),
+    ("622848", 19),
+    ("621226", 19),
+    ("622588", 16),
+    ("436742", 19),
+    ("625807", 16),
+    ("402674", 16),
+    ("518710", 16),
+    ("620522", 18),
+    ("623668", 19),
+    ("356833", 16),
+    ("622609", 16),
+    ("601382", 19),
 ];
 const BANK_NAMES: &[&str] = &[
     "CHINA MERCHANTS BANK",
@@ -776,11 +791,27 @@ pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     out
 }
 
-/// A random number of `digits` digits with a common issuer prefix and a valid Luhn check digit.
+/// A random number of `digits` digits under the prefix of an issuer whose cards have that many,
+/// with a valid Luhn check digit.
 /// The check digit is computed here, not with ocrgate's own Luhn code: the generator is the oracle
 /// the gateway is tested against, so it shares none of its code.
 fn luhn_number(rng: &mut Pcg64, digits: usize) -> String {
-    let mut number = PREFIXES[rng.random_range(0..PREFIXES.len())].to_owned();
+    let drawn = rng.random_range(0..PREFIXES.len());
+    let mut number = match PREFIXES[drawn] {
+        (prefix, length) if length == digits => prefix,
+        // A prefix whose bank issues numbers of another length gives way to one of a bank that
+        // issues this one, so that a seed whose prefix was drawn at its own length keeps the
+        // number, and the card, it drew when any prefix was drawn at any length.
+        _ => {
+            let issued: Vec<&str> = PREFIXES
+                .iter()
+                .filter(|&&(_, length)| length == digits)
+                .map(|&(prefix, _)| prefix)
+                .collect();
+            issued[drawn % issued.len()]
+        }
+    }
+    .to_owned();
     while number.len() < digits - 1 {
         number.push(char::from(b'0' + rng.random_range(0..10u8)));
     }
@@ -946,11 +977,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_have_their_grouping_length_and_pass_luhn() {
+    fn numbers_have_their_grouping_length_their_issuers_length_and_pass_luhn() {
         let mut rng = Pcg64::seed_from_u64(7);
-        for digits in [16, 19] {
+        for digits in [16, 19].repeat(50) {
             let number = luhn_number(&mut rng, digits);
             assert_eq!(number.len(), digits);
+            let issued = PREFIXES
+                .iter()
+                .find(|(prefix, _)| number.starts_with(prefix))
+                .map(|&(_, length)| length);
+            assert_eq!(
+                issued,
+                Some(digits),
+                "{number}: its prefix's cards are that long"
+            );
             let sum: u32 = number
                 .bytes()
                 .rev()
