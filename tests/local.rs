@@ -184,12 +184,13 @@ async fn digits_the_first_recogniser_misreads_are_read_by_the_second() {
 }
 
 #[tokio::test]
-async fn a_number_whose_last_group_is_never_detected_is_read_on_past_its_end() {
+async fn a_number_whose_last_group_the_first_look_misses_is_not_answered_short() {
     let Some(models) = local_models() else { return };
     let gateway = local_only(&models).await;
     // Hard card 457 and wild card 118 have 19 digits. The first look detects all but their last
     // group, and the 16 digits it reads pass the Luhn check; but their banks' cards (621226,
-    // 622202) have 19 digits, so the line is read on past its last box.
+    // 622202) have 19 digits, so that reading is not settled, and the next look, at the image
+    // larger, reads all 19.
     reads_hard_cards(&gateway, &[457]).await;
     reads_wild_cards(&gateway, &[118]).await;
 }

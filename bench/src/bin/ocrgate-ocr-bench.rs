@@ -51,7 +51,7 @@ struct Args {
     /// Also write each photo to this directory as `<seed>-<number>.jpg`, for other readers.
     #[arg(long)]
     write: Option<PathBuf>,
-    /// Leave these passes of a read out (e.g. `--without wide --without read_on`), to measure
+    /// Leave these passes of a read out (e.g. `--without wide --without upright_roomier`), to measure
     /// what each buys (the passes are listed in the output).
     #[arg(long)]
     without: Vec<String>,

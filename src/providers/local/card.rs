@@ -145,11 +145,6 @@ impl Picked {
         self.read_well() && !self.may_go_on()
     }
 
-    /// Whether it would be settled but for a sign that the number goes on past what was read.
-    pub fn cut_short(&self) -> bool {
-        self.read_well() && self.may_go_on()
-    }
-
     /// Signs of a longer number whose last digits were missed, just past its last box: it is
     /// shorter than its issuer's cards, its row goes on with more digits, or it is 17 or 18
     /// digits long, as few banks' cards are and a 19-digit number with a digit lost is.
@@ -275,17 +270,6 @@ pub fn pick_number_read_twice(lines: &[TextLine], bins: &BinTable) -> Option<Pic
     } else {
         picked
     }
-}
-
-/// Which of `lines` holds the last group of the row of digits at `row`: the rightmost box within
-/// it read upright.
-pub fn last_box(lines: &[TextLine], row: Bounds) -> Option<usize> {
-    lines
-        .iter()
-        .enumerate()
-        .filter(|(_, line)| !line.upside_down && mostly_digits(line) && row.contains(line.bounds))
-        .max_by_key(|(_, line)| line.bounds.x + line.bounds.width)
-        .map(|(at, _)| at)
 }
 
 /// The band along which the row of digits at `row` is read whole, as one line: from the first box
@@ -735,14 +719,6 @@ impl<'a> Row<'a> {
             continued: false,
         })
     }
-}
-
-/// How many digits `line` holds that were read with more likelihood than not.
-pub fn digits_read(line: &TextLine) -> usize {
-    line.glyphs
-        .iter()
-        .filter(|glyph| glyph.is_digit() && glyph.confidence > 0.5)
-        .count()
 }
 
 /// The parts of a row between its labelled figures (`AL 128.850` beside a number's line): a
@@ -1219,7 +1195,7 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_number_shorter_than_its_issuers_cards_is_cut_short_and_its_last_box_found() {
+    fn a_number_shorter_than_its_issuers_cards_is_not_settled() {
         // ICBC's 622202 cards have 19 digits: 16 of them passing the Luhn check are a number whose
         // last group was missed, as likely as not.
         let lines = [
@@ -1229,16 +1205,14 @@ pub(super) mod tests {
         ];
         let short = pick(&lines).expect("a number");
         assert!(short.luhn_valid && short.usual_length && short.short_for_issuer);
-        assert!(!short.settled());
-        assert!(short.cut_short());
-        assert_eq!(last_box(&lines, short.bounds), Some(1));
-        // All 19 read, or a bank whose cards have 16: settled, not cut short.
+        assert!(short.may_go_on() && !short.settled());
+        // All 19 read, or a bank whose cards have 16: settled.
         for read in ["6222 0202 0011 2345 679", "6225 8800 1122 3345"] {
             let whole = pick(&[line(10, 50, 40, read)]).expect("a number");
             assert!(!whole.short_for_issuer, "{read}");
-            assert!(whole.settled() && !whole.cut_short(), "{read}");
+            assert!(whole.settled() && !whole.may_go_on(), "{read}");
         }
-        // A doubtful digit keeps it from either: the whole photo is looked at again.
+        // A doubtful digit keeps it from being settled: the whole photo is looked at again.
         let doubted = pick(&[doubting(
             line(10, 50, 40, "6222 0202 0011 2347"),
             5,
@@ -1246,7 +1220,7 @@ pub(super) mod tests {
             '8',
         )])
         .expect("a number");
-        assert!(!doubted.settled() && !doubted.cut_short());
+        assert!(!doubted.settled());
     }
 
     #[test]
@@ -1306,11 +1280,11 @@ pub(super) mod tests {
         // number with a digit lost reads so too, so the band past its end is read before it is
         // taken.
         let issued = pick(&[line(10, 50, 40, "620522 020011234566")]).expect("a number");
-        assert!(issued.usual_length && issued.cut_short() && !issued.settled());
+        assert!(issued.usual_length && issued.may_go_on() && !issued.settled());
     }
 
     #[test]
-    fn a_reading_whose_row_goes_on_with_more_digits_is_cut_short() {
+    fn a_reading_whose_row_goes_on_with_more_digits_is_not_settled() {
         // A 19-digit number's last group apart from the others: the first 16 digits pass the
         // Luhn check (one time in ten they do), all 19 read as one fail it.
         let mut lines = [
@@ -1321,7 +1295,7 @@ pub(super) mod tests {
         lines[1].bounds.width = 30;
         let read = pick(&lines).expect("a number");
         assert_eq!(read.number.digits(), "6225884663523606");
-        assert!(read.continued && read.cut_short() && !read.settled());
+        assert!(read.continued && read.may_go_on() && !read.settled());
         // The same 16 digits alone on their row are settled.
         let alone = pick(&lines[..1]).expect("a number");
         assert!(!alone.continued && alone.settled());

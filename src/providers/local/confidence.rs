@@ -27,9 +27,6 @@ pub struct Evidence {
     pub looks: usize,
     /// How many looks besides the one it came from read the same number.
     pub agreeing: usize,
-    /// Digits read just past its last group, when it was shorter than its issuer's cards: most
-    /// likely a group the detector missed.
-    pub digits_past_end: usize,
 }
 
 impl Evidence {
@@ -56,7 +53,6 @@ impl Evidence {
             // Few banks issue 17 or 18 digits: such a reading is more often a 19-digit number
             // with a digit lost, passing the Luhn check by chance.
             flag(!matches!(self.digits, 16 | 19)),
-            flag(self.digits_past_end > 0),
         ]
     }
 
@@ -67,7 +63,7 @@ impl Evidence {
 }
 
 /// How many features [`Evidence::features`] gives.
-pub const FEATURES: usize = 14;
+pub const FEATURES: usize = 13;
 
 /// The confidence is kept within these: a few thousand readings calibrate it, and a chance closer
 /// to 0 or 1 than one in a thousand is more than they can show.
@@ -97,7 +93,6 @@ pub const FEATURE_NAMES: [&str; FEATURES] = [
     "settled_first_look",
     "agreeing",
     "uncommon_length",
-    "digits_past_end",
 ];
 
 impl Weights {
@@ -120,8 +115,9 @@ impl Weights {
 /// length is its issuer's, for calibration seeds no rule of the reader was tuned on or looked at
 /// one by one: standard 10000-10299, hard 10000-10599, wild 10000-10799 and design 10000-10399
 /// (87 of the readings wrong; photos without a reading give no row). `agreeing` is held at 0:
-/// those readings would have it count against a reading. `digits_past_end` weighs nothing: no
-/// reading of them had digits past a number's end. BENCHMARKS.md, "Confidence" and "The
+/// those readings would have it count against a reading. A fourteenth feature of the fit, digits
+/// read just past a number shorter than its issuer's cards, was 0 in every reading and weighed 0;
+/// it went with the pass that read them (`past_end`). BENCHMARKS.md, "Confidence" and "The
 /// model fitted again, on numbers as banks issue them", has the reliability tables of held-out
 /// seeds.
 const CALIBRATED: Weights = Weights {
@@ -140,7 +136,6 @@ const CALIBRATED: Weights = Weights {
         0.8997,  // settled_first_look
         0.0000,  // agreeing
         -1.2924, // uncommon_length
-        0.0000,  // digits_past_end
     ],
 };
 
@@ -163,7 +158,6 @@ mod tests {
             settled: true,
             looks: 1,
             agreeing: 0,
-            digits_past_end: 0,
         }
     }
 

@@ -205,18 +205,6 @@ impl Strip {
         }
     }
 
-    /// The band's next `length` pixels past its right end, where print the detector missed after
-    /// the line would be.
-    pub fn beyond(self, length: f32) -> Self {
-        let (sin, cos) = self.angle.sin_cos();
-        let shift = (self.length + length) / 2.0;
-        Self {
-            centre: (self.centre.0 + shift * cos, self.centre.1 + shift * sin),
-            length,
-            ..self
-        }
-    }
-
     /// The axis-aligned box around the band, cut to an image of `size`; `None` when none of the
     /// band is in it.
     fn bounds(&self, size: (u32, u32)) -> Option<Bounds> {
@@ -433,29 +421,6 @@ impl Engine {
             }
         }
         Ok(Some(Reading { lines, skew }))
-    }
-
-    /// Reads the text along `strip` in `image` as a line of `look`, without detecting it first;
-    /// `None` when the band is outside the image.
-    pub fn read_along(
-        &mut self,
-        image: &RgbImage,
-        strip: Strip,
-        look: Look,
-    ) -> ort::Result<Option<TextLine>> {
-        let Some(bounds) = strip.bounds(image.dimensions()) else {
-            return Ok(None);
-        };
-        let line = line_image(image, bounds, strip);
-        let glyphs = self.recognize(&line, look.line_stretch)?;
-        let digits_read = self.second_reading(&line, &glyphs)?;
-        Ok(Some(TextLine {
-            bounds,
-            strip,
-            glyphs,
-            upside_down: false,
-            digits_read,
-        }))
     }
 
     /// Reads the band `strip` in `image` as the whole row of a card's number, turned over when
@@ -1194,26 +1159,8 @@ mod tests {
     }
 
     #[test]
-    fn the_band_beyond_a_line_starts_at_its_end_and_its_box_stays_in_the_image() {
+    fn a_bands_box_is_cut_to_the_image() {
         let strip = TILTED;
-        let end = |s: &Strip, side: f32| {
-            let (sin, cos) = s.angle.sin_cos();
-            (
-                s.centre.0 + side * s.length / 2.0 * cos,
-                s.centre.1 + side * s.length / 2.0 * sin,
-            )
-        };
-        let beyond = strip.beyond(50.0);
-        assert_eq!(
-            (beyond.length, beyond.angle, beyond.thickness),
-            (50.0, 0.1, 20.0)
-        );
-        let (a, b) = (end(&strip, 1.0), end(&beyond, -1.0));
-        assert!(
-            (a.0 - b.0).abs() < 0.01 && (a.1 - b.1).abs() < 0.01,
-            "{a:?} {b:?}"
-        );
-
         // Level: the box is the band's. Past the image's right edge: cut there. Outside: none.
         let level = Strip {
             angle: 0.0,
@@ -1228,13 +1175,7 @@ mod tests {
                 height: 20
             })
         );
-        assert_eq!(
-            level
-                .beyond(200.0)
-                .bounds((400, 300))
-                .map(|b| b.x + b.width),
-            Some(400)
-        );
+        assert_eq!(level.bounds((250, 300)).map(|b| b.x + b.width), Some(250));
         assert_eq!(level.bounds((80, 300)), None);
     }
 

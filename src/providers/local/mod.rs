@@ -36,7 +36,7 @@ use tokio::{
     time::Instant,
 };
 
-use self::engine::{Engine, FIRST_LOOK, Look};
+use self::engine::{Engine, Look};
 use self::metrics::LocalMetrics;
 pub use self::{
     card::Issuer,
@@ -622,12 +622,10 @@ fn read_card(
     described(best, &readings, lines, image, settled_by)
 }
 
-/// The number each look read, in order, to tell how many agree with the one taken; and the
-/// digits read past the end of a reading cut short (`Picked::cut_short`), when that was looked at.
+/// The number each look read, in order, to tell how many agree with the one taken.
 #[derive(Debug, Default)]
 struct Readings {
     numbers: Vec<Option<CardNumber>>,
-    digits_past_end: usize,
 }
 
 impl Readings {
@@ -656,75 +654,9 @@ impl Readings {
             settled: picked.settled(),
             looks: self.numbers.len(),
             agreeing: same.saturating_sub(1),
-            // Of the band past the end of a reading shorter than its issuer's cards, as the model
-            // was fitted; the other signs of a number going on count as not `settled`.
-            digits_past_end: if picked.short_for_issuer {
-                self.digits_past_end
-            } else {
-                0
-            },
         }
     }
 }
-
-/// What the band past the last box of a reading held.
-struct PastEnd {
-    /// The lines read before, and the band.
-    lines: Vec<engine::TextLine>,
-    /// The digits read in the band.
-    digits: usize,
-    /// The reading the lines give, when it is settled.
-    longer: Option<card::Picked>,
-}
-
-/// `lines`, read in `image`, with the band past the end of the box holding the last group of
-/// `picked` read too; `None` when there is no such band.
-fn read_past_end(
-    engine: &mut Engine,
-    image: &image::RgbImage,
-    lines: &[engine::TextLine],
-    picked: &card::Picked,
-    bins: &BinTable,
-) -> ort::Result<Option<PastEnd>> {
-    let Some(lines) = read_on(engine, image, lines, picked.bounds, PAST_END)? else {
-        return Ok(None);
-    };
-    let digits = lines.last().map_or(0, card::digits_read);
-    let longer = card::pick_number(&lines, bins).filter(card::Picked::settled);
-    Ok(Some(PastEnd {
-        lines,
-        digits,
-        longer,
-    }))
-}
-
-/// `lines`, read in `image`, with the band of `heights` line heights past the last box of the row
-/// of digits at `row` read too, as one line and without detecting it first; `None` when the row
-/// has no such box or the band is outside the image.
-fn read_on(
-    engine: &mut Engine,
-    image: &image::RgbImage,
-    lines: &[engine::TextLine],
-    row: engine::Bounds,
-    heights: f32,
-) -> ort::Result<Option<Vec<engine::TextLine>>> {
-    let Some(at) = card::last_box(lines, row) else {
-        return Ok(None);
-    };
-    let strip = lines[at].strip;
-    let Some(line) =
-        engine.read_along(image, strip.beyond(heights * strip.thickness), FIRST_LOOK)?
-    else {
-        return Ok(None);
-    };
-    let mut lines = lines.to_vec();
-    lines.push(line);
-    Ok(Some(lines))
-}
-
-/// How far past a number's last box, in its heights, a group the detector missed is looked for:
-/// three digits and the space before them.
-const PAST_END: f32 = 2.0;
 
 /// Where the number's row most likely is, and in which look: where the best reading was found
 /// (`picked`, in look `picked_in`), then where most digits were (groups read, others missed), at

@@ -1,6 +1,5 @@
 //! A card read as a declared list of passes, run in order by one loop until a reading is settled
-//! (a valid number of a known issuer, every digit read with some certainty) or a pass ends the
-//! read (`past_end`, when the band past a reading cut short holds no digit). Each pass takes
+//! (a valid number of a known issuer, every digit read with some certainty). Each pass takes
 //! another look and offers what it read; the most trusted reading of all is kept. Which pass
 //! settled a read is counted (`ocrgate.local.reads`, by `settled_by`), and the OCR bench can leave
 //! a pass out, so a pass that stops paying its way shows.
@@ -14,7 +13,7 @@ use super::{
     MAX_DESKEW, MIN_DESKEW, ROW_LOOK, Readings, SECOND_LOOK, THIRD_LOOK, around_row,
     card::{self, Picked},
     engine::{self, Engine, FIRST_LOOK, Look, TextLine},
-    flattened, inference_failed, number_rows, read_past_end, stopped, wide_look,
+    flattened, inference_failed, number_rows, stopped, wide_look,
 };
 use crate::{enrich::BinTable, provider::ProviderError, providers::images};
 
@@ -31,13 +30,6 @@ pub(super) const PASSES: &[Pass] = &[
     Pass {
         name: "first_look",
         run: first_look,
-    },
-    // A reading settled but for a sign that the number goes on (shorter than its issuer's cards,
-    // its row going on with more digits, 17 or 18 digits long) is most often a 19-digit number
-    // whose last group or digit the detector missed: the band past its last box, read as a line.
-    Pass {
-        name: "past_end",
-        run: past_end,
     },
     // The image turned upright by the lines' angle and seen larger (a card small in a cluttered
     // frame), then its lines given more room (narrow digits, a repeated digit read as one).
@@ -140,8 +132,6 @@ pub(super) struct Read<'a, 'e> {
     pub(super) best: Option<Picked>,
     pub(super) best_in: usize,
     pub(super) readings: Readings,
-    /// Set by a pass that ends the read, settled or not.
-    ended: bool,
     /// Readings less confident than this are no answer (`local.min_confidence`).
     min_confidence: f32,
 }
@@ -166,22 +156,18 @@ impl<'a, 'e> Read<'a, 'e> {
             best: None,
             best_in: 0,
             readings: Readings::default(),
-            ended: false,
             min_confidence,
         }
     }
 
-    /// Runs the passes of `set` until one settles the reading or ends the read; the name of the
-    /// pass that settled it, or [`UNSETTLED`].
+    /// Runs the passes of `set` until one settles the reading; the name of the pass that settled
+    /// it, or [`UNSETTLED`].
     pub(super) fn run(&mut self, set: PassSet) -> Result<&'static str, ProviderError> {
         let passes = PASSES.iter().enumerate().filter(|(at, _)| set.has(*at));
         for (_, pass) in passes {
             (pass.run)(self)?;
             if self.settled() {
                 return Ok(pass.name);
-            }
-            if self.ended {
-                break;
             }
         }
         Ok(UNSETTLED)
@@ -272,28 +258,6 @@ fn first_look(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     read.skew = first.skew;
     let picked = read.pick(&first.lines);
     read.keep(picked, first.lines, image);
-    Ok(())
-}
-
-/// Taken if the band settles a longer reading. When it held no digit, the reading stands as
-/// read and the read ends; when it held digits that settled nothing, the number goes on past
-/// what was read, and the further passes run.
-fn past_end(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
-    let Some(picked) = read.best.as_ref().filter(|picked| picked.cut_short()) else {
-        return Ok(());
-    };
-    let past = read_past_end(read.engine, read.image, &read.looks[0].0, picked, read.bins)
-        .map_err(inference_failed)?;
-    let digits = past.as_ref().map_or(0, |past| past.digits);
-    read.readings.digits_past_end = digits;
-    if let Some(past) = past
-        && let Some(longer) = past.longer
-    {
-        read.readings.add(Some(&longer));
-        read.looks[0].0 = past.lines;
-        read.best = Some(longer);
-    }
-    read.ended = digits == 0;
     Ok(())
 }
 
@@ -403,7 +367,7 @@ mod tests {
     #[test]
     fn passes_are_left_out_by_name_but_never_the_first_look() {
         assert_eq!(PassSet::without(&[]), Ok(PassSet::default()));
-        let without = PassSet::without(&["wide".into(), "past_end".into()]).expect("known");
+        let without = PassSet::without(&["wide".into(), "upright_roomier".into()]).expect("known");
         let kept: Vec<_> = PASSES
             .iter()
             .enumerate()
@@ -415,7 +379,6 @@ mod tests {
             [
                 "first_look",
                 "upright_larger",
-                "upright_roomier",
                 "number_row",
                 "whole_row",
                 "evened"
