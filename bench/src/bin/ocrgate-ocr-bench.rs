@@ -51,8 +51,8 @@ struct Args {
     /// Also write each photo to this directory as `<seed>-<number>.jpg`, for other readers.
     #[arg(long)]
     write: Option<PathBuf>,
-    /// Leave these passes of a read out (e.g. `--without wide --without upright_roomier`), to measure
-    /// what each buys (the passes are listed in the output).
+    /// Leave these passes of a read out (e.g. `--without wide --without upright_roomier`), to
+    /// measure what each buys (the passes are listed in the output).
     #[arg(long)]
     without: Vec<String>,
     /// Append what the reader knew of each answer to this CSV file (with a header when it is
