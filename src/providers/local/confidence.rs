@@ -161,6 +161,18 @@ mod tests {
         }
     }
 
+    /// The same reading, unsettled after three looks: unsure enough that no confidence is held at
+    /// the bounds.
+    fn unsure() -> Evidence {
+        Evidence {
+            certainty: 0.6,
+            log_probability: -2.0,
+            settled: false,
+            looks: 3,
+            ..settled()
+        }
+    }
+
     #[test]
     fn a_settled_reading_is_trusted_and_one_failing_luhn_with_doubtful_digits_is_not() {
         assert!(settled().confidence() > 0.99, "{}", settled().confidence());
@@ -200,14 +212,7 @@ mod tests {
 
     #[test]
     fn a_prefix_nobody_issues_is_never_trusted_above_a_networks_nor_a_networks_above_a_banks() {
-        // Unsure enough that no confidence is held at the bounds.
-        let unsure = Evidence {
-            certainty: 0.6,
-            log_probability: -2.0,
-            settled: false,
-            looks: 3,
-            ..settled()
-        };
+        let unsure = unsure();
         let of = |issuer| Evidence { issuer, ..unsure }.confidence();
         let (unknown, network, bank) = (of(Issuer::Unknown), of(Issuer::Network), of(Issuer::Bank));
         assert!(
@@ -224,13 +229,7 @@ mod tests {
     #[test]
     fn a_reading_shorter_than_its_issuers_cards_is_trusted_less_than_one_as_long() {
         // Its prefix's bank issues longer numbers: most often a group or a digit was missed.
-        let unsure = Evidence {
-            certainty: 0.6,
-            log_probability: -2.0,
-            settled: false,
-            looks: 3,
-            ..settled()
-        };
+        let unsure = unsure();
         let short = Evidence {
             short_for_issuer: true,
             ..unsure

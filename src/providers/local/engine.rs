@@ -1160,11 +1160,10 @@ mod tests {
 
     #[test]
     fn a_bands_box_is_cut_to_the_image() {
-        let strip = TILTED;
         // Level: the box is the band's. Past the image's right edge: cut there. Outside: none.
         let level = Strip {
             angle: 0.0,
-            ..strip
+            ..TILTED
         };
         assert_eq!(
             level.bounds((400, 300)),
