@@ -184,6 +184,16 @@ async fn digits_the_first_recogniser_misreads_are_read_by_the_second() {
 }
 
 #[tokio::test]
+async fn a_group_whose_digits_the_recogniser_reads_as_letters_is_read_as_digits() {
+    let Some(models) = local_models() else { return };
+    // Design card 1056 (the tuning range), a portrait front, prints its 19-digit number in three
+    // lines, the last `566`, in a font whose 6 PP-OCR reads as `b`: `5bb` in every look, so no
+    // line under the other two reads as digits, and nothing was found. Where it read each `b`,
+    // the recogniser's output gives the 6 a share too: read as digits only, the line is `566`.
+    reads_design_cards(&local_only(&models).await, &[1056]).await;
+}
+
+#[tokio::test]
 async fn a_number_whose_last_group_the_first_look_misses_is_not_answered_short() {
     let Some(models) = local_models() else { return };
     let gateway = local_only(&models).await;

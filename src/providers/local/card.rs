@@ -244,9 +244,11 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
 }
 
 /// The number among `lines` as [`pick_number`] picks it; where that settles nothing, the number
-/// the same lines give with each group of digits as ocrgate's own recogniser read it
-/// ([`TextLine::digits_read`]) is taken instead when it is more trusted. A second recogniser
-/// errs elsewhere than the first: a `0` read as `8`, a digit cut by the box's edge lost.
+/// the same lines give with each group of digits as ocrgate's own recogniser read it, and each
+/// line whose marks were nearly as likely digits read as digits ([`TextLine::digits_read`]), is
+/// taken instead when it is more trusted. A second recogniser errs elsewhere than the first: a
+/// `0` read as `8`, a digit cut by the box's edge lost; and a group printed in a font whose `6`
+/// looks like a `b` is one of digits all the same.
 pub fn pick_number_read_twice(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
     let picked = pick_number(lines, bins);
     if picked.as_ref().is_some_and(Picked::settled)

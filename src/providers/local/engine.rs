@@ -243,7 +243,8 @@ pub struct TextLine {
     /// Whether it was read turned over: its text runs right to left across the image.
     pub upside_down: bool,
     /// For a line read as a group of digits: what [`CARD_DIGITS_MODEL`] reads in it, the same
-    /// way up.
+    /// way up. For a line read with other marks that are nearly as likely digits (a `6` read as
+    /// `b`): the recogniser's reading of it as digits.
     pub digits_read: Option<Vec<Glyph>>,
 }
 
@@ -301,6 +302,8 @@ pub struct Engine {
     charset: Vec<String>,
     /// The output index of each digit, `0` to `9`.
     digits: [usize; 10],
+    /// The output index of the blank, each digit and space, as [`CARD_DIGITS_CHARSET`] orders them.
+    numeric: [usize; 12],
     /// ocrgate's own recogniser of card numbers' lines ([`CARD_DIGITS_MODEL`]), and its classes.
     card_digits: Session,
     card_digits_charset: Vec<String>,
@@ -346,12 +349,19 @@ impl Engine {
                     ort::Error::new("the recognition model's dictionary lacks a digit")
                 })?;
         }
+        let space = charset.len() - 1;
+        let numeric = std::array::from_fn(|class| match class {
+            0 => 0,
+            11 => space,
+            digit => digits[digit - 1],
+        });
         Ok(Self {
             detector,
             recognizer,
             direction,
             charset,
             digits,
+            numeric,
             card_digits,
             card_digits_charset: CARD_DIGITS_CHARSET.map(str::to_owned).to_vec(),
         })
@@ -382,21 +392,25 @@ impl Engine {
             }
             // The line the way up it is read: turned over when that reading is kept.
             let mut line = line_image(image, bounds, strip);
-            let mut glyphs = self.recognize(&line, look.line_stretch)?;
+            let mut read = self.recognize(&line, look.line_stretch)?;
             let mut upside_down = false;
-            if may_be_turned(&glyphs) && self.upside_down(&line)? {
+            if may_be_turned(&read.glyphs) && self.upside_down(&line)? {
                 let turned_line = imageops::rotate180(&line);
                 let turned = self.recognize(&turned_line, look.line_stretch)?;
-                if surer_turned_over(&glyphs, &turned) {
-                    (line, glyphs, upside_down) = (turned_line, turned, true);
+                if surer_turned_over(&read.glyphs, &turned.glyphs) {
+                    (line, read, upside_down) = (turned_line, turned, true);
                 }
             }
-            if glyphs.iter().any(|glyph| !glyph.text.trim().is_empty()) {
-                let digits_read = self.second_reading(&line, &glyphs)?;
+            if read
+                .glyphs
+                .iter()
+                .any(|glyph| !glyph.text.trim().is_empty())
+            {
+                let digits_read = self.second_reading(&line, &read)?;
                 lines.push(TextLine {
                     bounds,
                     strip,
-                    glyphs,
+                    glyphs: read.glyphs,
                     upside_down,
                     digits_read,
                 });
@@ -414,10 +428,10 @@ impl Engine {
             }
             let line = &mut lines[at];
             let turned = imageops::rotate180(&line_image(image, line.bounds, line.strip));
-            let turned_glyphs = self.recognize(&turned, look.line_stretch)?;
-            if !surer_turned_over(&turned_glyphs, &line.glyphs) {
-                line.digits_read = self.second_reading(&turned, &turned_glyphs)?;
-                (line.glyphs, line.upside_down) = (turned_glyphs, true);
+            let turned_read = self.recognize(&turned, look.line_stretch)?;
+            if !surer_turned_over(&turned_read.glyphs, &line.glyphs) {
+                line.digits_read = self.second_reading(&turned, &turned_read)?;
+                (line.glyphs, line.upside_down) = (turned_read.glyphs, true);
             }
         }
         Ok(Some(Reading { lines, skew }))
@@ -444,7 +458,7 @@ impl Engine {
         Ok(Some(TextLine {
             bounds,
             strip,
-            glyphs: self.recognize(&line, 1.0)?,
+            glyphs: self.recognize(&line, 1.0)?.glyphs,
             upside_down,
             digits_read: Some(self.read_digits(&line)?),
         }))
@@ -517,17 +531,18 @@ impl Engine {
         Ok(scores.get(1).is_some_and(|&turned| turned > UPSIDE_DOWN))
     }
 
-    /// [`TextLine::digits_read`] for `line`, which the recogniser read as `glyphs`: what
-    /// [`CARD_DIGITS_MODEL`] reads in it when that was a group of digits.
+    /// [`TextLine::digits_read`] for `line`, which the recogniser read as `read`: what
+    /// [`CARD_DIGITS_MODEL`] reads in it when that was a group of digits; the recogniser's own
+    /// reading of it as digits when that is nearly as likely as the marks it read.
     fn second_reading(
         &mut self,
         line: &RgbImage,
-        glyphs: &[Glyph],
+        read: &Recognized,
     ) -> ort::Result<Option<Vec<Glyph>>> {
-        if a_group_of_digits(glyphs) {
+        if a_group_of_digits(&read.glyphs) {
             self.read_digits(line).map(Some)
         } else {
-            Ok(None)
+            Ok(read.as_digits.clone())
         }
     }
 
@@ -547,14 +562,24 @@ impl Engine {
         ))
     }
 
-    fn recognize(&mut self, line: &RgbImage, stretch: f32) -> ort::Result<Vec<Glyph>> {
+    /// What the recogniser reads in `line`, and how it reads it as digits.
+    fn recognize(&mut self, line: &RgbImage, stretch: f32) -> ort::Result<Recognized> {
         let (shape, input) = line_tensor(line, stretch, MAX_LINE_WIDTH, MIN_LINE_WIDTH);
         let outputs = self
             .recognizer
             .run(ort::inputs![TensorRef::from_array_view((shape, &*input))?])?;
         let (shape, scores) = outputs[0].try_extract_tensor::<f32>()?;
         let classes = shape.last().copied().unwrap_or(0).max(1) as usize;
-        Ok(ctc_greedy(scores, classes, &self.charset, &self.digits))
+        let glyphs = ctc_greedy(scores, classes, &self.charset, &self.digits);
+        let as_digits = if glyphs
+            .iter()
+            .all(|glyph| glyph.is_digit() || glyph.text.trim().is_empty())
+        {
+            None
+        } else {
+            read_as_digits(scores, classes, &self.numeric, &self.card_digits_charset)
+        };
+        Ok(Recognized { glyphs, as_digits })
     }
 }
 
@@ -905,6 +930,48 @@ fn write_planes(image: &RgbImage, planes: &mut [f32], stride: u32) {
     }
 }
 
+/// What the recogniser read in a line.
+struct Recognized {
+    glyphs: Vec<Glyph>,
+    /// The line read as digits and spaces only, where it read other marks and no step's mark was
+    /// more than [`DIGIT_ODDS`] times likelier than the likeliest digit, space or blank there: a
+    /// `6` read as `b`, a `0` as `O`, a speck as `.`. Each glyph's probability is its share of
+    /// the digits', spaces' and blank's there.
+    as_digits: Option<Vec<Glyph>>,
+}
+
+/// How many times likelier than a digit, a space or a blank a mark may be read at a step of a
+/// line for the line to be read as digits too.
+const DIGIT_ODDS: f32 = 20.0;
+
+/// `scores` read as [`Recognized::as_digits`] says, or `None` when some step's mark is too sure:
+/// each step's blank, digits and space (`numeric`, in [`CARD_DIGITS_CHARSET`]'s order) as shares
+/// of their sum, decoded.
+fn read_as_digits(
+    scores: &[f32],
+    classes: usize,
+    numeric: &[usize; 12],
+    charset: &[String],
+) -> Option<Vec<Glyph>> {
+    let mut shares = Vec::with_capacity(scores.len() / classes * numeric.len());
+    for step in scores.chunks_exact(classes) {
+        let best = step.iter().copied().fold(0.0, f32::max);
+        let kept = numeric.map(|class| step.get(class).copied().unwrap_or(0.0));
+        let likeliest = kept.iter().copied().fold(0.0, f32::max);
+        let total: f32 = kept.iter().sum();
+        if best > DIGIT_ODDS * likeliest || total <= 0.0 {
+            return None;
+        }
+        shares.extend(kept.map(|p| p / total));
+    }
+    Some(ctc_greedy(
+        &shares,
+        numeric.len(),
+        charset,
+        &std::array::from_fn(|digit| digit + 1),
+    ))
+}
+
 /// Greedy CTC decoding: the best class at each step, repeats merged, blanks dropped. Each glyph
 /// keeps its best probability over the steps it spans and, for a digit, the runner-up digit there.
 fn ctc_greedy(
@@ -1016,6 +1083,37 @@ mod tests {
         assert_eq!(glyphs[1].runner_up.map(|r| r.0), Some('7'));
         assert_eq!(glyphs[2].confidence, 0.8);
         assert_eq!(glyphs[3].runner_up, None);
+    }
+
+    #[test]
+    fn a_line_whose_marks_are_nearly_as_likely_digits_is_read_as_digits_too() {
+        // Blank, the ten digits, space, then a letter: `b`, as a `6` in some fonts reads.
+        let (classes, b) = (13, 12);
+        let numeric = std::array::from_fn(|class| class);
+        let charset: Vec<String> = CARD_DIGITS_CHARSET.map(str::to_owned).to_vec();
+        let step = |weights: &[(usize, f32)]| {
+            let mut step = vec![0.0; classes];
+            for &(class, p) in weights {
+                step[class] = p;
+            }
+            step
+        };
+        let read = |b_odds: f32| {
+            let scores: Vec<f32> = [
+                step(&[(6, 0.95), (0, 0.05)]),
+                step(&[(0, 1.0)]),
+                step(&[(b, 0.8), (7, 0.8 / b_odds), (0, 0.01)]),
+            ]
+            .concat();
+            read_as_digits(&scores, classes, &numeric, &charset)
+        };
+        // `5b`, its `6` a tenth as likely as the `b`: `56`, the `6` with its share of the digits'.
+        let glyphs = read(10.0).expect("nearly as likely digits");
+        let text: String = glyphs.iter().map(|glyph| glyph.text.as_str()).collect();
+        assert_eq!(text, "56");
+        assert!((glyphs[1].confidence - 0.08 / 0.09).abs() < 1e-6);
+        // A `b` read with more certainty than that is a letter.
+        assert_eq!(read(2.0 * DIGIT_ODDS), None);
     }
 
     /// A region of the pixels of a band `length` long and `thickness` thick, turned `degrees`
