@@ -76,6 +76,8 @@ const CARD_DIGITS_HEIGHT: u32 = 32;
 const CARD_DIGITS_MAX_WIDTH: u32 = 1024;
 /// [`CARD_DIGITS_MODEL`]'s classes: the CTC blank, the ten digits, space.
 const CARD_DIGITS_CHARSET: [&str; 12] = ["", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", " "];
+/// The index of each digit, `0` to `9`, among [`CARD_DIGITS_CHARSET`].
+const CARD_DIGITS_INDICES: [usize; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 /// Narrower line images are padded to this width, as in PaddleOCR's inference.
 const MIN_LINE_WIDTH: u32 = 64;
 /// Longer lines are squeezed to this width; card numbers are far shorter.
@@ -558,7 +560,7 @@ impl Engine {
             scores,
             self.card_digits_charset.len(),
             &self.card_digits_charset,
-            &std::array::from_fn(|digit| digit + 1),
+            &CARD_DIGITS_INDICES,
         ))
     }
 
@@ -571,10 +573,7 @@ impl Engine {
         let (shape, scores) = outputs[0].try_extract_tensor::<f32>()?;
         let classes = shape.last().copied().unwrap_or(0).max(1) as usize;
         let glyphs = ctc_greedy(scores, classes, &self.charset, &self.digits);
-        let as_digits = if glyphs
-            .iter()
-            .all(|glyph| glyph.is_digit() || glyph.text.trim().is_empty())
-        {
+        let as_digits = if only_digits(&glyphs) {
             None
         } else {
             read_as_digits(scores, classes, &self.numeric, &self.card_digits_charset)
@@ -586,10 +585,14 @@ impl Engine {
 /// Whether `glyphs` read as a group of a card number: digits and spaces only, at least
 /// [`GROUP_DIGITS`] digits. Such lines are read by [`CARD_DIGITS_MODEL`] too.
 fn a_group_of_digits(glyphs: &[Glyph]) -> bool {
-    digits(glyphs) >= GROUP_DIGITS
-        && glyphs
-            .iter()
-            .all(|glyph| glyph.is_digit() || glyph.text.trim().is_empty())
+    digits(glyphs) >= GROUP_DIGITS && only_digits(glyphs)
+}
+
+/// Whether `glyphs` are digits and spaces, nothing else.
+fn only_digits(glyphs: &[Glyph]) -> bool {
+    glyphs
+        .iter()
+        .all(|glyph| glyph.is_digit() || glyph.text.trim().is_empty())
 }
 
 /// `line` as a 1×3×32×W tensor for [`CARD_DIGITS_MODEL`]: resized to `CARD_DIGITS_HEIGHT` high
@@ -968,7 +971,7 @@ fn read_as_digits(
         &shares,
         numeric.len(),
         charset,
-        &std::array::from_fn(|digit| digit + 1),
+        &CARD_DIGITS_INDICES,
     ))
 }
 
@@ -1038,7 +1041,7 @@ mod tests {
             .chain((0..10).map(|d: u8| d.to_string()))
             .chain(std::iter::once(" ".to_owned()))
             .collect();
-        (charset, std::array::from_fn(|d| d + 1))
+        (charset, CARD_DIGITS_INDICES)
     }
 
     /// Steps whose best class is `best` with probability `p`, the rest on `second`.
@@ -1090,7 +1093,7 @@ mod tests {
         // Blank, the ten digits, space, then a letter: `b`, as a `6` in some fonts reads.
         let (classes, b) = (13, 12);
         let numeric = std::array::from_fn(|class| class);
-        let charset: Vec<String> = CARD_DIGITS_CHARSET.map(str::to_owned).to_vec();
+        let (charset, _) = charset();
         let step = |weights: &[(usize, f32)]| {
             let mut step = vec![0.0; classes];
             for &(class, p) in weights {
