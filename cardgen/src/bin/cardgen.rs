@@ -6,32 +6,52 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
+use clap::{ArgGroup, Parser};
 use ocrgate_cardgen::{CardGenerator, QrScene};
 
+/// Writes synthetic card photos, named `<seed>-<number>.jpg`, or invoice title QR code images,
+/// named `<seed>.png` or `<seed>.jpg`.
+#[derive(Debug, Parser)]
+#[command(group(ArgGroup::new("mode").args(["hard", "wild", "design", "qr"])))]
+struct Args {
+    /// The hard mode's photos: perspective, clutter, glare, embossing, low JPEG quality.
+    #[arg(long)]
+    hard: bool,
+    /// The wild mode's photos: hard ones drawn wider, in fonts the other modes never use.
+    #[arg(long)]
+    wild: bool,
+    /// The design mode's photos: cards as banks design them.
+    #[arg(long)]
+    design: bool,
+    /// Invoice title QR codes instead, in this scene: screenshot, screen-photo, paper, small or
+    /// several.
+    #[arg(long, value_name = "SCENE", value_parser = scene)]
+    qr: Option<QrScene>,
+    /// Where to write them.
+    out: PathBuf,
+    /// How many.
+    #[arg(default_value_t = 10)]
+    count: u64,
+    /// The first one's seed.
+    #[arg(default_value_t = 0)]
+    first_seed: u64,
+}
+
+fn scene(name: &str) -> Result<QrScene, String> {
+    QrScene::from_name(name)
+        .ok_or_else(|| "one of screenshot, screen-photo, paper, small or several".to_owned())
+}
+
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1).peekable();
-    let mode = args
-        .next_if(|arg| ["--hard", "--wild", "--design", "--qr"].contains(&arg.as_str()))
-        .unwrap_or_default();
-    let scene = if mode == "--qr" {
-        match args.next().as_deref().and_then(QrScene::from_name) {
-            Some(scene) => Some(scene),
-            None => {
-                eprintln!("--qr takes a scene: screenshot, screen-photo, paper, small or several");
-                return ExitCode::from(2);
-            }
-        }
-    } else {
-        None
-    };
-    let Some(out) = args.next().map(PathBuf::from) else {
-        eprintln!(
-            "usage: cardgen [--hard | --wild | --design | --qr SCENE] OUT_DIR [COUNT] [FIRST_SEED]"
-        );
-        return ExitCode::from(2);
-    };
-    let count: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(10);
-    let first: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let Args {
+        hard,
+        wild,
+        design,
+        qr: scene,
+        out,
+        count,
+        first_seed: first,
+    } = Args::parse();
     let generator = match CardGenerator::new(&CardGenerator::default_fonts_dir()) {
         Ok(generator) => generator,
         Err(err) => {
@@ -59,11 +79,14 @@ fn main() -> ExitCode {
             println!("{} {} codes", path.display(), 1 + image.others.len());
             continue;
         }
-        let card = match mode.as_str() {
-            "--hard" => generator.hard_card(seed),
-            "--wild" => generator.wild_card(seed),
-            "--design" => generator.design_card(seed),
-            _ => generator.card(seed),
+        let card = if hard {
+            generator.hard_card(seed)
+        } else if wild {
+            generator.wild_card(seed)
+        } else if design {
+            generator.design_card(seed)
+        } else {
+            generator.card(seed)
         };
         let path = out.join(format!("{seed}-{}.jpg", card.number));
         if let Err(err) = std::fs::write(&path, &card.jpeg) {
