@@ -1,12 +1,15 @@
 //! Writes synthetic card photos to look at or to read with other engines:
 //! `cargo run -p ocrgate-cardgen -- [--hard | --wild | --design] OUT_DIR [COUNT] [FIRST_SEED]`.
 //! Each file is named `<seed>-<number>.jpg`; `--hard` draws the hard mode's photos, `--wild` the
-//! wild mode's, `--design` the design mode's. `--qr SCENE` (screenshot, screen-photo, paper, small,
-//! several) writes invoice title QR code images instead, named `<seed>.png` or `<seed>.jpg`.
+//! wild mode's, `--design` the design mode's. `--qr SCENE` writes invoice title QR code images
+//! instead, named `<seed>.png` or `<seed>.jpg` (`--help` lists the scenes).
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::{ArgGroup, Parser};
+use clap::{
+    ArgGroup, Parser,
+    builder::{PossibleValuesParser, TypedValueParser},
+};
 use ocrgate_cardgen::{CardGenerator, QrScene};
 
 /// Writes synthetic card photos, named `<seed>-<number>.jpg`, or invoice title QR code images,
@@ -23,9 +26,12 @@ struct Args {
     /// The design mode's photos: cards as banks design them.
     #[arg(long)]
     design: bool,
-    /// Invoice title QR codes instead, in this scene: screenshot, screen-photo, paper, small or
-    /// several.
-    #[arg(long, value_name = "SCENE", value_parser = scene)]
+    /// Invoice title QR codes instead, in this scene.
+    #[arg(
+        long,
+        value_name = "SCENE",
+        value_parser = PossibleValuesParser::new(QrScene::ALL.map(QrScene::name)).try_map(scene)
+    )]
     qr: Option<QrScene>,
     /// Where to write them.
     out: PathBuf,
@@ -37,9 +43,8 @@ struct Args {
     first_seed: u64,
 }
 
-fn scene(name: &str) -> Result<QrScene, String> {
-    QrScene::from_name(name)
-        .ok_or_else(|| "one of screenshot, screen-photo, paper, small or several".to_owned())
+fn scene(name: String) -> Result<QrScene, String> {
+    QrScene::from_name(&name).ok_or_else(|| format!("no scene is called `{name}`"))
 }
 
 fn main() -> ExitCode {
