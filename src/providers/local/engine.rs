@@ -1035,13 +1035,12 @@ fn ctc_greedy(
 mod tests {
     use super::*;
 
-    /// Blank, the ten digits, space.
+    /// The card-digit classes (blank, the ten digits, space) and their digits' indices.
     fn charset() -> (Vec<String>, [usize; 10]) {
-        let charset = std::iter::once(String::new())
-            .chain((0..10).map(|d: u8| d.to_string()))
-            .chain(std::iter::once(" ".to_owned()))
-            .collect();
-        (charset, CARD_DIGITS_INDICES)
+        (
+            CARD_DIGITS_CHARSET.map(str::to_owned).to_vec(),
+            CARD_DIGITS_INDICES,
+        )
     }
 
     /// Steps whose best class is `best` with probability `p`, the rest on `second`.
