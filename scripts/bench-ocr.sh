@@ -7,7 +7,9 @@
 # number picker a team would write (scripts/rapidocr-bench.py). Prints each reader's misses, then
 # exact-match rate and p50/p95 latency per set, and for RapidOCR the share of photos whose number
 # is anywhere in its text (what its models read, whatever its picker took). Needs python3 with venv
-# and pip, and PyPI once.
+# and pip, and PyPI once. Arguments after `--count N` go to ocrgate-ocr-bench: `--from SEED` for
+# seeds nobody looked at, `--number-fonts target/fonts-held-out` for type families neither the
+# generator nor the reader's models were made with (fetched here too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,7 @@ fi
 
 scripts/fetch-models.sh
 scripts/fetch-fonts.sh
+scripts/fetch-fonts.sh --held-out
 cargo build --release --locked -p ocrgate-bench --bin ocrgate-ocr-bench
 
 work=target/ocr-bench

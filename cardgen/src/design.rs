@@ -241,7 +241,7 @@ impl CardGenerator {
             seed,
             number,
             grouping,
-            font,
+            font: font.clone(),
             hard: true,
             expiry: (0, 0),
             features,
@@ -630,7 +630,7 @@ fn brands(generator: &CardGenerator, rng: &mut Pcg64, face: &mut RgbImage, span:
         let font = if rng.random_bool(0.5) {
             &generator.label_font
         } else {
-            &generator.number_fonts[rng.random_range(0..NUMBER_FONTS.len())].1
+            &generator.number_font(rng, 0..NUMBER_FONTS.len()).1
         };
         let (w, h) = text_size(PxScale::from(size), font, brand);
         let (w, h) = (w as i32, h as i32);

@@ -247,7 +247,7 @@ pub struct Card {
     /// The number printed on the card, digits only.
     pub number: String,
     pub grouping: Grouping,
-    pub font: &'static str,
+    pub font: String,
     /// Whether this is one of the deliberately hard cases (every card of the hard mode is).
     pub hard: bool,
     /// The expiry printed after VALID THRU: month 1-12, two-digit year; `(0, 0)` when none is.
@@ -287,8 +287,11 @@ impl std::error::Error for FontError {}
 
 /// Renders synthetic card photos.
 pub struct CardGenerator {
-    /// The standard mode's fonts, then the hard mode's additions, then the wild mode's own.
-    number_fonts: Vec<(&'static str, FontVec)>,
+    /// The standard mode's fonts, then the hard mode's additions, then the wild mode's own; or a
+    /// folder's fonts ([`Self::with_number_fonts`]).
+    number_fonts: Vec<(String, FontVec)>,
+    /// Whether `number_fonts` are a folder's, which every mode draws from whole.
+    folder_fonts: bool,
     label_font: FontVec,
 }
 
@@ -303,26 +306,64 @@ impl CardGenerator {
 
     /// Loads the fonts from `dir`.
     pub fn new(dir: &Path) -> Result<Self, FontError> {
-        let load = |name: &str| {
-            let path = dir.join(name);
-            let bytes = std::fs::read(&path).map_err(|err| {
-                FontError(format!(
-                    "cannot read {}: {err} (run scripts/fetch-fonts.sh)",
-                    path.display()
-                ))
-            })?;
-            FontVec::try_from_vec(bytes)
-                .map_err(|err| FontError(format!("{} is not a font: {err}", path.display())))
-        };
         Ok(Self {
             number_fonts: NUMBER_FONTS
                 .iter()
                 .chain(HARD_NUMBER_FONTS)
                 .chain(WILD_NUMBER_FONTS)
-                .map(|&name| Ok((name, load(name)?)))
+                .map(|&name| Ok((name.to_owned(), load_font(&dir.join(name))?)))
                 .collect::<Result<_, FontError>>()?,
-            label_font: load(LABEL_FONT)?,
+            folder_fonts: false,
+            label_font: load_font(&dir.join(LABEL_FONT))?,
         })
+    }
+
+    /// The same generator, drawing every mode's numbers in the fonts of `dir` (each `.ttf` and
+    /// `.otf` file in it) instead of its own: cards in faces no reader was made or tuned with
+    /// (`scripts/fetch-fonts.sh --held-out`).
+    pub fn with_number_fonts(self, dir: &Path) -> Result<Self, FontError> {
+        let unreadable = |err| FontError(format!("cannot read {}: {err}", dir.display()));
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+            let path = entry.map_err(unreadable)?.path();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "ttf" || extension == "otf")
+            {
+                paths.push(path);
+            }
+        }
+        // In name order, so that a seed draws the same font from the same folder.
+        paths.sort();
+        if paths.is_empty() {
+            return Err(FontError(format!(
+                "{} holds no .ttf or .otf font",
+                dir.display()
+            )));
+        }
+        let number_fonts = paths
+            .iter()
+            .map(|path| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                Ok((name.into_owned(), load_font(path)?))
+            })
+            .collect::<Result<_, FontError>>()?;
+        Ok(Self {
+            number_fonts,
+            folder_fonts: true,
+            ..self
+        })
+    }
+
+    /// A number's font, of a mode's `fonts`, or of the folder's, every one of which every mode
+    /// draws in.
+    fn number_font(&self, rng: &mut Pcg64, fonts: std::ops::Range<usize>) -> &(String, FontVec) {
+        let fonts = if self.folder_fonts {
+            0..self.number_fonts.len()
+        } else {
+            fonts
+        };
+        &self.number_fonts[rng.random_range(fonts)]
     }
 
     /// Card number `seed`: the same seed gives the same card.
@@ -331,7 +372,7 @@ impl CardGenerator {
         let grouping =
             [Grouping::Four16, Grouping::Four19, Grouping::SixThirteen][rng.random_range(0..3)];
         let number = luhn_number(&mut rng, grouping.digits());
-        let (font, number_font) = &self.number_fonts[rng.random_range(0..NUMBER_FONTS.len())];
+        let (font, number_font) = self.number_font(&mut rng, 0..NUMBER_FONTS.len());
         let hard = rng.random_bool(0.125);
 
         let (mut face, expiry) = self.face(&mut rng);
@@ -372,7 +413,7 @@ impl CardGenerator {
             seed,
             number,
             grouping,
-            font,
+            font: font.clone(),
             hard,
             expiry,
             features: Vec::new(),
@@ -401,7 +442,7 @@ impl CardGenerator {
 
     /// The number of a card `shot` takes, in one of the groupings banks use, and the font it is
     /// printed in (its name, and the font).
-    fn number(&self, rng: &mut Pcg64, shot: &Shot) -> (Grouping, String, &(&'static str, FontVec)) {
+    fn number(&self, rng: &mut Pcg64, shot: &Shot) -> (Grouping, String, &(String, FontVec)) {
         let grouping = [
             Grouping::Four16,
             Grouping::Four19,
@@ -409,7 +450,7 @@ impl CardGenerator {
             Grouping::FourSeven,
         ][rng.random_range(0..4)];
         let number = luhn_number(rng, grouping.digits());
-        let font = &self.number_fonts[rng.random_range(shot.fonts.clone())];
+        let font = self.number_font(rng, shot.fonts.clone());
         (grouping, number, font)
     }
 
@@ -452,7 +493,7 @@ impl CardGenerator {
             seed,
             number,
             grouping,
-            font,
+            font: font.clone(),
             hard: true,
             expiry,
             features: Vec::new(),
@@ -795,6 +836,17 @@ pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
 /// with a valid Luhn check digit.
 /// The check digit is computed here, not with ocrgate's own Luhn code: the generator is the oracle
 /// the gateway is tested against, so it shares none of its code.
+fn load_font(path: &Path) -> Result<FontVec, FontError> {
+    let bytes = std::fs::read(path).map_err(|err| {
+        FontError(format!(
+            "cannot read {}: {err} (run scripts/fetch-fonts.sh)",
+            path.display()
+        ))
+    })?;
+    FontVec::try_from_vec(bytes)
+        .map_err(|err| FontError(format!("{} is not a font: {err}", path.display())))
+}
+
 fn luhn_number(rng: &mut Pcg64, digits: usize) -> String {
     let drawn = rng.random_range(0..PREFIXES.len());
     let mut number = match PREFIXES[drawn] {
@@ -975,6 +1027,55 @@ fn jpeg(image: &RgbImage, quality: u8) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folders_fonts_are_every_modes_number_fonts() {
+        let fonts = CardGenerator::default_fonts_dir();
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        for face in ["Inconsolata.otf", "Go-Mono-Bold.ttf"] {
+            std::fs::copy(fonts.join(face), folder.path().join(face))
+                .expect("the generator's fonts: run scripts/fetch-fonts.sh");
+        }
+        std::fs::write(folder.path().join("README.txt"), "not a font").expect("a file");
+        let generator = CardGenerator::new(&fonts)
+            .and_then(|generator| generator.with_number_fonts(folder.path()))
+            .expect("fonts");
+        let drawn: std::collections::BTreeSet<String> = (0..8)
+            .flat_map(|seed| {
+                [
+                    generator.card(seed),
+                    generator.hard_card(seed),
+                    generator.wild_card(seed),
+                    generator.design_card(seed),
+                ]
+            })
+            .map(|card| card.font)
+            .collect();
+        // Inconsolata is the wild mode's only, Go Mono the hard mode's: both now in every mode.
+        assert_eq!(
+            drawn,
+            ["Go-Mono-Bold.ttf", "Inconsolata.otf"]
+                .map(String::from)
+                .into()
+        );
+    }
+
+    #[test]
+    fn a_folder_without_fonts_is_refused() {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        std::fs::write(folder.path().join("README.txt"), "not a font").expect("a file");
+        let refused = CardGenerator::new(&CardGenerator::default_fonts_dir())
+            .expect("fonts")
+            .with_number_fonts(folder.path())
+            .err()
+            .map(|err| err.to_string());
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|err| err.ends_with("holds no .ttf or .otf font")),
+            "{refused:?}"
+        );
+    }
 
     #[test]
     fn numbers_have_their_grouping_length_their_issuers_length_and_pass_luhn() {

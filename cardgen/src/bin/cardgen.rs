@@ -2,7 +2,8 @@
 //! `cargo run -p ocrgate-cardgen -- [--hard | --wild | --design] OUT_DIR [COUNT] [FIRST_SEED]`.
 //! Each file is named `<seed>-<number>.jpg`; `--hard` draws the hard mode's photos, `--wild` the
 //! wild mode's, `--design` the design mode's. `--qr SCENE` writes invoice title QR code images
-//! instead, named `<seed>.png` or `<seed>.jpg` (`--help` lists the scenes).
+//! instead, named `<seed>.png` or `<seed>.jpg` (`--help` lists the scenes). `--number-fonts DIR`
+//! draws the numbers in a folder's fonts instead of the mode's own.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -33,6 +34,10 @@ struct Args {
         value_parser = PossibleValuesParser::new(QrScene::ALL.map(QrScene::name)).try_map(scene)
     )]
     qr: Option<QrScene>,
+    /// Draw the numbers in the fonts of this folder (each `.ttf` and `.otf` in it) instead of the
+    /// mode's own (`scripts/fetch-fonts.sh --held-out` fills `target/fonts-held-out`).
+    #[arg(long, value_name = "DIR")]
+    number_fonts: Option<PathBuf>,
     /// Where to write them.
     out: PathBuf,
     /// How many.
@@ -53,11 +58,18 @@ fn main() -> ExitCode {
         wild,
         design,
         qr: scene,
+        number_fonts,
         out,
         count,
         first_seed: first,
     } = Args::parse();
-    let generator = match CardGenerator::new(&CardGenerator::default_fonts_dir()) {
+    let generator = CardGenerator::new(&CardGenerator::default_fonts_dir()).and_then(|generator| {
+        match &number_fonts {
+            Some(dir) => generator.with_number_fonts(dir),
+            None => Ok(generator),
+        }
+    });
+    let generator = match generator {
         Ok(generator) => generator,
         Err(err) => {
             eprintln!("{err}");
