@@ -51,7 +51,7 @@ for deb in "$work"/*.deb; do
 done
 if ((${#faces[@]})); then
   # Every font in the folder is drawn: none but these.
-  find "$dir" -mindepth 1 -delete
+  find "$dir" -maxdepth 1 -type f \( -name '*.ttf' -o -name '*.otf' \) -delete
   for face in "${faces[@]}"; do
     find "$work/root" -name "$face" -exec cp {} "$dir/" \; -quit
     [[ -f "$dir/$face" ]] || { echo "no $face in ${packages[*]}" >&2; exit 1; }
