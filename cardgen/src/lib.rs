@@ -832,10 +832,7 @@ pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     out
 }
 
-/// A random number of `digits` digits under the prefix of an issuer whose cards have that many,
-/// with a valid Luhn check digit.
-/// The check digit is computed here, not with ocrgate's own Luhn code: the generator is the oracle
-/// the gateway is tested against, so it shares none of its code.
+/// The font file at `path`.
 fn load_font(path: &Path) -> Result<FontVec, FontError> {
     let bytes = std::fs::read(path).map_err(|err| {
         FontError(format!(
@@ -847,6 +844,10 @@ fn load_font(path: &Path) -> Result<FontVec, FontError> {
         .map_err(|err| FontError(format!("{} is not a font: {err}", path.display())))
 }
 
+/// A random number of `digits` digits under the prefix of an issuer whose cards have that many,
+/// with a valid Luhn check digit.
+/// The check digit is computed here, not with ocrgate's own Luhn code: the generator is the oracle
+/// the gateway is tested against, so it shares none of its code.
 fn luhn_number(rng: &mut Pcg64, digits: usize) -> String {
     let drawn = rng.random_range(0..PREFIXES.len());
     let mut number = match PREFIXES[drawn] {
