@@ -33,7 +33,9 @@ else
     fonts-inconsolata)
   faces=()
 fi
-if [[ "$(cat "$dir/.fetched" 2>/dev/null)" == "${packages[*]}" ]]; then
+# What the folder was filled from: the packages, and the faces taken when not every one is.
+fetched="${packages[*]}${faces[*]:+ | ${faces[*]}}"
+if [[ "$(cat "$dir/.fetched" 2>/dev/null)" == "$fetched" ]]; then
   exit 0
 fi
 
@@ -59,4 +61,4 @@ if ((${#faces[@]})); then
 else
   find "$work/root" \( -name '*.ttf' -o -name '*.otf' \) -exec cp {} "$dir/" \;
 fi
-echo "${packages[*]}" >"$dir/.fetched"
+echo "$fetched" >"$dir/.fetched"
