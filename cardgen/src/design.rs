@@ -17,8 +17,8 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
 use super::{
-    Card, CardGenerator, HARD_NUMBER_FONTS, NUMBER_FONTS, Shot, WILD_NUMBER_FONTS, jpeg,
-    metal_emboss, random_colour,
+    Card, CardGenerator, HARD_NUMBER_FONTS, NUMBER_FONTS, Shot, WILD_NUMBER_FONTS, inked_box, jpeg,
+    metal_emboss, on_photo, random_colour,
 };
 
 /// How the design mode photographs its cards: between the hard and the wild mode, in frames of
@@ -201,8 +201,13 @@ impl CardGenerator {
         };
         let ink = ink(&mut rng, &face, span, layout == Layout::Back);
         features.push(ink.name());
+        let mut number_lines = Vec::new();
         for (i, line) in lines.iter().enumerate() {
             let line_y = y + line_gap * i as i32;
+            number_lines.extend(
+                inked_box(x, line_y, scale, number_font, line)
+                    .map(|corners| (corners, line.clone())),
+            );
             print_number(
                 &mut rng,
                 &mut face,
@@ -235,7 +240,7 @@ impl CardGenerator {
             _ => {}
         }
 
-        let photo = self.scene(&mut rng, &face, &DESIGN);
+        let (photo, placed) = self.scene(&mut rng, &face, &DESIGN);
         let quality = rng.random_range(DESIGN.quality.clone());
         Card {
             seed,
@@ -245,6 +250,7 @@ impl CardGenerator {
             hard: true,
             expiry: (0, 0),
             features,
+            number_lines: on_photo(placed, number_lines),
             jpeg: jpeg(&photo, quality),
         }
     }

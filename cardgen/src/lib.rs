@@ -13,6 +13,9 @@
 //! holograms, tone-on-tone and foil print, brand marks anywhere, portrait fronts and backs, a
 //! hand or a sleeve), a distribution no reader was tuned on.
 //!
+//! Every card says where its number is in the photo ([`Card::number_lines`]): what a detector of
+//! card numbers should find, for measuring one or training one.
+//!
 //! The fonts are Debian's (`scripts/fetch-fonts.sh` unpacks them into `target/fonts`).
 
 use std::{
@@ -241,6 +244,21 @@ impl Grouping {
     }
 }
 
+/// A line of a card's number in its photo: the four corners of the box its digits cover, in
+/// pixels, in the order the line reads (top left, top right, bottom right, bottom left as the
+/// digits stand), so that the line of a card photographed upside down starts at the photo's
+/// bottom right.
+pub type Quad = [(f32, f32); 4];
+
+/// A line of a card's number as the photo shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberLine {
+    /// Where it is.
+    pub corners: Quad,
+    /// What it says, as printed: its digits, groups apart.
+    pub text: String,
+}
+
 /// A rendered card and what is on it.
 pub struct Card {
     pub seed: u64,
@@ -255,6 +273,9 @@ pub struct Card {
     /// What the design mode drew on it (layout, background, patterns, ink, hand or sleeve);
     /// empty for the other modes.
     pub features: Vec<&'static str>,
+    /// Where the number is in the photo: its lines, in the order they read (one, but two to four
+    /// on a portrait card). What a detector of card numbers should find.
+    pub number_lines: Vec<NumberLine>,
     /// The photo, as a JPEG file.
     pub jpeg: Vec<u8>,
 }
@@ -269,6 +290,7 @@ impl fmt::Debug for Card {
             .field("hard", &self.hard)
             .field("expiry", &self.expiry)
             .field("features", &self.features)
+            .field("number_lines", &self.number_lines)
             .field("jpeg_len", &self.jpeg.len())
             .finish()
     }
@@ -406,8 +428,9 @@ impl CardGenerator {
             ][rng.random_range(0..4)]
         };
         emboss(&mut face, ink, x, y, scale, number_font, &text);
+        let line = inked_box(x, y, scale, number_font, &text).map(|corners| (corners, text));
 
-        let photo = self.photograph(&mut rng, &face, hard);
+        let (photo, placed) = self.photograph(&mut rng, &face, hard);
         let quality = rng.random_range(if hard { 35..60 } else { 55..92 });
         Card {
             seed,
@@ -417,6 +440,7 @@ impl CardGenerator {
             hard,
             expiry,
             features: Vec::new(),
+            number_lines: on_photo(Some(placed), line),
             jpeg: jpeg(&photo, quality),
         }
     }
@@ -486,8 +510,9 @@ impl CardGenerator {
                 draw_text_mut(&mut face, ink, x, y, scale, number_font, &text);
             }
         }
+        let line = inked_box(x, y, scale, number_font, &text).map(|corners| (corners, text));
 
-        let photo = self.scene(&mut rng, &face, shot);
+        let (photo, placed) = self.scene(&mut rng, &face, shot);
         let quality = rng.random_range(shot.quality.clone());
         Card {
             seed,
@@ -497,13 +522,20 @@ impl CardGenerator {
             hard: true,
             expiry,
             features: Vec::new(),
+            number_lines: on_photo(placed, line),
             jpeg: jpeg(&photo, quality),
         }
     }
 
     /// `face` lying among clutter on a table and photographed by hand as `shot` says: perspective,
-    /// uneven light, glare, blur and sensor noise.
-    fn scene(&self, rng: &mut Pcg64, face: &RgbImage, shot: &Shot) -> RgbImage {
+    /// uneven light, glare, blur and sensor noise; and where the face's points are in the photo
+    /// (`None` in the degenerate case of a face not drawn).
+    fn scene(
+        &self,
+        rng: &mut Pcg64,
+        face: &RgbImage,
+        shot: &Shot,
+    ) -> (RgbImage, Option<Projection>) {
         let width = rng.random_range(shot.frame_width.clone());
         let height = if shot.other_frames {
             [width * 3 / 4, width * 9 / 16, width * 4 / 3][rng.random_range(0..3)]
@@ -573,7 +605,8 @@ impl CardGenerator {
         ];
         let (fw, fh) = (face.width() as f32, face.height() as f32);
         let from = [(0.0, 0.0), (fw, 0.0), (fw, fh), (0.0, fh)];
-        if let Some(projection) = Projection::from_control_points(from, to) {
+        let placed = Projection::from_control_points(from, to);
+        if let Some(projection) = placed {
             warp_onto(&mut photo, face, projection);
         }
 
@@ -624,12 +657,13 @@ impl CardGenerator {
             let direction = rng.random_range(0.0f32..std::f32::consts::PI);
             photo = streaked(&photo, length, direction);
         }
-        gaussian_noise(
+        let photo = gaussian_noise(
             &photo,
             0.0,
             rng.random_range(shot.noise.clone()),
             rng.next_u64(),
-        )
+        );
+        (photo, placed)
     }
 
     /// Paper on the table with unrelated print: receipts, notes, a price tag.
@@ -686,7 +720,7 @@ impl CardGenerator {
             &self.label_font,
             "TEL 95588",
         );
-        let photo = self.photograph(&mut rng, &face, false);
+        let (photo, _) = self.photograph(&mut rng, &face, false);
         jpeg(&photo, 85)
     }
 
@@ -746,8 +780,9 @@ impl CardGenerator {
         (face, expiry)
     }
 
-    /// The face lying on a table, photographed from a little off: tilt, perspective, blur, noise.
-    fn photograph(&self, rng: &mut Pcg64, face: &RgbImage, hard: bool) -> RgbImage {
+    /// The face lying on a table, photographed from a little off: tilt, perspective, blur, noise;
+    /// and where the face's points are in the photo.
+    fn photograph(&self, rng: &mut Pcg64, face: &RgbImage, hard: bool) -> (RgbImage, Projection) {
         let (width, height) = (1000u32, 700u32);
         let table = random_colour(rng, 60..220);
         let mut photo = RgbImage::from_pixel(width, height, table);
@@ -784,7 +819,8 @@ impl CardGenerator {
         } else {
             photo
         };
-        gaussian_noise(&photo, 0.0, rng.random_range(2.0..8.0), rng.next_u64())
+        let photo = gaussian_noise(&photo, 0.0, rng.random_range(2.0..8.0), rng.next_u64());
+        (photo, projection * Projection::translate(l, t))
     }
 }
 
@@ -884,6 +920,55 @@ fn luhn_number(rng: &mut Pcg64, digits: usize) -> String {
         .sum();
     number.push(char::from(b'0' + ((10 - sum % 10) % 10) as u8));
     number
+}
+
+/// The box the glyphs of `text` cover when drawn at (`x`, `y`) as `draw_text_mut` draws it, its
+/// corners clockwise from the top left; `None` for text without ink.
+fn inked_box(x: i32, y: i32, scale: PxScale, font: &FontVec, text: &str) -> Option<Quad> {
+    let (width, height) = text_size(scale, font, text);
+    // Glyphs may reach past the layout's box: drawn with a line's height of room around it.
+    let room = height;
+    let mut mask = GrayImage::new(width + 2 * room, height + 2 * room);
+    draw_text_mut(
+        &mut mask,
+        Luma([255]),
+        room as i32,
+        room as i32,
+        scale,
+        font,
+        text,
+    );
+    let (mut left, mut top, mut right, mut bottom) = (u32::MAX, u32::MAX, 0, 0);
+    for (px, py, _) in mask.enumerate_pixels().filter(|(_, _, ink)| ink.0[0] > 0) {
+        (left, top) = (left.min(px), top.min(py));
+        (right, bottom) = (right.max(px + 1), bottom.max(py + 1));
+    }
+    if left > right {
+        return None;
+    }
+    let at =
+        |edge: u32, origin: i32| (i64::from(edge) - i64::from(room) + i64::from(origin)) as f32;
+    let (left, right) = (at(left, x), at(right, x));
+    let (top, bottom) = (at(top, y), at(bottom, y));
+    Some([(left, top), (right, top), (right, bottom), (left, bottom)])
+}
+
+/// `lines`, each its box on a face and its text, where `placed` put the face in the photo; none
+/// when it was not.
+fn on_photo(
+    placed: Option<Projection>,
+    lines: impl IntoIterator<Item = (Quad, String)>,
+) -> Vec<NumberLine> {
+    let Some(placed) = placed else {
+        return Vec::new();
+    };
+    lines
+        .into_iter()
+        .map(|(on_face, text)| NumberLine {
+            corners: on_face.map(|corner| placed * corner),
+            text,
+        })
+        .collect()
 }
 
 /// Raised print: a dark shadow below right, a highlight above left, then the face colour.
@@ -1059,6 +1144,60 @@ mod tests {
                 .map(String::from)
                 .into()
         );
+    }
+
+    #[test]
+    fn a_cards_number_lines_are_its_digits_in_order_and_lie_in_the_photo() {
+        let generator = CardGenerator::new(&CardGenerator::default_fonts_dir()).expect("fonts");
+        let mut portraits = 0;
+        for seed in 0..12 {
+            for card in [
+                generator.card(seed),
+                generator.hard_card(seed),
+                generator.wild_card(seed),
+                generator.design_card(seed),
+            ] {
+                let digits: String = card
+                    .number_lines
+                    .iter()
+                    .flat_map(|line| line.text.chars().filter(char::is_ascii_digit))
+                    .collect();
+                assert_eq!(digits, card.number, "{card:?}");
+                portraits += usize::from(card.number_lines.len() > 1);
+
+                let photo = image::load_from_memory(&card.jpeg).expect("a JPEG");
+                let (width, height) = (photo.width() as f32, photo.height() as f32);
+                for line in &card.number_lines {
+                    let [top_left, top_right, _, bottom_left] = line.corners;
+                    assert!(
+                        line.corners
+                            .iter()
+                            .all(|&(x, y)| (0.0..width).contains(&x) && (0.0..height).contains(&y)),
+                        "{card:?}"
+                    );
+                    // A line of print: far longer than it is high.
+                    let side =
+                        |(ax, ay): (f32, f32), (bx, by): (f32, f32)| (bx - ax).hypot(by - ay);
+                    let length = side(top_left, top_right);
+                    assert!(length > 2.0 * side(top_left, bottom_left), "{card:?}");
+                }
+            }
+        }
+        assert!(portraits > 0, "design cards 0-11 include portrait ones");
+    }
+
+    #[test]
+    fn the_line_of_a_card_photographed_upside_down_reads_from_the_photos_right() {
+        let generator = CardGenerator::new(&CardGenerator::default_fonts_dir()).expect("fonts");
+        // Wild card 1 lies upside down (the mode turns one card in ten over), card 1 does not.
+        let (turned, level) = (generator.wild_card(1), generator.card(1));
+        let ([turned], [level]) = (&turned.number_lines[..], &level.number_lines[..]) else {
+            panic!("one line each")
+        };
+        let runs_right = |line: &NumberLine| line.corners[1].0 > line.corners[0].0;
+        let falls = |line: &NumberLine| line.corners[3].1 > line.corners[0].1;
+        assert!(runs_right(level) && falls(level), "{level:?}");
+        assert!(!runs_right(turned) && !falls(turned), "{turned:?}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Each file is named `<seed>-<number>.jpg`; `--hard` draws the hard mode's photos, `--wild` the
 //! wild mode's, `--design` the design mode's. `--qr SCENE` writes invoice title QR code images
 //! instead, named `<seed>.png` or `<seed>.jpg` (`--help` lists the scenes). `--number-fonts DIR`
-//! draws the numbers in a folder's fonts instead of the mode's own.
+//! draws the numbers in a folder's fonts instead of the mode's own. `--positions` writes where
+//! each photo's number is beside it, as `<seed>-<number>.txt` in ICDAR 2015's form.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -11,7 +12,7 @@ use clap::{
     ArgGroup, Parser,
     builder::{PossibleValuesParser, TypedValueParser},
 };
-use ocrgate_cardgen::{CardGenerator, QrScene};
+use ocrgate_cardgen::{Card, CardGenerator, QrScene};
 
 /// Writes synthetic card photos, named `<seed>-<number>.jpg`, or invoice title QR code images,
 /// named `<seed>.png` or `<seed>.jpg`.
@@ -38,6 +39,11 @@ struct Args {
     /// mode's own (`scripts/fetch-fonts.sh --held-out` fills `target/fonts-held-out`).
     #[arg(long, value_name = "DIR")]
     number_fonts: Option<PathBuf>,
+    /// Also write where each photo's number is, as `<seed>-<number>.txt` in ICDAR 2015's form:
+    /// a line of the number a row, its corners in pixels in the order it reads, then its digits
+    /// (`x1,y1,x2,y2,x3,y3,x4,y4,digits`).
+    #[arg(long, conflicts_with = "qr")]
+    positions: bool,
     /// Where to write them.
     out: PathBuf,
     /// How many.
@@ -46,6 +52,22 @@ struct Args {
     /// The first one's seed.
     #[arg(default_value_t = 0)]
     first_seed: u64,
+}
+
+/// Where `card`'s number is, in ICDAR 2015's form: each line's corners, then its text.
+fn icdar_lines(card: &Card) -> String {
+    card.number_lines
+        .iter()
+        .map(|line| {
+            let corners: Vec<String> = line
+                .corners
+                .iter()
+                .flat_map(|&(x, y)| [x, y])
+                .map(|at| at.round().to_string())
+                .collect();
+            format!("{},{}\n", corners.join(","), line.text)
+        })
+        .collect()
 }
 
 fn scene(name: String) -> Result<QrScene, String> {
@@ -59,6 +81,7 @@ fn main() -> ExitCode {
         design,
         qr: scene,
         number_fonts,
+        positions,
         out,
         count,
         first_seed: first,
@@ -109,6 +132,13 @@ fn main() -> ExitCode {
         if let Err(err) = std::fs::write(&path, &card.jpeg) {
             eprintln!("cannot write {}: {err}", path.display());
             return ExitCode::FAILURE;
+        }
+        if positions {
+            let path = path.with_extension("txt");
+            if let Err(err) = std::fs::write(&path, icdar_lines(&card)) {
+                eprintln!("cannot write {}: {err}", path.display());
+                return ExitCode::FAILURE;
+            }
         }
         println!(
             "{} {:?} {} hard={} {}",
