@@ -10,7 +10,10 @@ use common::{
     Gateway, by_url, cards, local_models, ordinary_cards, sample, upload, wechat_then_local,
     with_local_models,
 };
-use ocrgate::api::pb;
+use ocrgate::{
+    api::pb,
+    providers::local::{LocalConfig, LocalProvider},
+};
 use tonic::Code;
 use vendor_sim::{Endpoint, Fault, SimConfig};
 
@@ -162,6 +165,71 @@ async fn a_portrait_card_whose_number_is_printed_in_lines_is_read_line_after_lin
     // and is not the next line of the number. Design card 120147's second line has a receipt's
     // date just left of it on its row: the line under the first is the part of that row under it.
     reads_design_cards(&local_only(&models).await, &[2, 3, 46, 1020, 1058, 120147]).await;
+}
+
+#[test]
+fn the_recognisers_read_a_number_where_the_generator_says_it_is_and_not_beside_it() {
+    let Some(models) = local_models() else { return };
+    let telemetry = ocrgate::telemetry::Telemetry::without_exporters().expect("telemetry");
+    let provider = LocalProvider::new(
+        &LocalConfig {
+            models_dir: models,
+            concurrency: Some(std::num::NonZeroUsize::MIN),
+            ..LocalConfig::default()
+        },
+        telemetry.metrics(),
+    )
+    .expect("the local provider");
+    let generator = cards();
+    // Card 0; design card 2, a portrait front with its number in four lines; wild card 1,
+    // photographed upside down.
+    for card in [
+        generator.card(0),
+        generator.design_card(2),
+        generator.wild_card(1),
+    ] {
+        let photo = decoded(&card.jpeg).to_rgb8();
+        let digits: Vec<String> = card
+            .number_lines
+            .iter()
+            .map(|line| line.text.chars().filter(char::is_ascii_digit).collect())
+            .collect();
+        let lines: Vec<_> = card.number_lines.iter().map(|line| line.corners).collect();
+        // The same boxes moved across their lines by twice their height: off the number.
+        let beside: Vec<_> = lines
+            .iter()
+            .map(|&[top_left, top_right, bottom_right, bottom_left]| {
+                let down = (
+                    2.0 * (bottom_left.0 - top_left.0),
+                    2.0 * (bottom_left.1 - top_left.1),
+                );
+                [top_left, top_right, bottom_right, bottom_left]
+                    .map(|(x, y)| (x + down.0, y + down.1))
+            })
+            .collect();
+
+        let read = provider
+            .read_given_lines(&photo, &lines, 1.4)
+            .expect("read");
+        assert_eq!(read.len(), digits.len());
+        for (read, digits) in read.iter().zip(&digits) {
+            assert!(
+                read.recogniser == *digits || read.card_digits == *digits,
+                "seed {}: {read:?}",
+                card.seed
+            );
+        }
+        let read = provider
+            .read_given_lines(&photo, &beside, 1.4)
+            .expect("read");
+        for (read, digits) in read.iter().zip(&digits) {
+            assert!(
+                read.recogniser != *digits && read.card_digits != *digits,
+                "seed {}: {read:?}",
+                card.seed
+            );
+        }
+    }
 }
 
 #[tokio::test]

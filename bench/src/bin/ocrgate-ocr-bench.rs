@@ -6,6 +6,8 @@
 //! reliability table and the expected calibration error) and p50/p95 latency per image. Misreads
 //! are listed by seed with masked numbers; `cardgen OUT_DIR 1 SEED` renders one to look at.
 //! `--evidence FILE` writes what the reader knew of each answer, for `scripts/calibrate.py`.
+//! `--given-lines` also reads each number where the generator put it, with each recogniser alone:
+//! what the reader's recognition reads wherever its detection is no limit.
 
 use std::{collections::BTreeMap, io::Write as _, num::NonZeroUsize, path::PathBuf, time::Instant};
 
@@ -52,6 +54,11 @@ struct Args {
     /// Blur each photo by a Gaussian of this σ (pixels) before it is read, to see `BLURRY` at work.
     #[arg(long)]
     blur: Option<f32>,
+    /// Also read each photo's number where the generator put it, line by line with each
+    /// recogniser alone, cut out a little (`GIVEN_LINES_GROWTH`) larger than its digits: how
+    /// many numbers the reader's recognition reads wherever its detection is no limit.
+    #[arg(long)]
+    given_lines: bool,
     /// Also write each photo to this directory as `<seed>-<number>.jpg`, for other readers.
     #[arg(long)]
     write: Option<PathBuf>,
@@ -138,6 +145,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut answers: Vec<(f32, bool)> = Vec::new();
     // Readings under `--min-confidence`, answered as not found, and how many of them were right.
     let mut unsure = Tally::default();
+    // With `--given-lines`: photos whose every line PP-OCR's recogniser, the card-digit
+    // recogniser, or one or the other read exactly, at each growth and at any.
+    let mut given = [[0u64; 3]; GIVEN_LINES_GROWTH.len() + 1];
+    // Of those the reader missed: how many one or the other read at some growth.
+    let mut given_of_missed = Tally::default();
     let set = format!("{:?}", args.set).to_lowercase();
     let mut evidence = match &args.evidence {
         Some(path) => {
@@ -208,6 +220,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     u8::from(exact),
                     features.join(",")
                 )?;
+            }
+        }
+        if args.given_lines {
+            let read = read_given_lines(&provider, &card)?;
+            for (tally, read) in given.iter_mut().zip(read) {
+                for (count, read) in tally.iter_mut().zip(read) {
+                    *count += u64::from(read);
+                }
+            }
+            if !exact {
+                given_of_missed.add(read[GIVEN_LINES_GROWTH.len()][2]);
             }
         }
         overall.add(exact);
@@ -308,6 +331,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{miss}");
         }
     }
+    if args.given_lines {
+        println!(
+            "given lines: numbers whose every line was read exactly where the generator put it \
+             (PP-OCR's recogniser, the card-digit one, one or the other)"
+        );
+        let labels = GIVEN_LINES_GROWTH
+            .iter()
+            .map(|growth| format!("{growth}x as thick as its digits"))
+            .chain(std::iter::once("at any of those".to_owned()));
+        for (label, [recogniser, card_digits, either]) in labels.zip(given) {
+            println!(
+                "  {label:<28} {recogniser:>3} {card_digits:>3} {either:>3} of {}",
+                overall.total
+            );
+        }
+        println!(
+            "  of the reader's misses, read so: {} of {}",
+            given_of_missed.exact, given_of_missed.total
+        );
+    }
     qualities.sort_unstable();
     let quality_at = |q: f64| {
         qualities
@@ -354,6 +397,51 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(latency.value_at_quantile(0.95))
     );
     Ok(())
+}
+
+/// How much thicker than its digits a line is cut out by `--given-lines`: a detector's box runs
+/// past the print by some margin, and which margin reads best differs from line to line.
+const GIVEN_LINES_GROWTH: [f32; 3] = [1.2, 1.4, 1.7];
+
+/// Whether every line of `card`'s number was read exactly where the generator put it, by PP-OCR's
+/// recogniser, by the card-digit one, and line by line by one or the other: at each of
+/// `GIVEN_LINES_GROWTH`, then at any.
+fn read_given_lines(
+    provider: &LocalProvider,
+    card: &ocrgate_cardgen::Card,
+) -> Result<[[bool; 3]; GIVEN_LINES_GROWTH.len() + 1], Box<dyn std::error::Error>> {
+    let photo = image::load_from_memory(&card.jpeg)?.to_rgb8();
+    let corners: Vec<_> = card.number_lines.iter().map(|line| line.corners).collect();
+    let wanted: Vec<String> = card
+        .number_lines
+        .iter()
+        .map(|line| line.text.chars().filter(char::is_ascii_digit).collect())
+        .collect();
+    let mut found = [[true; 3]; GIVEN_LINES_GROWTH.len() + 1];
+    // Line by line, whether some growth's reading by each had it.
+    let mut anywhere = vec![[false; 3]; wanted.len()];
+    for (found, growth) in found.iter_mut().zip(GIVEN_LINES_GROWTH) {
+        let lines = provider.read_given_lines(&photo, &corners, growth)?;
+        for ((read, wanted), anywhere) in lines.iter().zip(&wanted).zip(&mut anywhere) {
+            let right = [
+                read.recogniser == *wanted,
+                read.card_digits == *wanted,
+                read.recogniser == *wanted || read.card_digits == *wanted,
+            ];
+            for ((found, anywhere), right) in found.iter_mut().zip(anywhere).zip(right) {
+                *found &= right;
+                *anywhere |= right;
+            }
+        }
+    }
+    found[GIVEN_LINES_GROWTH.len()] = std::array::from_fn(|reader| {
+        !anywhere.is_empty() && anywhere.iter().all(|line| line[reader])
+    });
+    // A photo that shows no line of its number was read by none.
+    if wanted.is_empty() {
+        found = [[false; 3]; GIVEN_LINES_GROWTH.len() + 1];
+    }
+    Ok(found)
 }
 
 /// `jpeg` blurred by a Gaussian of `sigma`, as a JPEG of quality 90.

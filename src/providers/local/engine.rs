@@ -184,6 +184,38 @@ impl Strip {
         }
     }
 
+    /// The band through the box `corners` (in the order its text reads), `grow` times as thick
+    /// as the box and longer by as much, and whether its text runs right to left across the
+    /// image (the band is then read turned over).
+    pub fn through(corners: [(f32, f32); 4], grow: f32) -> (Self, bool) {
+        let [top_left, top_right, bottom_right, bottom_left] = corners;
+        let mean = |a: f32, b: f32, c: f32, d: f32| (a + b + c + d) / 4.0;
+        let centre = (
+            mean(top_left.0, top_right.0, bottom_right.0, bottom_left.0),
+            mean(top_left.1, top_right.1, bottom_right.1, bottom_left.1),
+        );
+        let across = (
+            (top_right.0 - top_left.0 + bottom_right.0 - bottom_left.0) / 2.0,
+            (top_right.1 - top_left.1 + bottom_right.1 - bottom_left.1) / 2.0,
+        );
+        let side = |(ax, ay): (f32, f32), (bx, by): (f32, f32)| (bx - ax).hypot(by - ay);
+        let thickness = (side(top_left, bottom_left) + side(top_right, bottom_right)) / 2.0;
+        let angle = across.1.atan2(across.0);
+        let upside_down = angle.abs() > std::f32::consts::FRAC_PI_2;
+        let angle = if upside_down {
+            angle - std::f32::consts::PI.copysign(angle)
+        } else {
+            angle
+        };
+        let strip = Self {
+            centre,
+            angle,
+            length: across.0.hypot(across.1) + (grow - 1.0) * thickness,
+            thickness: grow * thickness,
+        };
+        (strip, upside_down)
+    }
+
     /// How far down the band runs per pixel to the right.
     pub fn slope(&self) -> f32 {
         self.angle.tan()
@@ -1214,6 +1246,36 @@ mod tests {
         length: 200.0,
         thickness: 20.0,
     };
+
+    #[test]
+    fn a_band_through_a_box_runs_along_it_and_is_turned_over_when_it_reads_right_to_left() {
+        let level = [(10.0, 20.0), (110.0, 20.0), (110.0, 40.0), (10.0, 40.0)];
+        let (strip, upside_down) = Strip::through(level, 1.5);
+        assert!(!upside_down);
+        assert_eq!(
+            strip,
+            Strip {
+                centre: (60.0, 30.0),
+                angle: 0.0,
+                length: 110.0,
+                thickness: 30.0,
+            }
+        );
+        // The same box with its text upside down: the same band, read turned over.
+        let [a, b, c, d] = level;
+        assert_eq!(Strip::through([c, d, a, b], 1.5), (strip, true));
+
+        // A box turned 10° clockwise about its top left corner.
+        let (sin, cos) = 10f32.to_radians().sin_cos();
+        let turned = level.map(|(x, y)| {
+            let (dx, dy) = (x - 10.0, y - 20.0);
+            (10.0 + dx * cos - dy * sin, 20.0 + dx * sin + dy * cos)
+        });
+        let (strip, upside_down) = Strip::through(turned, 1.0);
+        assert!(!upside_down);
+        assert!((strip.angle.to_degrees() - 10.0).abs() < 1e-3, "{strip:?}");
+        assert!((strip.length - 100.0).abs() < 1e-3 && (strip.thickness - 20.0).abs() < 1e-3);
+    }
 
     #[test]
     fn a_band_cut_to_its_box_keeps_to_its_line() {

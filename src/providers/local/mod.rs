@@ -20,7 +20,7 @@ use std::{
     num::NonZeroUsize,
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex, TryLockError,
+        Arc, Mutex, MutexGuard, TryLockError,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
@@ -251,6 +251,15 @@ impl Reading {
     }
 }
 
+/// What each of the reader's recognisers reads in one line of a number, as digits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineDigits {
+    /// PP-OCR's recogniser.
+    pub recogniser: String,
+    /// ocrgate's own recogniser of card numbers' lines.
+    pub card_digits: String,
+}
+
 impl LocalProvider {
     pub fn new(config: &LocalConfig, metrics: &Metrics) -> Result<Self, BuildError> {
         let metrics = LocalMetrics::new(metrics);
@@ -375,6 +384,48 @@ impl LocalProvider {
                 format!("the recognition task failed: {err}"),
             )
         })?
+    }
+
+    /// What each recogniser reads in each of `lines` of `image`, given where they are: each
+    /// line's four corners in the order its text reads, cut out `grow` times as thick as that
+    /// box (and longer by as much). How well the reader's recognition reads a number wherever
+    /// its detection is no limit: for measurement (`ocrgate-ocr-bench --given-lines`), not for
+    /// serving. Blocking; `Unavailable` while every engine is reading.
+    pub fn read_given_lines(
+        &self,
+        image: &image::RgbImage,
+        lines: &[[(f32, f32); 4]],
+        grow: f32,
+    ) -> Result<Vec<LineDigits>, ProviderError> {
+        // A permit, as reads take one: the engine is then one no read is promised.
+        let _permit = self.permits.try_acquire().map_err(|_| {
+            ProviderError::new(
+                PROVIDER,
+                ErrorKind::Unavailable,
+                "every OCR engine is reading",
+            )
+        })?;
+        let mut engine = free_engine(&self.engines)?;
+        let digits = |glyphs: &[engine::Glyph]| -> String {
+            glyphs
+                .iter()
+                .filter(|glyph| glyph.is_digit())
+                .map(|glyph| glyph.text.as_str())
+                .collect()
+        };
+        lines
+            .iter()
+            .map(|&corners| {
+                let (strip, upside_down) = engine::Strip::through(corners, grow);
+                let line = engine
+                    .read_row(image, strip, upside_down)
+                    .map_err(inference_failed)?;
+                Ok(line.map_or_else(LineDigits::default, |line| LineDigits {
+                    recogniser: digits(&line.glyphs),
+                    card_digits: digits(line.digits_read.as_deref().unwrap_or_default()),
+                }))
+            })
+            .collect()
     }
 }
 
@@ -574,6 +625,19 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// An engine no read holds. One whose last run panicked is still whole (ONNX Runtime keeps no
+/// state between runs), so a poisoned slot is taken as it is rather than lost.
+fn free_engine(engines: &[Mutex<Engine>]) -> Result<MutexGuard<'_, Engine>, ProviderError> {
+    engines
+        .iter()
+        .find_map(|slot| match slot.try_lock() {
+            Ok(engine) => Some(engine),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        })
+        .ok_or_else(|| ProviderError::new(PROVIDER, ErrorKind::Unknown, "no free OCR engine"))
+}
+
 /// Decodes `bytes`, reads its text and picks the card number. Runs on a blocking thread, and gives
 /// up as soon as `stop` says nobody waits for the answer any more.
 fn read_card(
@@ -588,16 +652,7 @@ fn read_card(
     if stop() {
         return Err(stopped());
     }
-    // An engine whose last run panicked is still whole (ONNX Runtime keeps no state between
-    // runs), so a poisoned slot is taken as it is rather than lost.
-    let mut engine = engines
-        .iter()
-        .find_map(|slot| match slot.try_lock() {
-            Ok(engine) => Some(engine),
-            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
-        })
-        .ok_or_else(|| ProviderError::new(PROVIDER, ErrorKind::Unknown, "no free OCR engine"))?;
+    let mut engine = free_engine(engines)?;
     let turned = OnceCell::new();
     let mut read = passes::Read::new(
         &mut engine,
