@@ -326,17 +326,22 @@ impl CardGenerator {
         )
     }
 
-    /// Loads the fonts from `dir`.
+    /// Loads the fonts from `dir`, which `scripts/fetch-fonts.sh` fills.
     pub fn new(dir: &Path) -> Result<Self, FontError> {
+        let load = |name: &str| {
+            load_font(&dir.join(name)).map_err(|FontError(message)| {
+                FontError(format!("{message} (run scripts/fetch-fonts.sh)"))
+            })
+        };
         Ok(Self {
             number_fonts: NUMBER_FONTS
                 .iter()
                 .chain(HARD_NUMBER_FONTS)
                 .chain(WILD_NUMBER_FONTS)
-                .map(|&name| Ok((name.to_owned(), load_font(&dir.join(name))?)))
+                .map(|&name| Ok((name.to_owned(), load(name)?)))
                 .collect::<Result<_, FontError>>()?,
             folder_fonts: false,
-            label_font: load_font(&dir.join(LABEL_FONT))?,
+            label_font: load(LABEL_FONT)?,
         })
     }
 
@@ -870,12 +875,8 @@ pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
 
 /// The font file at `path`.
 fn load_font(path: &Path) -> Result<FontVec, FontError> {
-    let bytes = std::fs::read(path).map_err(|err| {
-        FontError(format!(
-            "cannot read {}: {err} (run scripts/fetch-fonts.sh)",
-            path.display()
-        ))
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|err| FontError(format!("cannot read {}: {err}", path.display())))?;
     FontVec::try_from_vec(bytes)
         .map_err(|err| FontError(format!("{} is not a font: {err}", path.display())))
 }
