@@ -40,8 +40,8 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     number_fonts: Option<PathBuf>,
     /// Also write where each photo's number is, as `<seed>-<number>.txt` in ICDAR 2015's form:
-    /// a line of the number a row, its corners in pixels in the order it reads, then its digits
-    /// (`x1,y1,x2,y2,x3,y3,x4,y4,digits`).
+    /// a line of the number a row, its corners in pixels in the order it reads, then its text as
+    /// printed, groups apart (`x1,y1,x2,y2,x3,y3,x4,y4,6228  4845`).
     #[arg(long, conflicts_with = "qr")]
     positions: bool,
     /// Where to write them.
