@@ -193,7 +193,7 @@ fn the_recognisers_read_a_number_where_the_generator_says_it_is_and_not_beside_i
         let digits: Vec<String> = card
             .number_lines
             .iter()
-            .map(|line| line.text.chars().filter(char::is_ascii_digit).collect())
+            .map(ocrgate_cardgen::NumberLine::digits)
             .collect();
         let lines: Vec<_> = card.number_lines.iter().map(|line| line.corners).collect();
         // The same boxes moved across their lines by twice their height: off the number.

@@ -259,6 +259,13 @@ pub struct NumberLine {
     pub text: String,
 }
 
+impl NumberLine {
+    /// Its digits, without the spaces between groups.
+    pub fn digits(&self) -> String {
+        self.text.chars().filter(char::is_ascii_digit).collect()
+    }
+}
+
 /// A rendered card and what is on it.
 pub struct Card {
     pub seed: u64,
@@ -1158,11 +1165,7 @@ mod tests {
                 generator.wild_card(seed),
                 generator.design_card(seed),
             ] {
-                let digits: String = card
-                    .number_lines
-                    .iter()
-                    .flat_map(|line| line.text.chars().filter(char::is_ascii_digit))
-                    .collect();
+                let digits: String = card.number_lines.iter().map(NumberLine::digits).collect();
                 assert_eq!(digits, card.number, "{card:?}");
                 portraits += usize::from(card.number_lines.len() > 1);
 

@@ -410,12 +410,16 @@ fn read_given_lines(
     provider: &LocalProvider,
     card: &ocrgate_cardgen::Card,
 ) -> Result<[[bool; 3]; GIVEN_LINES_GROWTH.len() + 1], Box<dyn std::error::Error>> {
+    // A photo that shows no line of its number was read by none.
+    if card.number_lines.is_empty() {
+        return Ok([[false; 3]; GIVEN_LINES_GROWTH.len() + 1]);
+    }
     let photo = image::load_from_memory(&card.jpeg)?.to_rgb8();
     let corners: Vec<_> = card.number_lines.iter().map(|line| line.corners).collect();
     let wanted: Vec<String> = card
         .number_lines
         .iter()
-        .map(|line| line.text.chars().filter(char::is_ascii_digit).collect())
+        .map(ocrgate_cardgen::NumberLine::digits)
         .collect();
     let mut found = [[true; 3]; GIVEN_LINES_GROWTH.len() + 1];
     // Line by line, whether some growth's reading by each had it.
@@ -434,13 +438,8 @@ fn read_given_lines(
             }
         }
     }
-    found[GIVEN_LINES_GROWTH.len()] = std::array::from_fn(|reader| {
-        !anywhere.is_empty() && anywhere.iter().all(|line| line[reader])
-    });
-    // A photo that shows no line of its number was read by none.
-    if wanted.is_empty() {
-        found = [[false; 3]; GIVEN_LINES_GROWTH.len() + 1];
-    }
+    found[GIVEN_LINES_GROWTH.len()] =
+        std::array::from_fn(|reader| anywhere.iter().all(|line| line[reader]));
     Ok(found)
 }
 
