@@ -149,8 +149,8 @@ async fn hard_phone_photos_are_read_along_their_lines_without_the_print_around_t
     // their own direction. Hard card 174 lies by receipts whose `WIFI 8888 6684` lines, joined,
     // would pass the Luhn check. Hard card 186's number is read whole only in a look at its row;
     // hard card 152's first group, light print on a light pattern, only in that row in grey with
-    // its light evened out. No look before the last finds hard card 343's number at all: only the
-    // whole photo detected at 886 px instead of 768 does. Hard card 741's first look takes in only
+    // its light evened out. No earlier look finds hard card 343's number at all: only the whole
+    // photo detected at 886 px instead of 768 does. Hard card 741's first look takes in only
     // `22848` of its `622848` group, 18 digits that fail the Luhn check; the next look, at the
     // image larger, reads all 19.
     reads_hard_cards(&local_only(&models).await, &[102, 152, 174, 186, 343, 741]).await;
@@ -240,6 +240,15 @@ async fn print_too_faint_for_the_detector_is_found_with_the_light_evened_out() {
     // under speckle: no look at the photo as it is finds a line of digits, and the whole image in
     // grey with its light evened out does.
     reads_design_cards(&local_only(&models).await, &[1045, 1170]).await;
+}
+
+#[tokio::test]
+async fn print_that_stands_out_in_one_colour_channel_is_read_there() {
+    let Some(models) = local_models() else { return };
+    // Wild card 180067 (the tuning range): no look at the photo in colour, nor in grey with its
+    // light evened out, reads its number surely enough to answer (the likeliest reading is at
+    // 0.02); one of its colour channels alone, in grey, does.
+    reads_wild_cards(&local_only(&models).await, &[180067]).await;
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@
 use std::path::Path;
 
 use image::{
-    GrayImage, Luma, RgbImage,
+    GrayImage, Luma, Rgb, RgbImage,
     imageops::{self, FilterType},
 };
 use imageproc::{
@@ -49,12 +49,30 @@ pub struct Look {
     /// How much wider than its aspect a line is given to the recogniser. Narrow digits get more
     /// of its steps, so a repeated digit (`00`) is not read as one; each step costs time.
     pub line_stretch: f32,
+    /// The colour channel (red, green, blue: 0 to 2) seen alone, in grey, by the detector and the
+    /// recogniser; `None`, the image in colour. Print as light as its ground but of another hue
+    /// stands out in one of them.
+    pub channel: Option<usize>,
+}
+
+impl Look {
+    /// `image` (the detector's input, or a line cut out) as this look sees it: in colour, or its
+    /// channel alone in grey. Only what is read is changed, never a copy of the whole image.
+    fn seen(self, mut image: RgbImage) -> RgbImage {
+        if let Some(at) = self.channel {
+            for pixel in image.pixels_mut() {
+                *pixel = Rgb([pixel.0[at]; 3]);
+            }
+        }
+        image
+    }
 }
 
 /// A first look: card numbers stay several pixels high at this size.
 pub const FIRST_LOOK: Look = Look {
     detection_side: 512,
     line_stretch: 1.0,
+    channel: None,
 };
 /// Pixels of the probability map above this are text.
 const TEXT_THRESHOLD: f32 = 0.3;
@@ -410,7 +428,7 @@ impl Engine {
         look: Look,
         stop: impl Fn() -> bool,
     ) -> ort::Result<Option<Reading>> {
-        let (mut boxes, skew) = self.detect(image, look.detection_side)?;
+        let (mut boxes, skew) = self.detect(image, look)?;
         if boxes.len() > MAX_LINES {
             // A page dense with text would cost seconds; a card's number is among its tallest lines.
             boxes.sort_by(|(_, a), (_, b)| b.thickness.total_cmp(&a.thickness));
@@ -425,7 +443,7 @@ impl Engine {
                 return Ok(None);
             }
             // The line the way up it is read: turned over when that reading is kept.
-            let mut line = line_image(image, bounds, strip);
+            let mut line = look.seen(line_image(image, bounds, strip));
             let mut read = self.recognize(&line, look.line_stretch)?;
             let mut upside_down = false;
             if may_be_turned(&read.glyphs) && self.upside_down(&line)? {
@@ -461,7 +479,8 @@ impl Engine {
                 return Ok(None);
             }
             let line = &mut lines[at];
-            let turned = imageops::rotate180(&line_image(image, line.bounds, line.strip));
+            let turned =
+                imageops::rotate180(&look.seen(line_image(image, line.bounds, line.strip)));
             let turned_read = self.recognize(&turned, look.line_stretch)?;
             if !surer_turned_over(&turned_read.glyphs, &line.glyphs) {
                 line.digits_read = self.second_reading(&turned, &turned_read)?;
@@ -499,13 +518,17 @@ impl Engine {
     }
 
     /// The lines of text in `image`, each as its box and its band, top to bottom, and the skew.
-    fn detect(&mut self, image: &RgbImage, side: u32) -> ort::Result<(Vec<Detected>, Option<f32>)> {
+    fn detect(
+        &mut self,
+        image: &RgbImage,
+        look: Look,
+    ) -> ort::Result<(Vec<Detected>, Option<f32>)> {
         let (width, height) = image.dimensions();
-        let scale = side as f32 / width.max(height) as f32;
+        let scale = look.detection_side as f32 / width.max(height) as f32;
         // The DB network downsamples by 32.
         let fit = |side: u32| (((side as f32 * scale) / 32.0).round() as u32).max(1) * 32;
         let (input_width, input_height) = (fit(width), fit(height));
-        let resized = shrink(image, input_width, input_height);
+        let resized = look.seen(shrink(image, input_width, input_height));
         let input = to_tensor(&resized);
         let shape = [1, 3, input_height as usize, input_width as usize];
         let outputs = self

@@ -842,11 +842,13 @@ const MAX_DESKEW: f32 = std::f32::consts::FRAC_PI_4;
 const SECOND_LOOK: Look = Look {
     detection_side: 768,
     line_stretch: 1.0,
+    channel: None,
 };
 /// A third look: the recogniser sees more of narrow digits.
 const THIRD_LOOK: Look = Look {
     detection_side: 512,
     line_stretch: 1.4,
+    channel: None,
 };
 /// A last look at the whole image of `size` when no look found a number to answer: the detector
 /// sees it with about `WIDE_LOOK_PIXELS` (its input's sides are rounded to multiples of 32), up to
@@ -857,6 +859,7 @@ fn wide_look(size: (u32, u32)) -> Look {
     Look {
         detection_side: side.min(1280),
         line_stretch: 1.0,
+        channel: None,
     }
 }
 /// The most pixels the detector sees in the wide look: as many as the second look sees of a
@@ -868,6 +871,7 @@ const WIDE_LOOK_PIXELS: u32 = SECOND_LOOK.detection_side * SECOND_LOOK.detection
 const ROW_LOOK: Look = Look {
     detection_side: 960,
     line_stretch: 1.0,
+    channel: None,
 };
 
 /// A photo larger than this on its longer side is averaged down to it before it is read: the
