@@ -49,19 +49,30 @@ pub struct Look {
     /// How much wider than its aspect a line is given to the recogniser. Narrow digits get more
     /// of its steps, so a repeated digit (`00`) is not read as one; each step costs time.
     pub line_stretch: f32,
-    /// The colour channel (red, green, blue: 0 to 2) seen alone, in grey, by the detector and the
-    /// recogniser; `None`, the image in colour. Print as light as its ground but of another hue
-    /// stands out in one of them.
-    pub channel: Option<usize>,
+    /// The colour channel seen alone, in grey, by the detector and the recogniser; `None`, the
+    /// image in colour. Print as light as its ground but of another hue stands out in one of them.
+    pub channel: Option<Channel>,
+}
+
+/// One of an image's colour channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Red,
+    Green,
+    Blue,
+}
+
+impl Channel {
+    pub const ALL: [Self; 3] = [Self::Red, Self::Green, Self::Blue];
 }
 
 impl Look {
     /// `image` (the detector's input, or a line cut out) as this look sees it: in colour, or its
     /// channel alone in grey. Only what is read is changed, never a copy of the whole image.
     fn seen(self, mut image: RgbImage) -> RgbImage {
-        if let Some(at) = self.channel {
+        if let Some(channel) = self.channel {
             for pixel in image.pixels_mut() {
-                *pixel = Rgb([pixel.0[at]; 3]);
+                *pixel = Rgb([pixel.0[channel as usize]; 3]);
             }
         }
         image

@@ -12,7 +12,7 @@ use imageproc::geometric_transformations::{Border, Interpolation, rotate_about_c
 use super::{
     MAX_DESKEW, MIN_DESKEW, ROW_LOOK, Readings, SECOND_LOOK, THIRD_LOOK, around_row,
     card::{self, Picked},
-    engine::{self, Engine, FIRST_LOOK, Look, TextLine},
+    engine::{self, Channel, Engine, FIRST_LOOK, Look, TextLine},
     flattened, inference_failed, number_rows, stopped, wide_look,
 };
 use crate::{enrich::BinTable, provider::ProviderError, providers::images};
@@ -368,7 +368,7 @@ fn evened(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
 /// the detector and the recogniser in colour, and differs from its ground most in one of them.
 fn channels(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     let upright = read.upright();
-    for channel in 0..3 {
+    for channel in Channel::ALL {
         if read.answerable() {
             return Ok(());
         }
