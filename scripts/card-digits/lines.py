@@ -13,6 +13,21 @@ FONT_FILES = [f for f in FONT_FILES if 'Symbol' not in f and 'D050000L' not in f
 _fonts = {}
 
 
+# The model's classes after the CTC blank (0): digits and the space between groups.
+CHARS = '0123456789 '
+
+
+def collapsed(steps):
+    """The text of the model's best class at each step: repeats merged, blanks dropped (greedy
+    CTC decoding)."""
+    text, prev = [], 0
+    for c in steps:
+        if c != prev and c != 0:
+            text.append(CHARS[c - 1])
+        prev = c
+    return ''.join(text)
+
+
 def at_model_height(img):
     """`img` as the model is trained on it: 32 pixels high as its aspect says, 8 to 640 wide, as a
     uint8 array."""

@@ -11,8 +11,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lines import CHARS, collapsed
+
 if __name__ == "__main__": torch.set_num_threads(int(sys.argv[3]) if len(sys.argv) > 3 else 2)
-CHARS = '0123456789 '
 
 
 def encode(label):
@@ -68,16 +69,8 @@ def batches(data, size, rng):
 
 
 def decode(logits):
-    best = logits.argmax(1)  # N,T
-    out = []
-    for row in best.tolist():
-        s, prev = [], 0
-        for c in row:
-            if c != prev and c != 0:
-                s.append(CHARS[c - 1])
-            prev = c
-        out.append(''.join(s))
-    return out
+    # logits are N,C,T: each line's best class at each step.
+    return [collapsed(row) for row in logits.argmax(1).tolist()]
 
 
 if __name__ == '__main__':
