@@ -29,10 +29,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/release/ocrgate /dist/ocrgate \
     && cp ocrgate_bin.cdx.json /dist/ocrgate.cdx.json
 
-# The local provider's models and ONNX Runtime, from PyPI, pinned by hash.
+# The local provider's models and ONNX Runtime, from PyPI, pinned by hash, and its own detector.
 FROM ${MODELS_BASE} AS models
 WORKDIR /src
 COPY scripts/fetch-models.sh scripts/models-requirements.txt scripts/
+COPY data/card-detector.onnx data/
 RUN scripts/fetch-models.sh /dist/models
 
 FROM scratch AS built

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Fetches what the local provider runs on into a models directory (default: models/):
-# PaddleOCR's PP-OCRv6 small detection and recognition models and its text direction classifier
-# from the rapidocr wheel and libonnxruntime.so from the onnxruntime wheel, both from PyPI, pinned
-# by hash in scripts/models-requirements.txt. Does nothing when the directory already holds what
-# this script and those pins fetch.
+# PaddleOCR's PP-OCRv6 small recognition model and its text direction classifier from the
+# rapidocr wheel and libonnxruntime.so from the onnxruntime wheel, both from PyPI, pinned by hash
+# in scripts/models-requirements.txt, and copies in ocrgate's own detector, data/card-detector.onnx
+# (PP-OCRv6 small's, trained on: scripts/card-detector/). Does nothing when the directory already
+# holds what this script, those pins and that file make.
 # Needs python3 with pip, and PyPI; nothing is fetched at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dir="${1:-models}"
 requirements=scripts/models-requirements.txt
-wanted="$(cat "$requirements" scripts/fetch-models.sh | sha256sum | cut -d' ' -f1)"
+detector=data/card-detector.onnx
+wanted="$(cat "$requirements" scripts/fetch-models.sh "$detector" | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$dir/.fetched" 2>/dev/null)" == "$wanted" ]]; then
   exit 0
 fi
@@ -27,7 +29,6 @@ import pathlib, sys, zipfile
 
 work, target = map(pathlib.Path, sys.argv[1:])
 wanted = {
-    "rapidocr/models/PP-OCRv6_det_small.onnx": "PP-OCRv6_det_small.onnx",
     "rapidocr/models/PP-OCRv6_rec_small.onnx": "PP-OCRv6_rec_small.onnx",
     "rapidocr/models/ch_ppocr_mobile_v2.0_cls_mobile.onnx": "ch_ppocr_mobile_v2.0_cls_mobile.onnx",
 }
@@ -43,6 +44,7 @@ if not (target / "libonnxruntime.so").is_file():
 if wanted:
     sys.exit(f"not found in the wheels: {', '.join(wanted)}")
 PY
+cp "$detector" "$dir/card-detector.onnx"
 echo "$wanted" >"$dir/.fetched"
 echo "local provider files in $dir:" >&2
 ls -l "$dir" >&2

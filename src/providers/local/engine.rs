@@ -1,5 +1,6 @@
 //! PaddleOCR's PP-OCR text detection (DB) and recognition (CTC) on ONNX Runtime: the PP-OCRv6
-//! small models, which keep PP-OCRv4's inputs and outputs.
+//! small models, which keep PP-OCRv4's inputs and outputs, the detector's weights trained on to
+//! find card numbers' lines (`data/card-detector.onnx`, `scripts/card-detector/`).
 //!
 //! Pre- and post-processing follow PaddleOCR's own: pixels scaled to `[-1, 1]` in BGR order, a
 //! probability map thresholded at 0.3 whose regions are kept when their mean probability reaches

@@ -1,6 +1,6 @@
 //! The local provider: bank card numbers read inside the process by PaddleOCR's PP-OCRv6 small
-//! models and its text direction classifier on ONNX Runtime. No vendor, no quota; the image never
-//! leaves the gateway.
+//! models (the detector's weights trained on to find card numbers) and its text direction
+//! classifier on ONNX Runtime. No vendor, no quota; the image never leaves the gateway.
 //!
 //! `scripts/fetch-models.sh` puts the models and the ONNX Runtime library in one directory, which
 //! `[local] models_dir` names. Inference runs on Tokio's blocking pool, at most `concurrency`
@@ -94,8 +94,10 @@ pub const REGISTRATION: Registration = Registration {
     },
 };
 
-/// File names inside `models_dir`, as `scripts/fetch-models.sh` writes them.
-const DETECTION_MODEL: &str = "PP-OCRv6_det_small.onnx";
+/// File names inside `models_dir`, as `scripts/fetch-models.sh` writes them. The detector is
+/// PP-OCRv6 small's trained on to find card numbers' lines, ocrgate's own: the script copies it
+/// from `data/` (`scripts/card-detector/` says how it was made).
+const DETECTION_MODEL: &str = "card-detector.onnx";
 const RECOGNITION_MODEL: &str = "PP-OCRv6_rec_small.onnx";
 const DIRECTION_MODEL: &str = "ch_ppocr_mobile_v2.0_cls_mobile.onnx";
 const RUNTIME_LIBRARY: &str = "libonnxruntime.so";
