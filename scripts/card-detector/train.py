@@ -3,9 +3,10 @@ finding every other text as it did (the original model's own map is the target e
 
 python train.py MODEL.onnx STEPS OUT.onnx DIR...
 
-MODEL.onnx is the original detector (`models/PP-OCRv6_det_small.onnx`); each DIR holds cardgen's
-photos written with `--positions`. OUT.onnx is MODEL.onnx with its weights replaced, written every
-500 steps and at the end; its graph is the original's, node for node."""
+MODEL.onnx is the original detector (`PP-OCRv6_det_small.onnx` of the rapidocr wheel, as the
+README says); each DIR holds cardgen's photos written with `--positions`. OUT.onnx is MODEL.onnx
+with its weights replaced, written every 500 steps and at the end; its graph is the original's,
+node for node."""
 import glob, os, random, sys, time
 
 import cv2
