@@ -321,21 +321,6 @@ impl TextLine {
         self.strip.centre.1 += y as f32;
         self
     }
-
-    /// The line as found in an image `factor` times the size of the one it was read in.
-    pub fn scaled(mut self, factor: f32) -> Self {
-        let scale = |value: u32| (value as f32 * factor).round() as u32;
-        self.bounds = Bounds {
-            x: scale(self.bounds.x),
-            y: scale(self.bounds.y),
-            width: scale(self.bounds.width).max(1),
-            height: scale(self.bounds.height).max(1),
-        };
-        self.strip.centre = (self.strip.centre.0 * factor, self.strip.centre.1 * factor);
-        self.strip.length *= factor;
-        self.strip.thickness *= factor;
-        self
-    }
 }
 
 /// One character read, and how sure the recogniser was of it.
@@ -1327,32 +1312,6 @@ mod tests {
         assert!((cut.centre.1 - (100.0 + (cut.centre.0 - 200.0) * 0.1f32.tan())).abs() < 0.01);
         assert!((cut.length * 0.1f32.cos() - (right_end - 250.0)).abs() < 0.01);
         assert_eq!((cut.angle, cut.thickness), (0.1, 20.0));
-    }
-
-    #[test]
-    fn a_line_read_in_a_smaller_image_is_placed_in_the_larger_one() {
-        let bounds = TILTED.bounds((400, 300)).expect("in the image");
-        let line = TextLine {
-            bounds,
-            strip: TILTED,
-            glyphs: glyphs("6222", 0.9),
-            upside_down: false,
-            digits_read: None,
-        };
-        let larger = line.clone().scaled(2.0);
-        assert_eq!(larger.strip.centre, (400.0, 200.0));
-        assert_eq!(larger.strip.angle, TILTED.angle);
-        assert_eq!((larger.strip.length, larger.strip.thickness), (400.0, 40.0));
-        assert_eq!(
-            larger.bounds,
-            Bounds {
-                x: 2 * bounds.x,
-                y: 2 * bounds.y,
-                width: 2 * bounds.width,
-                height: 2 * bounds.height,
-            }
-        );
-        assert_eq!(larger.glyphs, line.glyphs);
     }
 
     #[test]

@@ -852,22 +852,6 @@ const THIRD_LOOK: Look = Look {
     line_stretch: 1.4,
     channel: None,
 };
-/// A last look at the whole image of `size` when no look found a number to answer: the detector
-/// sees it with about `WIDE_LOOK_PIXELS` (its input's sides are rounded to multiples of 32), up to
-/// 1280 px on the longer side. A 4:3 photo is seen at 886 px instead of 768.
-fn wide_look(size: (u32, u32)) -> Look {
-    let (long, short) = (size.0.max(size.1), size.0.min(size.1).max(1));
-    let side = (f64::from(WIDE_LOOK_PIXELS) * f64::from(long) / f64::from(short)).sqrt() as u32;
-    Look {
-        detection_side: side.min(1280),
-        line_stretch: 1.0,
-        channel: None,
-    }
-}
-/// The most pixels the detector sees in the wide look: as many as the second look sees of a
-/// square image. What the detector holds while it runs grows with them (some 300 bytes a pixel:
-/// 1024 × 768 would take a 16-megapixel read's peak from 275 to 400 MiB).
-const WIDE_LOOK_PIXELS: u32 = SECOND_LOOK.detection_side * SECOND_LOOK.detection_side;
 /// A look at the number's row alone, a strip some ten times wider than high: the detector sees
 /// it at least as large as in the second look.
 const ROW_LOOK: Look = Look {
@@ -935,29 +919,6 @@ fn runtime(library: &Path) -> Result<ort::environment::Environment, BuildError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_wide_look_sees_about_as_many_pixels_as_the_second_look_of_a_square_image() {
-        let budget = |side: u32, (long, short): (u32, u32)| {
-            u64::from(side) * u64::from(side) * u64::from(short) / u64::from(long)
-        };
-        for size in [
-            (1280, 960),
-            (960, 1280),
-            (1920, 1080),
-            (2560, 2560),
-            (4000, 10),
-        ] {
-            let side = wide_look(size).detection_side;
-            let (long, short) = (size.0.max(size.1), size.0.min(size.1));
-            assert!(budget(side, (long, short)) <= 768 * 768, "{size:?}: {side}");
-        }
-        // A photo wider than high is seen larger than in the second look; a square one is not,
-        // and is not looked at again.
-        assert_eq!(wide_look((1280, 960)).detection_side, 886);
-        assert_eq!(wide_look((2560, 2560)).detection_side, 768);
-        assert_eq!(wide_look((4000, 10)).detection_side, 1280);
-    }
 
     #[test]
     fn a_read_is_refused_when_it_could_not_be_done_by_its_deadline_or_the_queue_is_full() {

@@ -13,9 +13,9 @@ use super::{
     MAX_DESKEW, MIN_DESKEW, ROW_LOOK, Readings, SECOND_LOOK, THIRD_LOOK, around_row,
     card::{self, Picked},
     engine::{self, Channel, Engine, FIRST_LOOK, Look, TextLine},
-    flattened, inference_failed, number_rows, stopped, wide_look,
+    flattened, inference_failed, number_rows, stopped,
 };
-use crate::{enrich::BinTable, provider::ProviderError, providers::images};
+use crate::{enrich::BinTable, provider::ProviderError};
 
 /// One pass of a read.
 pub(super) struct Pass {
@@ -54,22 +54,9 @@ pub(super) const PASSES: &[Pass] = &[
         name: "whole_row",
         run: whole_row,
     },
-    // Nothing found, or nothing read surely enough to answer (`local.min_confidence`): print too
-    // small or faint for the detector may show when it sees the whole image with as many pixels
-    // as the second look may take, spread over a wide photo.
-    Pass {
-        name: "wide",
-        run: wide,
-    },
-    // Still nothing to answer: print too faint against its ground for the detector (tone on tone,
-    // under speckle, pale on a gradient) may show in grey with the light evened out over the whole
-    // image.
-    Pass {
-        name: "evened",
-        run: evened,
-    },
-    // Still nothing to answer: print of another colour than its ground but about as light (tone
-    // on tone, a colour cast over the photo) may stand out in one colour channel, seen alone.
+    // Nothing found, or nothing read surely enough to answer (`local.min_confidence`): print of
+    // another colour than its ground but about as light (tone on tone, a colour cast over the
+    // photo) may stand out in one colour channel, seen alone.
     Pass {
         name: "channels",
         run: channels,
@@ -322,46 +309,6 @@ fn whole_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     Ok(())
 }
 
-/// Only photos without a number, or with none read surely enough to answer, pay for it.
-fn wide(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
-    let upright = read.upright();
-    let wide = wide_look(upright.dimensions());
-    if read.answerable() || wide.detection_side <= SECOND_LOOK.detection_side {
-        return Ok(());
-    }
-    let reading = read.read(upright, wide)?;
-    let picked = read.pick(&reading.lines);
-    read.keep(picked, reading.lines, upright);
-    Ok(())
-}
-
-/// Only photos without a number, or with none read surely enough to answer, pay for it. The light
-/// is evened out over about a line's height as a card in a photo prints its number
-/// (`LINES_ACROSS` lines across the shorter side), in the image made as small as the detector sees
-/// it, and read there; its lines are kept where they are in the upright image (how sharp the print
-/// is, is measured there).
-fn evened(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
-    if read.answerable() {
-        return Ok(());
-    }
-    let upright = read.upright();
-    let (width, height) = upright.dimensions();
-    let scale = (f64::from(SECOND_LOOK.detection_side) / f64::from(width.max(height))).min(1.0);
-    let (small_width, small_height) = (images::scaled(width, scale), images::scaled(height, scale));
-    let small = image::imageops::thumbnail(upright, small_width, small_height);
-    let even = flattened(&small, small_width.min(small_height) as f32 / LINES_ACROSS);
-    drop(small);
-    let lines: Vec<TextLine> = read
-        .read(&even, SECOND_LOOK)?
-        .lines
-        .into_iter()
-        .map(|line| line.scaled(width as f32 / small_width as f32))
-        .collect();
-    let picked = read.pick(&lines);
-    read.keep(picked, lines, upright);
-    Ok(())
-}
-
 /// Only photos without a number, or with none read surely enough to answer, pay for it: the
 /// upright image's red, green and blue, each alone in grey, detected at 768 as the second look is,
 /// until one reads a number to answer. Print as light as its ground but of another hue is lost to
@@ -383,10 +330,6 @@ fn channels(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     Ok(())
 }
 
-/// Lines of a card's number that would fill the shorter side of a photo of it: the number is
-/// about a twentieth of it high.
-const LINES_ACROSS: f32 = 20.0;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,7 +337,8 @@ mod tests {
     #[test]
     fn passes_are_left_out_by_name_but_never_the_first_look() {
         assert_eq!(PassSet::without(&[]), Ok(PassSet::default()));
-        let without = PassSet::without(&["wide".into(), "upright_roomier".into()]).expect("known");
+        let without =
+            PassSet::without(&["channels".into(), "upright_roomier".into()]).expect("known");
         let kept: Vec<_> = PASSES
             .iter()
             .enumerate()
@@ -403,14 +347,7 @@ mod tests {
             .collect();
         assert_eq!(
             kept,
-            [
-                "first_look",
-                "upright_larger",
-                "number_row",
-                "whole_row",
-                "evened",
-                "channels"
-            ]
+            ["first_look", "upright_larger", "number_row", "whole_row"]
         );
         assert!(PassSet::without(&["first_look".into()]).is_err());
         let unknown = PassSet::without(&["widest".into()]).expect_err("unknown");
