@@ -151,8 +151,8 @@ async fn hard_phone_photos_are_read_along_their_lines_without_the_print_around_t
     // read whole only in a look at its row, hard card 152's first group (light print on a light
     // pattern) only in that row in grey with its light evened out, and hard card 741's first
     // look took in only `22848` of its `622848` group; the detector trained on cards finds all
-    // three at the first look. Hard card 343's number no look settles; the most trusted reading
-    // of all is the number.
+    // three at the first look. No look settles hard card 343's number, and the most trusted
+    // reading of all is that number.
     reads_hard_cards(&local_only(&models).await, &[102, 152, 174, 186, 343, 741]).await;
 }
 
@@ -164,9 +164,9 @@ async fn a_portrait_card_whose_number_is_printed_in_lines_is_read_line_after_lin
     // 1020 and 1058 (the tuning range) were read whole, with PP-OCRv6 small's own detector, only
     // in a look at the number's row reaching the whole of the line above it (a line cut in half
     // there reads as half as tall, and is not the next line of the number); the detector
-    // trained on cards finds them whole at the first look and in the upright image read larger.
-    // Design card 120147's second line has a receipt's
-    // date just left of it on its row: the line under the first is the part of that row under it.
+    // trained on cards finds 1020 whole at the first look and 1058 in the upright image read
+    // larger. Design card 120147's second line has a receipt's date just left of it on its row:
+    // the line under the first is the part of that row under it.
     reads_design_cards(&local_only(&models).await, &[2, 3, 46, 1020, 1058, 120147]).await;
 }
 
@@ -251,8 +251,8 @@ async fn print_as_light_as_its_ground_in_another_hue_is_read() {
     // Wild card 180067 (the tuning range): with PP-OCRv6 small's own detector, no look at the
     // photo in colour, nor in grey with its light evened out, read its number surely enough to
     // answer (the likeliest reading was at 0.02); one of its colour channels alone, in grey, did.
-    // With the detector trained on cards the looks in colour read it too: this photo no longer
-    // shows the channels pass alone reading a number (BENCHMARKS.md, *`wide` and `evened`
+    // With the detector trained on cards it is read with the channels pass left out: this photo
+    // no longer shows that pass alone reading a number (BENCHMARKS.md, *`wide` and `evened`
     // deleted*).
     reads_wild_cards(&local_only(&models).await, &[180067]).await;
 }
