@@ -44,6 +44,31 @@ def explicit_pads(model):
     return model
 
 
+def weights_writer(original, model, out):
+    """A function that writes `original` to `out` with `model`'s weights in place of those it was
+    converted from: each parameter is matched to the one initializer of its shape and values, so
+    the graph stays the original's, node for node."""
+    initializers = {i.name: numpy_helper.to_array(i) for i in original.graph.initializer}
+    taken, source_of = set(), {}
+    for name, p in model.named_parameters():
+        value = p.detach().numpy()
+        matches = [n for n, v in initializers.items()
+                   if n not in taken and v.shape == value.shape and np.array_equal(v, value)]
+        # Two alike could have their trained weights written back the wrong way round.
+        assert len(matches) == 1, (name, matches)
+        taken.add(matches[0])
+        source_of[name] = matches[0]
+
+    def save():
+        trained = {source_of[n]: p.detach().numpy() for n, p in model.named_parameters()}
+        for i in original.graph.initializer:
+            if i.name in trained:
+                i.CopyFrom(numpy_helper.from_array(trained[i.name].astype(np.float32), i.name))
+        onnx.save(original, out)
+
+    return save
+
+
 def shrunk(quad):
     area, length = abs(cv2.contourArea(quad)), cv2.arcLength(quad, True)
     if length == 0:
@@ -104,23 +129,8 @@ def main():
     for p in teacher.parameters():
         p.requires_grad_(False)
 
-    # Which initializer each parameter was made from, to write the weights back into `original`.
-    initializers = {i.name: numpy_helper.to_array(i) for i in original.graph.initializer}
-    taken, source_of = set(), {}
-    for name, p in student.named_parameters():
-        value = p.detach().numpy()
-        match = next(n for n, v in initializers.items()
-                     if n not in taken and v.shape == value.shape and np.array_equal(v, value))
-        taken.add(match)
-        source_of[name] = match
+    save = weights_writer(original, student, out)
     optimizer = torch.optim.Adam(student.parameters(), lr=float(os.environ.get('LR', '1.5e-4')))
-
-    def save():
-        trained = {source_of[n]: p.detach().numpy() for n, p in student.named_parameters()}
-        for i in original.graph.initializer:
-            if i.name in trained:
-                i.CopyFrom(numpy_helper.from_array(trained[i.name].astype(np.float32), i.name))
-        onnx.save(original, out)
 
     data = list(photos(folders))
     print(len(data), 'photos', flush=True)

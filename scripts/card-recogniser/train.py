@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import onnx
 import torch
-from onnx import numpy_helper
 from onnx2torch import convert
 
-# The detector's script writes out the pads of SAME_UPPER nodes, which onnx2torch does not read.
+# The detector's script writes out the pads of SAME_UPPER nodes, which onnx2torch does not read,
+# and writes trained weights back into the original graph.
 _detector = importlib.util.spec_from_file_location(
     'card_detector', os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                   '../card-detector/train.py'))
@@ -132,25 +132,9 @@ def main():
     for p in teacher.parameters():
         p.requires_grad_(False)
 
-    # Which initializer each parameter was made from, to write the weights back into `original`.
-    initializers = {i.name: numpy_helper.to_array(i) for i in original.graph.initializer}
-    taken, source_of = set(), {}
-    for name, p in student.named_parameters():
-        value = p.detach().numpy()
-        matches = [n for n, v in initializers.items()
-                   if n not in taken and v.shape == value.shape and np.array_equal(v, value)]
-        assert len(matches) == 1, (name, matches)
-        taken.add(matches[0])
-        source_of[name] = matches[0]
+    save = card_detector.weights_writer(original, student, out)
     optimizer = torch.optim.Adam(student.parameters(), lr=float(os.environ.get('LR', '5e-5')))
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
-
-    def save():
-        trained = {source_of[n]: p.detach().numpy() for n, p in student.named_parameters()}
-        for i in original.graph.initializer:
-            if i.name in trained:
-                i.CopyFrom(numpy_helper.from_array(trained[i.name].astype(np.float32), i.name))
-        onnx.save(original, out)
 
     data = list(photos(folders))
     print(len(data), 'photos', flush=True)
