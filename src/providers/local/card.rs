@@ -634,6 +634,10 @@ impl<'a> Row<'a> {
 /// heights: portrait cards leave a quarter to a whole line between them.
 const MAX_LINE_SPACING: f32 = 1.5;
 
+/// How far from a line of digits, in its heights, the whole of the next or the last line of a
+/// number printed in lines may reach: the widest spacing, then a line as tall as half again.
+pub(super) const NEXT_LINE_REACH: f32 = MAX_LINE_SPACING + 1.5;
+
 /// Whether `lower` continues `upper` as the next line of a number printed in lines: just below
 /// it, as tall within half again, and under it (overlapping across at least half the narrower).
 fn next_line(upper: &Row, lower: &Row) -> bool {

@@ -312,6 +312,17 @@ pub struct TextLine {
     pub digits_read: Option<Vec<Glyph>>,
 }
 
+impl TextLine {
+    /// The line as found in an image of which the one it was read in is the part at `(x, y)`.
+    pub fn moved(mut self, x: u32, y: u32) -> Self {
+        self.bounds.x += x;
+        self.bounds.y += y;
+        self.strip.centre.0 += x as f32;
+        self.strip.centre.1 += y as f32;
+        self
+    }
+}
+
 /// One character read, and how sure the recogniser was of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Glyph {

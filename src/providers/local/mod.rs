@@ -28,6 +28,7 @@ use std::{
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use image::Rgb;
 
 use serde::Deserialize;
 use tokio::{
@@ -752,8 +753,49 @@ fn number_rows(
     rows
 }
 
-/// How many rows are read whole, at most: a card's number is seldom beyond the two likeliest.
+/// How many rows are looked at alone, at most: a card's number is seldom beyond the two likeliest.
 const ROWS_LOOKED_AT: usize = 2;
+
+/// `image` in grey with its light evened out: each pixel's difference from its surroundings (a
+/// blur of `radius`, about a line's height), stretched so that the strongest 2% of differences
+/// span the levels. Glare or shade over a group of digits no longer hides it.
+fn flattened(image: &image::RgbImage, radius: f32) -> image::RgbImage {
+    let grey = image::imageops::grayscale(image);
+    let background = imageproc::filter::gaussian_blur_f32(&grey, radius.max(1.0));
+    let differences: Vec<f32> = grey
+        .pixels()
+        .zip(background.pixels())
+        .map(|(pixel, around)| f32::from(pixel.0[0]) - f32::from(around.0[0]))
+        .collect();
+    let mut strengths: Vec<f32> = differences.iter().map(|d| d.abs()).collect();
+    if strengths.is_empty() {
+        return image.clone();
+    }
+    let at = (strengths.len() * 98 / 100).min(strengths.len() - 1);
+    let (_, strong, _) = strengths.select_nth_unstable_by(at, f32::total_cmp);
+    let gain = 110.0 / strong.max(4.0);
+    let width = image.width();
+    image::RgbImage::from_fn(width, image.height(), |x, y| {
+        let d = differences[(y * width + x) as usize];
+        Rgb([(128.0 + gain * d).clamp(0.0, 255.0) as u8; 3])
+    })
+}
+
+/// The part of an image of `size` a row of digits at `row` is looked at again in: as wide again
+/// on each side (the groups missed may be on either), and above and below it as far as the next
+/// line of a number printed in lines may be, whole ([`card::NEXT_LINE_REACH`] line heights).
+fn around_row(row: engine::Bounds, size: (u32, u32)) -> engine::Bounds {
+    let (width, height) = size;
+    let reach = (card::NEXT_LINE_REACH * row.height as f32).ceil() as u32;
+    let x = row.x.saturating_sub(row.width);
+    let y = row.y.saturating_sub(reach);
+    engine::Bounds {
+        x,
+        y,
+        width: (row.x + 2 * row.width).min(width) - x,
+        height: (row.y + row.height + reach).min(height) - y,
+    }
+}
 
 /// The card `picked` from `lines` read in `image`: its number, how far it is to be trusted given
 /// what every look read, the expiry printed near it, and how sharp its print is (a quality below
@@ -810,6 +852,14 @@ const THIRD_LOOK: Look = Look {
     line_stretch: 1.4,
     channel: None,
 };
+/// A look at the number's row alone, a strip some ten times wider than high: the detector sees
+/// it at least as large as in the second look.
+const ROW_LOOK: Look = Look {
+    detection_side: 960,
+    line_stretch: 1.0,
+    channel: None,
+};
+
 /// A photo larger than this on its longer side is averaged down to it before it is read: the
 /// detector's input is at most 1280 pixels on its longer side, and a card across half of it still
 /// prints its number some 60 pixels high, over the recogniser's 48. Every look's copies (the image
@@ -932,6 +982,39 @@ mod tests {
     }
 
     #[test]
+    fn flattening_evens_out_glare_and_brings_faint_print_out() {
+        // Light rising from dark on the left to glare on the right; across it, print 10 levels
+        // lighter than its surroundings.
+        let image = image::RgbImage::from_fn(400, 60, |x, y| {
+            let light = 60 + (160 * x / 400) as u8;
+            let print = if (25..35).contains(&y) && x % 20 < 10 {
+                10
+            } else {
+                0
+            };
+            Rgb([light + print; 3])
+        });
+        let even = flattened(&image, 15.0);
+        let level = |x: u32, y: u32| i32::from(even.get_pixel(x, y).0[0]);
+        // The surroundings are alike in the dark and in the glare...
+        assert!(
+            (level(50, 5) - level(350, 5)).abs() <= 8,
+            "{} {}",
+            level(50, 5),
+            level(350, 5)
+        );
+        // ...and the print stands out of them in both.
+        for x in [60, 340] {
+            assert!(
+                level(x, 30) - level(x, 5) > 40,
+                "{x}: {} {}",
+                level(x, 30),
+                level(x, 5)
+            );
+        }
+    }
+
+    #[test]
     fn a_photo_larger_than_the_working_side_is_averaged_down_to_it_and_a_smaller_one_is_not() {
         let png = |width, height| {
             let mut bytes = Vec::new();
@@ -955,7 +1038,7 @@ mod tests {
     }
 
     #[test]
-    fn the_rows_read_whole_are_the_readings_then_the_one_with_most_digits_each_once() {
+    fn the_rows_looked_at_alone_are_the_readings_then_the_one_with_most_digits_each_once() {
         let image = image::RgbImage::new(800, 600);
         // A receipt's 13 digits, and a number's groups read in part on another row.
         let first = vec![
@@ -981,5 +1064,26 @@ mod tests {
         let ys: Vec<u32> = rows.iter().map(|(row, _)| row.y).collect();
         assert_eq!(ys, [200, 400]);
         assert_eq!(rows[0].1, 1);
+    }
+
+    #[test]
+    fn a_row_is_looked_at_with_its_width_each_side_and_a_next_lines_reach_above_and_below() {
+        let row = engine::Bounds {
+            x: 300,
+            y: 400,
+            width: 200,
+            height: 40,
+        };
+        let around = around_row(row, (1000, 800));
+        assert_eq!(
+            (around.x, around.y, around.width, around.height),
+            (100, 280, 600, 280)
+        );
+        // Clipped to the image.
+        let around = around_row(row, (600, 420));
+        assert_eq!(
+            (around.x, around.y, around.width, around.height),
+            (100, 280, 500, 140)
+        );
     }
 }

@@ -10,10 +10,10 @@ use image::{Rgb, RgbImage};
 use imageproc::geometric_transformations::{Border, Interpolation, rotate_about_center};
 
 use super::{
-    MAX_DESKEW, MIN_DESKEW, Readings, SECOND_LOOK, THIRD_LOOK,
+    MAX_DESKEW, MIN_DESKEW, ROW_LOOK, Readings, SECOND_LOOK, THIRD_LOOK, around_row,
     card::{self, Picked},
     engine::{self, Channel, Engine, FIRST_LOOK, Look, TextLine},
-    inference_failed, number_rows, stopped,
+    flattened, inference_failed, number_rows, stopped,
 };
 use crate::{enrich::BinTable, provider::ProviderError};
 
@@ -40,6 +40,12 @@ pub(super) const PASSES: &[Pass] = &[
     Pass {
         name: "upright_roomier",
         run: |read| read.look_again(THIRD_LOOK),
+    },
+    // The number's row alone, enlarged: print beside the card left out, small groups the whole
+    // image hid found; then in grey with its light evened out, groups under glare or shade.
+    Pass {
+        name: "number_row",
+        run: number_row,
     },
     // The number's row read as one line, without detecting it, from its first box of digits to
     // its last and a little past each: a group the detector missed between or beside the others
@@ -248,8 +254,35 @@ fn first_look(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     Ok(())
 }
 
-/// The likeliest rows (`number_rows`), each read whole; a reading is kept as a look of its own
-/// (with the lines of the look its row was found in) when it is the best so far.
+/// The likeliest row first, then the next: each as it is, then evened out.
+fn number_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
+    for (row, at) in number_rows(read.best.as_ref(), read.best_in, &read.looks) {
+        let source = read.looks[at].1;
+        let around = around_row(row, source.dimensions());
+        let crop =
+            image::imageops::crop_imm(source, around.x, around.y, around.width, around.height)
+                .to_image();
+        let even = flattened(&crop, row.height as f32);
+        for view in [&crop, &even] {
+            let reading = read.read(view, ROW_LOOK)?;
+            let lines: Vec<_> = reading
+                .lines
+                .into_iter()
+                .map(|line| line.moved(around.x, around.y))
+                .collect();
+            let picked = read.pick(&lines);
+            tracing::debug!(lines = lines.len(), ?around, "a look at the number's row");
+            read.keep_with_look(picked, lines, at);
+            if read.settled() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The likeliest rows, as `number_row` takes them, each read whole; a reading is kept as a look
+/// of its own (with the lines of the look its row was found in) when it is the best so far.
 fn whole_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     for (row, at) in number_rows(read.best.as_ref(), read.best_in, &read.looks) {
         if (read.stop)() {
@@ -312,11 +345,14 @@ mod tests {
             .filter(|(at, _)| without.has(*at))
             .map(|(_, pass)| pass.name)
             .collect();
-        assert_eq!(kept, ["first_look", "upright_larger", "whole_row"]);
+        assert_eq!(
+            kept,
+            ["first_look", "upright_larger", "number_row", "whole_row"]
+        );
         assert!(PassSet::without(&["first_look".into()]).is_err());
         let unknown = PassSet::without(&["widest".into()]).expect_err("unknown");
         assert!(
-            unknown.contains("widest") && unknown.contains("whole_row"),
+            unknown.contains("widest") && unknown.contains("number_row"),
             "{unknown}"
         );
     }
