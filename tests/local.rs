@@ -170,6 +170,26 @@ async fn a_portrait_card_whose_number_is_printed_in_lines_is_read_line_after_lin
     reads_design_cards(&local_only(&models).await, &[2, 3, 46, 1020, 1058, 120147]).await;
 }
 
+#[tokio::test]
+async fn the_lines_of_a_turned_portrait_card_are_read_one_under_another() {
+    let Some(models) = local_models() else { return };
+    // Design card 1000 (the tuning range) is a portrait front turned about 5° anticlockwise, its
+    // 6-13 number in two lines. The second line rises so far to the right that its axis-aligned
+    // box reaches up into the first's: no look found a number while lines were taken to be one
+    // under another by those boxes, rather than across the lines' own direction.
+    reads_design_cards(&local_only(&models).await, &[1000]).await;
+}
+
+#[tokio::test]
+async fn a_portrait_cards_first_line_is_read_beside_other_print_on_its_row() {
+    let Some(models) = local_models() else { return };
+    // Design card 1168 (the tuning range) is a portrait front, its 6-13 number in two lines,
+    // lying on a receipt whose date is on the first line's row, just left of it. The second line
+    // lies under the card's part of that row only, less than half its own length: no look found
+    // a number while a number's first line could only be a whole row.
+    reads_design_cards(&local_only(&models).await, &[1168]).await;
+}
+
 #[test]
 fn the_recognisers_read_a_number_where_the_generator_says_it_is_and_not_beside_it() {
     let Some(models) = local_models() else { return };

@@ -1,6 +1,8 @@
 //! What the text lines read from a card say: which is its number, what its expiry is, and how
 //! sharp its print is.
 
+use std::ops::Range;
+
 use image::{
     RgbImage,
     imageops::{self, FilterType},
@@ -564,6 +566,8 @@ struct Row<'a> {
     height: f32,
     /// The boxes read, together.
     bounds: Bounds,
+    /// The bands of the boxes read.
+    bands: Vec<Strip>,
     /// Whether its (one) box's digits follow or precede a word.
     labelled: bool,
     /// Whether most of its boxes were read upside down.
@@ -593,6 +597,7 @@ impl<'a> Row<'a> {
         }
         let mut glyphs = Vec::new();
         let mut bounds: Option<Bounds> = None;
+        let mut bands = Vec::new();
         let mut labelled = false;
         for line in in_reading_order
             .into_iter()
@@ -616,12 +621,14 @@ impl<'a> Row<'a> {
                 }
                 glyphs.extend(&line.glyphs[first..=last]);
                 bounds = Some(bounds.map_or(line.bounds, |joined| joined.union(line.bounds)));
+                bands.push(line.strip);
             }
         }
         Some(Self {
             glyphs,
             height,
             bounds: bounds?,
+            bands,
             labelled,
             upside_down,
             stacked: false,
@@ -639,24 +646,56 @@ const MAX_LINE_SPACING: f32 = 1.5;
 pub(super) const NEXT_LINE_REACH: f32 = MAX_LINE_SPACING + 1.5;
 
 /// Whether `lower` continues `upper` as the next line of a number printed in lines: just below
-/// it, as tall within half again, and under it (overlapping across at least half the narrower).
+/// it, as tall within half again, and under it (overlapping along it at least half the narrower).
+/// Below and along are the lines' own directions, their longest box's: the lines of a card
+/// photographed turned are as far apart across them as printed, where their axis-aligned boxes
+/// overlap.
 fn next_line(upper: &Row, lower: &Row) -> bool {
     let height = upper.height.max(lower.height);
-    let (a, b) = (upper.bounds, lower.bounds);
-    let spacing = b.y as f32 - (a.y + a.height) as f32;
-    let overlap = (a.x + a.width).min(b.x + b.width) as f32 - a.x.max(b.x) as f32;
-    let narrower = a.width.min(b.width) as f32;
+    let angle = upper
+        .bands
+        .iter()
+        .chain(&lower.bands)
+        .max_by(|a, b| a.length.total_cmp(&b.length))
+        .map_or(0.0, |band| band.angle);
+    let (upper_along, upper_across) = upper.extent(angle);
+    let (lower_along, lower_across) = lower.extent(angle);
+    let spacing = lower_across.start - upper_across.end;
+    let overlap = upper_along.end.min(lower_along.end) - upper_along.start.max(lower_along.start);
+    let narrower = (upper_along.end - upper_along.start).min(lower_along.end - lower_along.start);
     (-0.5 * height..=MAX_LINE_SPACING * height).contains(&spacing)
         && height <= 1.5 * upper.height.min(lower.height)
         && overlap >= narrower / 2.0
+}
+
+impl Row<'_> {
+    /// How far the row's bands reach along the direction `angle` and across it (downwards, as
+    /// the image shows it): where the image's corner would be at 0.
+    fn extent(&self, angle: f32) -> (Range<f32>, Range<f32>) {
+        let (sin, cos) = angle.sin_cos();
+        let mut along = f32::INFINITY..f32::NEG_INFINITY;
+        let mut across = f32::INFINITY..f32::NEG_INFINITY;
+        for band in &self.bands {
+            let (band_sin, band_cos) = band.angle.sin_cos();
+            let (half_length, half_thickness) = (band.length / 2.0, band.thickness / 2.0);
+            for (l, t) in [(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)] {
+                let x = band.centre.0 + l * half_length * band_cos - t * half_thickness * band_sin;
+                let y = band.centre.1 + l * half_length * band_sin + t * half_thickness * band_cos;
+                let (a, c) = (x * cos + y * sin, y * cos - x * sin);
+                along = along.start.min(a)..along.end.max(a);
+                across = across.start.min(c)..across.end.max(c);
+            }
+        }
+        (along, across)
+    }
 }
 
 /// Lines of digits printed one under another, as portrait cards print their numbers: every run
 /// of two to four such lines among `parts` (the boxes of rows between their labelled figures),
 /// each joined as [`Row::stacked`] joins them. A line under another is the part of its row that
 /// is under it: its first boxes, when they end before the line above begins, are other print on
-/// its row (a receipt beside the card). The picker takes what these give only when it reads as a
-/// number does.
+/// its row (a receipt beside the card); the first line is taken from each of its row's boxes on.
+/// The picker takes what these give only when it reads as a number does.
 fn stacks<'a>(parts: &[&[&'a TextLine]]) -> Vec<Row<'a>> {
     let mut lines: Vec<(Row<'a>, &[&'a TextLine])> = parts
         .iter()
@@ -664,34 +703,52 @@ fn stacks<'a>(parts: &[&[&'a TextLine]]) -> Vec<Row<'a>> {
         .collect();
     lines.sort_by_key(|(row, _)| row.bounds.y);
     let mut stacks = Vec::new();
-    for (at, (first, _)) in lines.iter().enumerate() {
-        let mut stack = vec![first.clone()];
-        for (line, boxes) in &lines[at + 1..] {
-            if stack.len() == 4 {
-                break;
-            }
-            let Some(last) = stack.last() else { break };
-            let begins = if line.upside_down {
-                0
-            } else {
-                boxes
-                    .iter()
-                    .position(|b| b.bounds.x + b.bounds.width > last.bounds.x)
-                    .unwrap_or(boxes.len())
-            };
-            let under = match begins {
-                0 => Some(line.clone()),
-                _ => Row::join(&boxes[begins..]),
-            };
-            if let Some(under) = under
-                && next_line(last, &under)
-            {
-                stack.push(under);
-                stacks.extend(Row::stacked(&stack));
+    for (at, (_, boxes)) in lines.iter().enumerate() {
+        // A number's first line may share its row with print to its left, as its next lines may.
+        for start in 0..boxes.len() {
+            if let Some(first) = Row::join(&boxes[start..]) {
+                stack_under(&lines, at, &mut vec![first], &mut stacks);
             }
         }
     }
     stacks
+}
+
+/// Adds to `stacks` every way `stack`, whose last line is on the row `lines[at]`, goes on with
+/// lines under it, up to four lines in all: a line of other print under a number's line (a
+/// receipt's, beside the card) does not keep its next line from following it.
+fn stack_under<'a>(
+    lines: &[(Row<'a>, &[&'a TextLine])],
+    at: usize,
+    stack: &mut Vec<Row<'a>>,
+    stacks: &mut Vec<Row<'a>>,
+) {
+    if stack.len() == 4 {
+        return;
+    }
+    for (next, (line, boxes)) in lines.iter().enumerate().skip(at + 1) {
+        let Some(last) = stack.last() else { return };
+        let begins = if line.upside_down {
+            0
+        } else {
+            boxes
+                .iter()
+                .position(|b| b.bounds.x + b.bounds.width > last.bounds.x)
+                .unwrap_or(boxes.len())
+        };
+        let under = match begins {
+            0 => Some(line.clone()),
+            _ => Row::join(&boxes[begins..]),
+        };
+        if let Some(under) = under
+            && next_line(last, &under)
+        {
+            stack.push(under);
+            stacks.extend(Row::stacked(stack));
+            stack_under(lines, next, stack, stacks);
+            stack.pop();
+        }
+    }
 }
 
 impl<'a> Row<'a> {
@@ -715,6 +772,10 @@ impl<'a> Row<'a> {
             glyphs,
             height: lines.iter().map(|line| line.height).fold(0.0, f32::max),
             bounds: lines.iter().map(|line| line.bounds).reduce(Bounds::union)?,
+            bands: lines
+                .iter()
+                .flat_map(|line| line.bands.iter().copied())
+                .collect(),
             labelled: false,
             upside_down,
             stacked: true,
@@ -1007,6 +1068,79 @@ pub(super) mod tests {
             })
             .collect();
         assert_eq!(pick(&level), None);
+    }
+
+    #[test]
+    fn the_lines_of_a_number_on_a_turned_card_are_one_under_another_across_their_direction() {
+        // A portrait card turned 7° anticlockwise: its number's second line starts 48 px under
+        // the first across the lines, 8 px clear of it, but rises to the right so far that its
+        // axis-aligned box reaches more than half a line (20 px) up into the first line's box.
+        let angle = (-7f32).to_radians();
+        let (sin, cos) = angle.sin_cos();
+        let band = |start: (f32, f32), text: &str| {
+            let length = 22.0 * text.len() as f32;
+            let thickness = 40.0;
+            let centre = (start.0 + length / 2.0 * cos, start.1 + length / 2.0 * sin);
+            let half_width = (length * cos + thickness * sin.abs()) / 2.0;
+            let half_height = (length * sin.abs() + thickness * cos) / 2.0;
+            let mut line = line(
+                (centre.0 - half_width) as u32,
+                (centre.1 - half_height) as u32,
+                (2.0 * half_height) as u32,
+                text,
+            );
+            line.bounds.width = (2.0 * half_width) as u32;
+            line.strip = Strip {
+                centre,
+                angle,
+                length,
+                thickness,
+            };
+            line
+        };
+        let first = band((130.0, 310.0), "622202");
+        let second = band((130.0 - 48.0 * sin, 310.0 + 48.0 * cos), "0200112345679");
+        assert!(second.bounds.y + 20 < first.bounds.y + first.bounds.height);
+        let number = pick(&[first, second]).expect("a number").number;
+        assert_eq!(number.digits(), "6222020200112345679");
+    }
+
+    #[test]
+    fn a_numbers_first_line_is_found_beside_other_print_on_its_row() {
+        // A receipt's date left of a portrait card's first line, on its row: the card's second
+        // line lies under the card's part of that row only, less than half its own length.
+        let level = |x: u32, y: u32, width: u32, text: &str| {
+            let mut line = line(x, y, 40, text);
+            line.bounds.width = width;
+            line.strip = Strip::level(line.bounds);
+            line
+        };
+        let lines = [
+            level(0, 100, 300, "2026-11-16"),
+            level(320, 100, 100, "622202"),
+            level(320, 150, 260, "0200112345679"),
+        ];
+        let number = pick(&lines).expect("a number").number;
+        assert_eq!(number.digits(), "6222020200112345679");
+    }
+
+    #[test]
+    fn other_print_just_under_a_numbers_first_line_does_not_keep_its_next_line_from_it() {
+        // A receipt's date tucked under a portrait card's first line, higher than the card's
+        // second line: each is a line under the first, and neither is the other's.
+        let level = |x: u32, y: u32, width: u32, text: &str| {
+            let mut line = line(x, y, 40, text);
+            line.bounds.width = width;
+            line.strip = Strip::level(line.bounds);
+            line
+        };
+        let lines = [
+            level(300, 100, 100, "622202"),
+            level(150, 125, 200, "2026-11-15"),
+            level(300, 148, 260, "0200112345679"),
+        ];
+        let number = pick(&lines).expect("a number").number;
+        assert_eq!(number.digits(), "6222020200112345679");
     }
 
     #[test]
