@@ -677,13 +677,14 @@ impl Row<'_> {
         let mut across = f32::INFINITY..f32::NEG_INFINITY;
         for band in &self.bands {
             let (band_sin, band_cos) = band.angle.sin_cos();
-            let (half_length, half_thickness) = (band.length / 2.0, band.thickness / 2.0);
-            for (l, t) in [(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)] {
-                let x = band.centre.0 + l * half_length * band_cos - t * half_thickness * band_sin;
-                let y = band.centre.1 + l * half_length * band_sin + t * half_thickness * band_cos;
-                let (a, c) = (x * cos + y * sin, y * cos - x * sin);
-                along = along.start.min(a)..along.end.max(a);
-                across = across.start.min(c)..across.end.max(c);
+            // Each corner of the band: half its length to one end, half its thickness to a side.
+            for (end, side) in [(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)] {
+                let (to_end, to_side) = (end * band.length / 2.0, side * band.thickness / 2.0);
+                let x = band.centre.0 + to_end * band_cos - to_side * band_sin;
+                let y = band.centre.1 + to_end * band_sin + to_side * band_cos;
+                let (corner_along, corner_across) = (x * cos + y * sin, y * cos - x * sin);
+                along = along.start.min(corner_along)..along.end.max(corner_along);
+                across = across.start.min(corner_across)..across.end.max(corner_across);
             }
         }
         (along, across)
