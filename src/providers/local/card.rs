@@ -971,6 +971,14 @@ pub(super) mod tests {
         }
     }
 
+    /// A level box 40 px high and `width` wide, every character read with certainty.
+    fn level_line(x: u32, y: u32, width: u32, text: &str) -> TextLine {
+        let mut line = line(x, y, 40, text);
+        line.bounds.width = width;
+        line.strip = Strip::level(line.bounds);
+        line
+    }
+
     /// A box at `x` on one row, every character read with certainty, read turned over.
     fn turned(x: u32, text: &str) -> TextLine {
         TextLine {
@@ -1110,16 +1118,10 @@ pub(super) mod tests {
     fn a_numbers_first_line_is_found_beside_other_print_on_its_row() {
         // A receipt's date left of a portrait card's first line, on its row: the card's second
         // line lies under the card's part of that row only, less than half its own length.
-        let level = |x: u32, y: u32, width: u32, text: &str| {
-            let mut line = line(x, y, 40, text);
-            line.bounds.width = width;
-            line.strip = Strip::level(line.bounds);
-            line
-        };
         let lines = [
-            level(0, 100, 300, "2026-11-16"),
-            level(320, 100, 100, "622202"),
-            level(320, 150, 260, "0200112345679"),
+            level_line(0, 100, 300, "2026-11-16"),
+            level_line(320, 100, 100, "622202"),
+            level_line(320, 150, 260, "0200112345679"),
         ];
         let number = pick(&lines).expect("a number").number;
         assert_eq!(number.digits(), "6222020200112345679");
@@ -1129,16 +1131,10 @@ pub(super) mod tests {
     fn other_print_just_under_a_numbers_first_line_does_not_keep_its_next_line_from_it() {
         // A receipt's date tucked under a portrait card's first line, higher than the card's
         // second line: each is a line under the first, and neither is the other's.
-        let level = |x: u32, y: u32, width: u32, text: &str| {
-            let mut line = line(x, y, 40, text);
-            line.bounds.width = width;
-            line.strip = Strip::level(line.bounds);
-            line
-        };
         let lines = [
-            level(300, 100, 100, "622202"),
-            level(150, 125, 200, "2026-11-15"),
-            level(300, 148, 260, "0200112345679"),
+            level_line(300, 100, 100, "622202"),
+            level_line(150, 125, 200, "2026-11-15"),
+            level_line(300, 148, 260, "0200112345679"),
         ];
         let number = pick(&lines).expect("a number").number;
         assert_eq!(number.digits(), "6222020200112345679");
