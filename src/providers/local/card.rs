@@ -917,11 +917,15 @@ fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
             let mut runs = Vec::new();
             if whole.len() > *DIGITS.end() {
                 for start in 0..groups.len() {
+                    let mut length = 0;
                     for end in start + 1..=groups.len() {
-                        let digits = groups[start..end].concat();
-                        if DIGITS.contains(&digits.len()) {
+                        length += groups[end - 1].len();
+                        if length > *DIGITS.end() {
+                            break;
+                        }
+                        if DIGITS.contains(&length) {
                             runs.push(Run {
-                                digits,
+                                digits: groups[start..end].concat(),
                                 groups: sizes(&groups[start..end]),
                                 cut: true,
                                 across_marks,
@@ -1586,6 +1590,32 @@ pub(super) mod tests {
             .map(|run| run.digits.iter().map(|g| g.text.as_str()).collect())
             .collect();
         assert_eq!(runs, ["6222020200112345", "678"]);
+    }
+
+    #[test]
+    fn a_run_longer_than_a_number_gives_each_of_its_runs_of_whole_groups_as_long_as_one() {
+        let line = line(0, 0, 10, "20241128 6222 0202 0011 2345 678 9");
+        let glyphs: Vec<&Glyph> = line.glyphs.iter().collect();
+        let runs: Vec<(String, bool)> = digit_runs(&glyphs)
+            .iter()
+            .map(|run| {
+                (
+                    run.digits.iter().map(|g| g.text.as_str()).collect(),
+                    run.cut,
+                )
+            })
+            .collect();
+        let cut = |digits: &str| (digits.to_owned(), true);
+        assert_eq!(
+            runs,
+            [
+                cut("2024112862220202"),
+                cut("6222020200112345"),
+                cut("6222020200112345678"),
+                cut("0202001123456789"),
+                ("2024112862220202001123456789".to_owned(), false),
+            ]
+        );
     }
 
     #[test]
