@@ -190,6 +190,15 @@ async fn a_portrait_cards_first_line_is_read_beside_other_print_on_its_row() {
     reads_design_cards(&local_only(&models).await, &[1168]).await;
 }
 
+#[tokio::test]
+async fn a_number_beside_a_receipt_is_not_read_on_into_the_receipts_next_line() {
+    let Some(models) = local_models() else { return };
+    // Hard card 480124 lies by a receipt whose `8888 6655` is on its number's row, left of it,
+    // and whose `128.480` is under both. Stacked from the receipt's box, the row read on into
+    // `128`, and `6258 0710 7451 3158 128` passes the Luhn check: it was answered at 0.999.
+    reads_hard_cards(&local_only(&models).await, &[480124]).await;
+}
+
 #[test]
 fn the_recognisers_read_a_number_where_the_generator_says_it_is_and_not_beside_it() {
     let Some(models) = local_models() else { return };

@@ -205,8 +205,16 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
         .flat_map(|row| spans(row))
         .chain(stacks(&parts))
         .flat_map(|row| {
+            // A stack's number holds some of the box it was begun from: the stacks begun from
+            // later boxes are the ones that leave it out, with the lines under those.
+            let begun_from = row.begun_from();
             digit_runs(&row.glyphs)
                 .into_iter()
+                .filter(move |run| {
+                    !row.stacked
+                        || begun_from.start < run.from + run.digits.len()
+                            && run.from < begun_from.end
+                })
                 .map(move |run| (run, row.height, row.bounds, row.stacked, row.continued))
         })
         .filter(|(run, ..)| DIGITS.contains(&run.digits.len()))
@@ -783,6 +791,19 @@ impl<'a> Row<'a> {
             continued: false,
         })
     }
+
+    /// The row's digits, counted in reading order, of the box its stack was begun from: its first
+    /// line's first box, which is read last when the card is turned over.
+    fn begun_from(&self) -> Range<usize> {
+        let digits = |glyphs: &[&Glyph]| glyphs.iter().filter(|glyph| glyph.is_digit()).count();
+        let boxes = || self.glyphs.split(|glyph| glyph.text.is_empty());
+        let all = digits(&self.glyphs);
+        if self.upside_down {
+            all - boxes().next_back().map_or(0, digits)..all
+        } else {
+            0..boxes().next().map_or(0, digits)
+        }
+    }
 }
 
 /// The parts of a row between its labelled figures (`AL 128.850` beside a number's line): a
@@ -871,6 +892,8 @@ fn mostly_digits(line: &TextLine) -> bool {
 /// A sequence of digits read on a row.
 struct Run<'a> {
     digits: Vec<&'a Glyph>,
+    /// How many of the row's digits come before its first.
+    from: usize,
     /// How many digits each group read holds.
     groups: Vec<usize>,
     /// Whether it is whole groups cut from a longer run.
@@ -893,21 +916,21 @@ fn speck(glyph: &&Glyph) -> bool {
 fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
     // Boxes joined into a row are apart as groups are.
     let separator = |glyph: &&Glyph| matches!(glyph.text.as_str(), " " | "-" | "–" | "—" | "");
-    let as_read = glyphs
-        .split(|glyph| !(glyph.is_digit() || separator(glyph)))
-        .map(|run| (run, false));
+    let as_read = counted_parts(glyphs, |glyph| !(glyph.is_digit() || separator(glyph)))
+        .map(|(from, run)| (from, run, false));
     // The same, across the marks read between digits: runs only these give.
-    let across_marks = glyphs
-        .split(|glyph| !(glyph.is_digit() || separator(glyph) || speck(glyph)))
-        .filter(|run| {
-            let first = run.iter().position(|glyph| glyph.is_digit());
-            let last = run.iter().rposition(|glyph| glyph.is_digit());
-            matches!((first, last), (Some(first), Some(last)) if run[first..last].iter().any(speck))
-        })
-        .map(|run| (run, true));
+    let across_marks = counted_parts(glyphs, |glyph| {
+        !(glyph.is_digit() || separator(glyph) || speck(glyph))
+    })
+    .filter(|(_, run)| {
+        let first = run.iter().position(|glyph| glyph.is_digit());
+        let last = run.iter().rposition(|glyph| glyph.is_digit());
+        matches!((first, last), (Some(first), Some(last)) if run[first..last].iter().any(speck))
+    })
+    .map(|(from, run)| (from, run, true));
     as_read
         .chain(across_marks)
-        .flat_map(|(run, across_marks)| {
+        .flat_map(|(from, run, across_marks)| {
             let groups: Vec<&[&Glyph]> = run
                 .split(|glyph| separator(glyph) || speck(glyph))
                 .filter(|group| !group.is_empty())
@@ -916,6 +939,7 @@ fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
             let whole = groups.concat();
             let mut runs = Vec::new();
             if whole.len() > *DIGITS.end() {
+                let mut skipped = 0;
                 for start in 0..groups.len() {
                     let mut length = 0;
                     for end in start + 1..=groups.len() {
@@ -926,16 +950,19 @@ fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
                         if DIGITS.contains(&length) {
                             runs.push(Run {
                                 digits: groups[start..end].concat(),
+                                from: from + skipped,
                                 groups: sizes(&groups[start..end]),
                                 cut: true,
                                 across_marks,
                             });
                         }
                     }
+                    skipped += groups[start].len();
                 }
             }
             runs.push(Run {
                 digits: whole,
+                from,
                 groups: sizes(&groups),
                 cut: false,
                 across_marks,
@@ -944,6 +971,19 @@ fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
         })
         .filter(|run| !run.digits.is_empty())
         .collect()
+}
+
+/// `glyphs` split where `breaks` (never at a digit), each part with how many digits come before it.
+fn counted_parts<'g, 'a>(
+    glyphs: &'g [&'a Glyph],
+    breaks: impl Fn(&&'a Glyph) -> bool,
+) -> impl Iterator<Item = (usize, &'g [&'a Glyph])> {
+    let mut before = 0;
+    glyphs.split(breaks).map(move |part| {
+        let from = before;
+        before += part.iter().filter(|glyph| glyph.is_digit()).count();
+        (from, part)
+    })
 }
 
 #[cfg(test)]
@@ -1191,6 +1231,42 @@ pub(super) mod tests {
         ];
         let number = pick(&lines).expect("a number").number;
         assert_eq!(number.digits(), "6228489043268782308");
+    }
+
+    #[test]
+    fn a_number_beside_other_print_is_not_read_on_into_a_line_under_that_print() {
+        // Hard 480124: a receipt's `8888 6655` left of a landscape card's number, on its row, and
+        // the receipt's `128.480` under both. Stacked from the receipt's box, the row reads `8888
+        // 6655 6258 0710 7451 3158 128`, whose last 19 digits pass the Luhn check; begun from the
+        // number's box, it has no line under it.
+        let lines = [
+            level_line(0, 370, 125, "8888 6655"),
+            level_line(190, 372, 370, "6258 0710 7451 3158"),
+            level_line(0, 440, 160, "128.480"),
+        ];
+        let number = pick(&lines).expect("a number").number;
+        assert_eq!(number.digits(), "6258071074513158");
+    }
+
+    #[test]
+    fn a_stack_is_begun_from_its_first_lines_first_box_which_turned_over_is_read_last() {
+        let begun_from = |upside_down| {
+            let boxes = [
+                line(0, 100, 40, "8888 6655"),
+                line(150, 100, 40, "6222 0202"),
+                line(150, 150, 40, "0011 2345 679"),
+            ]
+            .map(|line| TextLine {
+                upside_down,
+                ..line
+            });
+            let first = Row::join(&[&boxes[0], &boxes[1]]).expect("the first line");
+            let next = Row::join(&[&boxes[2]]).expect("the next line");
+            Row::stacked(&[first, next]).expect("a stack").begun_from()
+        };
+        assert_eq!(begun_from(false), 0..8);
+        // Read bottom to top, each line right to left: `679 2345 0011`, `0202 6222`, `6655 8888`.
+        assert_eq!(begun_from(true), 19..27);
     }
 
     #[test]
@@ -1596,24 +1672,23 @@ pub(super) mod tests {
     fn a_run_longer_than_a_number_gives_each_of_its_runs_of_whole_groups_as_long_as_one() {
         let line = line(0, 0, 10, "20241128 6222 0202 0011 2345 678 9");
         let glyphs: Vec<&Glyph> = line.glyphs.iter().collect();
-        let runs: Vec<(String, bool)> = digit_runs(&glyphs)
+        // Each with how many digits come before it, and whether it was cut from the run.
+        let runs: Vec<(String, usize, bool)> = digit_runs(&glyphs)
             .iter()
             .map(|run| {
-                (
-                    run.digits.iter().map(|g| g.text.as_str()).collect(),
-                    run.cut,
-                )
+                let digits = run.digits.iter().map(|g| g.text.as_str()).collect();
+                (digits, run.from, run.cut)
             })
             .collect();
-        let cut = |digits: &str| (digits.to_owned(), true);
+        let cut = |digits: &str, from| (digits.to_owned(), from, true);
         assert_eq!(
             runs,
             [
-                cut("2024112862220202"),
-                cut("6222020200112345"),
-                cut("6222020200112345678"),
-                cut("0202001123456789"),
-                ("2024112862220202001123456789".to_owned(), false),
+                cut("2024112862220202", 0),
+                cut("6222020200112345", 8),
+                cut("6222020200112345678", 8),
+                cut("0202001123456789", 12),
+                ("2024112862220202001123456789".to_owned(), 0, false),
             ]
         );
     }
