@@ -207,13 +207,13 @@ pub fn pick_number(lines: &[TextLine], bins: &BinTable) -> Option<Picked> {
         .flat_map(|row| {
             // A stack's number holds some of the box it was begun from: the stacks begun from
             // later boxes are the ones that leave it out, with the lines under those.
-            let begun_from = row.begun_from();
+            let begun_from = row.stacked.then(|| row.begun_from());
             digit_runs(&row.glyphs)
                 .into_iter()
                 .filter(move |run| {
-                    !row.stacked
-                        || begun_from.start < run.from + run.digits.len()
-                            && run.from < begun_from.end
+                    begun_from.as_ref().is_none_or(|begun_from| {
+                        begun_from.start < run.from + run.digits.len() && run.from < begun_from.end
+                    })
                 })
                 .map(move |run| (run, row.height, row.bounds, row.stacked, row.continued))
         })
