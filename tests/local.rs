@@ -199,6 +199,16 @@ async fn a_number_beside_a_receipt_is_not_read_on_into_the_receipts_next_line() 
     reads_hard_cards(&local_only(&models).await, &[480124]).await;
 }
 
+#[tokio::test]
+async fn a_tilted_number_keeps_its_first_digits_over_a_line_that_starts_before_it() {
+    let Some(models) = local_models() else { return };
+    // Design card 550118, a back turned some 8°: `601382 9240394197550` over `AUTHORIZED
+    // SIGNATURE`, which starts a little left of it. The two boxes overlapped over most of the
+    // signature's height, so they were taken for neighbours on one line and cut apart where they
+    // overlap: the number lost `601`, and what was left began as no issuer's cards do.
+    reads_design_cards(&local_only(&models).await, &[550118]).await;
+}
+
 #[test]
 fn the_recognisers_read_a_number_where_the_generator_says_it_is_and_not_beside_it() {
     let Some(models) = local_models() else { return };

@@ -251,6 +251,24 @@ impl Strip {
         self.angle.tan()
     }
 
+    /// Whether `other` lies on this band's line of text: the two centres are less apart across the
+    /// longer band than half the thicker one is thick. For level bands, whether their rows
+    /// overlap by more than half the thinner one's thickness.
+    fn on_one_line(&self, other: &Self) -> bool {
+        let along = if self.length >= other.length {
+            self
+        } else {
+            other
+        };
+        let (sin, cos) = along.angle.sin_cos();
+        let (dx, dy) = (
+            other.centre.0 - self.centre.0,
+            other.centre.1 - self.centre.1,
+        );
+        let across = (dy * cos - dx * sin).abs();
+        2.0 * across < self.thickness.max(other.thickness)
+    }
+
     /// The part of the band whose centre line lies within `bounds`' columns: the band of a box
     /// cut apart from its neighbour.
     fn within(self, bounds: Bounds) -> Self {
@@ -942,21 +960,20 @@ fn line_image(image: &RgbImage, bounds: Bounds, strip: Strip) -> RgbImage {
 
 /// Growing boxes can make neighbours on one line overlap, so the digits between two closely spaced
 /// groups would be read twice. Overlapping boxes on the same line are cut apart in the middle of
-/// their overlap (their bands follow, in `Strip::within`).
-fn separate_neighbours<T>(boxes: &mut [(Bounds, T)]) {
+/// their overlap (their bands follow, in `Strip::within`). Whether two boxes are on one line is
+/// told by their bands: the boxes around two lines of a tilted card, one under the other and
+/// shifted along, can overlap as much as neighbours do.
+fn separate_neighbours(boxes: &mut [Detected]) {
     boxes.sort_by_key(|(b, _)| b.x);
     for i in 0..boxes.len() {
         for j in i + 1..boxes.len() {
-            let (left, right) = (boxes[i].0, boxes[j].0);
+            let ((left, left_band), (right, right_band)) = (boxes[i], boxes[j]);
             let left_end = left.x + left.width;
-            if right.x >= left_end {
-                continue;
-            }
-            let top = left.y.max(right.y);
-            let bottom = (left.y + left.height).min(right.y + right.height);
-            let same_line = 2 * bottom.saturating_sub(top) > left.height.min(right.height);
             // A box inside another is not a neighbour.
-            if !same_line || left_end >= right.x + right.width {
+            if right.x >= left_end
+                || left_end >= right.x + right.width
+                || !left_band.on_one_line(&right_band)
+            {
                 continue;
             }
             let cut = (right.x + left_end) / 2;
@@ -1224,16 +1241,59 @@ mod tests {
             width,
             height,
         };
+        let level = |bounds| (bounds, Strip::level(bounds));
         let mut boxes = [
-            (bounds(580, 350, 125, 47), ()),
-            (bounds(680, 352, 150, 46), ()),
-            (bounds(700, 450, 180, 30), ()),
+            level(bounds(580, 350, 125, 47)),
+            level(bounds(680, 352, 150, 46)),
+            level(bounds(700, 450, 180, 30)),
         ];
         separate_neighbours(&mut boxes);
         assert_eq!(boxes[0].0, bounds(580, 350, 112, 47));
         assert_eq!(boxes[1].0, bounds(692, 352, 138, 46));
         // Another line is left alone.
         assert_eq!(boxes[2].0, bounds(700, 450, 180, 30));
+    }
+
+    #[test]
+    fn boxes_of_two_tilted_lines_one_under_the_other_are_not_cut_apart() {
+        // A card turned 8°: its number, and a shorter line under the number's start whose box
+        // overlaps the number's over most of the shorter one's height (boxes of a photo).
+        let turned = 8f32.to_radians();
+        let number = Bounds {
+            x: 131,
+            y: 389,
+            width: 261,
+            height: 74,
+        };
+        let signature = Bounds {
+            x: 104,
+            y: 431,
+            width: 129,
+            height: 41,
+        };
+        let mut boxes = [
+            (
+                number,
+                Strip {
+                    centre: (261.5, 426.0),
+                    angle: turned,
+                    length: 255.0,
+                    thickness: 34.0,
+                },
+            ),
+            (
+                signature,
+                Strip {
+                    centre: (168.5, 451.5),
+                    angle: turned,
+                    length: 125.0,
+                    thickness: 22.0,
+                },
+            ),
+        ];
+        separate_neighbours(&mut boxes);
+        assert_eq!(boxes[0].0, signature);
+        assert_eq!(boxes[1].0, number);
     }
 
     #[test]
