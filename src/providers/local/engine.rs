@@ -969,7 +969,7 @@ fn separate_neighbours(boxes: &mut [Detected]) {
         for j in i + 1..boxes.len() {
             let ((left, left_band), (right, right_band)) = (boxes[i], boxes[j]);
             let left_end = left.x + left.width;
-            // A box inside another is not a neighbour.
+            // Neighbours overlap along the row, neither inside the other, and lie on one line.
             if right.x >= left_end
                 || left_end >= right.x + right.width
                 || !left_band.on_one_line(&right_band)
