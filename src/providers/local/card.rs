@@ -361,13 +361,7 @@ pub fn digit_rows(lines: &[TextLine]) -> Vec<(usize, Bounds)> {
         .iter()
         .flat_map(|row| spans(row))
         .filter(|row| !row.labelled)
-        .map(|row| {
-            (
-                row.glyphs.iter().filter(|glyph| glyph.is_digit()).count(),
-                row.height,
-                row.bounds,
-            )
-        })
+        .map(|row| (digit_count(&row.glyphs), row.height, row.bounds))
         .filter(|(digits, _, _)| *digits >= LIKELY_ROW_DIGITS)
         .collect();
     found.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)));
@@ -795,13 +789,12 @@ impl<'a> Row<'a> {
     /// The row's digits, counted in reading order, of the box its stack was begun from: its first
     /// line's first box, which is read last when the card is turned over.
     fn begun_from(&self) -> Range<usize> {
-        let digits = |glyphs: &[&Glyph]| glyphs.iter().filter(|glyph| glyph.is_digit()).count();
         let boxes = || self.glyphs.split(|glyph| glyph.text.is_empty());
-        let all = digits(&self.glyphs);
+        let all = digit_count(&self.glyphs);
         if self.upside_down {
-            all - boxes().next_back().map_or(0, digits)..all
+            all - boxes().next_back().map_or(0, digit_count)..all
         } else {
-            0..boxes().next().map_or(0, digits)
+            0..boxes().next().map_or(0, digit_count)
         }
     }
 }
@@ -973,6 +966,11 @@ fn digit_runs<'a>(glyphs: &[&'a Glyph]) -> Vec<Run<'a>> {
         .collect()
 }
 
+/// How many of `glyphs` are digits.
+fn digit_count(glyphs: &[&Glyph]) -> usize {
+    glyphs.iter().filter(|glyph| glyph.is_digit()).count()
+}
+
 /// `glyphs` split where `breaks` (never at a digit), each part with how many digits come before it.
 fn counted_parts<'g, 'a>(
     glyphs: &'g [&'a Glyph],
@@ -981,7 +979,7 @@ fn counted_parts<'g, 'a>(
     let mut before = 0;
     glyphs.split(breaks).map(move |part| {
         let from = before;
-        before += part.iter().filter(|glyph| glyph.is_digit()).count();
+        before += digit_count(part);
         (from, part)
     })
 }
