@@ -4,8 +4,9 @@ sheet: to judge by eye whether a person reads each number digit for digit, as BE
 
 usage: python scripts/number-lines.py DIR OUT.png [SEED ...]
 
-DIR is written by `cardgen --positions` (`<seed>-<number>.jpg` and `.txt` beside it, each line's
-corners in the order it reads); with no SEED, every photo in DIR. Each line is cut with half its
+DIR is written by `cardgen --positions` or `ocrgate-ocr-bench --write` (`<seed>-<number>.jpg`
+and `.txt` beside it, each line's corners in the order it reads), and the bench lists its misses'
+seeds; with no SEED, every photo in DIR. Each line is cut with half its
 length again along it and its height again above and below, turned level the way it reads, and
 scaled to 90 pixels high. Needs Pillow (`pip install pillow`).
 """

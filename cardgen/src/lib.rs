@@ -287,6 +287,25 @@ pub struct Card {
     pub jpeg: Vec<u8>,
 }
 
+impl Card {
+    /// Where the number is, in ICDAR 2015's form: a row a line, its corners in pixels in the
+    /// order it reads, then its text as printed (`x1,y1,x2,y2,x3,y3,x4,y4,6228  4845`).
+    pub fn positions(&self) -> String {
+        self.number_lines
+            .iter()
+            .map(|line| {
+                let corners: Vec<String> = line
+                    .corners
+                    .iter()
+                    .flat_map(|&(x, y)| [x, y])
+                    .map(|at| at.round().to_string())
+                    .collect();
+                format!("{},{}\n", corners.join(","), line.text)
+            })
+            .collect()
+    }
+}
+
 impl fmt::Debug for Card {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Card")
@@ -1188,6 +1207,40 @@ mod tests {
             }
         }
         assert!(portraits > 0, "design cards 0-11 include portrait ones");
+    }
+
+    #[test]
+    fn positions_give_each_line_its_corners_in_reading_order_then_its_text() {
+        let generator = CardGenerator::new(&CardGenerator::default_fonts_dir()).expect("fonts");
+        let (mut lines, mut portraits) = (0, 0);
+        for seed in 0..12 {
+            for card in [generator.wild_card(seed), generator.design_card(seed)] {
+                let positions = card.positions();
+                let rows: Vec<&str> = positions.lines().collect();
+                assert_eq!(rows.len(), card.number_lines.len(), "{positions}");
+                for (row, line) in rows.iter().zip(&card.number_lines) {
+                    let fields: Vec<&str> = row.splitn(9, ',').collect();
+                    let corners: Vec<f32> = fields[..8]
+                        .iter()
+                        .map(|at| at.parse().expect("a pixel"))
+                        .collect();
+                    let wanted: Vec<f32> = line
+                        .corners
+                        .iter()
+                        .flat_map(|&(x, y)| [x.round(), y.round()])
+                        .collect();
+                    assert_eq!(corners, wanted, "{row}");
+                    // The text as printed: its groups apart.
+                    assert_eq!(fields[8], line.text, "{row}");
+                    lines += usize::from(line.text.contains(' '));
+                }
+                portraits += usize::from(rows.len() > 1);
+            }
+        }
+        assert!(
+            lines > 0 && portraits > 0,
+            "lines of several groups, and portrait cards"
+        );
     }
 
     #[test]

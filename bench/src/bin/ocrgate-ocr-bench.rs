@@ -4,7 +4,9 @@
 //! the local provider one at a time with one inference thread, and reports exact-match accuracy
 //! (overall, per grouping, per font, hard cases), how well its confidence is calibrated (a
 //! reliability table and the expected calibration error) and p50/p95 latency per image. Misreads
-//! are listed by seed with masked numbers; `cardgen OUT_DIR 1 SEED` renders one to look at.
+//! are listed by seed with masked numbers; `cardgen OUT_DIR 1 SEED` renders one to look at, and
+//! `--write DIR` writes every photo and where its number is (`scripts/number-lines.py` cuts the
+//! numbers out of them to look at).
 //! `--evidence FILE` writes what the reader knew of each answer, for `scripts/calibrate.py`.
 //! `--given-lines` also reads each number where the generator put it, with each recogniser alone:
 //! what the reader's recognition reads wherever its detection is no limit.
@@ -59,7 +61,9 @@ struct Args {
     /// many numbers the reader's recognition reads wherever its detection is no limit.
     #[arg(long)]
     given_lines: bool,
-    /// Also write each photo to this directory as `<seed>-<number>.jpg`, for other readers.
+    /// Also write each photo to this directory as `<seed>-<number>.jpg`, for other readers, and
+    /// where its number is beside it as `<seed>-<number>.txt` (`cardgen --positions`' form, for
+    /// `scripts/number-lines.py`).
     #[arg(long)]
     write: Option<PathBuf>,
     /// Leave these passes of a read out (e.g. `--without wide --without upright_roomier`), to
@@ -183,7 +187,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             card.jpeg = blurred(&card.jpeg, sigma)?;
         }
         if let Some(dir) = &args.write {
-            std::fs::write(dir.join(format!("{seed}-{}.jpg", card.number)), &card.jpeg)?;
+            let photo = dir.join(format!("{seed}-{}.jpg", card.number));
+            std::fs::write(&photo, &card.jpeg)?;
+            std::fs::write(photo.with_extension("txt"), card.positions())?;
         }
         let started = Instant::now();
         let reading = provider

@@ -12,7 +12,7 @@ use clap::{
     ArgGroup, Parser,
     builder::{PossibleValuesParser, TypedValueParser},
 };
-use ocrgate_cardgen::{Card, CardGenerator, QrScene};
+use ocrgate_cardgen::{CardGenerator, QrScene};
 
 /// Writes synthetic card photos, named `<seed>-<number>.jpg`, or invoice title QR code images,
 /// named `<seed>.png` or `<seed>.jpg`.
@@ -52,22 +52,6 @@ struct Args {
     /// The first one's seed.
     #[arg(default_value_t = 0)]
     first_seed: u64,
-}
-
-/// Where `card`'s number is, in ICDAR 2015's form: each line's corners, then its text.
-fn icdar_lines(card: &Card) -> String {
-    card.number_lines
-        .iter()
-        .map(|line| {
-            let corners: Vec<String> = line
-                .corners
-                .iter()
-                .flat_map(|&(x, y)| [x, y])
-                .map(|at| at.round().to_string())
-                .collect();
-            format!("{},{}\n", corners.join(","), line.text)
-        })
-        .collect()
 }
 
 fn scene(name: String) -> Result<QrScene, String> {
@@ -135,7 +119,7 @@ fn main() -> ExitCode {
         }
         if positions {
             let path = path.with_extension("txt");
-            if let Err(err) = std::fs::write(&path, icdar_lines(&card)) {
+            if let Err(err) = std::fs::write(&path, card.positions()) {
                 eprintln!("cannot write {}: {err}", path.display());
                 return ExitCode::FAILURE;
             }
