@@ -520,8 +520,11 @@ impl Ink {
     }
 }
 
-/// How to print the number on `span` of `face`: always legible to a person, if not to a reader.
-/// A back's number is printed flat or tone-on-tone, never embossed or foiled.
+/// How to print the number on `span` of `face`: apart from the span's mean colour by enough for a
+/// person to read it on an even ground. On an uneven one (a gradient, a photo, a shape under the
+/// number) part of it can be as light as what lies under it, and fade there (`BENCHMARKS.md`,
+/// *Misses looked at digit by digit*). A back's number is printed flat or tone-on-tone, never
+/// embossed or foiled.
 fn ink(rng: &mut Pcg64, face: &RgbImage, span: Span, back: bool) -> Ink {
     let ground = mean_colour(face, span);
     let lightness = luma(ground);
