@@ -135,6 +135,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut by_font: BTreeMap<String, Tally> = BTreeMap::new();
     // The design mode's cards by each feature they have.
     let mut by_feature: BTreeMap<&str, Tally> = BTreeMap::new();
+    // Cards by how high their number's digits stand in the photo (`HEIGHT_BANDS`).
+    let mut by_height: BTreeMap<usize, Tally> = BTreeMap::new();
     // Misses that answered a wrong number, and those that found none.
     let (mut wrong, mut not_found) = (0, 0);
     let mut hard = Tally::default();
@@ -255,6 +257,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for feature in &card.features {
             by_feature.entry(feature).or_default().add(exact);
         }
+        if let Some(height) = digits_height(&card) {
+            let band = HEIGHT_BANDS.partition_point(|&(from, _)| from <= height);
+            by_height
+                .entry(band.saturating_sub(1))
+                .or_default()
+                .add(exact);
+        }
         if card.hard {
             hard.add(exact);
         }
@@ -303,6 +312,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, tally) in &by_feature {
         println!(
             "  feature {name:<16} {:>3}/{:<3} {:6.1}%",
+            tally.exact,
+            tally.total,
+            tally.percent()
+        );
+    }
+    for (&band, tally) in &by_height {
+        println!(
+            "  digits {:<17} {:>3}/{:<3} {:6.1}%",
+            HEIGHT_BANDS[band].1,
             tally.exact,
             tally.total,
             tally.percent()
@@ -403,6 +421,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(latency.value_at_quantile(0.95))
     );
     Ok(())
+}
+
+/// Bands of `digits_height`, each from where it begins, in pixels, to where the next does.
+const HEIGHT_BANDS: [(f32, &str); 5] = [
+    (0.0, "under 10 px"),
+    (10.0, "10-15 px"),
+    (15.0, "15-20 px"),
+    (20.0, "20-30 px"),
+    (30.0, "30 px and over"),
+];
+
+/// How high the digits of `card`'s number stand in its photo, in pixels: the mean of the two
+/// sides of its lines' boxes, of the line whose digits are smallest. `None` when the photo shows
+/// no line of it.
+fn digits_height(card: &ocrgate_cardgen::Card) -> Option<f32> {
+    let side = |(ax, ay): (f32, f32), (bx, by): (f32, f32)| (bx - ax).hypot(by - ay);
+    card.number_lines
+        .iter()
+        .map(|line| {
+            let [top_left, top_right, bottom_right, bottom_left] = line.corners;
+            (side(top_left, bottom_left) + side(top_right, bottom_right)) / 2.0
+        })
+        .min_by(f32::total_cmp)
 }
 
 /// How much thicker than its digits a line is cut out by `--given-lines`: a detector's box runs
