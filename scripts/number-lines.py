@@ -6,9 +6,9 @@ usage: python scripts/number-lines.py DIR OUT.png [SEED ...]
 
 DIR is written by `cardgen --positions` or `ocrgate-ocr-bench --write` (`<seed>-<number>.jpg`
 and `.txt` beside it, each line's corners in the order it reads), and the bench lists its misses'
-seeds; with no SEED, every photo in DIR. Each line is cut with half its
-length again along it and its height again above and below, turned level the way it reads, and
-scaled to 90 pixels high. Needs Pillow (`pip install pillow`).
+seeds; with no SEED, every photo in DIR. Each line is cut a tenth longer than its digits and more
+than twice as high, turned level the way it reads, and scaled to 90 pixels high. Needs Pillow
+(`pip install pillow`).
 """
 
 import math
@@ -34,7 +34,7 @@ def cut(photo, quad):
     along = ((x2 - x1 + x3 - x4) / 2, (y2 - y1 + y3 - y4) / 2)
     down = ((x4 - x1 + x3 - x2) / 2, (y4 - y1 + y3 - y2) / 2)
     centre = ((x1 + x2 + x3 + x4) / 4, (y1 + y2 + y3 + y4) / 4)
-    # Half the length again along the line, its height again above and below.
+    # From the centre, 0.55 of the line's length each way and 1.1 of its height up and down.
     reach_along, reach_down = 0.55, 1.1
 
     def at(a, d):
