@@ -2,11 +2,11 @@
 //!
 //! Renders `--count` synthetic card photos (ocrgate-cardgen, seeds `--from` on), reads each through
 //! the local provider one at a time with one inference thread, and reports exact-match accuracy
-//! (overall, per grouping, per font, hard cases), how well its confidence is calibrated (a
-//! reliability table and the expected calibration error) and p50/p95 latency per image. Misreads
-//! are listed by seed with masked numbers; `cardgen OUT_DIR 1 SEED` renders one to look at, and
-//! `--write DIR` writes every photo and where its number is (`scripts/number-lines.py` cuts the
-//! numbers out of them to look at).
+//! (overall, per grouping, per font, per design feature, by how high the digits stand, hard
+//! cases), how well its confidence is calibrated (a reliability table and the expected
+//! calibration error) and p50/p95 latency per image. Misreads are listed by seed with masked
+//! numbers; `cardgen OUT_DIR 1 SEED` renders one to look at, and `--write DIR` writes every photo
+//! and where its number is (`scripts/number-lines.py` cuts the numbers out of them to look at).
 //! `--evidence FILE` writes what the reader knew of each answer, for `scripts/calibrate.py`.
 //! `--given-lines` also reads each number where the generator put it, with each recogniser alone:
 //! what the reader's recognition reads wherever its detection is no limit.
