@@ -17,8 +17,8 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
 use super::{
-    Card, CardGenerator, HARD_NUMBER_FONTS, NUMBER_FONTS, Shot, WILD_NUMBER_FONTS, inked_box, jpeg,
-    metal_emboss, on_photo, random_colour,
+    Card, CardGenerator, HARD_NUMBER_FONTS, NUMBER_FONTS, Shot, WILD_NUMBER_FONTS, inked_box,
+    legibility::digit_boxes, metal_emboss, on_photo, random_colour,
 };
 
 /// How the design mode photographs its cards: between the hard and the wild mode, in frames of
@@ -201,13 +201,16 @@ impl CardGenerator {
         };
         let ink = ink(&mut rng, &face, span, layout == Layout::Back);
         features.push(ink.name());
+        let mut blank = self.legibility.then(|| face.clone());
         let mut number_lines = Vec::new();
+        let mut digits = Vec::new();
         for (i, line) in lines.iter().enumerate() {
             let line_y = y + line_gap * i as i32;
             number_lines.extend(
                 inked_box(x, line_y, scale, number_font, line)
                     .map(|corners| (corners, line.clone())),
             );
+            digits.extend(digit_boxes(x, line_y, scale, number_font, line));
             print_number(
                 &mut rng,
                 &mut face,
@@ -220,28 +223,35 @@ impl CardGenerator {
             );
         }
 
+        // What lies over the number lies over its blank twin alike.
+        let mut over = |rng: &mut Pcg64, draw: &dyn Fn(&mut Pcg64, &mut RgbImage)| {
+            if let Some(blank) = &mut blank {
+                draw(&mut rng.clone(), blank);
+            }
+            draw(rng, &mut face);
+        };
         if rng.random_bool(0.2) {
-            hologram(&mut rng, &mut face, span);
+            over(&mut rng, &|rng, face| hologram(rng, face, span));
             features.push("hologram");
         }
         if rng.random_bool(0.6) {
-            brands(self, &mut rng, &mut face, span);
+            over(&mut rng, &|rng, face| brands(self, rng, face, span));
             features.push("brands");
         }
         match rng.random_range(0..10) {
             0..=1 => {
-                hand(&mut rng, &mut face, span);
+                over(&mut rng, &|rng, face| hand(rng, face, span));
                 features.push("hand");
             }
             2 => {
-                sleeve(&mut rng, &mut face);
+                over(&mut rng, &sleeve);
                 features.push("sleeve");
             }
             _ => {}
         }
 
-        let (photo, placed) = self.scene(&mut rng, &face, &DESIGN);
-        let quality = rng.random_range(DESIGN.quality.clone());
+        let (photo, placed, legibility) =
+            self.photographed(&mut rng, &face, blank, &digits, &DESIGN);
         Card {
             seed,
             number,
@@ -251,7 +261,8 @@ impl CardGenerator {
             expiry: (0, 0),
             features,
             number_lines: on_photo(placed, number_lines),
-            jpeg: jpeg(&photo, quality),
+            legibility,
+            jpeg: photo,
         }
     }
 }

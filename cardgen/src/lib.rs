@@ -14,7 +14,9 @@
 //! hand or a sleeve), a distribution no reader was tuned on.
 //!
 //! Every card says where its number is in the photo ([`Card::number_lines`]): what a detector of
-//! card numbers should find, for measuring one or training one.
+//! card numbers should find, for measuring one or training one. A generator
+//! [`CardGenerator::measuring_legibility`] also says how plainly it stands there
+//! ([`Card::legibility`]): whether a person may read it at all.
 //!
 //! The fonts are Debian's (`scripts/fetch-fonts.sh` unpacks them into `target/fonts`).
 
@@ -35,8 +37,11 @@ use rand::{Rng, RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
 mod design;
+mod legibility;
 mod qr;
 
+pub use legibility::Legibility;
+use legibility::Taken;
 pub use qr::{QrImage, QrScene, invoice_title_text, other_code_text};
 
 /// The fonts numbers are drawn in: OCR-A (close to the embossed Farrington font of real cards),
@@ -283,6 +288,9 @@ pub struct Card {
     /// Where the number is in the photo: its lines, in the order they read (one, but two to four
     /// on a portrait card). What a detector of card numbers should find.
     pub number_lines: Vec<NumberLine>,
+    /// How plainly the number stands in the photo, when the generator measures it
+    /// ([`CardGenerator::measuring_legibility`]).
+    pub legibility: Option<Legibility>,
     /// The photo, as a JPEG file.
     pub jpeg: Vec<u8>,
 }
@@ -317,6 +325,7 @@ impl fmt::Debug for Card {
             .field("expiry", &self.expiry)
             .field("features", &self.features)
             .field("number_lines", &self.number_lines)
+            .field("legibility", &self.legibility)
             .field("jpeg_len", &self.jpeg.len())
             .finish()
     }
@@ -341,6 +350,8 @@ pub struct CardGenerator {
     /// Whether `number_fonts` are a folder's, which every mode draws from whole.
     folder_fonts: bool,
     label_font: FontVec,
+    /// Whether each photo is drawn again without its number, to measure its legibility.
+    legibility: bool,
 }
 
 impl CardGenerator {
@@ -368,7 +379,19 @@ impl CardGenerator {
                 .collect::<Result<_, FontError>>()?,
             folder_fonts: false,
             label_font: load(LABEL_FONT)?,
+            legibility: false,
         })
+    }
+
+    /// The same generator, measuring how plainly each card's number stands in its photo
+    /// ([`Card::legibility`]): each photo is drawn a second time without its number, which
+    /// takes about as long again.
+    #[must_use]
+    pub fn measuring_legibility(self) -> Self {
+        Self {
+            legibility: true,
+            ..self
+        }
     }
 
     /// The same generator, drawing every mode's numbers in the fonts of `dir` (each `.ttf` and
@@ -458,11 +481,18 @@ impl CardGenerator {
                 Rgb([200, 200, 205]),
             ][rng.random_range(0..4)]
         };
+        let blank = self.legibility.then(|| face.clone());
         emboss(&mut face, ink, x, y, scale, number_font, &text);
+        let digits = legibility::digit_boxes(x, y, scale, number_font, &text);
         let line = inked_box(x, y, scale, number_font, &text).map(|corners| (corners, text));
 
-        let (photo, placed) = self.photograph(&mut rng, &face, hard);
+        let blank_rng = rng.clone();
+        let (photo, placed, taken) = self.photograph(&mut rng, &face, hard);
         let quality = rng.random_range(if hard { 35..60 } else { 55..92 });
+        let legibility = blank.and_then(|blank| {
+            let (blank, ..) = self.photograph(&mut blank_rng.clone(), &blank, hard);
+            legibility::measure(&photo, &blank, Some(placed), &digits, taken, quality)
+        });
         Card {
             seed,
             number,
@@ -472,6 +502,7 @@ impl CardGenerator {
             expiry,
             features: Vec::new(),
             number_lines: on_photo(Some(placed), line),
+            legibility,
             jpeg: jpeg(&photo, quality),
         }
     }
@@ -529,6 +560,7 @@ impl CardGenerator {
         };
         let x = rng.random_range(shot.x.clone());
         let y = rng.random_range(shot.y.clone());
+        let blank = self.legibility.then(|| face.clone());
         match rng.random_range(0..4) {
             0 | 1 => metal_emboss(&mut rng, &mut face, x, y, scale, number_font, &text),
             2 => {
@@ -541,10 +573,10 @@ impl CardGenerator {
                 draw_text_mut(&mut face, ink, x, y, scale, number_font, &text);
             }
         }
+        let digits = legibility::digit_boxes(x, y, scale, number_font, &text);
         let line = inked_box(x, y, scale, number_font, &text).map(|corners| (corners, text));
 
-        let (photo, placed) = self.scene(&mut rng, &face, shot);
-        let quality = rng.random_range(shot.quality.clone());
+        let (photo, placed, legibility) = self.photographed(&mut rng, &face, blank, &digits, shot);
         Card {
             seed,
             number,
@@ -554,19 +586,41 @@ impl CardGenerator {
             expiry,
             features: Vec::new(),
             number_lines: on_photo(placed, line),
-            jpeg: jpeg(&photo, quality),
+            legibility,
+            jpeg: photo,
         }
     }
 
+    /// `face` photographed as `shot` says ([`Self::scene`]) and saved as a JPEG; where the face's
+    /// points are in the photo; and, when `blank` is the face as it was before `digits` were
+    /// printed on it, their legibility.
+    fn photographed(
+        &self,
+        rng: &mut Pcg64,
+        face: &RgbImage,
+        blank: Option<RgbImage>,
+        digits: &[Quad],
+        shot: &Shot,
+    ) -> (Vec<u8>, Option<Projection>, Option<Legibility>) {
+        let blank_rng = rng.clone();
+        let (photo, placed, taken) = self.scene(rng, face, shot);
+        let quality = rng.random_range(shot.quality.clone());
+        let legibility = blank.and_then(|blank| {
+            let (blank, ..) = self.scene(&mut blank_rng.clone(), &blank, shot);
+            legibility::measure(&photo, &blank, placed, digits, taken, quality)
+        });
+        (jpeg(&photo, quality), placed, legibility)
+    }
+
     /// `face` lying among clutter on a table and photographed by hand as `shot` says: perspective,
-    /// uneven light, glare, blur and sensor noise; and where the face's points are in the photo
-    /// (`None` in the degenerate case of a face not drawn).
+    /// uneven light, glare, blur and sensor noise; where the face's points are in the photo
+    /// (`None` in the degenerate case of a face not drawn); and how the photo was taken.
     fn scene(
         &self,
         rng: &mut Pcg64,
         face: &RgbImage,
         shot: &Shot,
-    ) -> (RgbImage, Option<Projection>) {
+    ) -> (RgbImage, Option<Projection>, Taken) {
         let width = rng.random_range(shot.frame_width.clone());
         let height = if shot.other_frames {
             [width * 3 / 4, width * 9 / 16, width * 4 / 3][rng.random_range(0..3)]
@@ -681,20 +735,22 @@ impl CardGenerator {
             }
         }
 
-        let sigma = rng.random_range(shot.blur.clone());
-        let mut photo = imageops::blur(&photo, sigma);
+        let focus = rng.random_range(shot.blur.clone());
+        let mut photo = imageops::blur(&photo, focus);
+        let mut streak = 0.0;
         if shot.shake > 0.0 && rng.random_bool(shot.shake) {
-            let length = rng.random_range(3.0f32..8.0);
+            streak = rng.random_range(3.0f32..8.0);
             let direction = rng.random_range(0.0f32..std::f32::consts::PI);
-            photo = streaked(&photo, length, direction);
+            photo = streaked(&photo, streak, direction);
         }
-        let photo = gaussian_noise(
-            &photo,
-            0.0,
-            rng.random_range(shot.noise.clone()),
-            rng.next_u64(),
-        );
-        (photo, placed)
+        let noise = rng.random_range(shot.noise.clone());
+        let photo = gaussian_noise(&photo, 0.0, noise, rng.next_u64());
+        let taken = Taken {
+            focus,
+            streak,
+            noise,
+        };
+        (photo, placed, taken)
     }
 
     /// Paper on the table with unrelated print: receipts, notes, a price tag.
@@ -751,7 +807,7 @@ impl CardGenerator {
             &self.label_font,
             "TEL 95588",
         );
-        let (photo, _) = self.photograph(&mut rng, &face, false);
+        let (photo, ..) = self.photograph(&mut rng, &face, false);
         jpeg(&photo, 85)
     }
 
@@ -812,8 +868,13 @@ impl CardGenerator {
     }
 
     /// The face lying on a table, photographed from a little off: tilt, perspective, blur, noise;
-    /// and where the face's points are in the photo.
-    fn photograph(&self, rng: &mut Pcg64, face: &RgbImage, hard: bool) -> (RgbImage, Projection) {
+    /// where the face's points are in the photo; and how it was taken.
+    fn photograph(
+        &self,
+        rng: &mut Pcg64,
+        face: &RgbImage,
+        hard: bool,
+    ) -> (RgbImage, Projection, Taken) {
         let (width, height) = (1000u32, 700u32);
         let table = random_colour(rng, 60..220);
         let mut photo = RgbImage::from_pixel(width, height, table);
@@ -845,13 +906,19 @@ impl CardGenerator {
         } else {
             rng.random_range(0.0..1.0)
         };
-        let photo = if sigma > 0.3 {
-            imageops::blur(&photo, sigma)
+        let (photo, focus) = if sigma > 0.3 {
+            (imageops::blur(&photo, sigma), sigma)
         } else {
-            photo
+            (photo, 0.0)
         };
-        let photo = gaussian_noise(&photo, 0.0, rng.random_range(2.0..8.0), rng.next_u64());
-        (photo, projection * Projection::translate(l, t))
+        let noise = rng.random_range(2.0..8.0);
+        let photo = gaussian_noise(&photo, 0.0, noise, rng.next_u64());
+        let taken = Taken {
+            focus,
+            streak: 0.0,
+            noise,
+        };
+        (photo, projection * Projection::translate(l, t), taken)
     }
 }
 
