@@ -2,9 +2,10 @@
 //!
 //! Renders `--count` synthetic card photos (ocrgate-cardgen, seeds `--from` on), reads each through
 //! the local provider one at a time with one inference thread, and reports exact-match accuracy
-//! (overall, per grouping, per font, per design feature, by how high the digits stand, hard
-//! cases), how well its confidence is calibrated (a reliability table and the expected
-//! calibration error) and p50/p95 latency per image. Misreads are listed by seed with masked
+//! (overall, per grouping, per font, per design feature, by how high the digits stand, by how
+//! plainly the number stands in the photo, hard cases, and on the numbers a person reads: the
+//! generator's `Legibility`), how well its confidence is calibrated (a reliability table and the
+//! expected calibration error) and p50/p95 latency per image. Misreads are listed by seed with masked
 //! numbers; `cardgen OUT_DIR 1 SEED` renders one to look at, and `--write DIR` writes every photo
 //! and where its number is (`scripts/number-lines.py` cuts the numbers out of them to look at).
 //! `--evidence FILE` writes what the reader knew of each answer, for `scripts/calibrate.py`.
@@ -22,7 +23,7 @@ use ocrgate::{
         FEATURE_NAMES, LocalConfig, LocalProvider, MIN_CONFIDENCE, UNSETTLED, pass_names,
     },
 };
-use ocrgate_cardgen::CardGenerator;
+use ocrgate_cardgen::{CardGenerator, Legibility};
 
 #[derive(Debug, Parser)]
 #[command(about = "How well and how fast the local provider reads synthetic card photos")]
@@ -74,6 +75,11 @@ struct Args {
     /// new): set, seed, whether it was right, its confidence and the features it weighed.
     #[arg(long)]
     evidence: Option<PathBuf>,
+    /// Append each photo to this CSV file (with a header when it is new): set, seed, how it was
+    /// read (`right`, `wrong` or `not_found`), the answer's confidence, how plainly its number
+    /// stands in it (`ocrgate_cardgen::Legibility`), its font and its design features.
+    #[arg(long)]
+    photos: Option<PathBuf>,
     /// The reader's `local.min_confidence`: numbers read with less count as not found, as the
     /// gateway answers them, and the passes for photos without a number run while no reading has
     /// it; 0 takes every reading as an answer. The reliability table and `--evidence` weigh every
@@ -113,7 +119,8 @@ impl Tally {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let mut generator =
-        CardGenerator::new(&args.fonts.unwrap_or_else(CardGenerator::default_fonts_dir))?;
+        CardGenerator::new(&args.fonts.unwrap_or_else(CardGenerator::default_fonts_dir))?
+            .measuring_legibility();
     if let Some(dir) = &args.number_fonts {
         generator = generator.with_number_fonts(dir)?;
     }
@@ -137,6 +144,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut by_feature: BTreeMap<&str, Tally> = BTreeMap::new();
     // Cards by how high their number's digits stand in the photo (`HEIGHT_BANDS`).
     let mut by_height: BTreeMap<usize, Tally> = BTreeMap::new();
+    // Cards by how plainly their number stands in the photo (`LEGIBILITY_BANDS`), and those a
+    // person reads (`Legibility::is_legible`).
+    let mut by_legibility: BTreeMap<usize, Tally> = BTreeMap::new();
+    let mut legible = Tally::default();
     // Misses that answered a wrong number, and those that found none.
     let (mut wrong, mut not_found) = (0, 0);
     let mut hard = Tally::default();
@@ -169,6 +180,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     file,
                     "set,seed,right,confidence,{}",
                     FEATURE_NAMES.join(",")
+                )?;
+            }
+            Some(file)
+        }
+        None => None,
+    };
+    let mut photos = match &args.photos {
+        Some(path) => {
+            let new = !path.exists();
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            if new {
+                writeln!(
+                    file,
+                    "set,seed,read,confidence,height,contrast,blur,legibility,quality,font,features"
                 )?;
             }
             Some(file)
@@ -241,6 +269,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 given_of_missed.add(read[GIVEN_LINES_GROWTH.len()][2]);
             }
         }
+        if let Some(file) = &mut photos {
+            let outcome = match (exact, &read) {
+                (true, _) => "right",
+                (false, Ok(_)) => "wrong",
+                (false, Err(_)) => "not_found",
+            };
+            let confidence = reading
+                .as_ref()
+                .map_or(0.0, |reading| reading.card.confidence.unwrap_or_default());
+            let legibility = card.legibility.map_or_else(
+                || ",,,,".to_owned(),
+                |l| {
+                    format!(
+                        "{:.2},{:.3},{:.4},{:.0},{}",
+                        l.height,
+                        l.contrast,
+                        l.blur,
+                        l.score(),
+                        l.quality
+                    )
+                },
+            );
+            writeln!(
+                file,
+                "{set},{seed},{outcome},{confidence:.6},{legibility},{},{}",
+                card.font,
+                card.features.join(" ")
+            )?;
+        }
         overall.add(exact);
         if let (true, Ok(read)) = (exact, &read) {
             expiry.add(read.expiry.is_some_and(|read| {
@@ -264,6 +321,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .or_default()
                 .add(exact);
         }
+        if let Some(legibility) = card.legibility {
+            let band = LEGIBILITY_BANDS.partition_point(|&(from, _)| from <= legibility.score());
+            by_legibility
+                .entry(band.saturating_sub(1))
+                .or_default()
+                .add(exact);
+            if legibility.is_legible() {
+                legible.add(exact);
+            }
+        }
         if card.hard {
             hard.add(exact);
         }
@@ -279,8 +346,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     format!("{:?}: {err}", err.kind)
                 }
             };
+            let legibility = card
+                .legibility
+                .map_or_else(String::new, |l| format!(", legibility {:.0}", l.score()));
             misses.push(format!(
-                "  seed {seed}: expected {} got {got} ({:?}, {}, hard={})",
+                "  seed {seed}: expected {} got {got} ({:?}, {}, hard={}{legibility})",
                 expected.unwrap_or_default(),
                 card.grouping,
                 card.font,
@@ -321,6 +391,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "  digits {:<17} {:>3}/{:<3} {:6.1}%",
             HEIGHT_BANDS[band].1,
+            tally.exact,
+            tally.total,
+            tally.percent()
+        );
+    }
+    for (&band, tally) in &by_legibility {
+        println!(
+            "  legibility {:<13} {:>3}/{:<3} {:6.1}%",
+            LEGIBILITY_BANDS[band].1,
             tally.exact,
             tally.total,
             tally.percent()
@@ -405,6 +484,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         overall.total
     );
     println!(
+        "exact match on numbers a person may read (legibility {} or more): {:.1}% ({}/{})",
+        Legibility::LEGIBLE,
+        legible.percent(),
+        legible.exact,
+        legible.total
+    );
+    println!(
         "latency per image p50: {:.1} ms",
         ms(latency.value_at_quantile(0.5))
     );
@@ -445,6 +531,16 @@ fn digits_height(card: &ocrgate_cardgen::Card) -> Option<f32> {
         })
         .min_by(f32::total_cmp)
 }
+
+/// Bands of `Legibility::score`, each from where it begins to where the next does: halves and
+/// multiples of `Legibility::LEGIBLE`.
+const LEGIBILITY_BANDS: [(f32, &str); 5] = [
+    (0.0, "under 450"),
+    (0.5 * Legibility::LEGIBLE, "450-900"),
+    (Legibility::LEGIBLE, "900-1800"),
+    (2.0 * Legibility::LEGIBLE, "1800-3600"),
+    (4.0 * Legibility::LEGIBLE, "3600 and over"),
+];
 
 /// How much thicker than its digits a line is cut out by `--given-lines`: a detector's box runs
 /// past the print by some margin, and which margin reads best differs from line to line.
