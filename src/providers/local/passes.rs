@@ -281,29 +281,33 @@ fn number_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     Ok(())
 }
 
-/// The likeliest rows, as `number_row` takes them, each read whole; a reading is kept as a look
-/// of its own (with the lines of the look its row was found in) when it is the best so far.
+/// The likeliest rows, as `number_row` takes them, each read whole: the way up its lines were
+/// read, then turned over (digits look much alike either way up, and a number's row read the
+/// wrong way up settles nothing). A reading is kept as a look of its own (with the lines of the
+/// look its row was found in) when it is the best so far.
 fn whole_row(read: &mut Read<'_, '_>) -> Result<(), ProviderError> {
     for (row, at) in number_rows(read.best.as_ref(), read.best_in, &read.looks) {
-        if (read.stop)() {
-            return Err(stopped());
-        }
         let source = read.looks[at].1;
         let Some((band, upside_down)) = card::number_band(&read.looks[at].0, row) else {
             continue;
         };
-        let Some(line) = read
-            .engine
-            .read_row(source, band, upside_down)
-            .map_err(inference_failed)?
-        else {
-            continue;
-        };
-        let picked = read.pick(std::slice::from_ref(&line));
-        tracing::debug!(?band, "the number's row read whole");
-        read.keep_with_look(picked, vec![line], at);
-        if read.settled() {
-            return Ok(());
+        for upside_down in [upside_down, !upside_down] {
+            if (read.stop)() {
+                return Err(stopped());
+            }
+            let Some(line) = read
+                .engine
+                .read_row(source, band, upside_down)
+                .map_err(inference_failed)?
+            else {
+                continue;
+            };
+            let picked = read.pick(std::slice::from_ref(&line));
+            tracing::debug!(?band, upside_down, "the number's row read whole");
+            read.keep_with_look(picked, vec![line], at);
+            if read.settled() {
+                return Ok(());
+            }
         }
     }
     Ok(())
