@@ -3,7 +3,7 @@
 //! Renders `--count` synthetic card photos (ocrgate-cardgen, seeds `--from` on), reads each through
 //! the local provider one at a time with one inference thread, and reports exact-match accuracy
 //! (overall, per grouping, per font, per design feature, by how high the digits stand, by how
-//! plainly the number stands in the photo, hard cases, and on the numbers a person reads: the
+//! plainly the number stands in the photo, hard cases, and on the numbers a person may read: the
 //! generator's `Legibility`), how well its confidence is calibrated (a reliability table and the
 //! expected calibration error) and p50/p95 latency per image. Misreads are listed by seed with masked
 //! numbers; `cardgen OUT_DIR 1 SEED` renders one to look at, and `--write DIR` writes every photo
@@ -145,7 +145,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Cards by how high their number's digits stand in the photo (`HEIGHT_BANDS`).
     let mut by_height: BTreeMap<usize, Tally> = BTreeMap::new();
     // Cards by how plainly their number stands in the photo (`LEGIBILITY_BANDS`), and those a
-    // person reads (`Legibility::is_legible`).
+    // person may read (`Legibility::is_legible`).
     let mut by_legibility: BTreeMap<usize, Tally> = BTreeMap::new();
     let mut legible = Tally::default();
     // Misses that answered a wrong number, and those that found none.
