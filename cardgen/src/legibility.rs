@@ -11,7 +11,8 @@ use imageproc::geometric_transformations::Projection;
 
 use crate::Quad;
 
-/// How plainly a card's number stands in its photo ([`crate::CardGenerator::measuring_legibility`]).
+/// How plainly a card's number stands in its photo
+/// ([`crate::CardGenerator::measuring_legibility`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Legibility {
     /// The smallest digit's height, in the photo's pixels.

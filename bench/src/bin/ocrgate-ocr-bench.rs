@@ -5,12 +5,13 @@
 //! (overall, per grouping, per font, per design feature, by how high the digits stand, by how
 //! plainly the number stands in the photo, hard cases, and on the numbers a person may read: the
 //! generator's `Legibility`), how well its confidence is calibrated (a reliability table and the
-//! expected calibration error) and p50/p95 latency per image. Misreads are listed by seed with masked
-//! numbers; `cardgen OUT_DIR 1 SEED` renders one to look at, and `--write DIR` writes every photo
-//! and where its number is (`scripts/number-lines.py` cuts the numbers out of them to look at).
-//! `--evidence FILE` writes what the reader knew of each answer, for `scripts/calibrate.py`.
-//! `--given-lines` also reads each number where the generator put it, with each recogniser alone:
-//! what the reader's recognition reads wherever its detection is no limit.
+//! expected calibration error) and p50/p95 latency per image. Misreads are listed by seed with
+//! masked numbers; `cardgen OUT_DIR 1 SEED` renders one to look at, and `--write DIR` writes
+//! every photo and where its number is (`scripts/number-lines.py` cuts the numbers out of them to
+//! look at). `--evidence FILE` writes what the reader knew of each answer, for
+//! `scripts/calibrate.py`. `--given-lines` also reads each number where the generator put it,
+//! with each recogniser alone: what the reader's recognition reads wherever its detection is no
+//! limit.
 
 use std::{collections::BTreeMap, io::Write as _, num::NonZeroUsize, path::PathBuf, time::Instant};
 
