@@ -169,41 +169,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Of those the reader missed: how many one or the other read at some growth.
     let mut given_of_missed = Tally::default();
     let set = format!("{:?}", args.set).to_lowercase();
-    let mut evidence = match &args.evidence {
-        Some(path) => {
-            let new = !path.exists();
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            if new {
-                writeln!(
-                    file,
-                    "set,seed,right,confidence,{}",
-                    FEATURE_NAMES.join(",")
-                )?;
-            }
-            Some(file)
-        }
-        None => None,
-    };
-    let mut photos = match &args.photos {
-        Some(path) => {
-            let new = !path.exists();
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            if new {
-                writeln!(
-                    file,
-                    "set,seed,read,confidence,height,contrast,blur,legibility,quality,font,features"
-                )?;
-            }
-            Some(file)
-        }
-        None => None,
-    };
+    let mut evidence = args
+        .evidence
+        .as_deref()
+        .map(|path| {
+            appended_csv(
+                path,
+                &format!("set,seed,right,confidence,{}", FEATURE_NAMES.join(",")),
+            )
+        })
+        .transpose()?;
+    let mut photos = args
+        .photos
+        .as_deref()
+        .map(|path| {
+            appended_csv(
+                path,
+                "set,seed,read,confidence,height,contrast,blur,legibility,quality,font,features",
+            )
+        })
+        .transpose()?;
     if let Some(dir) = &args.write {
         std::fs::create_dir_all(dir)?;
     }
@@ -508,6 +493,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(latency.value_at_quantile(0.95))
     );
     Ok(())
+}
+
+/// The CSV file at `path`, opened to append to; a new one starts with `header`.
+fn appended_csv(path: &std::path::Path, header: &str) -> std::io::Result<std::fs::File> {
+    let new = !path.exists();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    if new {
+        writeln!(file, "{header}")?;
+    }
+    Ok(file)
 }
 
 /// Bands of `digits_height`, each from where it begins, in pixels, to where the next does.
