@@ -29,11 +29,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/release/ocrgate /dist/ocrgate \
     && cp ocrgate_bin.cdx.json /dist/ocrgate.cdx.json
 
-# The local provider's models and ONNX Runtime, from PyPI, pinned by hash, and its own detector.
+# The local provider's models and ONNX Runtime, from PyPI, pinned by hash, and its own detector
+# and recogniser.
 FROM ${MODELS_BASE} AS models
 WORKDIR /src
 COPY scripts/fetch-models.sh scripts/models-requirements.txt scripts/
-COPY data/card-detector.onnx data/
+COPY data/card-detector.onnx data/card-recogniser.onnx data/
 RUN scripts/fetch-models.sh /dist/models
 
 FROM scratch AS built

@@ -67,9 +67,9 @@ expect_failure() { # expect_failure WHAT MESSAGE
   fi
   echo "image check: an image with $1 fails it, saying \"$2\""
 }
-rm "$context/dist/models/PP-OCRv6_rec_small.onnx"
+rm "$context/dist/models/card-recogniser.onnx"
 build "$broken" "$context"
-expect_failure "a model file missing" "PP-OCRv6_rec_small.onnx"
+expect_failure "a model file missing" "card-recogniser.onnx"
 printf 'FROM %s\nUSER 0:0\n' "$image" | podman build --quiet --pull=never --tag "$broken" - >/dev/null
 expect_failure "the wrong user" "but the chart runs it as 65532:65532"
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Fetches what the local provider runs on into a models directory (default: models/):
-# PaddleOCR's PP-OCRv6 small recognition model and its text direction classifier from the
-# rapidocr wheel and libonnxruntime.so from the onnxruntime wheel, both from PyPI, pinned by hash
-# in scripts/models-requirements.txt, and copies in ocrgate's own detector, data/card-detector.onnx
-# (PP-OCRv6 small's, trained on: scripts/card-detector/). Does nothing when the directory already
-# holds what this script, those pins and that file make.
+# PaddleOCR's text direction classifier from the rapidocr wheel and libonnxruntime.so from the
+# onnxruntime wheel, both from PyPI, pinned by hash in scripts/models-requirements.txt, and copies
+# in ocrgate's own detector and recogniser, data/card-detector.onnx and data/card-recogniser.onnx
+# (PP-OCRv6 small's, trained on: scripts/card-detector/, scripts/card-recogniser/). Does nothing
+# when the directory already holds what this script, those pins and those files make.
 # Needs python3 with pip, and PyPI; nothing is fetched at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 dir="${1:-models}"
 requirements=scripts/models-requirements.txt
 detector=data/card-detector.onnx
-wanted="$(cat "$requirements" scripts/fetch-models.sh "$detector" | sha256sum | cut -d' ' -f1)"
+recogniser=data/card-recogniser.onnx
+wanted="$(cat "$requirements" scripts/fetch-models.sh "$detector" "$recogniser" | sha256sum \
+  | cut -d' ' -f1)"
 if [[ "$(cat "$dir/.fetched" 2>/dev/null)" == "$wanted" ]]; then
   exit 0
 fi
@@ -29,7 +31,6 @@ import pathlib, sys, zipfile
 
 work, target = map(pathlib.Path, sys.argv[1:])
 wanted = {
-    "rapidocr/models/PP-OCRv6_rec_small.onnx": "PP-OCRv6_rec_small.onnx",
     "rapidocr/models/ch_ppocr_mobile_v2.0_cls_mobile.onnx": "ch_ppocr_mobile_v2.0_cls_mobile.onnx",
 }
 for wheel in work.glob("*.whl"):
@@ -45,6 +46,7 @@ if wanted:
     sys.exit(f"not found in the wheels: {', '.join(wanted)}")
 PY
 cp "$detector" "$dir/card-detector.onnx"
+cp "$recogniser" "$dir/card-recogniser.onnx"
 echo "$wanted" >"$dir/.fetched"
 echo "local provider files in $dir:" >&2
 ls -l "$dir" >&2

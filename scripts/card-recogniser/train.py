@@ -3,10 +3,10 @@ every other print as it did (the original model's own reading is the target ever
 
 python train.py MODEL.onnx STEPS OUT.onnx DIR...
 
-MODEL.onnx is the original recogniser (`PP-OCRv6_rec_small.onnx`, as `scripts/fetch-models.sh`
-fetches it); each DIR holds cardgen's photos written with `--positions`. OUT.onnx is MODEL.onnx
-with its weights replaced, written every 250 steps and at the end; its graph is the original's,
-node for node."""
+MODEL.onnx is the original recogniser (`PP-OCRv6_rec_small.onnx`, from the rapidocr wheel: the
+README says how); each DIR holds cardgen's photos written with `--positions` (`mine.py` picks
+them). OUT.onnx is MODEL.onnx with its weights replaced, written every 250 steps and at the end;
+its graph is the original's, node for node."""
 import glob, importlib.util, math, os, random, sys, time
 
 import cv2

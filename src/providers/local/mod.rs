@@ -94,11 +94,12 @@ pub const REGISTRATION: Registration = Registration {
     },
 };
 
-/// File names inside `models_dir`, as `scripts/fetch-models.sh` writes them. The detector is
-/// PP-OCRv6 small's trained on to find card numbers' lines, ocrgate's own: the script copies it
-/// from `data/` (`scripts/card-detector/` says how it was made).
+/// File names inside `models_dir`, as `scripts/fetch-models.sh` writes them. The detector and the
+/// recogniser are PP-OCRv6 small's, trained on to find card numbers' lines and to read them:
+/// ocrgate's own, which the script copies from `data/` (`scripts/card-detector/` and
+/// `scripts/card-recogniser/` say how they were made).
 const DETECTION_MODEL: &str = "card-detector.onnx";
-const RECOGNITION_MODEL: &str = "PP-OCRv6_rec_small.onnx";
+const RECOGNITION_MODEL: &str = "card-recogniser.onnx";
 const DIRECTION_MODEL: &str = "ch_ppocr_mobile_v2.0_cls_mobile.onnx";
 const RUNTIME_LIBRARY: &str = "libonnxruntime.so";
 
