@@ -1,6 +1,7 @@
 //! PaddleOCR's PP-OCR text detection (DB) and recognition (CTC) on ONNX Runtime: the PP-OCRv6
-//! small models, which keep PP-OCRv4's inputs and outputs, the detector's weights trained on to
-//! find card numbers' lines (`data/card-detector.onnx`, `scripts/card-detector/`).
+//! small models, which keep PP-OCRv4's inputs and outputs, their weights trained on to find card
+//! numbers' lines and to read them (`data/card-detector.onnx`, `scripts/card-detector/`;
+//! `data/card-recogniser.onnx`, `scripts/card-recogniser/`).
 //!
 //! Pre- and post-processing follow PaddleOCR's own: pixels scaled to `[-1, 1]` in BGR order, a
 //! probability map thresholded at 0.3 whose regions are kept when their mean probability reaches
