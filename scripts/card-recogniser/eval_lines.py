@@ -22,32 +22,36 @@ def read(session, charset, crop):
     return ''.join(text)
 
 
-def main():
-    folder, models = sys.argv[1], sys.argv[2:]
+def recogniser(path):
+    """The model at `path` on one thread, with the characters its classes stand for."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
-    sessions = []
-    for path in models:
-        session = onnxruntime.InferenceSession(path, options)
-        meta = session.get_modelmeta().custom_metadata_map
-        sessions.append((session, ['blank'] + meta['character'].splitlines() + [' ']))
+    session = onnxruntime.InferenceSession(path, options)
+    meta = session.get_modelmeta().custom_metadata_map
+    return session, ['blank'] + meta['character'].splitlines() + [' ']
+
+
+def line_at(image, quad, thickness):
+    """The line of `quad` cut out with a margin all round, `thickness` times its height in all."""
+    tl, tr, br, bl = quad
+    along, down = (tr - tl + br - bl) / 2, (bl - tl + br - tr) / 2
+    length, h = float(np.linalg.norm(along)), float(np.linalg.norm(down))
+    u, v, m = along / length, down / h, (thickness - 1) / 2 * h
+    corners = np.array([tl - m * u - m * v, tr + m * u - m * v,
+                        br + m * u + m * v, bl - m * u + m * v])
+    return cut(image, corners, int(round(length + 2 * m)), int(round(h + 2 * m)))
+
+
+def main():
+    folder, models = sys.argv[1], sys.argv[2:]
+    sessions = [recogniser(path) for path in models]
     read_at = [[0] * len(THICKNESS) for _ in models]
     any_of = [0] * len(models)
     count = 0
     for photo, lines in photos([folder]):
         image = cv2.imread(photo)
         for quad, text in lines:
-            tl, tr, br, bl = quad
-            along, down = (tr - tl + br - bl) / 2, (bl - tl + br - tr) / 2
-            length, h = float(np.linalg.norm(along)), float(np.linalg.norm(down))
-            u, v = along / length, down / h
-            crops = []
-            for thickness in THICKNESS:
-                m = (thickness - 1) / 2 * h
-                corners = np.array([tl - m * u - m * v, tr + m * u - m * v,
-                                    br + m * u + m * v, bl - m * u + m * v])
-                crops.append(cut(image, corners, int(round(length + 2 * m)),
-                                 int(round(h + 2 * m))))
+            crops = [line_at(image, quad, thickness) for thickness in THICKNESS]
             count += 1
             wanted = text.replace(' ', '')
             for k, (session, charset) in enumerate(sessions):
@@ -57,7 +61,6 @@ def main():
                 any_of[k] += any(got)
     for path, at, anyone in zip(models, read_at, any_of):
         print(f'{path}: {count} lines; at {THICKNESS}: {at}; at one or another: {anyone}')
-
 
 if __name__ == '__main__':
     main()

@@ -7,33 +7,18 @@ are read back, joined and linked."""
 import glob, os, random, sys
 
 import cv2
-import numpy as np
-import onnxruntime
 
-from eval_lines import read
-from train import cut, photos
+from eval_lines import line_at, read, recogniser
+from train import photos
 
 
 def misread(session, charset, image, lines):
-    for quad, text in lines:
-        tl, tr, br, bl = quad
-        along, down = (tr - tl + br - bl) / 2, (bl - tl + br - tr) / 2
-        length, h = float(np.linalg.norm(along)), float(np.linalg.norm(down))
-        u, v, m = along / length, down / h, 0.2 * h
-        corners = np.array([tl - m * u - m * v, tr + m * u - m * v,
-                            br + m * u + m * v, bl - m * u + m * v])
-        crop = cut(image, corners, int(round(length + 2 * m)), int(round(h + 2 * m)))
-        if read(session, charset, crop).replace(' ', '') != text.replace(' ', ''):
-            return True
-    return False
+    return any(read(session, charset, line_at(image, quad, 1.4)).replace(' ', '')
+               != text.replace(' ', '') for quad, text in lines)
 
 
 def sort(model, out, part, parts, folders):
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = onnxruntime.InferenceSession(model, options)
-    meta = session.get_modelmeta().custom_metadata_map
-    charset = ['blank'] + meta['character'].splitlines() + [' ']
+    session, charset = recogniser(model)
     hard, easy = [], []
     for i, (photo, lines) in enumerate(photos(folders)):
         if i % parts == part:
