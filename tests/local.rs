@@ -384,7 +384,9 @@ async fn a_card_lying_upside_down_is_read_the_right_way_round() {
     // group is read in order. Such an answer must not be trusted.
     let card = cards().wild_card(78);
     let reply = gateway.read_card(&card).await;
-    let confidence = reply.confidence.unwrap_or_default();
+    let confidence = reply
+        .confidence
+        .expect("the local reader says how sure it is");
     assert!(
         reply.card_number == card.number || confidence < 0.9,
         "wild seed 78 read {} at {confidence}",
