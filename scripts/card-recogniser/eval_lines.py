@@ -62,5 +62,6 @@ def main():
     for path, at, anyone in zip(models, read_at, any_of):
         print(f'{path}: {count} lines; at {THICKNESS}: {at}; at one or another: {anyone}')
 
+
 if __name__ == '__main__':
     main()
